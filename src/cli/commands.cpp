@@ -1,0 +1,308 @@
+#include "commands.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "digits/builtin_model.hpp"
+#include "digits/error.hpp"
+#include "digits/image.hpp"
+#include "digits/image_folder.hpp"
+#include "digits/model_file.hpp"
+#include "digits/preprocess.hpp"
+#include "digits/presets.hpp"
+#include "digits/trainer.hpp"
+#include "progress.hpp"
+
+namespace digits::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// A mistake in how the command was called, as opposed to a failure while running it: exit 2.
+struct UsageError : Error {
+  using Error::Error;
+};
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "digits: %s\n", message.c_str());
+  return kUsage;
+}
+
+fs::path resolve_data_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("DIGITS_DATA"); env && *env) return env;
+  std::error_code ec;
+  if (fs::is_directory("data/mnist", ec)) return "data/mnist";
+  const fs::path in_source = fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
+  if (fs::is_directory(in_source, ec)) return in_source;
+  throw Error("no MNIST data found: run scripts/fetch-mnist, or point --data (or DIGITS_DATA) at a directory holding the four IDX files");
+}
+
+Model load_model_or_builtin(const std::string& path) {
+  if (!path.empty()) return load_model(path);
+  return parse_model(builtin_model_bytes(), "built-in model");
+}
+
+std::string model_label(const std::string& path) { return path.empty() ? "built-in model" : path; }
+
+std::string describe(const Network& network) {
+  std::string text;
+  for (int size : network.sizes()) text += (text.empty() ? "" : "-") + std::to_string(size);
+  return text + " " + std::string(activation_name(network.hidden_activation()));
+}
+
+std::vector<int> parse_layers(const std::string& text) {
+  std::vector<int> sizes;
+  std::stringstream stream(text);
+  std::string part;
+  while (std::getline(stream, part, ',')) {
+    char* end = nullptr;
+    const long value = std::strtol(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || value <= 0 || value > 65536)
+      throw UsageError("--layers '" + text + "': expected positive sizes separated by commas, like 784,50,20,10");
+    sizes.push_back(static_cast<int>(value));
+  }
+  if (sizes.size() < 2) throw UsageError("--layers '" + text + "': needs at least an input and an output size");
+  if (sizes.front() != 784) throw UsageError("--layers '" + text + "': the first size must be 784 (28×28 pixels)");
+  if (sizes.back() != 10) throw UsageError("--layers '" + text + "': the last size must be 10 (the digits)");
+  return sizes;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+std::string percent(double fraction) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.2f", 100 * fraction);
+  return text;
+}
+
+void write_metrics(const std::string& path, const std::vector<EpochReport>& reports) {
+  if (path.empty()) return;
+  std::ofstream out(path);
+  if (!out) throw Error(path + ": cannot write the metrics file");
+  out << "epoch,loss,train_accuracy,test_accuracy,seconds,samples_per_second\n";
+  for (const EpochReport& r : reports) {
+    out << r.epoch << ',' << r.loss << ',' << (r.train_accuracy >= 0 ? std::to_string(r.train_accuracy) : "") << ','
+        << (r.test_accuracy >= 0 ? std::to_string(r.test_accuracy) : "") << ',' << r.seconds << ',' << r.samples_per_second << '\n';
+  }
+  if (!out) throw Error(path + ": write failed");
+}
+
+void record_results(Metadata& metadata, const TrainTestData& data, const fs::path& data_dir, const std::vector<EpochReport>& reports) {
+  metadata["created"] = utc_now();
+  metadata["dataset.directory"] = data_dir.string();
+  for (const auto& [file, digest] : data.sha256) metadata["dataset.sha256." + file] = digest;
+  if (!reports.empty()) {
+    metadata["accuracy.test"] = percent(reports.back().test_accuracy);
+    if (reports.back().train_accuracy >= 0) metadata["accuracy.train"] = percent(reports.back().train_accuracy);
+    double seconds = 0;
+    for (const EpochReport& r : reports) seconds += r.seconds;
+    metadata["training.seconds"] = std::to_string(static_cast<int>(std::lround(seconds)));
+  }
+}
+
+void print_evaluation(const Evaluation& result) {
+  std::printf("accuracy: %s%% (%zu/%zu)\n", percent(result.accuracy()).c_str(), result.correct, result.total);
+  std::printf("per class:");
+  for (int label = 0; label < 10; ++label) std::printf("  %d: %s%%", label, percent(result.class_accuracy(label)).c_str());
+  std::printf("\nconfusion matrix (rows: true digit, columns: predicted digit)\n      ");
+  for (int p = 0; p < 10; ++p) std::printf("%6d", p);
+  std::printf("\n");
+  for (int t = 0; t < 10; ++t) {
+    std::printf("%6d", t);
+    for (int p = 0; p < 10; ++p) std::printf("%6zu", result.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)]);
+    std::printf("\n");
+  }
+}
+
+json evaluation_json(const Evaluation& result) {
+  json per_class = json::array();
+  for (int label = 0; label < 10; ++label) per_class.push_back(result.class_accuracy(label));
+  return {{"accuracy", result.accuracy()}, {"correct", result.correct}, {"total", result.total},
+          {"per_class_accuracy", per_class}, {"confusion", result.confusion}};
+}
+
+int run_train_impl(const TrainOptions& options) {
+  Preset preset = find_preset(options.preset);
+  if (options.layers) preset.sizes = parse_layers(*options.layers);
+  if (options.activation) {
+    preset.hidden = parse_activation(*options.activation);
+    if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
+  }
+  if (options.init) preset.init = parse_init(*options.init);
+  TrainingRecipe& recipe = preset.recipe;
+  if (options.optimizer) recipe.optimizer.kind = parse_optimizer(*options.optimizer);
+  if (options.epochs) recipe.epochs = *options.epochs;
+  if (options.batch) recipe.batch = *options.batch;
+  if (options.learning_rate) recipe.optimizer.learning_rate = *options.learning_rate;
+  if (options.momentum) recipe.optimizer.momentum = *options.momentum;
+  const std::uint64_t seed = options.seed.value_or(1);
+  recipe.seed = seed;
+
+  const fs::path data_dir = resolve_data_dir(options.data);
+  const TrainTestData data = load_train_test(data_dir);
+  Network network(preset.sizes, preset.hidden, preset.input_scale);
+  network.initialize(preset.init, seed);
+
+  std::printf("training %s (%zu parameters), preset %s\n", describe(network).c_str(), network.parameter_count(), preset.name.c_str());
+  std::printf("  init %s, input scale %g, %s lr %g", std::string(init_name(preset.init)).c_str(), static_cast<double>(preset.input_scale),
+              std::string(optimizer_name(recipe.optimizer.kind)).c_str(), static_cast<double>(recipe.optimizer.learning_rate));
+  if (recipe.optimizer.kind == OptimizerKind::momentum || recipe.optimizer.kind == OptimizerKind::nesterov)
+    std::printf(" (momentum %g)", static_cast<double>(recipe.optimizer.momentum));
+  std::printf(", batch %d, %d epochs, seed %llu\n", recipe.batch, recipe.epochs, static_cast<unsigned long long>(seed));
+  std::printf("  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
+  std::fflush(stdout);
+
+  TrainingDisplay display = TrainingDisplay::for_terminal();
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<EpochReport> reports = fit(network, data.train, &data.test, recipe, display.observer());
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  Metadata metadata;
+  metadata["training.preset"] = preset.name;
+  metadata["training.init"] = std::string(init_name(preset.init));
+  metadata["training.optimizer"] = std::string(optimizer_name(recipe.optimizer.kind));
+  metadata["training.learning_rate"] = std::to_string(recipe.optimizer.learning_rate);
+  metadata["training.momentum"] = std::to_string(recipe.optimizer.momentum);
+  metadata["training.batch"] = std::to_string(recipe.batch);
+  metadata["training.epochs"] = std::to_string(recipe.epochs);
+  metadata["training.seed"] = std::to_string(seed);
+  record_results(metadata, data, data_dir, reports);
+  save_model(options.out, network, metadata);
+  write_metrics(options.metrics, reports);
+  if (!reports.empty())
+    std::printf("test accuracy %s%%, %.1f s in all; saved %s\n", percent(reports.back().test_accuracy).c_str(), wall, options.out.c_str());
+  else
+    std::printf("no epochs run; saved the initial weights to %s\n", options.out.c_str());
+  return kSuccess;
+}
+
+}  // namespace
+
+int run_train(const TrainOptions& options) {
+  try {
+    return run_train_impl(options);
+  } catch (const UsageError& e) {
+    return usage_error(e.what());
+  }
+}
+
+int run_evaluate(const EvaluateOptions& options) {
+  const Model model = load_model_or_builtin(options.model);
+  const fs::path data_dir = resolve_data_dir(options.data);
+  const TrainTestData data = load_train_test(data_dir);
+  const auto start = std::chrono::steady_clock::now();
+  const Evaluation result = evaluate(model.network, data.test);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (options.json) {
+    json out = evaluation_json(result);
+    out["model"] = model_label(options.model);
+    out["architecture"] = model.metadata.at("architecture");
+    out["data"] = data_dir.string();
+    out["seconds"] = seconds;
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf("model: %s (%s), test set: %s (%zu images), %.1f ms\n", model_label(options.model).c_str(), describe(model.network).c_str(),
+                data_dir.c_str(), data.test.size(), seconds * 1000);
+    print_evaluation(result);
+  }
+  return kSuccess;
+}
+
+int run_predict(const PredictOptions& options) {
+  const Model model = load_model_or_builtin(options.model);
+  int failures = 0;
+  for (const std::string& file : options.files) {
+    try {
+      const Preprocessed input = preprocess(read_image(file));
+      const Matrix pixels = Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size()));
+      const Matrix probabilities = model.network.predict_proba(pixels);
+      int digit = 0;
+      probabilities.row(0).maxCoeff(&digit);
+      if (options.json) {
+        std::vector<float> all(probabilities.data(), probabilities.data() + probabilities.size());
+        std::printf("%s\n", json{{"file", file}, {"digit", digit}, {"probability", all[static_cast<std::size_t>(digit)]}, {"probabilities", all}, {"inverted", input.inverted}}.dump().c_str());
+      } else {
+        std::printf("%s: %d (%.1f%%)\n", file.c_str(), digit, 100.0 * probabilities(0, digit));
+      }
+    } catch (const Error& e) {
+      ++failures;
+      const std::string message = e.what();
+      std::fprintf(stderr, "digits: %s\n", message.starts_with(file) ? message.c_str() : (file + ": " + message).c_str());
+      if (options.json) std::printf("%s\n", json{{"file", file}, {"error", message}}.dump().c_str());
+    }
+    std::fflush(stdout);
+  }
+  return failures ? kFailure : kSuccess;
+}
+
+int run_improve(const ImproveOptions& options) {
+  Model model = load_model_or_builtin(options.model);
+  Dataset extra;
+  extra.name = "extra images";
+  if (!options.images_dir.empty()) {
+    const ImageFolder folder = load_image_folder(options.images_dir);
+    for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
+    extra.append(folder.data);
+  }
+  if (!options.idx.empty()) extra.append(read_idx(options.idx[0], options.idx[1], options.idx[0]));
+  if (options.no_mnist && extra.size() == 0) return usage_error("--no-mnist needs extra images (--images or --idx)");
+
+  TrainingRecipe recipe;
+  recipe.epochs = options.epochs;
+  recipe.batch = options.batch;
+  recipe.seed = options.seed;
+  recipe.optimizer.kind = OptimizerKind::sgd;
+  if (auto it = model.metadata.find("training.learning_rate"); it != model.metadata.end()) recipe.optimizer.learning_rate = std::stof(it->second);
+  if (auto it = model.metadata.find("training.optimizer"); it != model.metadata.end()) recipe.optimizer.kind = parse_optimizer(it->second);
+  if (auto it = model.metadata.find("training.momentum"); it != model.metadata.end()) recipe.optimizer.momentum = std::stof(it->second);
+  if (options.learning_rate) recipe.optimizer.learning_rate = *options.learning_rate;
+
+  std::optional<TrainTestData> mnist;
+  fs::path data_dir;
+  if (!options.no_mnist) {
+    data_dir = resolve_data_dir(options.data);
+    mnist = load_train_test(data_dir);
+  }
+  const Dataset* test = mnist ? &mnist->test : nullptr;
+  std::printf("improving %s (%s) for %d epochs on %s%zu extra images\n", model_label(options.model).c_str(), describe(model.network).c_str(),
+              recipe.epochs, mnist ? "MNIST and " : "", extra.size());
+  if (test) std::printf("  test accuracy before: %s%%\n", percent(evaluate(model.network, *test).accuracy()).c_str());
+  std::fflush(stdout);
+
+  TrainingDisplay display = TrainingDisplay::for_terminal();
+  const std::vector<EpochReport> reports =
+      mnist ? improve(model.network, mnist->train, extra, test, recipe, display.observer()) : fit(model.network, extra, nullptr, recipe, display.observer());
+
+  Metadata metadata = model.metadata;
+  metadata["improved.from"] = model_label(options.model);
+  metadata["improved.extra_images"] = std::to_string(extra.size());
+  metadata["improved.epochs"] = std::to_string(recipe.epochs);
+  if (mnist) {
+    record_results(metadata, *mnist, data_dir, reports);
+  } else {
+    metadata["created"] = utc_now();
+    metadata.erase("accuracy.test");
+    metadata.erase("accuracy.train");
+  }
+  save_model(options.out, model.network, metadata);
+  write_metrics(options.metrics, reports);
+  std::printf("saved %s\n", options.out.c_str());
+  return kSuccess;
+}
+
+}  // namespace digits::cli

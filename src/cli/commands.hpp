@@ -1,0 +1,49 @@
+// The `digits` subcommands. main.cpp parses the flags into these structs; each run_* does the work
+// through the library and returns the process's exit code.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace digits::cli {
+
+enum ExitCode { kSuccess = 0, kFailure = 1, kUsage = 2 };
+
+struct TrainOptions {
+  std::string preset = "seed";
+  std::optional<std::string> layers, activation, init, optimizer;
+  std::optional<int> epochs, batch;
+  std::optional<float> learning_rate, momentum;
+  std::optional<std::uint64_t> seed;
+  std::string data, out = "model.safetensors", metrics;
+};
+
+struct EvaluateOptions {
+  std::string model, data;
+  bool json = false;
+};
+
+struct PredictOptions {
+  std::string model;
+  std::vector<std::string> files;
+  bool json = false;
+};
+
+struct ImproveOptions {
+  std::string model, out, data;
+  std::string images_dir;                 // a folder of <label>_anything.png
+  std::vector<std::string> idx;           // an IDX pair: images, labels
+  bool no_mnist = false;                  // train on the extra images alone
+  int epochs = 1, batch = 40;
+  std::optional<float> learning_rate;
+  std::uint64_t seed = 1;
+  std::string metrics;
+};
+
+int run_train(const TrainOptions& options);
+int run_evaluate(const EvaluateOptions& options);
+int run_predict(const PredictOptions& options);
+int run_improve(const ImproveOptions& options);
+
+}  // namespace digits::cli

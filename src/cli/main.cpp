@@ -1,0 +1,83 @@
+// `digits`: train, evaluate and use the handwritten-digit network from the command line.
+// Flags are parsed here; the work happens in commands.cpp through the library.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "commands.hpp"
+
+using namespace digits::cli;
+
+int main(int argc, char** argv) {
+  CLI::App app{"digits: a handwritten-digit classifier whose neural network is written from scratch"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show the help of every command");
+
+  const std::string data_help = "MNIST-layout directory (default: $DIGITS_DATA, else data/mnist)";
+  const std::string model_help = "Model file (default: the built-in pretrained model)";
+
+  TrainOptions train;
+  CLI::App* train_cmd = app.add_subcommand("train", "Train a network on MNIST and save it");
+  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor) or fast")->capture_default_str();
+  train_cmd->add_option("--layers", train.layers, "Layer sizes, e.g. 784,50,20,10");
+  train_cmd->add_option("--activation", train.activation, "Hidden activation: relu, sigmoid or tanh");
+  train_cmd->add_option("--init", train.init, "Weight initialisation: ancestor (randn×0.01), he or xavier");
+  train_cmd->add_option("--optimizer", train.optimizer, "sgd, momentum, nesterov or adam");
+  train_cmd->add_option("--epochs", train.epochs, "Passes over the training set")->check(CLI::NonNegativeNumber);
+  train_cmd->add_option("--batch", train.batch, "Mini-batch size")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--lr", train.learning_rate, "Learning rate")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--momentum", train.momentum, "Momentum for momentum and nesterov")->check(CLI::Range(0.0f, 0.9999f));
+  train_cmd->add_option("--seed", train.seed, "Seed for the weights and the shuffles");
+  train_cmd->add_option("--data", train.data, data_help);
+  train_cmd->add_option("--out", train.out, "Where to save the model")->capture_default_str();
+  train_cmd->add_option("--metrics", train.metrics, "Write one CSV row per epoch to this file");
+
+  EvaluateOptions evaluate;
+  CLI::App* evaluate_cmd = app.add_subcommand("evaluate", "Accuracy, per-class accuracy and confusion matrix on the MNIST test set");
+  evaluate_cmd->add_option("--model", evaluate.model, model_help);
+  evaluate_cmd->add_option("--data", evaluate.data, data_help);
+  evaluate_cmd->add_flag("--json", evaluate.json, "Print JSON");
+
+  PredictOptions predict;
+  CLI::App* predict_cmd = app.add_subcommand("predict", "Read the digit in each image (PNG, JPEG, BMP, PGM; any size, either polarity)");
+  predict_cmd->add_option("files", predict.files, "Image files")->required();
+  predict_cmd->add_option("--model", predict.model, model_help);
+  predict_cmd->add_flag("--json", predict.json, "Print one JSON object per file, with all ten probabilities");
+
+  ImproveOptions improve;
+  CLI::App* improve_cmd = app.add_subcommand("improve", "Continue training a model, on MNIST and/or extra labelled images");
+  improve_cmd->add_option("--model", improve.model, "Model to start from (default: the built-in one)");
+  improve_cmd->add_option("--out", improve.out, "Where to save the improved model")->required();
+  improve_cmd->add_option("--data", improve.data, data_help);
+  improve_cmd->add_option("--images", improve.images_dir, "Folder of extra images named <label>_anything.png");
+  improve_cmd->add_option("--idx", improve.idx, "Extra images as an IDX pair: IMAGES LABELS")->expected(2);
+  improve_cmd->add_flag("--no-mnist", improve.no_mnist, "Train on the extra images only");
+  improve_cmd->add_option("--epochs", improve.epochs, "Passes over the training set")->capture_default_str()->check(CLI::NonNegativeNumber);
+  improve_cmd->add_option("--batch", improve.batch, "Mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  improve_cmd->add_option("--lr", improve.learning_rate, "Learning rate (default: the model's recorded one)")->check(CLI::PositiveNumber);
+  improve_cmd->add_option("--seed", improve.seed, "Seed for the shuffles")->capture_default_str();
+  improve_cmd->add_option("--metrics", improve.metrics, "Write one CSV row per epoch to this file");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "digits: %s\n", e.what());
+    std::fprintf(stderr, "Run 'digits --help' or 'digits <command> --help' for usage.\n");
+    return kUsage;
+  }
+
+  try {
+    if (*train_cmd) return run_train(train);
+    if (*evaluate_cmd) return run_evaluate(evaluate);
+    if (*predict_cmd) return run_predict(predict);
+    if (*improve_cmd) return run_improve(improve);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "digits: %s\n", e.what());
+    return kFailure;
+  }
+  return kUsage;
+}

@@ -1,0 +1,13 @@
+// Writing files that matter: all or nothing.
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+namespace digits {
+
+// Writes bytes to a temporary file beside path, flushes it to disk (fsync), then renames it over
+// path, so a reader sees the old file or the new one, never half of one, even after a crash.
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
+
+}  // namespace digits

@@ -1,0 +1,24 @@
+// The output of the network: softmax fused with cross-entropy.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "digits/tensor.hpp"
+
+namespace digits {
+
+// P = softmax(Z), row by row: P_ij = exp(Z_ij − max_k Z_ik) / Σ_k exp(Z_ik − max_k Z_ik).
+// Subtracting the row max changes nothing mathematically and keeps exp from overflowing: float32
+// exp overflows past 88.7, which raw-pixel logits pass (the ancestor's NumPy code turned to NaN).
+// Z, P: (batch × classes); P may alias Z.
+void softmax(const Matrix& Z, Matrix& P);
+
+// Mean cross-entropy of the batch, L = −(1/batch) Σ_i log P_{i,y_i}, and its gradient with
+// respect to the logits, which is where fusing pays off:
+//   dZ = (P − Y) / batch          (batch × classes), Y the one-hot labels.
+// This is the only place the 1/batch of the mean appears. Derivation: docs/how-it-works.md.
+// Z: (batch × classes) logits; labels: batch entries in [0, classes).
+float softmax_cross_entropy(const Matrix& Z, std::span<const std::uint8_t> labels, Matrix& P, Matrix& dZ);
+
+}  // namespace digits

@@ -1,0 +1,207 @@
+#include "digits/model_file.hpp"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "digits/error.hpp"
+#include "digits/file_util.hpp"
+
+namespace digits {
+
+static_assert(std::endian::native == std::endian::little, "the model file's float32 data is little-endian");
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::uint64_t kMaxHeaderBytes = 16 << 20;  // the safetensors reference caps it at 100 MB; ours are tiny
+constexpr int kMaxLayers = 64;
+constexpr long long kMaxLayerSize = 1 << 16;
+
+std::string format_float(float value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", static_cast<double>(value));  // 9 digits: float32 round-trips exactly
+  return text;
+}
+
+std::string join_sizes(const std::vector<int>& sizes) {
+  std::string text;
+  for (std::size_t i = 0; i < sizes.size(); ++i) text += (i ? "," : "") + std::to_string(sizes[i]);
+  return text;
+}
+
+std::vector<int> parse_sizes(const std::string& text, const std::string& source) {
+  std::vector<int> sizes;
+  std::stringstream stream(text);
+  std::string part;
+  while (std::getline(stream, part, ',')) {
+    std::size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != part.size() || value <= 0 || value > kMaxLayerSize)
+      throw Error(source + ": architecture '" + text + "' is not a list of positive layer sizes");
+    sizes.push_back(static_cast<int>(value));
+  }
+  if (sizes.size() < 2 || sizes.size() > kMaxLayers + 1)
+    throw Error(source + ": architecture '" + text + "' needs between 2 and " + std::to_string(kMaxLayers + 1) + " sizes");
+  return sizes;
+}
+
+const std::string& required(const Metadata& metadata, const std::string& key, const std::string& source) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) throw Error(source + ": the metadata has no '" + key + "'");
+  return it->second;
+}
+
+}  // namespace
+
+std::string serialize_model(const Network& network, const Metadata& extra) {
+  Metadata metadata = extra;
+  metadata["format"] = kModelFormat;
+  metadata["format_version"] = std::to_string(kModelFormatVersion);
+  metadata["architecture"] = join_sizes(network.sizes());
+  metadata["hidden_activation"] = std::string(activation_name(network.hidden_activation()));
+  metadata["output"] = "softmax";
+  metadata["input_scale"] = format_float(network.input_scale);
+
+  json header = json::object();
+  header["__metadata__"] = metadata;
+  std::string data;
+  for (std::size_t i = 0; i < network.layers.size(); ++i) {
+    const DenseLayer& layer = network.layers[i];
+    const std::string prefix = "fc" + std::to_string(i + 1);
+    // Stored as [out, in] like torch.nn.Linear: the transpose of our (in × out) W. Row-major
+    // [out][in] is exactly the column-major layout of W, so copy W into a column-major matrix.
+    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> weight_out_in = layer.W;
+    std::size_t begin = data.size();
+    data.append(reinterpret_cast<const char*>(weight_out_in.data()), sizeof(float) * static_cast<std::size_t>(weight_out_in.size()));
+    header[prefix + ".weight"] = {{"dtype", "F32"}, {"shape", {layer.out(), layer.in()}}, {"data_offsets", {begin, data.size()}}};
+    begin = data.size();
+    data.append(reinterpret_cast<const char*>(layer.b.data()), sizeof(float) * static_cast<std::size_t>(layer.b.size()));
+    header[prefix + ".bias"] = {{"dtype", "F32"}, {"shape", {layer.out()}}, {"data_offsets", {begin, data.size()}}};
+  }
+  std::string header_text = header.dump();
+  // Pad with spaces so the data starts 8-byte aligned, as the reference implementation does.
+  header_text.append((8 - header_text.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  const std::uint64_t header_size = header_text.size();
+  std::memcpy(bytes.data(), &header_size, 8);
+  return bytes + header_text + data;
+}
+
+void save_model(const std::filesystem::path& path, const Network& network, const Metadata& extra) {
+  write_file_atomically(path, serialize_model(network, extra));
+}
+
+Model parse_model(std::span<const unsigned char> bytes, const std::string& source) {
+  if (bytes.size() < 8) throw Error(source + ": too short to be a model file (" + std::to_string(bytes.size()) + " bytes)");
+  std::uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes.data(), 8);
+  if (header_size == 0 || header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
+    throw Error(source + ": header length " + std::to_string(header_size) + " does not fit a file of " +
+                std::to_string(bytes.size()) + " bytes (not a safetensors file, or truncated)");
+  const char* header_begin = reinterpret_cast<const char*>(bytes.data() + 8);
+  json header;
+  try {
+    header = json::parse(header_begin, header_begin + header_size);
+  } catch (const json::exception& e) {
+    throw Error(source + ": the header is not valid JSON (" + e.what() + ")");
+  }
+  if (!header.is_object()) throw Error(source + ": the header is not a JSON object");
+  const std::span<const unsigned char> data = bytes.subspan(8 + header_size);
+
+  Metadata metadata;
+  if (!header.contains("__metadata__") || !header["__metadata__"].is_object())
+    throw Error(source + ": no __metadata__ object in the header; not a digits model");
+  for (const auto& [key, value] : header["__metadata__"].items()) {
+    if (!value.is_string()) throw Error(source + ": metadata '" + key + "' is not a string");
+    metadata[key] = value.get<std::string>();
+  }
+  if (required(metadata, "format", source) != kModelFormat)
+    throw Error(source + ": format '" + metadata["format"] + "', expected '" + kModelFormat + "'");
+  if (required(metadata, "format_version", source) != std::to_string(kModelFormatVersion))
+    throw Error(source + ": format version " + metadata["format_version"] + ", this program reads version " +
+                std::to_string(kModelFormatVersion));
+  const std::vector<int> sizes = parse_sizes(required(metadata, "architecture", source), source);
+  Activation hidden;
+  try {
+    hidden = parse_activation(required(metadata, "hidden_activation", source));
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+  if (required(metadata, "output", source) != "softmax") throw Error(source + ": output '" + metadata["output"] + "', expected softmax");
+  float input_scale = 0;
+  try {
+    input_scale = std::stof(required(metadata, "input_scale", source));
+  } catch (const std::logic_error&) {
+  }
+  if (!(input_scale > 0.0f) || !std::isfinite(input_scale)) throw Error(source + ": input_scale '" + metadata["input_scale"] + "' is not a positive number");
+
+  Network network(sizes, hidden, input_scale);
+  std::size_t tensors_expected = 1;  // __metadata__
+  std::uint64_t data_used = 0;
+  auto read_tensor = [&](const std::string& name, std::vector<long long> shape, float* destination) {
+    if (!header.contains(name)) throw Error(source + ": tensor " + name + " is missing");
+    const json& entry = header[name];
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+      throw Error(source + ": tensor " + name + " lacks dtype, shape or data_offsets");
+    if (entry["dtype"] != "F32") throw Error(source + ": tensor " + name + " has dtype " + entry["dtype"].dump() + ", expected \"F32\"");
+    if (entry["shape"] != json(shape))
+      throw Error(source + ": tensor " + name + " has shape " + entry["shape"].dump() + " but the architecture needs " + json(shape).dump());
+    const json& offsets = entry["data_offsets"];
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      throw Error(source + ": tensor " + name + " has malformed data_offsets " + offsets.dump());
+    const std::uint64_t begin = offsets[0], end = offsets[1];
+    std::uint64_t count = 1;
+    for (long long s : shape) count *= static_cast<std::uint64_t>(s);
+    if (begin > end || end > data.size())
+      throw Error(source + ": tensor " + name + " lies at bytes " + std::to_string(begin) + "–" + std::to_string(end) +
+                  " but the data section has " + std::to_string(data.size()) + " bytes (truncated?)");
+    if (end - begin != count * sizeof(float))
+      throw Error(source + ": tensor " + name + " spans " + std::to_string(end - begin) + " bytes, its shape needs " + std::to_string(count * sizeof(float)));
+    std::memcpy(destination, data.data() + begin, end - begin);
+    for (std::uint64_t i = 0; i < count; ++i) {
+      if (!std::isfinite(destination[i])) throw Error(source + ": tensor " + name + " holds a NaN or infinite value");
+    }
+    data_used += end - begin;
+    ++tensors_expected;
+  };
+  for (std::size_t i = 0; i < network.layers.size(); ++i) {
+    DenseLayer& layer = network.layers[i];
+    const std::string prefix = "fc" + std::to_string(i + 1);
+    Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> weight_out_in(layer.in(), layer.out());
+    read_tensor(prefix + ".weight", {layer.out(), layer.in()}, weight_out_in.data());
+    layer.W = weight_out_in;
+    read_tensor(prefix + ".bias", {layer.out()}, layer.b.data());
+  }
+  if (header.size() != tensors_expected) {
+    for (const auto& [key, value] : header.items()) {
+      if (key != "__metadata__" && !(key.starts_with("fc") && (key.ends_with(".weight") || key.ends_with(".bias"))))
+        throw Error(source + ": unexpected tensor '" + key + "' for architecture " + metadata["architecture"]);
+    }
+    throw Error(source + ": more tensors than the architecture " + metadata["architecture"] + " has layers");
+  }
+  if (data_used != data.size())
+    throw Error(source + ": the data section has " + std::to_string(data.size()) + " bytes but the tensors use " + std::to_string(data_used));
+  return {std::move(network), std::move(metadata)};
+}
+
+Model load_model(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error(path.string() + ": no such model file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open");
+  const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path.string() + ": read error");
+  return parse_model(bytes, path.string());
+}
+
+}  // namespace digits

@@ -1,0 +1,45 @@
+// The model file: safetensors (https://huggingface.co/docs/safetensors), documented for users in
+// docs/model-format.md.
+//
+//   [8 bytes: N, little-endian u64] [N bytes: JSON header] [raw little-endian float32 data]
+//
+// Tensors are named like PyTorch's nn.Linear layers, fc1.weight (out × in), fc1.bias (out), fc2…,
+// so a Python user can load them straight into torch. In memory our W is (in × out), the ancestor's
+// X·W convention, so it is transposed on the way out and back. Everything else a program needs to
+// rebuild and use the network travels in the header's __metadata__ (string → string).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <span>
+#include <string>
+
+#include "digits/network.hpp"
+
+namespace digits {
+
+using Metadata = std::map<std::string, std::string>;
+
+inline constexpr const char* kModelFormat = "digits-mlp";
+inline constexpr int kModelFormatVersion = 1;
+
+struct Model {
+  Network network;
+  Metadata metadata;
+};
+
+// The file's bytes. The metadata keys that describe the network (format, format_version,
+// architecture, hidden_activation, output, input_scale) are written from the network itself and
+// override any of the same name in `extra`.
+std::string serialize_model(const Network& network, const Metadata& extra);
+
+// Writes the model atomically: temporary file, fsync, rename.
+void save_model(const std::filesystem::path& path, const Network& network, const Metadata& extra);
+
+// Parses and validates a model: header length, JSON, format and version, dtypes, each tensor's
+// shape against the architecture, offsets against the data size, and finite values. Any defect
+// throws Error naming `source` and what was wrong. A round trip is bit-exact.
+Model parse_model(std::span<const unsigned char> bytes, const std::string& source);
+Model load_model(const std::filesystem::path& path);
+
+}  // namespace digits

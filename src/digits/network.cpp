@@ -1,0 +1,69 @@
+#include "digits/network.hpp"
+
+#include "digits/error.hpp"
+#include "digits/loss.hpp"
+#include "digits/optimizer.hpp"
+
+namespace digits {
+
+Network::Network(std::vector<int> sizes, Activation hidden, float input_scale)
+    : input_scale(input_scale), hidden_(hidden) {
+  if (sizes.size() < 2) throw Error("a network needs at least an input and an output size");
+  if (!(input_scale > 0.0f)) throw Error("the input scale must be positive");
+  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+    const bool last = i + 2 == sizes.size();
+    layers.emplace_back(sizes[i], sizes[i + 1], last ? Activation::identity : hidden);
+  }
+}
+
+void Network::initialize(Init init, std::uint64_t seed) {
+  Rng rng(seed);
+  for (DenseLayer& layer : layers) layer.initialize(init, rng);
+}
+
+std::vector<int> Network::sizes() const {
+  std::vector<int> sizes{inputs()};
+  for (const DenseLayer& layer : layers) sizes.push_back(layer.out());
+  return sizes;
+}
+
+std::size_t Network::parameter_count() const {
+  std::size_t count = 0;
+  for (const DenseLayer& layer : layers) count += static_cast<std::size_t>(layer.W.size() + layer.b.size());
+  return count;
+}
+
+Matrix Network::predict_proba(const Matrix& pixels) const {
+  if (pixels.cols() != inputs())
+    throw Error("the network takes " + std::to_string(inputs()) + " inputs per image, got " + std::to_string(pixels.cols()));
+  Matrix A = pixels * input_scale;
+  Matrix next;
+  for (const DenseLayer& layer : layers) {
+    layer.infer(A, next);
+    A.swap(next);
+  }
+  softmax(A, A);
+  return A;
+}
+
+std::vector<int> Network::predict(const Matrix& pixels) const {
+  const Matrix P = predict_proba(pixels);
+  std::vector<int> classes(static_cast<std::size_t>(P.rows()));
+  for (Eigen::Index i = 0; i < P.rows(); ++i) P.row(i).maxCoeff(&classes[static_cast<std::size_t>(i)]);
+  return classes;
+}
+
+float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer) {
+  // Forward: each layer's output is the next one's input.
+  const Matrix* A = &X;
+  for (DenseLayer& layer : layers) A = &layer.forward(*A);
+  // Loss and its gradient with respect to the logits: dZ = (P − Y) / batch.
+  const float loss = softmax_cross_entropy(*A, labels, P_, dZ_);
+  // Backward: each layer turns ∂loss/∂(its output) into ∂loss/∂(its input), last layer first.
+  const Matrix* dA = &dZ_;
+  for (std::size_t i = layers.size(); i-- > 0;) dA = &layers[i].backward(*dA, /*compute_dX=*/i > 0);
+  optimizer.step(layers);
+  return loss;
+}
+
+}  // namespace digits

@@ -1,0 +1,72 @@
+#include "digits/optimizer.hpp"
+
+#include <cmath>
+
+#include "digits/error.hpp"
+
+namespace digits {
+
+std::string_view optimizer_name(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::sgd: return "sgd";
+    case OptimizerKind::momentum: return "momentum";
+    case OptimizerKind::nesterov: return "nesterov";
+    case OptimizerKind::adam: return "adam";
+  }
+  return "unknown";
+}
+
+OptimizerKind parse_optimizer(std::string_view name) {
+  for (OptimizerKind k : {OptimizerKind::sgd, OptimizerKind::momentum, OptimizerKind::nesterov, OptimizerKind::adam}) {
+    if (name == optimizer_name(k)) return k;
+  }
+  throw Error("unknown optimizer '" + std::string(name) + "' (expected sgd, momentum, nesterov or adam)");
+}
+
+namespace {
+
+// One tensor's update; θ, dθ, m, v are a weight matrix or a bias row and their state.
+template <typename Tensor>
+void update(const OptimizerSettings& s, long long t, Tensor& theta, const Tensor& dtheta, Tensor& m, Tensor& v) {
+  const float lr = s.learning_rate;
+  switch (s.kind) {
+    case OptimizerKind::sgd:
+      theta.noalias() -= lr * dtheta;
+      break;
+    case OptimizerKind::momentum:
+      m = s.momentum * m + dtheta;
+      theta.noalias() -= lr * m;
+      break;
+    case OptimizerKind::nesterov:
+      m = s.momentum * m + dtheta;
+      theta.noalias() -= lr * (dtheta + s.momentum * m);
+      break;
+    case OptimizerKind::adam: {
+      m = s.beta1 * m + (1.0f - s.beta1) * dtheta;
+      v = s.beta2 * v + (1.0f - s.beta2) * dtheta.cwiseAbs2();
+      const float correction1 = 1.0f - std::pow(s.beta1, static_cast<float>(t));
+      const float correction2 = 1.0f - std::pow(s.beta2, static_cast<float>(t));
+      theta.array() -= lr * (m.array() / correction1) / ((v.array() / correction2).sqrt() + s.epsilon);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+void Optimizer::step(std::vector<DenseLayer>& layers) {
+  if (state_.size() != layers.size()) {
+    state_.assign(layers.size(), {});
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      state_[i].W1 = state_[i].W2 = Matrix::Zero(layers[i].W.rows(), layers[i].W.cols());
+      state_[i].b1 = state_[i].b2 = RowVector::Zero(layers[i].b.size());
+    }
+  }
+  ++steps_taken;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    update(settings, steps_taken, layers[i].W, layers[i].dW, state_[i].W1, state_[i].W2);
+    update(settings, steps_taken, layers[i].b, layers[i].db, state_[i].b1, state_[i].b2);
+  }
+}
+
+}  // namespace digits

@@ -1,0 +1,48 @@
+// Optimizers: how a step turns the gradients dW, db into new weights. Each owns its state.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "digits/dense_layer.hpp"
+
+namespace digits {
+
+enum class OptimizerKind { sgd, momentum, nesterov, adam };
+std::string_view optimizer_name(OptimizerKind kind);
+OptimizerKind parse_optimizer(std::string_view name);
+
+struct OptimizerSettings {
+  OptimizerKind kind = OptimizerKind::sgd;
+  float learning_rate = 0.005f;
+  float momentum = 0.9f;     // momentum and nesterov
+  float beta1 = 0.9f;        // adam
+  float beta2 = 0.999f;      // adam
+  float epsilon = 1e-8f;     // adam
+};
+
+class Optimizer {
+ public:
+  explicit Optimizer(OptimizerSettings settings) : settings(settings) {}
+
+  // Updates every layer's W and b from its dW and db (for θ standing for either):
+  //   sgd:       θ ← θ − η·dθ
+  //   momentum:  v ← μ·v + dθ;          θ ← θ − η·v
+  //   nesterov:  v ← μ·v + dθ;          θ ← θ − η·(dθ + μ·v)          (Sutskever et al., 2013)
+  //   adam:      t ← t + 1 (once per step, not per tensor)
+  //              m ← β₁·m + (1−β₁)·dθ;  v ← β₂·v + (1−β₂)·dθ²
+  //              θ ← θ − η·m̂ / (√v̂ + ε),  m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)   (Kingma & Ba, 2015)
+  void step(std::vector<DenseLayer>& layers);
+
+  OptimizerSettings settings;
+  long long steps_taken = 0;
+
+ private:
+  struct Moments {
+    Matrix W1, W2;     // first and second moments (momentum uses only the first: the velocity)
+    RowVector b1, b2;
+  };
+  std::vector<Moments> state_;
+};
+
+}  // namespace digits
