@@ -1,0 +1,175 @@
+// The training loop: determinism, convergence on a small problem with a known answer, improve,
+// the optimizers, and evaluation's bookkeeping.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "digits/network.hpp"
+#include "digits/random.hpp"
+#include "digits/trainer.hpp"
+
+using namespace digits;
+
+namespace {
+
+// A small separable problem in MNIST's shape: each class lights its own 3×3 block, with noise.
+Dataset blocks_dataset(std::size_t count, std::uint64_t seed) {
+  Dataset data;
+  data.name = "blocks";
+  data.rows = data.cols = 8;
+  Rng rng(seed);
+  for (std::size_t n = 0; n < count; ++n) {
+    const int label = static_cast<int>(rng.below(4));
+    for (int y = 0; y < 8; ++y) {
+      for (int x = 0; x < 8; ++x) {
+        const bool lit = (label % 2 == 0 ? x < 4 : x >= 4) && (label / 2 == 0 ? y < 4 : y >= 4) && (x % 4 < 3) && (y % 4 < 3);
+        const float noise = rng.uniform() * 60.0f;
+        data.pixels.push_back(static_cast<std::uint8_t>(std::min(255.0f, (lit ? 180.0f : 0.0f) + noise)));
+      }
+    }
+    data.labels.push_back(static_cast<std::uint8_t>(label));
+  }
+  return data;
+}
+
+Network small_network(std::uint64_t seed) {
+  Network network({64, 16, 4}, Activation::relu, 1.0f / 255.0f);
+  network.initialize(Init::he, seed);
+  return network;
+}
+
+TrainingRecipe quick_recipe(OptimizerKind kind = OptimizerKind::sgd, float learning_rate = 0.1f) {
+  TrainingRecipe recipe;
+  recipe.epochs = 5;
+  recipe.batch = 16;
+  recipe.optimizer.kind = kind;
+  recipe.optimizer.learning_rate = learning_rate;
+  recipe.seed = 9;
+  return recipe;
+}
+
+bool same_weights(const Network& a, const Network& b) {
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    if (a.layers[i].W != b.layers[i].W || a.layers[i].b != b.layers[i].b) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(Training, SameSeedGivesBitIdenticalWeights) {
+  const Dataset train = blocks_dataset(500, 1);
+  Network a = small_network(3), b = small_network(3), c = small_network(4);
+  fit(a, train, nullptr, quick_recipe());
+  fit(b, train, nullptr, quick_recipe());
+  fit(c, train, nullptr, quick_recipe());
+  EXPECT_TRUE(same_weights(a, b));
+  EXPECT_FALSE(same_weights(a, c));
+}
+
+TEST(Training, ShuffleSeedMatters) {
+  const Dataset train = blocks_dataset(500, 1);
+  Network a = small_network(3), b = small_network(3);
+  TrainingRecipe other = quick_recipe();
+  other.seed = 10;
+  fit(a, train, nullptr, quick_recipe());
+  fit(b, train, nullptr, other);
+  EXPECT_FALSE(same_weights(a, b));
+}
+
+class Convergence : public ::testing::TestWithParam<std::pair<OptimizerKind, float>> {};
+
+TEST_P(Convergence, LearnsASeparableProblem) {
+  const Dataset train = blocks_dataset(800, 1), test = blocks_dataset(200, 2);
+  Network network = small_network(5);
+  const double before = evaluate(network, test).accuracy();
+  const auto reports = fit(network, train, &test, quick_recipe(GetParam().first, GetParam().second));
+  ASSERT_EQ(reports.size(), 5u);
+  EXPECT_LT(reports.back().loss, reports.front().loss);
+  EXPECT_GT(reports.back().test_accuracy, 0.97);
+  EXPECT_GT(reports.back().train_accuracy, 0.97);
+  EXPECT_LT(before, 0.8);  // it was learned, not given
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryOptimizer, Convergence,
+                         ::testing::Values(std::pair{OptimizerKind::sgd, 0.1f}, std::pair{OptimizerKind::momentum, 0.02f},
+                                           std::pair{OptimizerKind::nesterov, 0.02f}, std::pair{OptimizerKind::adam, 0.003f}),
+                         [](const auto& info) { return std::string(optimizer_name(info.param.first)); });
+
+TEST(Optimizer, SgdStepIsLearningRateTimesGradient) {
+  std::vector<DenseLayer> layers{DenseLayer(2, 1, Activation::identity)};
+  layers[0].W << 1.0f, 2.0f;
+  layers[0].b << 0.5f;
+  layers[0].dW = Matrix(2, 1);
+  layers[0].dW << 0.1f, -0.2f;
+  layers[0].db = RowVector(1);
+  layers[0].db << 1.0f;
+  Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 0.5f});
+  sgd.step(layers);
+  EXPECT_FLOAT_EQ(layers[0].W(0, 0), 0.95f);
+  EXPECT_FLOAT_EQ(layers[0].W(1, 0), 2.1f);
+  EXPECT_FLOAT_EQ(layers[0].b(0), 0.0f);
+}
+
+TEST(Optimizer, AdamFirstStepMovesEachWeightByTheLearningRate) {
+  // With bias correction, Adam's first step is −η·sign(g) (up to ε), whatever the gradient's size.
+  std::vector<DenseLayer> layers{DenseLayer(2, 1, Activation::identity), DenseLayer(1, 1, Activation::identity)};
+  for (DenseLayer& layer : layers) {
+    layer.W.setZero();
+    layer.b.setZero();
+    layer.dW = Matrix::Constant(layer.W.rows(), 1, 1e-3f);
+    layer.db = RowVector::Constant(1, -50.0f);
+  }
+  Optimizer adam({.kind = OptimizerKind::adam, .learning_rate = 0.01f});
+  adam.step(layers);
+  EXPECT_EQ(adam.steps_taken, 1);  // once per step, not once per tensor
+  for (const DenseLayer& layer : layers) {
+    EXPECT_NEAR(layer.W(0, 0), -0.01f, 1e-6);
+    EXPECT_NEAR(layer.b(0), 0.01f, 1e-6);
+  }
+}
+
+TEST(Training, ImproveContinuesFromTheCurrentWeightsWithExtraImages) {
+  Dataset train = blocks_dataset(400, 1);
+  // Extra images teach a class the training set lacks: label 3 is removed from train.
+  Dataset without_three;
+  without_three.name = "train";
+  without_three.rows = without_three.cols = 8;
+  Dataset threes = without_three;
+  threes.name = "threes";
+  for (std::size_t i = 0; i < train.size(); ++i) {
+    Dataset& target = train.labels[i] == 3 ? threes : without_three;
+    const auto image = train.image(i);
+    target.pixels.insert(target.pixels.end(), image.begin(), image.end());
+    target.labels.push_back(train.labels[i]);
+  }
+  const Dataset test = blocks_dataset(200, 2);
+  Network network = small_network(5);
+  fit(network, without_three, nullptr, quick_recipe());
+  const Evaluation before = evaluate(network, test);
+  EXPECT_LT(before.class_accuracy(3), 0.1);
+  improve(network, without_three, threes, nullptr, quick_recipe());
+  const Evaluation after = evaluate(network, test);
+  EXPECT_GT(after.class_accuracy(3), 0.9);
+  EXPECT_GT(after.accuracy(), 0.95);
+}
+
+TEST(Evaluation, CountsTheConfusionMatrix) {
+  const Dataset test = blocks_dataset(300, 2);
+  const Network network = small_network(5);
+  const Evaluation result = evaluate(network, test);
+  std::size_t total = 0, diagonal = 0;
+  for (std::size_t t = 0; t < 10; ++t)
+    for (std::size_t p = 0; p < 10; ++p) total += result.confusion[t][p], diagonal += t == p ? result.confusion[t][p] : 0;
+  EXPECT_EQ(total, test.size());
+  EXPECT_EQ(result.total, test.size());
+  EXPECT_EQ(diagonal, result.correct);
+}
+
+TEST(Training, RejectsDataThatDoesNotFitTheNetwork) {
+  Dataset wrong = blocks_dataset(10, 1);
+  wrong.rows = wrong.cols = 4;  // 16 pixels per image for a 64-input network
+  wrong.pixels.resize(10 * 16);
+  Network network = small_network(1);
+  EXPECT_THROW(fit(network, wrong, nullptr, quick_recipe()), std::runtime_error);
+}
