@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "digits/error.hpp"
+#include "digits/kernels.hpp"
 
 namespace digits {
 
@@ -23,7 +24,7 @@ Init parse_init(std::string_view name) {
 }
 
 DenseLayer::DenseLayer(int in, int out, Activation activation)
-    : activation(activation), W(Matrix::Zero(in, out)), b(RowVector::Zero(out)) {
+    : activation(activation), W(WeightMatrix::Zero(in, out)), b(RowVector::Zero(out)) {
   if (in <= 0 || out <= 0) throw Error("a dense layer needs positive sizes, got " + std::to_string(in) + "×" + std::to_string(out));
 }
 
@@ -39,17 +40,14 @@ void DenseLayer::initialize(Init init, Rng& rng) {
 
 const Matrix& DenseLayer::forward(const Matrix& X) {
   X_ = &X;
-  Z_.resize(X.rows(), out());
-  Z_.noalias() = X * W;     // Z = X·W       (batch × in)·(in × out)
-  Z_.rowwise() += b;        //     + b       broadcast over the batch
+  dense_forward(X, W, b, Z_);  // Z = X·W + b    (batch × in)·(in × out), b broadcast over the batch
   activation_forward(activation, Z_, A_);
   return A_;
 }
 
 const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX) {
   activation_backward(activation, Z_, A_, dA, dZ_);  // dZ = dA ⊙ f′(Z)
-  dW.resize(in(), out());
-  dW.noalias() = X_->transpose() * dZ_;              // dW = Xᵀ·dZ
+  dense_weight_gradient(*X_, dZ_, dW);               // dW = Xᵀ·dZ
   db = dZ_.colwise().sum();                          // db = Σ_rows dZ
   if (compute_dX) {
     dX_.resize(dZ_.rows(), in());
@@ -61,9 +59,8 @@ const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX) {
 }
 
 void DenseLayer::infer(const Matrix& X, Matrix& A) const {
-  Matrix Z(X.rows(), out());
-  Z.noalias() = X * W;
-  Z.rowwise() += b;
+  Matrix Z;
+  dense_forward(X, W, b, Z);
   activation_forward(activation, Z, A);
 }
 

@@ -42,9 +42,9 @@ class DenseLayer {
   void infer(const Matrix& X, Matrix& A) const;
 
   Activation activation;
-  Matrix W;      // (in × out): column j holds the weights into neuron j
-  RowVector b;   // (1 × out)
-  Matrix dW;     // ∂loss/∂W (in × out), set by backward
+  WeightMatrix W;   // (in × out): column j holds the weights into neuron j
+  RowVector b;      // (1 × out)
+  WeightMatrix dW;  // ∂loss/∂W (in × out), set by backward
   RowVector db;  // ∂loss/∂b (1 × out), set by backward
 
  private:

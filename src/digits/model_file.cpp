@@ -78,11 +78,10 @@ std::string serialize_model(const Network& network, const Metadata& extra) {
   for (std::size_t i = 0; i < network.layers.size(); ++i) {
     const DenseLayer& layer = network.layers[i];
     const std::string prefix = "fc" + std::to_string(i + 1);
-    // Stored as [out, in] like torch.nn.Linear: the transpose of our (in × out) W. Row-major
-    // [out][in] is exactly the column-major layout of W, so copy W into a column-major matrix.
-    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> weight_out_in = layer.W;
+    // Stored as [out, in] like torch.nn.Linear: row-major [out][in] is exactly the column-major
+    // layout in which W (in × out) lives in memory (tensor.hpp), so its bytes go out as they are.
     std::size_t begin = data.size();
-    data.append(reinterpret_cast<const char*>(weight_out_in.data()), sizeof(float) * static_cast<std::size_t>(weight_out_in.size()));
+    data.append(reinterpret_cast<const char*>(layer.W.data()), sizeof(float) * static_cast<std::size_t>(layer.W.size()));
     header[prefix + ".weight"] = {{"dtype", "F32"}, {"shape", {layer.out(), layer.in()}}, {"data_offsets", {begin, data.size()}}};
     begin = data.size();
     data.append(reinterpret_cast<const char*>(layer.b.data()), sizeof(float) * static_cast<std::size_t>(layer.b.size()));
@@ -177,9 +176,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   for (std::size_t i = 0; i < network.layers.size(); ++i) {
     DenseLayer& layer = network.layers[i];
     const std::string prefix = "fc" + std::to_string(i + 1);
-    Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor> weight_out_in(layer.in(), layer.out());
-    read_tensor(prefix + ".weight", {layer.out(), layer.in()}, weight_out_in.data());
-    layer.W = weight_out_in;
+    read_tensor(prefix + ".weight", {layer.out(), layer.in()}, layer.W.data());  // [out, in] = W column-major
     read_tensor(prefix + ".bias", {layer.out()}, layer.b.data());
   }
   if (header.size() != tensors_expected) {

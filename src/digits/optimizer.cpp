@@ -58,7 +58,7 @@ void Optimizer::step(std::vector<DenseLayer>& layers) {
   if (state_.size() != layers.size()) {
     state_.assign(layers.size(), {});
     for (std::size_t i = 0; i < layers.size(); ++i) {
-      state_[i].W1 = state_[i].W2 = Matrix::Zero(layers[i].W.rows(), layers[i].W.cols());
+      state_[i].W1 = state_[i].W2 = WeightMatrix::Zero(layers[i].W.rows(), layers[i].W.cols());
       state_[i].b1 = state_[i].b2 = RowVector::Zero(layers[i].b.size());
     }
   }

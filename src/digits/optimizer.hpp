@@ -39,7 +39,7 @@ class Optimizer {
 
  private:
   struct Moments {
-    Matrix W1, W2;     // first and second moments (momentum uses only the first: the velocity)
+    WeightMatrix W1, W2;  // first and second moments (momentum uses only the first: the velocity)
     RowVector b1, b2;
   };
   std::vector<Moments> state_;

@@ -10,4 +10,9 @@ namespace digits {
 using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic, Eigen::RowMajor>;
 
+// A layer's weights W, shape (in × out), stored column by column: neuron j's weights W(·, j) are
+// contiguous. That is byte for byte PyTorch's nn.Linear weight [out, in], which the model file
+// stores, and the layout the products in kernels.cpp read fastest.
+using WeightMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+
 }  // namespace digits

@@ -132,7 +132,7 @@ TEST_P(LayerGradient, MatchesFiniteDifferences) {
 
   layer.forward(X);
   const Matrix dX = layer.backward(R, /*compute_dX=*/true);
-  const Matrix dW = layer.dW;
+  const WeightMatrix dW = layer.dW;
   const RowVector db = layer.db;
   ASSERT_EQ(dX.rows(), 3);
   ASSERT_EQ(dX.cols(), 6);
@@ -197,7 +197,7 @@ TEST_P(NetworkGradient, TrainStepGradientsMatchFiniteDifferences) {
   double norm = 0;
   int checked = 0;
   for (DenseLayer& layer : network.layers) {
-    const Matrix dW = layer.dW;
+    const WeightMatrix dW = layer.dW;
     for (Eigen::Index i = 0; i < layer.W.size(); ++i) {
       const float saved = layer.W.data()[i];
       layer.W.data()[i] = saved + eps;
