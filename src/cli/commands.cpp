@@ -152,6 +152,7 @@ int run_train_impl(const TrainOptions& options) {
   if (options.momentum) recipe.optimizer.momentum = *options.momentum;
   const std::uint64_t seed = options.seed.value_or(1);
   recipe.seed = seed;
+  recipe.threads = options.threads;
 
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData data = load_train_test(data_dir);
@@ -163,7 +164,8 @@ int run_train_impl(const TrainOptions& options) {
               std::string(optimizer_name(recipe.optimizer.kind)).c_str(), static_cast<double>(recipe.optimizer.learning_rate));
   if (recipe.optimizer.kind == OptimizerKind::momentum || recipe.optimizer.kind == OptimizerKind::nesterov)
     std::printf(" (momentum %g)", static_cast<double>(recipe.optimizer.momentum));
-  std::printf(", batch %d, %d epochs, seed %llu\n", recipe.batch, recipe.epochs, static_cast<unsigned long long>(seed));
+  std::printf(", batch %d, %d epochs, seed %llu, %d threads\n", recipe.batch, recipe.epochs, static_cast<unsigned long long>(seed),
+              resolve_threads(recipe.threads));
   std::printf("  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
   std::fflush(stdout);
 
@@ -206,7 +208,7 @@ int run_evaluate(const EvaluateOptions& options) {
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData data = load_train_test(data_dir);
   const auto start = std::chrono::steady_clock::now();
-  const Evaluation result = evaluate(model.network, data.test);
+  const Evaluation result = evaluate(model.network, data.test, options.threads);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (options.json) {
     json out = evaluation_json(result);

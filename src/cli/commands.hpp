@@ -17,11 +17,13 @@ struct TrainOptions {
   std::optional<float> learning_rate, momentum;
   std::optional<std::uint64_t> seed;
   std::string data, out = "model.safetensors", metrics;
+  int threads = 0;
 };
 
 struct EvaluateOptions {
   std::string model, data;
   bool json = false;
+  int threads = 0;
 };
 
 struct PredictOptions {

@@ -31,12 +31,14 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--data", train.data, data_help);
   train_cmd->add_option("--out", train.out, "Where to save the model")->capture_default_str();
   train_cmd->add_option("--metrics", train.metrics, "Write one CSV row per epoch to this file");
+  train_cmd->add_option("--threads", train.threads, "Threads (0: one per core; 1: evaluation does not overlap training)")->capture_default_str()->check(CLI::NonNegativeNumber);
 
   EvaluateOptions evaluate;
   CLI::App* evaluate_cmd = app.add_subcommand("evaluate", "Accuracy, per-class accuracy and confusion matrix on the MNIST test set");
   evaluate_cmd->add_option("--model", evaluate.model, model_help);
   evaluate_cmd->add_option("--data", evaluate.data, data_help);
   evaluate_cmd->add_flag("--json", evaluate.json, "Print JSON");
+  evaluate_cmd->add_option("--threads", evaluate.threads, "Threads (0: one per core)")->capture_default_str()->check(CLI::NonNegativeNumber);
 
   PredictOptions predict;
   CLI::App* predict_cmd = app.add_subcommand("predict", "Read the digit in each image (PNG, JPEG, BMP, PGM; any size, either polarity)");

@@ -19,6 +19,10 @@ struct TrainingRecipe {
   OptimizerSettings optimizer;  // sgd, lr 0.005: the ancestor's
   std::uint64_t seed = 1;       // the shuffles' seed (the weights have their own, in initialize)
   bool measure_train_accuracy = true;  // a forward pass over the whole training set each epoch
+  // Threads: 1 does everything on the calling thread; with 2 or more (0 = one per core), each
+  // epoch's evaluation runs on other threads, on a copy of the weights, while the next epoch trains.
+  // The weights are the same either way: evaluation reads them and never changes them.
+  int threads = 0;
 };
 
 struct BatchProgress {
@@ -60,7 +64,11 @@ struct Evaluation {
   double class_accuracy(int label) const;
 };
 
-// Predicts every image of data, in chunks so memory stays bounded, and counts the outcomes.
-Evaluation evaluate(const Network& network, const Dataset& data);
+// Predicts every image of data, in chunks so memory stays bounded, and counts the outcomes,
+// splitting the chunks over `threads` threads (0 = one per core).
+Evaluation evaluate(const Network& network, const Dataset& data, int threads = 0);
+
+// The number of threads `threads` means: itself if positive, else one per core.
+int resolve_threads(int threads);
 
 }  // namespace digits

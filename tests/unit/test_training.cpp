@@ -67,6 +67,33 @@ TEST(Training, SameSeedGivesBitIdenticalWeights) {
   EXPECT_FALSE(same_weights(a, c));
 }
 
+TEST(Training, OneThreadAndManyGiveTheSameWeightsAndReports) {
+  const Dataset train = blocks_dataset(500, 1), test = blocks_dataset(100, 2);
+  Network a = small_network(3), b = small_network(3);
+  TrainingRecipe one = quick_recipe(), two = quick_recipe();
+  one.threads = 1;
+  two.threads = 2;
+  const auto reports_one = fit(a, train, &test, one);
+  const auto reports_two = fit(b, train, &test, two);
+  EXPECT_TRUE(same_weights(a, b));
+  ASSERT_EQ(reports_two.size(), reports_one.size());
+  for (std::size_t i = 0; i < reports_one.size(); ++i) {
+    EXPECT_EQ(reports_two[i].epoch, static_cast<int>(i) + 1);  // reported in order
+    EXPECT_EQ(reports_two[i].loss, reports_one[i].loss);
+    EXPECT_EQ(reports_two[i].test_accuracy, reports_one[i].test_accuracy);
+    EXPECT_EQ(reports_two[i].train_accuracy, reports_one[i].train_accuracy);
+  }
+}
+
+TEST(Evaluation, ThreadsSplitTheWorkWithoutChangingTheCount) {
+  const Dataset test = blocks_dataset(5000, 2);
+  const Network network = small_network(5);
+  const Evaluation one = evaluate(network, test, 1), three = evaluate(network, test, 3);
+  EXPECT_EQ(one.total, three.total);
+  EXPECT_EQ(one.correct, three.correct);
+  EXPECT_EQ(one.confusion, three.confusion);
+}
+
 TEST(Training, ShuffleSeedMatters) {
   const Dataset train = blocks_dataset(500, 1);
   Network a = small_network(3), b = small_network(3);
