@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "commands.hpp"
+#include "serve.hpp"
 
 using namespace digits::cli;
 
@@ -60,6 +61,17 @@ int main(int argc, char** argv) {
   improve_cmd->add_option("--seed", improve.seed, "Seed for the shuffles")->capture_default_str();
   improve_cmd->add_option("--metrics", improve.metrics, "Write one CSV row per epoch to this file");
 
+  ServeOptions serve;
+  auto add_serve_options = [&](CLI::App* command) {
+    command->add_option("--host", serve.host, "Address to listen on (0.0.0.0 for every interface)")->capture_default_str();
+    command->add_option("--port", serve.port, "Port to listen on; 0 picks a free one and prints it")->capture_default_str()->check(CLI::Range(0, 65535));
+    command->add_option("--model", serve.model, model_help);
+  };
+  CLI::App* serve_cmd = app.add_subcommand("serve", "Serve the drawing page and the JSON API over HTTP until Ctrl+C");
+  add_serve_options(serve_cmd);
+  CLI::App* app_cmd = app.add_subcommand("app", "Serve the drawing page and open it in your browser");
+  add_serve_options(app_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -77,6 +89,8 @@ int main(int argc, char** argv) {
     if (*evaluate_cmd) return run_evaluate(evaluate);
     if (*predict_cmd) return run_predict(predict);
     if (*improve_cmd) return run_improve(improve);
+    if (*serve_cmd) return run_serve(serve);
+    if (*app_cmd) return run_app(serve);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "digits: %s\n", e.what());
     return kFailure;

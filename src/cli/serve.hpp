@@ -1,0 +1,19 @@
+// `digits serve` and `digits app`: the drawing page and the JSON API over HTTP.
+#pragma once
+
+#include <string>
+
+namespace digits::cli {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";  // loopback: reachable from this machine only, unless told otherwise
+  int port = 8080;                 // 0 picks a free port; the address printed says which
+  std::string model;               // empty: the built-in pretrained model
+};
+
+// Serves until SIGINT or SIGTERM, then stops cleanly and returns 0.
+int run_serve(const ServeOptions& options);
+// The same, and opens the page in the user's browser when one can be opened.
+int run_app(const ServeOptions& options);
+
+}  // namespace digits::cli

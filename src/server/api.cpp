@@ -1,0 +1,292 @@
+#include "server/api.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "digits/error.hpp"
+#include "digits/image.hpp"
+#include "digits/preprocess.hpp"
+
+namespace digits::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kMaxBatch = 1024;  // images per v2 infer request; the body limit is usually reached first
+
+RequestError invalid(const std::string& message) { return RequestError(400, "invalid_request", message); }
+
+json parse_body(std::string_view body) {
+  if (body.empty()) throw RequestError(400, "malformed_json", "the request body is empty; expected a JSON object");
+  json document = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) throw RequestError(400, "malformed_json", "the request body is not valid JSON");
+  if (!document.is_object()) throw RequestError(400, "invalid_request", "the request body must be a JSON object");
+  return document;
+}
+
+std::string json_type(const json& value) { return value.type_name(); }
+
+// "data:image/png;base64,iVBOR…" → the PNG's bytes.
+std::string decode_data_url(const json& image) {
+  if (!image.is_string()) throw invalid("\"image\" must be a string holding a data URL (data:image/png;base64,…), not " + json_type(image));
+  const std::string_view url = image.get_ref<const std::string&>();
+  const std::size_t comma = url.find(',');
+  if (!url.starts_with("data:") || comma == std::string_view::npos)
+    throw invalid("\"image\" is not a data URL; expected data:image/png;base64,…");
+  const std::string_view header = url.substr(5, comma - 5);  // "image/png;base64"
+  if (!header.starts_with("image/")) throw invalid("\"image\" is a data URL of '" + std::string(header) + "', not of an image");
+  if (!header.ends_with(";base64")) throw invalid("\"image\" must be base64-encoded (data:image/png;base64,…)");
+  return decode_base64(url.substr(comma + 1));
+}
+
+// PNG's IHDR chunk holds the size right after the signature: read it before decoding anything,
+// so an oversized image is refused without spending memory on it.
+void check_png_size(std::string_view bytes) {
+  static constexpr unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < 24 || bytes.compare(0, 8, std::string_view(reinterpret_cast<const char*>(signature), 8)) != 0) return;
+  auto big_endian = [&](std::size_t at) {
+    std::uint32_t value = 0;
+    for (std::size_t i = 0; i < 4; ++i) value = value << 8 | static_cast<unsigned char>(bytes[at + i]);
+    return value;
+  };
+  const std::uint32_t width = big_endian(16), height = big_endian(20);
+  if (width > kMaxDrawingSide || height > kMaxDrawingSide)
+    throw RequestError(413, "image_too_large", "the image is " + std::to_string(width) + "×" + std::to_string(height) + " pixels; the largest accepted is " +
+                                                   std::to_string(kMaxDrawingSide) + "×" + std::to_string(kMaxDrawingSide));
+}
+
+GrayImage image_from_pixels(const json& request) {
+  const json& width = request.at("width");
+  const json& height = request.at("height");
+  const json& pixels = request.at("pixels");
+  if (!width.is_number_integer() || !height.is_number_integer()) throw invalid("\"width\" and \"height\" must be integers");
+  const long long w = width.get<long long>(), h = height.get<long long>();
+  if (w < 1 || h < 1) throw invalid("\"width\" and \"height\" must be at least 1");
+  if (w > kMaxDrawingSide || h > kMaxDrawingSide)
+    throw RequestError(413, "image_too_large", "the image is " + std::to_string(w) + "×" + std::to_string(h) + " pixels; the largest accepted is " +
+                                                   std::to_string(kMaxDrawingSide) + "×" + std::to_string(kMaxDrawingSide));
+  if (!pixels.is_array()) throw invalid("\"pixels\" must be an array of gray values 0–255, not " + json_type(pixels));
+  if (pixels.size() != static_cast<std::size_t>(w * h))
+    throw invalid("\"pixels\" has " + std::to_string(pixels.size()) + " values but width × height is " + std::to_string(w * h));
+  GrayImage image{static_cast<int>(w), static_cast<int>(h), std::vector<float>(pixels.size())};
+  for (std::size_t i = 0; i < pixels.size(); ++i) {
+    const json& value = pixels[i];
+    if (!value.is_number()) throw invalid("\"pixels\"[" + std::to_string(i) + "] is " + json_type(value) + ", not a number");
+    const double v = value.get<double>();
+    if (!(v >= 0 && v <= 255)) throw invalid("\"pixels\"[" + std::to_string(i) + "] is " + value.dump() + ", outside 0–255");
+    image.pixels[i] = static_cast<float>(v);
+  }
+  return image;
+}
+
+GrayImage drawing_from_request(const json& request) {
+  const bool has_image = request.contains("image"), has_pixels = request.contains("pixels");
+  if (has_image && has_pixels) throw invalid("send either \"image\" or \"pixels\", not both");
+  if (has_image) {
+    const std::string bytes = decode_data_url(request["image"]);
+    check_png_size(bytes);
+    const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+    try {
+      return decode_image(std::span<const unsigned char>(data, bytes.size()), "the image");
+    } catch (const Error& e) {
+      throw RequestError(400, "bad_image", e.what());
+    }
+  }
+  if (has_pixels) {
+    if (!request.contains("width") || !request.contains("height")) throw invalid("\"pixels\" needs \"width\" and \"height\"");
+    return image_from_pixels(request);
+  }
+  throw invalid(R"(expected {"image": "data:image/png;base64,…"} or {"width": W, "height": H, "pixels": [gray values 0–255]})");
+}
+
+Matrix row_of(const std::vector<float>& pixels) {
+  return Eigen::Map<const Matrix>(pixels.data(), 1, static_cast<Eigen::Index>(pixels.size()));
+}
+
+double parse_percent(const Metadata& metadata, const std::string& key) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) return -1;
+  try {
+    return std::stod(it->second);
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+// The v2 tensor's data: a flat row-major array or arrays nested to the shape's depth (both are
+// valid in the protocol). Appends numbers to out, checking their type; the count is checked after.
+void flatten(const json& data, std::size_t depth_left, const std::string& datatype, std::vector<float>& out, std::size_t limit) {
+  for (const json& value : data) {
+    if (value.is_array()) {
+      if (depth_left == 0) throw invalid("\"data\" is nested deeper than the shape");
+      flatten(value, depth_left - 1, datatype, out, limit);
+      continue;
+    }
+    if (out.size() >= limit) throw invalid("\"data\" holds more values than the shape says");
+    if (datatype == "UINT8") {
+      if (!value.is_number_integer() || value.get<long long>() < 0 || value.get<long long>() > 255)
+        throw invalid("UINT8 data must be integers 0–255; found " + value.dump());
+    } else if (!value.is_number() || !std::isfinite(value.get<double>())) {
+      throw invalid("FP32 data must be finite numbers (raw pixel values 0–255); found " + value.dump());
+    }
+    out.push_back(value.get<float>());
+  }
+}
+
+}  // namespace
+
+std::string decode_base64(std::string_view text) {
+  auto sextet = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) throw RequestError(400, "invalid_request", "the image's base64 text has a wrong length");
+  std::string bytes;
+  bytes.reserve(text.size() * 3 / 4);
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    const int value = sextet(c);
+    if (value < 0) throw RequestError(400, "invalid_request", "the image's base64 text holds a character that is not base64");
+    buffer = buffer << 6 | static_cast<std::uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(static_cast<char>(buffer >> bits & 0xff));
+    }
+  }
+  return bytes;
+}
+
+json health(const ServedModel& served) { return {{"status", "ok"}, {"model", served.source}}; }
+
+json model_info(const ServedModel& served) {
+  const Network& network = served.model.network;
+  json accuracy = json::object();
+  if (const double test = parse_percent(served.model.metadata, "accuracy.test"); test >= 0) accuracy["test_percent"] = test;
+  if (const double train = parse_percent(served.model.metadata, "accuracy.train"); train >= 0) accuracy["train_percent"] = train;
+  return {
+      {"source", served.source},
+      {"layers", network.sizes()},
+      {"hidden_activation", activation_name(network.hidden_activation())},
+      {"parameters", network.parameter_count()},
+      {"input_scale", network.input_scale},
+      {"accuracy", accuracy},
+      {"unsure_below", kUnsureBelow},
+      {"metadata", served.model.metadata},
+  };
+}
+
+json predict_drawing(const ServedModel& served, std::string_view body) {
+  const auto start = std::chrono::steady_clock::now();
+  const json request = parse_body(body);
+  const GrayImage drawing = drawing_from_request(request);
+
+  // The same two steps as `digits predict`: decode_image (above), then preprocess.
+  Preprocessed input;
+  try {
+    input = preprocess(drawing);
+  } catch (const Error& e) {
+    throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
+  }
+  const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
+  int digit = 0;
+  const double top = probabilities.row(0).maxCoeff(&digit);
+
+  std::vector<int> seen(input.pixels.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) seen[i] = static_cast<int>(std::lround(input.pixels[i]));
+  const double milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return {
+      {"digit", digit},
+      {"probability", top},
+      {"unsure", top < kUnsureBelow},
+      {"probabilities", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())},
+      {"input", {{"width", kInputSide}, {"height", kInputSide}, {"pixels", seen}}},
+      {"inverted", input.inverted},
+      {"milliseconds", std::round(milliseconds * 1000) / 1000},
+  };
+}
+
+json v2_server_metadata() { return {{"name", "digits"}, {"version", "0.1.0"}, {"extensions", json::array()}}; }
+
+json v2_model_metadata(const ServedModel& served) {
+  const int classes = served.model.network.classes();
+  return {
+      {"name", kV2ModelName},
+      {"platform", kModelFormat},
+      {"inputs", {{{"name", "input"}, {"datatype", "UINT8"}, {"shape", {-1, kInputSide, kInputSide}}}}},
+      {"outputs", {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, classes}}}}},
+      {"parameters", {{"source", served.source}, {"also_accepts", "FP32 [-1,784] of raw 0-255 pixel values"}}},
+  };
+}
+
+json v2_infer(const ServedModel& served, std::string_view body) {
+  const json request = parse_body(body);
+  const Network& network = served.model.network;
+
+  if (request.contains("id") && !request["id"].is_string()) throw invalid("\"id\" must be a string");
+  const json& inputs = request.contains("inputs") ? request["inputs"] : json();
+  if (!inputs.is_array() || inputs.size() != 1) throw invalid("\"inputs\" must be an array holding exactly one tensor, named \"input\"");
+  const json& input = inputs[0];
+  if (!input.is_object()) throw invalid("each input must be an object with name, shape, datatype and data");
+  for (const char* field : {"name", "shape", "datatype", "data"})
+    if (!input.contains(field)) throw invalid(std::string("the input has no \"") + field + "\"");
+  if (!input["name"].is_string() || input["name"] != "input") throw invalid("the model's one input is named \"input\", not " + input["name"].dump());
+  if (!input["datatype"].is_string()) throw invalid("\"datatype\" must be a string");
+  const std::string datatype = input["datatype"];
+  const json& shape = input["shape"];
+  if (!shape.is_array()) throw invalid("\"shape\" must be an array of integers");
+  std::vector<long long> dims;
+  for (const json& d : shape) {
+    if (!d.is_number_integer()) throw invalid("\"shape\" must be an array of integers, found " + d.dump());
+    dims.push_back(d.get<long long>());
+  }
+  const bool uint8_images = datatype == "UINT8" && dims.size() == 3 && dims[1] == kInputSide && dims[2] == kInputSide;
+  const bool fp32_rows = datatype == "FP32" && dims.size() == 2 && dims[1] == network.inputs();
+  if (!uint8_images && !fp32_rows)
+    throw invalid("expected a UINT8 tensor of shape [N,28,28] or an FP32 tensor of shape [N,784]; got " + datatype + " " + shape.dump());
+  const long long batch = dims[0];
+  if (batch < 1 || batch > kMaxBatch) throw invalid("the batch size N must be 1 to " + std::to_string(kMaxBatch) + ", not " + std::to_string(batch));
+  if (!input["data"].is_array()) throw invalid("\"data\" must be an array");
+
+  if (request.contains("outputs")) {
+    const json& outputs = request["outputs"];
+    if (!outputs.is_array()) throw invalid("\"outputs\" must be an array");
+    for (const json& output : outputs)
+      if (!output.is_object() || !output.contains("name") || output["name"] != "probabilities")
+        throw invalid("the model's one output is named \"probabilities\"");
+  }
+
+  const std::size_t expected = static_cast<std::size_t>(batch) * static_cast<std::size_t>(network.inputs());
+  std::vector<float> values;
+  values.reserve(expected);
+  flatten(input["data"], dims.size() - 1, datatype, values, expected);
+  if (values.size() != expected)
+    throw invalid("\"data\" holds " + std::to_string(values.size()) + " values; the shape " + shape.dump() + " needs " + std::to_string(expected));
+
+  // Already 28×28 like preprocess() makes them: straight to the network, which applies its own input_scale.
+  const Matrix pixels = Eigen::Map<const Matrix>(values.data(), static_cast<Eigen::Index>(batch), network.inputs());
+  const Matrix probabilities = network.predict_proba(pixels);
+
+  json response = {
+      {"model_name", kV2ModelName},
+      {"outputs",
+       {{{"name", "probabilities"},
+         {"datatype", "FP32"},
+         {"shape", {batch, network.classes()}},
+         {"data", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())}}}},
+  };
+  if (request.contains("id")) response["id"] = request["id"];
+  return response;
+}
+
+}  // namespace digits::server

@@ -1,0 +1,49 @@
+// The HTTP server behind `digits serve` and `digits app`: the embedded drawing page, the JSON API
+// and the Open Inference Protocol (KServe v2), all thin over the library (see api.hpp for what
+// each endpoint answers and docs/app.md for the reference).
+#pragma once
+
+#include <cstddef>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "server/api.hpp"
+
+namespace digits::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 8080;                 // 0: let the system pick a free port (bind() returns it)
+  // A 280×280 drawing is about 10 KB as PNG and 300 KB as JSON pixels; 4 MiB leaves room for a
+  // v2 batch of a few thousand images and refuses anything bigger before reading it.
+  std::size_t max_body_bytes = 4u << 20;
+  // A client that stalls mid-request or mid-response frees its thread after this long.
+  int read_timeout_seconds = 5, write_timeout_seconds = 5;
+  // Idle keep-alive connections are closed after this long; stop() waits for them at most this long.
+  int keep_alive_seconds = 2;
+  // Each open connection holds a thread, so this many clients can be served at once.
+  int threads = 16;
+  std::FILE* log = stderr;  // one line per request; nullptr for none
+};
+
+class Server {
+ public:
+  Server(ServedModel model, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port, the chosen one when options.port is 0.
+  // Throws digits::Error when the address cannot be bound.
+  int bind();
+  // Serves until stop() is called, from any thread; returns after the requests in flight are answered.
+  void run();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace digits::server

@@ -1,0 +1,312 @@
+// digits: the drawing page. Strokes are kept as lists of points in a unit square, so the pad can be
+// redrawn at any size or pixel density, and the drawing sent to the server is rendered afresh at
+// 280×280 (white on black, like MNIST) rather than resampled from the screen.
+'use strict';
+
+const SEND_SIZE = 280;        // pixels per side of the PNG sent to /api/predict
+const PEN_WIDTH = 0.065;      // pen diameter as a fraction of the pad's side (18 px at 280)
+const LIVE_INTERVAL_MS = 250; // while drawing, at most one live reading this often
+
+const pad = document.getElementById('pad');
+const padHint = document.getElementById('pad-hint');
+const seen = document.getElementById('seen');
+const result = document.getElementById('result');
+const digitOut = document.getElementById('digit');
+const statusOut = document.getElementById('status');
+const bars = document.getElementById('bars');
+const tellButton = document.getElementById('tell');
+const eraseButton = document.getElementById('erase');
+
+const strokes = [];        // each an array of {x, y} in [0, 1]
+let activeStroke = null;   // the stroke under the pointer, if one is being drawn
+let activePointer = null;
+let unsureBelow = 0.7;     // replaced by the server's rule from /api/model
+
+// ---- the pad ----
+
+function padContext() {
+  const context = pad.getContext('2d');
+  const side = pad.clientWidth;
+  const scale = pad.width / Math.max(side, 1);
+  context.setTransform(scale, 0, 0, scale, 0, 0);  // draw in CSS pixels, render at device pixels
+  return { context, side };
+}
+
+// Sizes the pad's backing store to its on-screen size times the device's pixel ratio, so strokes
+// are sharp on high-DPI screens, then redraws every stroke.
+function fitPad() {
+  const side = pad.clientWidth;
+  const ratio = window.devicePixelRatio || 1;
+  const backing = Math.max(1, Math.round(side * ratio));
+  if (pad.width !== backing || pad.height !== backing) {
+    pad.width = backing;
+    pad.height = backing;
+  }
+  redraw();
+}
+
+function paintStrokes(context, side, list) {
+  context.fillStyle = '#000';
+  context.fillRect(0, 0, side, side);
+  context.strokeStyle = '#fff';
+  context.fillStyle = '#fff';
+  context.lineCap = 'round';
+  context.lineJoin = 'round';
+  context.lineWidth = PEN_WIDTH * side;
+  for (const stroke of list) paintStroke(context, side, stroke);
+}
+
+// A smooth curve through the points: quadratic Béziers from midpoint to midpoint, with each
+// sampled point as the control point. A single tap is a dot.
+function paintStroke(context, side, stroke) {
+  if (stroke.length === 0) return;
+  const at = (p) => [p.x * side, p.y * side];
+  if (stroke.length === 1) {
+    const [x, y] = at(stroke[0]);
+    context.beginPath();
+    context.arc(x, y, (PEN_WIDTH * side) / 2, 0, 2 * Math.PI);
+    context.fill();
+    return;
+  }
+  context.beginPath();
+  let [x0, y0] = at(stroke[0]);
+  context.moveTo(x0, y0);
+  for (let i = 1; i < stroke.length - 1; i++) {
+    const [x1, y1] = at(stroke[i]);
+    const [x2, y2] = at(stroke[i + 1]);
+    context.quadraticCurveTo(x1, y1, (x1 + x2) / 2, (y1 + y2) / 2);
+  }
+  const [xn, yn] = at(stroke[stroke.length - 1]);
+  context.lineTo(xn, yn);
+  context.stroke();
+}
+
+function redraw() {
+  const { context, side } = padContext();
+  paintStrokes(context, side, strokes);
+  padHint.classList.toggle('hidden', strokes.length > 0);
+}
+
+function pointFrom(event) {
+  const box = pad.getBoundingClientRect();
+  return {
+    x: Math.min(1, Math.max(0, (event.clientX - box.left) / box.width)),
+    y: Math.min(1, Math.max(0, (event.clientY - box.top) / box.height)),
+  };
+}
+
+pad.addEventListener('pointerdown', (event) => {
+  if (activeStroke || (event.pointerType === 'mouse' && event.button !== 0)) return;
+  event.preventDefault();
+  // Take focus from a button clicked earlier, so Enter then reads the drawing instead of
+  // pressing that button again (Erase, say).
+  pad.focus({ preventScroll: true });
+  pad.setPointerCapture(event.pointerId);
+  activePointer = event.pointerId;
+  activeStroke = [pointFrom(event)];
+  strokes.push(activeStroke);
+  redraw();
+  scheduleLiveReading();
+});
+
+pad.addEventListener('pointermove', (event) => {
+  if (event.pointerId !== activePointer || !activeStroke) return;
+  event.preventDefault();
+  // Coalesced events carry every sample the device made since the last frame: smoother curves.
+  const samples = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const sample of samples.length ? samples : [event]) activeStroke.push(pointFrom(sample));
+  redraw();
+  scheduleLiveReading();
+});
+
+function endStroke(event) {
+  if (event.pointerId !== activePointer) return;
+  activeStroke = null;
+  activePointer = null;
+  readDrawing({ announce: true });
+}
+pad.addEventListener('pointerup', endStroke);
+pad.addEventListener('pointercancel', endStroke);
+
+new ResizeObserver(fitPad).observe(pad);
+window.matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`).addEventListener?.('change', fitPad);
+
+// ---- reading the drawing ----
+
+// The drawing as the server should see it: strokes rendered at SEND_SIZE, white on black.
+function drawingAsPng() {
+  const canvas = document.createElement('canvas');
+  canvas.width = SEND_SIZE;
+  canvas.height = SEND_SIZE;
+  paintStrokes(canvas.getContext('2d'), SEND_SIZE, strokes);
+  return canvas.toDataURL('image/png');
+}
+
+let requestNumber = 0;     // the newest reading asked for; older answers are dropped
+let inFlight = false;
+let liveTimer = null;
+let lastLiveAt = 0;
+
+function scheduleLiveReading() {
+  if (liveTimer) return;
+  const wait = Math.max(0, LIVE_INTERVAL_MS - (performance.now() - lastLiveAt));
+  liveTimer = setTimeout(() => {
+    liveTimer = null;
+    if (inFlight) return scheduleLiveReading();  // one live request at a time
+    lastLiveAt = performance.now();
+    readDrawing({ announce: false });
+  }, wait);
+}
+
+async function readDrawing({ announce }) {
+  if (strokes.length === 0) {
+    showNothing('There is nothing to read yet. Draw a digit first.');
+    return;
+  }
+  const number = ++requestNumber;
+  inFlight = true;
+  try {
+    const response = await fetch('/api/predict', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ image: drawingAsPng() }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (number !== requestNumber) return;  // the drawing has changed since this was asked
+    if (response.ok) {
+      showReading(body, announce);
+    } else if (body.error && body.error.code === 'empty_drawing') {
+      showNothing('There is nothing to read: the drawing is too faint or empty.');
+    } else {
+      showError(body.error ? body.error.message : `The server answered ${response.status}.`);
+    }
+  } catch (error) {
+    if (number === requestNumber) showError('Cannot reach the digits server. Is it still running?');
+  } finally {
+    inFlight = false;
+  }
+}
+
+// ---- showing the result ----
+
+function buildBars() {
+  bars.replaceChildren();
+  for (let digit = 0; digit < 10; digit++) {
+    const item = document.createElement('li');
+    item.innerHTML =
+      `<span class="label">${digit}</span>` +
+      '<span class="track" aria-hidden="true"><span class="fill"></span></span>' +
+      '<span class="value">–</span>';
+    item.setAttribute('aria-label', `${digit}: no reading`);
+    bars.append(item);
+  }
+}
+
+function percent(p) {
+  const value = 100 * p;
+  return value >= 99.95 ? '100%' : value < 0.05 ? '0%' : `${value.toFixed(value < 10 ? 1 : 0)}%`;
+}
+
+function setBars(probabilities) {
+  const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+  [...bars.children].forEach((item, digit) => {
+    const p = probabilities ? probabilities[digit] : 0;
+    item.querySelector('.fill').style.width = `${(100 * p).toFixed(1)}%`;
+    item.querySelector('.value').textContent = probabilities ? percent(p) : '–';
+    item.classList.toggle('top', digit === top);
+    item.setAttribute('aria-label', probabilities ? `${digit}: ${percent(p)}` : `${digit}: no reading`);
+  });
+}
+
+function setSeen(input) {
+  const context = seen.getContext('2d');
+  context.fillStyle = '#000';
+  context.fillRect(0, 0, seen.width, seen.height);
+  if (!input) return;
+  const image = context.createImageData(input.width, input.height);
+  input.pixels.forEach((v, i) => {
+    image.data.set([v, v, v, 255], 4 * i);
+  });
+  context.putImageData(image, 0, 0);
+}
+
+function setState(state, digitText, message, announce) {
+  result.dataset.state = state;
+  digitOut.textContent = digitText;
+  // The status line is the live region: while drawing it stays put, so a screen reader hears one
+  // sentence per finished stroke or button press, not one every quarter second.
+  if (announce || state !== 'confident' && state !== 'unsure') statusOut.textContent = message;
+}
+
+function showReading(reading, announce) {
+  const sure = percent(reading.probability);
+  setBars(reading.probabilities);
+  setSeen(reading.input);
+  if (reading.unsure) {
+    setState('unsure', `${reading.digit}?`,
+      `Not sure. It might be a ${reading.digit} (${sure}), but that is below ${percent(unsureBelow)}. Try drawing it larger or more clearly.`, announce);
+  } else {
+    setState('confident', String(reading.digit), `It is a ${reading.digit}. (${sure} sure)`, announce);
+  }
+}
+
+function showNothing(message) {
+  setBars(null);
+  setSeen(null);
+  setState('nothing', '–', message, true);
+}
+
+function showError(message) {
+  setState('error', '!', message, true);
+}
+
+function erase() {
+  strokes.length = 0;
+  activeStroke = null;
+  activePointer = null;
+  requestNumber++;  // any answer still on its way is for the erased drawing
+  clearTimeout(liveTimer);
+  liveTimer = null;
+  redraw();
+  setBars(null);
+  setSeen(null);
+  setState('empty', '–', 'Erased. Draw a digit, then press Tell the Number.', true);
+}
+
+tellButton.addEventListener('click', () => readDrawing({ announce: true }));
+eraseButton.addEventListener('click', erase);
+
+document.addEventListener('keydown', (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  // A focused button already acts on Enter; do not act twice.
+  if (event.key === 'Enter' && !(event.target instanceof HTMLButtonElement)) {
+    event.preventDefault();
+    readDrawing({ announce: true });
+  } else if (event.key === 'Escape') {
+    event.preventDefault();
+    erase();
+  }
+});
+
+// ---- the model's description, for the footer ----
+
+async function describeModel() {
+  try {
+    const model = await (await fetch('/api/model')).json();
+    unsureBelow = model.unsure_below ?? unsureBelow;
+    document.getElementById('unsure-percent').textContent = Math.round(100 * unsureBelow);
+    const accuracy = model.accuracy && model.accuracy.test_percent !== undefined
+      ? ` · ${model.accuracy.test_percent}% right on the 10,000 MNIST test digits` : '';
+    document.getElementById('model-info').textContent =
+      `Network ${model.layers.join('–')} (${model.hidden_activation}), ` +
+      `${model.parameters.toLocaleString('en')} weights${accuracy} · ${model.source}.`;
+  } catch (error) {
+    // The footer keeps its default text; drawing and reading still work.
+  }
+}
+
+buildBars();
+setBars(null);
+fitPad();
+setSeen(null);
+describeModel();
