@@ -1,0 +1,657 @@
+// The HTTP API, over real sockets: every endpoint, every kind of bad request, the page's files,
+// concurrency and hostile clients (in-process server on a free port), and the `digits serve`
+// process itself (port 0, request log, SIGTERM). The drawings come from tests/support/strokes.hpp.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "../support/strokes.hpp"
+#include "digits/builtin_model.hpp"
+#include "digits/image.hpp"
+#include "digits/model_file.hpp"
+#include "digits/preprocess.hpp"
+#include "server/server.hpp"
+
+// After Eigen: httplib.h brings in <resolv.h>, whose `_res` macro breaks Eigen's headers.
+#include <httplib.h>
+
+extern char** environ;
+
+namespace digits {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string encode_base64(std::string_view bytes) {
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string text;
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 | static_cast<unsigned char>(bytes[i + 1]) << 8 | static_cast<unsigned char>(bytes[i + 2]);
+    for (int shift : {18, 12, 6, 0}) text += alphabet[v >> shift & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
+    text += {alphabet[v >> 18 & 63], alphabet[v >> 12 & 63], '=', '='};
+  } else if (i + 2 == bytes.size()) {
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 | static_cast<unsigned char>(bytes[i + 1]) << 8;
+    text += {alphabet[v >> 18 & 63], alphabet[v >> 12 & 63], alphabet[v >> 6 & 63], '='};
+  }
+  return text;
+}
+
+GrayImage drawing(int digit, testing::Placement placement = {}) { return testing::draw(testing::digit_strokes(digit), placement); }
+
+std::string png_data_url(const GrayImage& image) { return "data:image/png;base64," + encode_base64(encode_png(image)); }
+
+json pixels_request(const GrayImage& image) {
+  std::vector<int> pixels;
+  for (float v : image.pixels) pixels.push_back(static_cast<int>(std::lround(v)));
+  return {{"width", image.width}, {"height", image.height}, {"pixels", pixels}};
+}
+
+const Model& builtin() {
+  static const Model model = parse_model(builtin_model_bytes(), "built-in model");
+  return model;
+}
+
+// ---- an in-process server on a free port, shared by the tests of this file ----
+
+class Api : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server::ServerOptions options;
+    options.port = 0;
+    options.log = nullptr;
+    server_ = new server::Server({builtin(), "built-in model"}, options);
+    port_ = server_->bind();
+    thread_ = new std::thread([] { server_->run(); });
+  }
+  static void TearDownTestSuite() {
+    server_->stop();
+    thread_->join();
+    delete thread_;
+    delete server_;
+  }
+
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+  json post_json(const std::string& path, const json& body, int expected_status) const {
+    return post_text(path, body.dump(), expected_status);
+  }
+  json post_text(const std::string& path, const std::string& body, int expected_status) const {
+    auto response = client().Post(path, body, "application/json");
+    EXPECT_TRUE(response) << "no response from POST " << path;
+    if (!response) return {};
+    EXPECT_EQ(response->status, expected_status) << response->body;
+    EXPECT_EQ(response->get_header_value("Content-Type"), "application/json");
+    return json::parse(response->body);
+  }
+  json get_json(const std::string& path, int expected_status = 200) const {
+    auto response = client().Get(path);
+    EXPECT_TRUE(response) << "no response from GET " << path;
+    if (!response) return {};
+    EXPECT_EQ(response->status, expected_status) << response->body;
+    return json::parse(response->body);
+  }
+  // Our API's errors: {"error": {"code": …, "message": …}} with a message that says what was wrong.
+  void expect_error(const json& body, const std::string& code, const std::string& message_part = "") const {
+    ASSERT_TRUE(body.contains("error")) << body;
+    ASSERT_TRUE(body["error"].is_object()) << body;
+    EXPECT_EQ(body["error"]["code"], code) << body;
+    ASSERT_TRUE(body["error"]["message"].is_string()) << body;
+    EXPECT_NE(body["error"]["message"].get<std::string>().find(message_part), std::string::npos) << body;
+  }
+  // The Open Inference Protocol's errors: {"error": "message"}.
+  void expect_v2_error(const json& body, const std::string& message_part) const {
+    ASSERT_TRUE(body.contains("error") && body["error"].is_string()) << body;
+    EXPECT_NE(body["error"].get<std::string>().find(message_part), std::string::npos) << body;
+  }
+
+  static inline server::Server* server_ = nullptr;
+  static inline std::thread* thread_ = nullptr;
+  static inline int port_ = 0;
+};
+
+std::vector<float> library_probabilities(const GrayImage& image) {
+  const Preprocessed input = preprocess(image);
+  const Matrix p = builtin().network.predict_proba(Eigen::Map<const Matrix>(input.pixels.data(), 1, 784));
+  return {p.data(), p.data() + p.size()};
+}
+
+// ---- health, model, page ----
+
+TEST_F(Api, HealthSaysOk) {
+  const json body = get_json("/api/health");
+  EXPECT_EQ(body["status"], "ok");
+}
+
+TEST_F(Api, ModelDescribesArchitectureAccuracyAndMetadata) {
+  const json body = get_json("/api/model");
+  EXPECT_EQ(body["layers"].front(), 784);
+  EXPECT_EQ(body["layers"].back(), 10);
+  EXPECT_EQ(body["parameters"], builtin().network.parameter_count());
+  EXPECT_EQ(body["metadata"]["architecture"], builtin().metadata.at("architecture"));
+  EXPECT_EQ(body["metadata"].size(), builtin().metadata.size());
+  if (builtin().metadata.contains("accuracy.test")) EXPECT_TRUE(body["accuracy"]["test_percent"].is_number());
+  EXPECT_DOUBLE_EQ(body["unsure_below"], server::kUnsureBelow);
+}
+
+TEST_F(Api, ServesThePageFromInsideTheBinary) {
+  auto page = client().Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("Tell the Number"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
+  for (const auto& [path, type] : {std::pair{"/style.css", "text/css; charset=utf-8"}, {"/app.js", "text/javascript; charset=utf-8"}, {"/favicon.svg", "image/svg+xml"}}) {
+    auto file = client().Get(path);
+    ASSERT_TRUE(file) << path;
+    EXPECT_EQ(file->status, 200) << path;
+    EXPECT_EQ(file->get_header_value("Content-Type"), type) << path;
+    EXPECT_FALSE(file->body.empty()) << path;
+  }
+  // Nothing on the page comes from the internet.
+  for (const char* path : {"/", "/style.css", "/app.js"}) {
+    const std::string body = client().Get(path)->body;
+    EXPECT_EQ(body.find("http://"), std::string::npos) << path;
+    EXPECT_EQ(body.find("https://"), std::string::npos) << path;
+    EXPECT_EQ(body.find("@import"), std::string::npos) << path;
+  }
+}
+
+TEST_F(Api, HeadIsAnsweredLikeGet) {
+  auto response = client().Head("/api/health");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+// ---- /api/predict ----
+
+TEST_F(Api, PredictReadsAPngDataUrl) {
+  const GrayImage seven = drawing(7);
+  const json body = post_json("/api/predict", {{"image", png_data_url(seven)}}, 200);
+  EXPECT_EQ(body["digit"], 7);
+  ASSERT_EQ(body["probabilities"].size(), 10u);
+  double sum = 0;
+  for (const json& p : body["probabilities"]) sum += p.get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+  EXPECT_DOUBLE_EQ(body["probability"], body["probabilities"][7]);
+  EXPECT_EQ(body["unsure"], body["probability"].get<double>() < server::kUnsureBelow);
+  EXPECT_EQ(body["input"]["width"], 28);
+  EXPECT_EQ(body["input"]["height"], 28);
+  ASSERT_EQ(body["input"]["pixels"].size(), 784u);
+  int brightest = 0;
+  for (const json& v : body["input"]["pixels"]) brightest = std::max(brightest, v.get<int>());
+  EXPECT_EQ(brightest, 255);
+  EXPECT_EQ(body["inverted"], false);
+  EXPECT_GE(body["milliseconds"].get<double>(), 0.0);
+}
+
+TEST_F(Api, PredictReadsRawPixelsTheSameAsThePng) {
+  testing::Placement placement;
+  placement.left = 20, placement.top = 10, placement.width = 90, placement.height = 120, placement.pen = 12;
+  const GrayImage one = drawing(1, placement);
+  const json from_png = post_json("/api/predict", {{"image", png_data_url(one)}}, 200);
+  const json from_pixels = post_json("/api/predict", pixels_request(one), 200);
+  EXPECT_EQ(from_png["digit"], 1);
+  EXPECT_EQ(from_pixels["digit"], from_png["digit"]);
+  for (int d = 0; d < 10; ++d) EXPECT_FLOAT_EQ(from_pixels["probabilities"][d].get<float>(), from_png["probabilities"][d].get<float>());
+  EXPECT_EQ(from_pixels["input"]["pixels"], from_png["input"]["pixels"]);
+}
+
+TEST_F(Api, PredictRunsTheLibrarysPreprocessing) {
+  for (int digit : {0, 3, 4, 7}) {
+    const GrayImage image = drawing(digit);
+    // The PNG carries 8-bit values: compare with the library on exactly what the server decodes.
+    const std::string png = encode_png(image);
+    const std::vector<float> expected = library_probabilities(decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "test"));
+    const json body = post_json("/api/predict", {{"image", png_data_url(image)}}, 200);
+    for (int d = 0; d < 10; ++d) EXPECT_FLOAT_EQ(body["probabilities"][d].get<float>(), expected[static_cast<std::size_t>(d)]) << "digit " << digit;
+  }
+}
+
+TEST_F(Api, PredictInvertsDarkInkOnLightPaper) {
+  testing::Placement placement;
+  placement.dark_on_light = true;
+  const json body = post_json("/api/predict", {{"image", png_data_url(drawing(7, placement))}}, 200);
+  EXPECT_EQ(body["digit"], 7);
+  EXPECT_EQ(body["inverted"], true);
+}
+
+TEST_F(Api, ABlankDrawingIsNeverGuessed) {
+  GrayImage blank{280, 280, std::vector<float>(280 * 280, 0.0f)};
+  expect_error(post_json("/api/predict", {{"image", png_data_url(blank)}}, 422), "empty_drawing", "nothing to read");
+  expect_error(post_json("/api/predict", pixels_request(blank), 422), "empty_drawing", "nothing to read");
+}
+
+TEST_F(Api, MalformedJsonIsA400) {
+  expect_error(post_text("/api/predict", "{\"image\": ", 400), "malformed_json", "not valid JSON");
+  expect_error(post_text("/api/predict", "", 400), "malformed_json", "empty");
+  expect_error(post_text("/api/predict", "[1, 2, 3]", 400), "invalid_request", "JSON object");
+}
+
+TEST_F(Api, WrongTypesSayWhichField) {
+  expect_error(post_json("/api/predict", {{"image", 42}}, 400), "invalid_request", "\"image\" must be a string");
+  expect_error(post_json("/api/predict", {{"image", "hello"}}, 400), "invalid_request", "not a data URL");
+  expect_error(post_json("/api/predict", {{"image", "data:text/plain;base64,aGVsbG8="}}, 400), "invalid_request", "not of an image");
+  expect_error(post_json("/api/predict", {{"image", "data:image/png,rawbytes"}}, 400), "invalid_request", "base64");
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64,@@@@"}}, 400), "invalid_request", "not base64");
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + encode_base64("not a png at all")}}, 400), "bad_image", "not an image");
+  expect_error(post_json("/api/predict", json::object(), 400), "invalid_request", "expected");
+  expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", {0, 0, 0}}}, 400), "invalid_request", "3 values but width × height is 4");
+  expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", {0, 0, 0, "x"}}}, 400), "invalid_request", "\"pixels\"[3] is string");
+  expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", {0, 0, 0, 256}}}, 400), "invalid_request", "outside 0–255");
+  expect_error(post_json("/api/predict", {{"width", 2.5}, {"height", 2}, {"pixels", {0, 0, 0, 0}}}, 400), "invalid_request", "integers");
+  expect_error(post_json("/api/predict", {{"width", 0}, {"height", 2}, {"pixels", json::array()}}, 400), "invalid_request", "at least 1");
+  expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", "0000"}}, 400), "invalid_request", "must be an array");
+  expect_error(post_json("/api/predict", {{"pixels", {0}}}, 400), "invalid_request", "needs \"width\" and \"height\"");
+  expect_error(post_json("/api/predict", {{"image", png_data_url(drawing(1))}, {"width", 1}, {"height", 1}, {"pixels", {0}}}, 400), "invalid_request", "not both");
+}
+
+TEST_F(Api, TooLargeImagesAndBodiesAreRefused) {
+  expect_error(post_json("/api/predict", {{"width", 5000}, {"height", 10}, {"pixels", json::array()}}, 413), "image_too_large", "5000×10");
+  // A PNG whose header claims 5000×5000: refused before any decoding.
+  std::string png = encode_png(drawing(1));
+  for (std::size_t at : {16u, 20u}) {
+    png[at] = 0, png[at + 1] = 0, png[at + 2] = static_cast<char>(5000 >> 8), png[at + 3] = static_cast<char>(5000 & 0xff);
+  }
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + encode_base64(png)}}, 413), "image_too_large", "5000×5000");
+  const std::string huge = "{\"image\": \"" + std::string(5u << 20, 'A') + "\"}";
+  auto response = client().Post("/api/predict", huge, "application/json");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 413);
+  expect_error(json::parse(response->body), "payload_too_large", "limit");
+}
+
+TEST_F(Api, UnknownPathsAre404AndWrongMethods405) {
+  expect_error(get_json("/api/nothing-here", 404), "not_found", "/api/nothing-here");
+  expect_error(get_json("/api/predict", 405), "method_not_allowed", "use POST");
+  auto response = client().Get("/api/predict");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->get_header_value("Allow"), "POST");
+  expect_error(post_text("/api/health", "{}", 405), "method_not_allowed", "use GET");
+  auto put = client().Put("/api/model", "{}", "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+  auto del = client().Delete("/");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 405);
+}
+
+// ---- the Open Inference Protocol (KServe v2) ----
+
+TEST_F(Api, V2HealthAndMetadata) {
+  EXPECT_EQ(get_json("/v2/health/live")["live"], true);
+  EXPECT_EQ(get_json("/v2/health/ready")["ready"], true);
+  EXPECT_EQ(get_json("/v2")["name"], "digits");
+  const json model = get_json("/v2/models/digits");
+  EXPECT_EQ(model["name"], "digits");
+  EXPECT_EQ(model["inputs"][0]["name"], "input");
+  EXPECT_EQ(model["inputs"][0]["datatype"], "UINT8");
+  EXPECT_EQ(model["inputs"][0]["shape"], json({-1, 28, 28}));
+  EXPECT_EQ(model["outputs"][0]["name"], "probabilities");
+  EXPECT_EQ(model["outputs"][0]["datatype"], "FP32");
+  EXPECT_EQ(model["outputs"][0]["shape"], json({-1, 10}));
+  EXPECT_EQ(get_json("/v2/models/digits/ready")["ready"], true);
+  expect_v2_error(get_json("/v2/models/resnet", 404), "no model named 'resnet'");
+}
+
+std::vector<std::vector<int>> preprocessed_images(std::initializer_list<int> digits) {
+  std::vector<std::vector<int>> images;
+  for (int digit : digits) {
+    const Preprocessed input = preprocess(drawing(digit));
+    std::vector<int> pixels;
+    for (float v : input.pixels) pixels.push_back(static_cast<int>(std::lround(v)));
+    images.push_back(pixels);
+  }
+  return images;
+}
+
+TEST_F(Api, V2InferTakesUint8ImagesNestedOrFlat) {
+  const auto images = preprocessed_images({7, 1});
+  json nested = json::array();
+  for (const auto& image : images) {
+    json rows = json::array();
+    for (int y = 0; y < 28; ++y) rows.push_back(std::vector<int>(image.begin() + y * 28, image.begin() + (y + 1) * 28));
+    nested.push_back(rows);
+  }
+  const json request = {{"id", "req-42"}, {"inputs", {{{"name", "input"}, {"shape", {2, 28, 28}}, {"datatype", "UINT8"}, {"data", nested}}}}};
+  const json body = post_json("/v2/models/digits/infer", request, 200);
+  EXPECT_EQ(body["model_name"], "digits");
+  EXPECT_EQ(body["id"], "req-42");
+  const json& output = body["outputs"][0];
+  EXPECT_EQ(output["name"], "probabilities");
+  EXPECT_EQ(output["datatype"], "FP32");
+  EXPECT_EQ(output["shape"], json({2, 10}));
+  ASSERT_EQ(output["data"].size(), 20u);
+
+  // The same numbers as the network on the same raw pixels, and the same as a flat data array.
+  Matrix pixels(2, 784);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 784; ++j) pixels(i, j) = static_cast<float>(images[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)]);
+  const Matrix expected = builtin().network.predict_proba(pixels);
+  for (int k = 0; k < 20; ++k) EXPECT_FLOAT_EQ(output["data"][k].get<float>(), expected.data()[k]);
+  std::vector<int> flat = images[0];
+  flat.insert(flat.end(), images[1].begin(), images[1].end());
+  json flat_request = request;
+  flat_request["inputs"][0]["data"] = flat;
+  EXPECT_EQ(post_json("/v2/models/digits/infer", flat_request, 200)["outputs"], body["outputs"]);
+}
+
+TEST_F(Api, V2InferTakesFp32RowsOfRawPixels) {
+  const auto images = preprocessed_images({4});
+  std::vector<float> row(images[0].begin(), images[0].end());
+  const json request = {{"inputs", {{{"name", "input"}, {"shape", {1, 784}}, {"datatype", "FP32"}, {"data", row}}}}, {"outputs", {{{"name", "probabilities"}}}}};
+  const json body = post_json("/v2/models/digits/infer", request, 200);
+  EXPECT_FALSE(body.contains("id"));
+  const Matrix expected = builtin().network.predict_proba(Eigen::Map<const Matrix>(row.data(), 1, 784));
+  for (int k = 0; k < 10; ++k) EXPECT_FLOAT_EQ(body["outputs"][0]["data"][k].get<float>(), expected(0, k));
+}
+
+TEST_F(Api, V2BadRequestsSayWhatIsWrong) {
+  auto tensor = [](json shape, std::string datatype, json data) {
+    return json{{"inputs", {{{"name", "input"}, {"shape", shape}, {"datatype", datatype}, {"data", data}}}}};
+  };
+  const std::vector<int> zeros(784, 0);
+  const std::string infer = "/v2/models/digits/infer";
+  expect_v2_error(post_text(infer, "{nope", 400), "not valid JSON");
+  expect_v2_error(post_json(infer, json::object(), 400), "\"inputs\"");
+  expect_v2_error(post_json(infer, tensor({1, 28, 28}, "INT64", zeros), 400), "UINT8 tensor of shape [N,28,28] or an FP32 tensor of shape [N,784]");
+  expect_v2_error(post_json(infer, tensor({1, 784}, "UINT8", zeros), 400), "[N,28,28]");
+  expect_v2_error(post_json(infer, tensor({2, 28, 28}, "UINT8", zeros), 400), "holds 784 values; the shape [2,28,28] needs 1568");
+  expect_v2_error(post_json(infer, tensor({0, 784}, "FP32", json::array()), 400), "batch size");
+  json bad_value = tensor({1, 28, 28}, "UINT8", zeros);
+  bad_value["inputs"][0]["data"][5] = 300;
+  expect_v2_error(post_json(infer, bad_value, 400), "integers 0–255");
+  bad_value["inputs"][0]["data"][5] = "7";
+  expect_v2_error(post_json(infer, bad_value, 400), "integers 0–255");
+  json fp_string = tensor({1, 784}, "FP32", zeros);
+  fp_string["inputs"][0]["data"][0] = nullptr;
+  expect_v2_error(post_json(infer, fp_string, 400), "finite numbers");
+  json wrong_name = tensor({1, 784}, "FP32", zeros);
+  wrong_name["inputs"][0]["name"] = "pixels";
+  expect_v2_error(post_json(infer, wrong_name, 400), "named \"input\"");
+  json wrong_output = tensor({1, 784}, "FP32", zeros);
+  wrong_output["outputs"] = {{{"name", "logits"}}};
+  expect_v2_error(post_json(infer, wrong_output, 400), "\"probabilities\"");
+  json shape_type = tensor({"1", 784}, "FP32", zeros);
+  expect_v2_error(post_json(infer, shape_type, 400), "array of integers");
+  expect_v2_error(post_json("/v2/models/other/infer", tensor({1, 784}, "FP32", zeros), 404), "no model named 'other'");
+  expect_v2_error(get_json(infer, 405), "use POST");
+}
+
+// ---- robustness ----
+
+TEST_F(Api, ConcurrentPredictionsAllAgree) {
+  const std::string seven = json{{"image", png_data_url(drawing(7))}}.dump();
+  const std::string one = json{{"image", png_data_url(drawing(1))}}.dump();
+  std::atomic<int> wrong = 0;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", port_);
+      for (int i = 0; i < 40; ++i) {
+        const bool is_seven = (t + i) % 2 == 0;
+        auto response = c.Post("/api/predict", is_seven ? seven : one, "application/json");
+        if (!response || response->status != 200 || json::parse(response->body)["digit"] != (is_seven ? 7 : 1)) ++wrong;
+      }
+    });
+  }
+  for (std::thread& c : clients) c.join();
+  EXPECT_EQ(wrong, 0);
+}
+
+int connect_raw(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(Api, GarbageAndStalledClientsDoNotStopTheServer) {
+  // Bytes that are not HTTP at all get a 400 and a closed connection.
+  const int garbage = connect_raw(port_);
+  ASSERT_GE(garbage, 0);
+  const std::string junk = "\x16\x03\x01 this is not HTTP\r\n\r\n";
+  ASSERT_EQ(::write(garbage, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  char reply[256] = {};
+  ASSERT_GT(::read(garbage, reply, sizeof reply - 1), 0);
+  EXPECT_TRUE(std::string(reply).starts_with("HTTP/1.1 400")) << reply;
+  ::close(garbage);
+
+  // Clients that promise a body and stall hold one thread each, until the read timeout...
+  std::vector<int> stalled;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = connect_raw(port_);
+    ASSERT_GE(fd, 0);
+    const std::string partial = "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ima";
+    ASSERT_EQ(::write(fd, partial.data(), partial.size()), static_cast<ssize_t>(partial.size()));
+    stalled.push_back(fd);
+  }
+  // ...while everyone else is still served, promptly.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(get_json("/api/health")["status"], "ok");
+  EXPECT_EQ(post_json("/api/predict", {{"image", png_data_url(drawing(7))}}, 200)["digit"], 7);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  for (int fd : stalled) ::close(fd);
+}
+
+// ---- the `digits serve` process ----
+
+struct Process {
+  pid_t pid = -1;
+  int out = -1, err = -1;
+
+  static Process start(const std::vector<std::string>& args, const std::vector<std::string>& env_overrides = {}) {
+    int out_pipe[2], err_pipe[2];
+    if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_adddup2(&files, out_pipe[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&files, err_pipe[1], STDERR_FILENO);
+    posix_spawn_file_actions_addclose(&files, out_pipe[0]);
+    posix_spawn_file_actions_addclose(&files, err_pipe[0]);
+    std::vector<std::string> all = {DIGITS_BINARY};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // The environment, minus any display or browser, plus the overrides.
+    std::vector<std::string> environment;
+    for (char** e = environ; *e; ++e) {
+      const std::string entry = *e;
+      if (!entry.starts_with("DISPLAY=") && !entry.starts_with("WAYLAND_DISPLAY=") && !entry.starts_with("BROWSER=")) environment.push_back(entry);
+    }
+    environment.insert(environment.end(), env_overrides.begin(), env_overrides.end());
+    std::vector<char*> envp;
+    for (std::string& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    Process p;
+    if (posix_spawn(&p.pid, DIGITS_BINARY, &files, nullptr, argv.data(), envp.data()) != 0) throw std::runtime_error("cannot start digits");
+    posix_spawn_file_actions_destroy(&files);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    p.out = out_pipe[0];
+    p.err = err_pipe[0];
+    return p;
+  }
+
+  // Reads from fd until `pattern` matches what was read, or the timeout passes.
+  static std::string read_until(int fd, const std::regex& pattern, std::chrono::milliseconds timeout, std::string& buffer) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::smatch match;
+    while (!std::regex_search(buffer, match, pattern)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return "";
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+      char chunk[512];
+      const ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n <= 0) return "";
+      buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+    return match[match.size() > 1 ? 1 : 0];
+  }
+
+  // Waits for the exit status; -1 if it has not exited by the timeout.
+  int wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return -1;
+  }
+
+  ~Process() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    if (out >= 0) ::close(out);
+    if (err >= 0) ::close(err);
+  }
+};
+
+TEST(ServeCommand, PicksAFreePortLogsRequestsAndStopsOnSigterm) {
+  Process serve = Process::start({"serve", "--port", "0"});
+  std::string out, err;
+  const std::string port = Process::read_until(serve.out, std::regex(R"(http://127\.0\.0\.1:(\d+)/)"), 15s, out);
+  ASSERT_FALSE(port.empty()) << "no address printed: " << out;
+
+  httplib::Client client("127.0.0.1", std::stoi(port));
+  auto response = client.Get("/api/health");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  // One line per request: method, path, status, milliseconds.
+  EXPECT_FALSE(Process::read_until(serve.err, std::regex(R"(GET /api/health 200 \d+\.\d+ ms)"), 5s, err).empty()) << err;
+
+  ASSERT_EQ(::kill(serve.pid, SIGTERM), 0);
+  EXPECT_EQ(serve.wait(10s), 0);
+  EXPECT_FALSE(Process::read_until(serve.out, std::regex("stopped"), 1s, out).empty()) << out;
+}
+
+TEST(ServeCommand, StopsOnSigintToo) {
+  Process serve = Process::start({"serve", "--port", "0"});
+  std::string out;
+  ASSERT_FALSE(Process::read_until(serve.out, std::regex(R"(http://127\.0\.0\.1:(\d+)/)"), 15s, out).empty()) << out;
+  ASSERT_EQ(::kill(serve.pid, SIGINT), 0);
+  EXPECT_EQ(serve.wait(10s), 0);
+}
+
+TEST(ServeCommand, AppPrintsTheAddressWhenNoBrowserCanBeOpened) {
+  Process app = Process::start({"app", "--port", "0"});
+  std::string out;
+  EXPECT_FALSE(Process::read_until(app.out, std::regex(R"(open http://127\.0\.0\.1:\d+/ in one)"), 15s, out).empty()) << out;
+  ::kill(app.pid, SIGTERM);
+  EXPECT_EQ(app.wait(10s), 0);
+}
+
+TEST(ServeCommand, AppStartsTheBrowserFromBROWSER) {
+  const std::filesystem::path opened = std::filesystem::temp_directory_path() / ("digits-browser-" + std::to_string(::getpid()));
+  const std::filesystem::path fake_browser = opened.string() + ".sh";
+  {
+    std::ofstream script(fake_browser);
+    script << "#!/bin/sh\necho \"$1\" > '" << opened.string() << "'\n";
+  }
+  std::filesystem::permissions(fake_browser, std::filesystem::perms::owner_all);
+  Process app = Process::start({"app", "--port", "0"}, {"BROWSER=" + fake_browser.string()});
+  std::string out;
+  const std::string port = Process::read_until(app.out, std::regex(R"(http://127\.0\.0\.1:(\d+)/)"), 15s, out);
+  ASSERT_FALSE(port.empty()) << out;
+  std::string url;
+  for (int i = 0; i < 200 && url.empty(); ++i) {
+    std::this_thread::sleep_for(20ms);
+    std::ifstream in(opened);
+    std::getline(in, url);
+  }
+  EXPECT_EQ(url, "http://127.0.0.1:" + port + "/");
+  ::kill(app.pid, SIGTERM);
+  EXPECT_EQ(app.wait(10s), 0);
+  std::filesystem::remove(opened);
+  std::filesystem::remove(fake_browser);
+}
+
+// The same drawing through `digits predict` and through the server gives the same answer.
+TEST(ServeCommand, AgreesWithThePredictCommand) {
+  server::ServerOptions options;
+  options.port = 0;
+  options.log = nullptr;
+  server::Server server({builtin(), "built-in model"}, options);
+  const int port = server.bind();
+  std::thread running([&] { server.run(); });
+
+  testing::Placement placement;
+  placement.left = 150, placement.top = 120, placement.width = 90, placement.height = 140, placement.pen = 10;
+  for (int digit : {2, 7}) {
+    const GrayImage image = drawing(digit, placement);
+    const std::filesystem::path file = std::filesystem::temp_directory_path() / ("digits-api-" + std::to_string(::getpid()) + "-" + std::to_string(digit) + ".png");
+    write_png(file, image);
+    Process predict = Process::start({"predict", "--json", file.string()});
+    std::string out;
+    const std::string line = Process::read_until(predict.out, std::regex(R"((\{.*\})\n)"), 15s, out);
+    EXPECT_EQ(predict.wait(10s), 0);
+    std::filesystem::remove(file);
+    ASSERT_FALSE(line.empty()) << out;
+    const json cli = json::parse(line);
+
+    httplib::Client client("127.0.0.1", port);
+    auto response = client.Post("/api/predict", json{{"image", png_data_url(image)}}.dump(), "application/json");
+    ASSERT_TRUE(response);
+    ASSERT_EQ(response->status, 200) << response->body;
+    const json api = json::parse(response->body);
+    EXPECT_EQ(api["digit"], cli["digit"]);
+    for (int d = 0; d < 10; ++d) EXPECT_FLOAT_EQ(api["probabilities"][d].get<float>(), cli["probabilities"][d].get<float>());
+  }
+  server.stop();
+  running.join();
+}
+
+TEST(ServeCommand, UsageAndBindErrors) {
+  Process bad_port = Process::start({"serve", "--port", "70000"});
+  EXPECT_EQ(bad_port.wait(10s), 2);
+  Process no_model = Process::start({"serve", "--port", "0", "--model", "/nonexistent/model.safetensors"});
+  EXPECT_EQ(no_model.wait(10s), 1);
+
+  // A port already taken is a failure with a message, not a hang.
+  Process first = Process::start({"serve", "--port", "0"});
+  std::string out, err;
+  const std::string port = Process::read_until(first.out, std::regex(R"(http://127\.0\.0\.1:(\d+)/)"), 15s, out);
+  ASSERT_FALSE(port.empty()) << out;
+  Process second = Process::start({"serve", "--port", port});
+  EXPECT_EQ(second.wait(10s), 1);
+  EXPECT_FALSE(Process::read_until(second.err, std::regex("cannot listen on 127.0.0.1:" + port), 1s, err).empty()) << err;
+  ::kill(first.pid, SIGTERM);
+  EXPECT_EQ(first.wait(10s), 0);
+}
+
+}  // namespace
+}  // namespace digits

@@ -1,0 +1,290 @@
+// End-to-end test of the drawing page in a real browser: Debian's Chromium, headless, driven by
+// playwright-core. Starts `digits serve --port 0`, draws digits with mouse strokes (and one with a
+// finger on the phone layout), reads them with "Tell the Number", erases, and saves screenshots.
+//
+//   node draw-digits.test.mjs <path to digits> <screenshot dir>
+//
+// Exits 0 when every check passes, 1 on the first failure, 77 (ctest's "skipped") without Chromium.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const [digitsBinary, screenshotDir = 'screenshots'] = process.argv.slice(2);
+if (!digitsBinary) {
+  console.error('usage: node draw-digits.test.mjs <path to digits> [screenshot dir]');
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.log(`skipped: no Chromium at ${CHROMIUM}`);
+  process.exit(77);
+}
+mkdirSync(screenshotDir, { recursive: true });
+
+let failures = 0;
+function check(condition, message) {
+  if (condition) {
+    console.log(`  ok    ${message}`);
+  } else {
+    console.log(`  FAIL  ${message}`);
+    failures++;
+  }
+}
+
+// ---- the server ----
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const server = spawn(digitsBinary, ['serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`digits serve printed no address: ${output}`)), 15000);
+    server.stdout.on('data', (chunk) => {
+      output += chunk;
+      const match = output.match(/http:\/\/127\.0\.0\.1:(\d+)\//);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ server, url: match[0] });
+      }
+    });
+    server.stderr.on('data', () => {});  // the request log
+    server.on('exit', (code) => reject(new Error(`digits serve exited with ${code}: ${output}`)));
+  });
+}
+
+// ---- drawing ----
+
+// Digit shapes as strokes in a unit box, (0, 0) top left.
+function ellipse(cx, cy, rx, ry, steps = 48) {
+  const points = [];
+  for (let i = 0; i <= steps; i++) {
+    const t = -Math.PI / 2 + (2 * Math.PI * i) / steps;
+    points.push([cx + rx * Math.cos(t), cy + ry * Math.sin(t)]);
+  }
+  return points;
+}
+const SHAPES = {
+  1: [[[0.35, 0.22], [0.55, 0.04], [0.55, 0.96]]],
+  7: [[[0.12, 0.06], [0.88, 0.06], [0.42, 0.96]]],
+  0: [ellipse(0.5, 0.5, 0.36, 0.46)],
+};
+
+// Points every few pixels along a polyline, so the page sees a dense, realistic stream.
+function densify(points, spacing) {
+  const dense = [points[0]];
+  for (let i = 1; i < points.length; i++) {
+    const [x0, y0] = points[i - 1];
+    const [x1, y1] = points[i];
+    const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0) / spacing));
+    for (let s = 1; s <= steps; s++) dense.push([x0 + ((x1 - x0) * s) / steps, y0 + ((y1 - y0) * s) / steps]);
+  }
+  return dense;
+}
+
+// placement: where the digit's unit box lands, as fractions of the pad {left, top, width, height}.
+async function strokesOnPad(page, digit, placement) {
+  const box = await page.locator('#pad').boundingBox();
+  return SHAPES[digit].map((stroke) =>
+    densify(
+      stroke.map(([u, v]) => [
+        box.x + (placement.left + u * placement.width) * box.width,
+        box.y + (placement.top + v * placement.height) * box.height,
+      ]),
+      4,
+    ),
+  );
+}
+
+async function drawWithMouse(page, digit, placement) {
+  for (const stroke of await strokesOnPad(page, digit, placement)) {
+    await page.mouse.move(stroke[0][0], stroke[0][1]);
+    await page.mouse.down();
+    for (const [x, y] of stroke.slice(1)) await page.mouse.move(x, y);
+    await page.mouse.up();
+  }
+}
+
+async function drawWithFinger(page, cdp, digit, placement) {
+  for (const stroke of await strokesOnPad(page, digit, placement)) {
+    const touch = ([x, y]) => ({ touchPoints: [{ x, y, radiusX: 4, radiusY: 4, force: 1, id: 1 }] });
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', ...touch(stroke[0]) });
+    for (const point of stroke.slice(1)) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', ...touch(point) });
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  }
+}
+
+// ---- reading the page ----
+
+async function waitForReading(page) {
+  await page.waitForFunction(() => {
+    const state = document.getElementById('result').dataset.state;
+    return state === 'confident' || state === 'unsure';
+  }, null, { timeout: 10000 });
+  // A live reading may be on its way from the last stroke: let the page settle on the final answer.
+  await page.waitForTimeout(400);
+  return page.evaluate(() => ({
+    state: document.getElementById('result').dataset.state,
+    digit: document.getElementById('digit').textContent.trim(),
+    status: document.getElementById('status').textContent.trim(),
+    seenInk: (() => {
+      const seen = document.getElementById('seen');
+      const data = seen.getContext('2d').getImageData(0, 0, seen.width, seen.height).data;
+      let ink = 0;
+      for (let i = 0; i < data.length; i += 4) ink += data[i] > 0 ? 1 : 0;
+      return ink;
+    })(),
+  }));
+}
+
+async function padIsBlack(page) {
+  return page.evaluate(() => {
+    const pad = document.getElementById('pad');
+    const data = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data;
+    for (let i = 0; i < data.length; i += 4) if (data[i] !== 0 || data[i + 1] !== 0 || data[i + 2] !== 0) return false;
+    return true;
+  });
+}
+
+async function checkErased(page, how) {
+  const erased = await page.evaluate(() => ({
+    state: document.getElementById('result').dataset.state,
+    digit: document.getElementById('digit').textContent.trim(),
+    values: [...document.querySelectorAll('#bars .value')].map((v) => v.textContent.trim()),
+  }));
+  check(await padIsBlack(page), `${how}: the canvas is black again`);
+  check(erased.state === 'empty' && erased.digit === '–', `${how}: the result is cleared (state ${erased.state}, digit "${erased.digit}")`);
+  check(erased.values.length === 10 && erased.values.every((v) => v === '–'), `${how}: the ten bars are cleared`);
+}
+
+// ---- one layout ----
+
+// Each layout runs in its own browser with a fresh profile, so no state carries from one to the next.
+async function exercise(baseUrl, layout) {
+  console.log(`${layout.name} (${layout.viewport.width}×${layout.viewport.height})`);
+  const profile = mkdtempSync(path.join(tmpdir(), 'digits-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    // Without the background-networking flags Chromium reaches out on its own, and a closed
+    // network refuses those connections noisily.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    viewport: layout.viewport,
+    deviceScaleFactor: layout.deviceScaleFactor,
+    isMobile: layout.isMobile,
+    hasTouch: layout.isMobile,
+  });
+  try {
+    await exerciseLayout(context, baseUrl, layout);
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function exerciseLayout(context, baseUrl, layout) {
+  const page = context.pages()[0] || (await context.newPage());
+  const origin = new URL(baseUrl).origin;
+  const foreign = [];
+  const problems = [];
+  page.on('request', (request) => {
+    if (!request.url().startsWith(origin) && !request.url().startsWith('data:')) foreign.push(request.url());
+  });
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+
+  await page.goto(baseUrl, { waitUntil: 'networkidle' });
+  await page.waitForFunction(() => document.getElementById('model-info').textContent.startsWith('Network'));
+  check(await padIsBlack(page), 'the pad starts black');
+
+  // A blank pad is never guessed.
+  await page.getByRole('button', { name: /Tell the Number/ }).click();
+  const blank = await page.evaluate(() => ({
+    state: document.getElementById('result').dataset.state,
+    status: document.getElementById('status').textContent,
+  }));
+  check(blank.state === 'nothing' && /nothing to read/i.test(blank.status), `a blank pad says there is nothing to read ("${blank.status}")`);
+
+  const cases = [
+    { digit: 1, placement: { left: 0.04, top: 0.05, width: 0.3, height: 0.42 }, note: 'small, top left' },
+    { digit: 7, placement: { left: 0.42, top: 0.38, width: 0.5, height: 0.56 }, note: 'medium, bottom right' },
+    { digit: 0, placement: { left: 0.12, top: 0.06, width: 0.66, height: 0.86 }, note: 'large, left of centre' },
+  ];
+  for (const { digit, placement, note } of cases) {
+    await drawWithMouse(page, digit, placement);
+    await page.getByRole('button', { name: /Tell the Number/ }).click();
+    const reading = await waitForReading(page);
+    check(reading.digit.replace('?', '') === String(digit), `a ${digit} drawn ${note} reads as ${reading.digit} (${reading.state}: "${reading.status}")`);
+    check(reading.seenInk > 20, `the 28×28 image the network saw is shown (${reading.seenInk} lit pixels)`);
+    if (digit === 7) await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-seven.png`), fullPage: true });
+    await page.getByRole('button', { name: /Erase/ }).click();
+    await checkErased(page, `after the ${digit}, Erase`);
+  }
+
+  // The keyboard: Enter reads, Escape erases.
+  await drawWithMouse(page, 7, { left: 0.2, top: 0.15, width: 0.55, height: 0.7 });
+  await page.keyboard.press('Enter');
+  const byKey = await waitForReading(page);
+  check(byKey.digit.replace('?', '') === '7', `Enter reads a 7 (${byKey.digit})`);
+  await page.keyboard.press('Escape');
+  await checkErased(page, 'Escape');
+
+  if (layout.isMobile) {
+    // A finger on a touch screen draws through the same Pointer Events.
+    const cdp = await context.newCDPSession(page);
+    await drawWithFinger(page, cdp, 1, { left: 0.3, top: 0.1, width: 0.4, height: 0.8 });
+    const byTouch = await waitForReading(page);  // lifting the finger reads the drawing
+    check(byTouch.digit.replace('?', '') === '1', `a 1 drawn with a finger reads as ${byTouch.digit}`);
+    await page.getByRole('button', { name: /Erase/ }).click();
+  }
+
+  // A reading below the server's threshold is shown as unsure, not as an answer. Which drawings
+  // the network is unsure of depends on the model, so the server's answer is made unsure here.
+  await page.route('**/api/predict', async (route) => {
+    const response = await route.fetch();
+    const reading = await response.json();
+    const probabilities = Array(10).fill(0.02);
+    probabilities[4] = 0.46;
+    probabilities[9] = 0.38;
+    await route.fulfill({ response, json: { ...reading, digit: 4, probability: 0.46, probabilities, unsure: true } });
+  });
+  await drawWithMouse(page, 1, { left: 0.3, top: 0.15, width: 0.4, height: 0.7 });
+  await page.getByRole('button', { name: /Tell the Number/ }).click();
+  const unsure = await waitForReading(page);
+  check(unsure.state === 'unsure' && unsure.digit === '4?' && /not sure/i.test(unsure.status), `an unsure reading is shown as unsure ("${unsure.digit}": "${unsure.status}")`);
+  await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-unsure.png`), fullPage: true });
+  await page.unroute('**/api/predict');
+  await page.getByRole('button', { name: /Erase/ }).click();
+
+  await drawWithMouse(page, 0, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 });
+  await page.getByRole('button', { name: /Tell the Number/ }).click();
+  await waitForReading(page);
+  await page.screenshot({ path: path.join(screenshotDir, `${layout.name}.png`), fullPage: true });
+  // The page as a phone shows it first: is the answer in view without scrolling?
+  if (layout.isMobile) {
+    const digitBox = await page.locator('#digit').boundingBox();
+    check(digitBox.y + digitBox.height <= layout.viewport.height, `the answer is in view without scrolling (bottom at ${Math.round(digitBox.y + digitBox.height)} of ${layout.viewport.height} px)`);
+    await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-viewport.png`) });
+  }
+
+  check(foreign.length === 0, `the page loads nothing from elsewhere${foreign.length ? ': ' + foreign.join(', ') : ''}`);
+  check(problems.length === 0, `no errors in the page's console${problems.length ? ': ' + problems.join(' | ') : ''}`);
+}
+
+// ---- main ----
+
+const { server, url } = await startServer();
+try {
+  await exercise(url, { name: 'desktop', viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1, isMobile: false });
+  await exercise(url, { name: 'phone', viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true });
+} catch (error) {
+  console.log(`  FAIL  ${error.stack || error}`);
+  failures++;
+} finally {
+  server.kill('SIGTERM');
+}
+console.log(failures ? `${failures} check(s) failed` : `all checks passed; screenshots in ${screenshotDir}`);
+process.exit(failures ? 1 : 0);
