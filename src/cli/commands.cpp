@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "digits/builtin_model.hpp"
+#include "digits/checkpoint.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/image_folder.hpp"
@@ -94,10 +95,11 @@ void write_metrics(const std::string& path, const std::vector<EpochReport>& repo
   if (path.empty()) return;
   std::ofstream out(path);
   if (!out) throw Error(path + ": cannot write the metrics file");
-  out << "epoch,loss,train_accuracy,test_accuracy,seconds,samples_per_second\n";
+  out << "epoch,loss,train_accuracy,test_accuracy,seconds,samples_per_second,validation_accuracy,learning_rate\n";
   for (const EpochReport& r : reports) {
-    out << r.epoch << ',' << r.loss << ',' << (r.train_accuracy >= 0 ? std::to_string(r.train_accuracy) : "") << ','
-        << (r.test_accuracy >= 0 ? std::to_string(r.test_accuracy) : "") << ',' << r.seconds << ',' << r.samples_per_second << '\n';
+    auto optional = [](double v) { return v >= 0 ? std::to_string(v) : std::string(); };
+    out << r.epoch << ',' << r.loss << ',' << optional(r.train_accuracy) << ',' << optional(r.test_accuracy) << ',' << r.seconds << ','
+        << r.samples_per_second << ',' << optional(r.validation_accuracy) << ',' << r.learning_rate << '\n';
   }
   if (!out) throw Error(path + ": write failed");
 }
@@ -136,6 +138,28 @@ json evaluation_json(const Evaluation& result) {
           {"per_class_accuracy", per_class}, {"confusion", result.confusion}};
 }
 
+std::string number_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", value);
+  return text;
+}
+
+// The whole recipe, so a model file says how it was made.
+void record_recipe(Metadata& metadata, const Preset& preset, const TrainingRecipe& recipe) {
+  metadata["training.preset"] = preset.name;
+  metadata["training.init"] = std::string(init_name(preset.init));
+  metadata["training.optimizer"] = std::string(optimizer_name(recipe.optimizer.kind));
+  metadata["training.learning_rate"] = number_text(recipe.optimizer.learning_rate);
+  metadata["training.momentum"] = number_text(recipe.optimizer.momentum);
+  metadata["training.weight_decay"] = number_text(recipe.optimizer.weight_decay);
+  metadata["training.schedule"] = describe(recipe.schedule);
+  metadata["training.dropout"] = number_text(recipe.dropout);
+  metadata["training.validation"] = std::to_string(recipe.validation);
+  metadata["training.batch"] = std::to_string(recipe.batch);
+  metadata["training.epochs"] = std::to_string(recipe.epochs);
+  metadata["training.seed"] = std::to_string(recipe.seed);
+}
+
 int run_train_impl(const TrainOptions& options) {
   Preset preset = find_preset(options.preset);
   if (options.layers) preset.sizes = parse_layers(*options.layers);
@@ -145,51 +169,76 @@ int run_train_impl(const TrainOptions& options) {
   }
   if (options.init) preset.init = parse_init(*options.init);
   TrainingRecipe& recipe = preset.recipe;
-  if (options.optimizer) recipe.optimizer.kind = parse_optimizer(*options.optimizer);
+  try {
+    if (options.optimizer) recipe.optimizer.kind = parse_optimizer(*options.optimizer);
+    if (options.schedule) recipe.schedule = parse_schedule(*options.schedule);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
   if (options.epochs) recipe.epochs = *options.epochs;
   if (options.batch) recipe.batch = *options.batch;
   if (options.learning_rate) recipe.optimizer.learning_rate = *options.learning_rate;
   if (options.momentum) recipe.optimizer.momentum = *options.momentum;
-  const std::uint64_t seed = options.seed.value_or(1);
-  recipe.seed = seed;
+  if (options.weight_decay) recipe.optimizer.weight_decay = *options.weight_decay;
+  if (options.dropout) recipe.dropout = *options.dropout;
+  if (options.validation) recipe.validation = *options.validation;
+  if (options.patience) recipe.patience = *options.patience;
+  if (recipe.patience > 0 && recipe.validation == 0) throw UsageError("--patience needs a validation set (--validation N)");
+  if (options.seed) recipe.seed = *options.seed;
   recipe.threads = options.threads;
 
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData data = load_train_test(data_dir);
   Network network(preset.sizes, preset.hidden, preset.input_scale);
-  network.initialize(preset.init, seed);
+  network.initialize(preset.init, recipe.seed);
+  TrainingState state{Optimizer(recipe.optimizer), 0};
+  if (!options.resume.empty()) {
+    Model checkpoint = load_model(options.resume);
+    if (checkpoint.network.sizes() != network.sizes() || checkpoint.network.hidden_activation() != network.hidden_activation())
+      throw Error(options.resume + ": its network (" + describe(checkpoint.network) + ") is not the recipe's (" + describe(network) + ")");
+    state = restore_training_state(checkpoint, recipe.optimizer);
+    network = std::move(checkpoint.network);
+  }
 
   std::printf("training %s (%zu parameters), preset %s\n", describe(network).c_str(), network.parameter_count(), preset.name.c_str());
-  std::printf("  init %s, input scale %g, %s lr %g", std::string(init_name(preset.init)).c_str(), static_cast<double>(preset.input_scale),
+  std::printf("  init %s, input scale %g, %s lr %g", std::string(init_name(preset.init)).c_str(), static_cast<double>(network.input_scale),
               std::string(optimizer_name(recipe.optimizer.kind)).c_str(), static_cast<double>(recipe.optimizer.learning_rate));
   if (recipe.optimizer.kind == OptimizerKind::momentum || recipe.optimizer.kind == OptimizerKind::nesterov)
     std::printf(" (momentum %g)", static_cast<double>(recipe.optimizer.momentum));
-  std::printf(", batch %d, %d epochs, seed %llu, %d threads\n", recipe.batch, recipe.epochs, static_cast<unsigned long long>(seed),
-              resolve_threads(recipe.threads));
-  std::printf("  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
+  std::printf(", schedule %s", describe(recipe.schedule).c_str());
+  if (recipe.optimizer.weight_decay > 0) std::printf(", weight decay %g", static_cast<double>(recipe.optimizer.weight_decay));
+  if (recipe.dropout > 0) std::printf(", dropout %g", static_cast<double>(recipe.dropout));
+  std::printf("\n  batch %d, %d epochs, seed %llu, %d threads", recipe.batch, recipe.epochs,
+              static_cast<unsigned long long>(recipe.seed), resolve_threads(recipe.threads));
+  if (recipe.validation > 0) std::printf(", %zu validation images", recipe.validation);
+  if (state.epochs_done > 0) std::printf(", resuming after epoch %d", state.epochs_done);
+  std::printf("\n  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
   std::fflush(stdout);
 
+  Metadata metadata;
+  record_recipe(metadata, preset, recipe);
   TrainingDisplay display = TrainingDisplay::for_terminal();
+  TrainingObserver observer = display.observer();
+  if (!options.checkpoint.empty())
+    observer.on_checkpoint = [&](const Network& current, const TrainingState& now) { save_checkpoint(options.checkpoint, current, now, metadata); };
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<EpochReport> reports = fit(network, data.train, &data.test, recipe, display.observer());
+  const std::vector<EpochReport> reports = fit(network, data.train, &data.test, recipe, state, observer);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  Metadata metadata;
-  metadata["training.preset"] = preset.name;
-  metadata["training.init"] = std::string(init_name(preset.init));
-  metadata["training.optimizer"] = std::string(optimizer_name(recipe.optimizer.kind));
-  metadata["training.learning_rate"] = std::to_string(recipe.optimizer.learning_rate);
-  metadata["training.momentum"] = std::to_string(recipe.optimizer.momentum);
-  metadata["training.batch"] = std::to_string(recipe.batch);
-  metadata["training.epochs"] = std::to_string(recipe.epochs);
-  metadata["training.seed"] = std::to_string(seed);
   record_results(metadata, data, data_dir, reports);
+  if (recipe.validation > 0 && !reports.empty()) {
+    const auto best = std::max_element(reports.begin(), reports.end(), [](const EpochReport& a, const EpochReport& b) { return a.validation_accuracy < b.validation_accuracy; });
+    metadata["training.best_epoch"] = std::to_string(best->epoch);
+    metadata["accuracy.validation"] = percent(best->validation_accuracy);
+    metadata["accuracy.test"] = percent(evaluate(network, data.test).accuracy());  // of the weights kept
+    std::printf("kept the weights of epoch %d (validation %s%%)\n", best->epoch, percent(best->validation_accuracy).c_str());
+  }
   save_model(options.out, network, metadata);
   write_metrics(options.metrics, reports);
   if (!reports.empty())
-    std::printf("test accuracy %s%%, %.1f s in all; saved %s\n", percent(reports.back().test_accuracy).c_str(), wall, options.out.c_str());
+    std::printf("test accuracy %s%%, %.1f s in all; saved %s\n", metadata["accuracy.test"].c_str(), wall, options.out.c_str());
   else
-    std::printf("no epochs run; saved the initial weights to %s\n", options.out.c_str());
+    std::printf("no epochs run; saved the weights to %s\n", options.out.c_str());
   return kSuccess;
 }
 
@@ -286,14 +335,29 @@ int run_improve(const ImproveOptions& options) {
   if (test) std::printf("  test accuracy before: %s%%\n", percent(evaluate(model.network, *test).accuracy()).c_str());
   std::fflush(stdout);
 
+  // A checkpoint brings its optimizer's moments, so momentum and Adam carry on where they were;
+  // epochs count on from the checkpoint's. (For an exact continuation of a recipe, with its
+  // schedule, use `digits train --resume`.)
+  TrainingState state{Optimizer(recipe.optimizer), 0};
+  if (is_checkpoint(model)) {
+    state = restore_training_state(model, recipe.optimizer);
+    std::printf("  continuing the checkpoint's %s state after epoch %d\n", std::string(optimizer_name(recipe.optimizer.kind)).c_str(), state.epochs_done);
+  }
+  recipe.epochs += state.epochs_done;
+  Dataset training = extra;
+  if (mnist) {
+    training = mnist->train;
+    training.name = "MNIST train + extra images";
+    training.append(extra);
+  }
   TrainingDisplay display = TrainingDisplay::for_terminal();
-  const std::vector<EpochReport> reports =
-      mnist ? improve(model.network, mnist->train, extra, test, recipe, display.observer()) : fit(model.network, extra, nullptr, recipe, display.observer());
+  const std::vector<EpochReport> reports = fit(model.network, training, test, recipe, state, display.observer());
 
   Metadata metadata = model.metadata;
+  std::erase_if(metadata, [](const auto& entry) { return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer."); });
   metadata["improved.from"] = model_label(options.model);
   metadata["improved.extra_images"] = std::to_string(extra.size());
-  metadata["improved.epochs"] = std::to_string(recipe.epochs);
+  metadata["improved.epochs"] = std::to_string(recipe.epochs - state.epochs_done);
   if (mnist) {
     record_results(metadata, *mnist, data_dir, reports);
   } else {

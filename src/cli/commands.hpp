@@ -12,11 +12,12 @@ enum ExitCode { kSuccess = 0, kFailure = 1, kUsage = 2 };
 
 struct TrainOptions {
   std::string preset = "seed";
-  std::optional<std::string> layers, activation, init, optimizer;
-  std::optional<int> epochs, batch;
-  std::optional<float> learning_rate, momentum;
+  std::optional<std::string> layers, activation, init, optimizer, schedule, augment;
+  std::optional<int> epochs, batch, patience;
+  std::optional<float> learning_rate, momentum, weight_decay, dropout;
+  std::optional<std::size_t> validation;
   std::optional<std::uint64_t> seed;
-  std::string data, out = "model.safetensors", metrics;
+  std::string data, out = "model.safetensors", metrics, checkpoint, resume;
   int threads = 0;
 };
 

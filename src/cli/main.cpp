@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
 
   TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a network on MNIST and save it");
-  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor) or fast")->capture_default_str();
+  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast or best")->capture_default_str();
   train_cmd->add_option("--layers", train.layers, "Layer sizes, e.g. 784,50,20,10");
   train_cmd->add_option("--activation", train.activation, "Hidden activation: relu, sigmoid or tanh");
   train_cmd->add_option("--init", train.init, "Weight initialisation: ancestor (randn×0.01), he or xavier");
@@ -32,6 +32,13 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--data", train.data, data_help);
   train_cmd->add_option("--out", train.out, "Where to save the model")->capture_default_str();
   train_cmd->add_option("--metrics", train.metrics, "Write one CSV row per epoch to this file");
+  train_cmd->add_option("--schedule", train.schedule, "Learning-rate schedule: constant, step:EVERY:FACTOR or cosine[:FINAL], then optionally ,warmup:EPOCHS");
+  train_cmd->add_option("--weight-decay", train.weight_decay, "L2 weight decay λ")->check(CLI::NonNegativeNumber);
+  train_cmd->add_option("--dropout", train.dropout, "Dropout rate on the hidden layers while training")->check(CLI::Range(0.0f, 0.95f));
+  train_cmd->add_option("--validation", train.validation, "Set aside this many training images; keep the weights of the best validation epoch");
+  train_cmd->add_option("--patience", train.patience, "Stop after this many epochs without a better validation accuracy")->check(CLI::NonNegativeNumber);
+  train_cmd->add_option("--checkpoint", train.checkpoint, "Save weights and optimizer state here after every epoch");
+  train_cmd->add_option("--resume", train.resume, "Continue from a checkpoint, up to --epochs");
   train_cmd->add_option("--threads", train.threads, "Threads (0: one per core; 1: evaluation does not overlap training)")->capture_default_str()->check(CLI::NonNegativeNumber);
 
   EvaluateOptions evaluate;

@@ -63,8 +63,8 @@ const std::string& required(const Metadata& metadata, const std::string& key, co
 
 }  // namespace
 
-std::string serialize_model(const Network& network, const Metadata& extra) {
-  Metadata metadata = extra;
+std::string serialize_model(const Network& network, const Metadata& given, const std::vector<NamedTensor>& extra) {
+  Metadata metadata = given;
   metadata["format"] = kModelFormat;
   metadata["format_version"] = std::to_string(kModelFormatVersion);
   metadata["architecture"] = join_sizes(network.sizes());
@@ -87,6 +87,12 @@ std::string serialize_model(const Network& network, const Metadata& extra) {
     data.append(reinterpret_cast<const char*>(layer.b.data()), sizeof(float) * static_cast<std::size_t>(layer.b.size()));
     header[prefix + ".bias"] = {{"dtype", "F32"}, {"shape", {layer.out()}}, {"data_offsets", {begin, data.size()}}};
   }
+  for (const NamedTensor& tensor : extra) {
+    if (!tensor.name.starts_with("optimizer.")) throw Error("extra tensor '" + tensor.name + "' must be named optimizer.…");
+    const std::size_t begin = data.size();
+    data.append(reinterpret_cast<const char*>(tensor.values.data()), sizeof(float) * tensor.values.size());
+    header[tensor.name] = {{"dtype", "F32"}, {"shape", tensor.shape}, {"data_offsets", {begin, data.size()}}};
+  }
   std::string header_text = header.dump();
   // Pad with spaces so the data starts 8-byte aligned, as the reference implementation does.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
@@ -96,8 +102,9 @@ std::string serialize_model(const Network& network, const Metadata& extra) {
   return bytes + header_text + data;
 }
 
-void save_model(const std::filesystem::path& path, const Network& network, const Metadata& extra) {
-  write_file_atomically(path, serialize_model(network, extra));
+void save_model(const std::filesystem::path& path, const Network& network, const Metadata& metadata,
+                const std::vector<NamedTensor>& extra) {
+  write_file_atomically(path, serialize_model(network, metadata, extra));
 }
 
 Model parse_model(std::span<const unsigned char> bytes, const std::string& source) {
@@ -147,6 +154,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   Network network(sizes, hidden, input_scale);
   std::size_t tensors_expected = 1;  // __metadata__
   std::uint64_t data_used = 0;
+  // Reads tensor `name` of the given shape into destination (shape's product floats).
   auto read_tensor = [&](const std::string& name, std::vector<long long> shape, float* destination) {
     if (!header.contains(name)) throw Error(source + ": tensor " + name + " is missing");
     const json& entry = header[name];
@@ -179,6 +187,25 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     read_tensor(prefix + ".weight", {layer.out(), layer.in()}, layer.W.data());  // [out, in] = W column-major
     read_tensor(prefix + ".bias", {layer.out()}, layer.b.data());
   }
+  // A checkpoint's optimizer state: any shape of at most 2 dimensions, validated like the rest.
+  std::vector<NamedTensor> extra;
+  for (const auto& [key, value] : header.items()) {
+    if (!key.starts_with("optimizer.")) continue;
+    if (!value.is_object() || !value.contains("shape") || !value["shape"].is_array() || value["shape"].size() > 2)
+      throw Error(source + ": tensor " + key + " lacks a shape of at most 2 dimensions");
+    NamedTensor tensor{key, {}, {}};
+    std::size_t count = 1;
+    for (const json& d : value["shape"]) {
+      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxLayerSize) * kMaxLayerSize)
+        throw Error(source + ": tensor " + key + " has a malformed shape " + value["shape"].dump());
+      tensor.shape.push_back(d.get<long long>());
+      count *= d.get<std::size_t>();
+    }
+    if (count * sizeof(float) > data.size()) throw Error(source + ": tensor " + key + " is larger than the file's data");
+    tensor.values.resize(count);
+    read_tensor(key, tensor.shape, tensor.values.data());
+    extra.push_back(std::move(tensor));
+  }
   if (header.size() != tensors_expected) {
     for (const auto& [key, value] : header.items()) {
       if (key != "__metadata__" && !(key.starts_with("fc") && (key.ends_with(".weight") || key.ends_with(".bias"))))
@@ -188,7 +215,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   }
   if (data_used != data.size())
     throw Error(source + ": the data section has " + std::to_string(data.size()) + " bytes but the tensors use " + std::to_string(data_used));
-  return {std::move(network), std::move(metadata)};
+  return {std::move(network), std::move(metadata), std::move(extra)};
 }
 
 Model load_model(const std::filesystem::path& path) {

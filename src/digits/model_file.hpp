@@ -23,18 +23,28 @@ using Metadata = std::map<std::string, std::string>;
 inline constexpr const char* kModelFormat = "digits-mlp";
 inline constexpr int kModelFormatVersion = 1;
 
+// A tensor beyond the network's own: checkpoints carry the optimizer's state as tensors named
+// "optimizer.…" (checkpoint.hpp). Values are row-major in `shape`.
+struct NamedTensor {
+  std::string name;
+  std::vector<long long> shape;
+  std::vector<float> values;
+};
+
 struct Model {
   Network network;
   Metadata metadata;
+  std::vector<NamedTensor> extra;  // the "optimizer.…" tensors of a checkpoint; empty for a plain model
 };
 
 // The file's bytes. The metadata keys that describe the network (format, format_version,
 // architecture, hidden_activation, output, input_scale) are written from the network itself and
-// override any of the same name in `extra`.
-std::string serialize_model(const Network& network, const Metadata& extra);
+// override any of the same name in `metadata`. Extra tensors must be named "optimizer.…".
+std::string serialize_model(const Network& network, const Metadata& metadata, const std::vector<NamedTensor>& extra = {});
 
 // Writes the model atomically: temporary file, fsync, rename.
-void save_model(const std::filesystem::path& path, const Network& network, const Metadata& extra);
+void save_model(const std::filesystem::path& path, const Network& network, const Metadata& metadata,
+                const std::vector<NamedTensor>& extra = {});
 
 // Parses and validates a model: header length, JSON, format and version, dtypes, each tensor's
 // shape against the architecture, offsets against the data size, and finite values. Any defect

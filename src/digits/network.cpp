@@ -1,5 +1,7 @@
 #include "digits/network.hpp"
 
+#include <optional>
+
 #include "digits/error.hpp"
 #include "digits/loss.hpp"
 #include "digits/optimizer.hpp"
@@ -53,15 +55,52 @@ std::vector<int> Network::predict(const Matrix& pixels) const {
   return classes;
 }
 
-float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer) {
-  // Forward: each layer's output is the next one's input.
+namespace {
+
+// Fills mask with 0 (dropped, probability p) or 1/(1 − p) (kept), 16 random bits per entry.
+void draw_dropout_mask(Matrix& mask, Eigen::Index rows, Eigen::Index cols, float p, Rng& rng) {
+  mask.resize(rows, cols);
+  const auto threshold = static_cast<std::uint64_t>(p * 65536.0f);
+  const float kept = 1.0f / (1.0f - p);
+  std::uint64_t bits = 0;
+  for (Eigen::Index i = 0; i < mask.size(); ++i) {
+    if (i % 4 == 0) bits = rng.engine()();
+    mask.data()[i] = (bits & 0xffff) < threshold ? 0.0f : kept;
+    bits >>= 16;
+  }
+}
+
+}  // namespace
+
+float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer, float dropout,
+                          std::uint64_t dropout_seed) {
+  if (dropout < 0 || dropout >= 1) throw Error("the dropout rate must be in [0, 1)");
+  const std::size_t hidden = layers.size() - 1;
+  const bool dropping = dropout > 0;
+  std::optional<Rng> rng;
+  if (dropping) keep_.resize(hidden), dropped_.resize(hidden), rng.emplace(dropout_seed);
+  // Forward: each layer's output is the next one's input (after dropout, when training with it).
   const Matrix* A = &X;
-  for (DenseLayer& layer : layers) A = &layer.forward(*A);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    A = &layers[i].forward(*A);
+    if (dropping && i < hidden) {
+      draw_dropout_mask(keep_[i], A->rows(), A->cols(), dropout, *rng);
+      dropped_[i] = A->cwiseProduct(keep_[i]);  // A ⊙ mask
+      A = &dropped_[i];
+    }
+  }
   // Loss and its gradient with respect to the logits: dZ = (P − Y) / batch.
   const float loss = softmax_cross_entropy(*A, labels, P_, dZ_);
   // Backward: each layer turns ∂loss/∂(its output) into ∂loss/∂(its input), last layer first.
+  // Through dropout: ∂loss/∂A = ∂loss/∂(A ⊙ mask) ⊙ mask.
   const Matrix* dA = &dZ_;
-  for (std::size_t i = layers.size(); i-- > 0;) dA = &layers[i].backward(*dA, /*compute_dX=*/i > 0);
+  for (std::size_t i = layers.size(); i-- > 0;) {
+    if (dropping && i < hidden) {
+      dA_ = dA->cwiseProduct(keep_[i]);
+      dA = &dA_;
+    }
+    dA = &layers[i].backward(*dA, /*compute_dX=*/i > 0);
+  }
   optimizer.step(layers);
   return loss;
 }

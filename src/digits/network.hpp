@@ -38,14 +38,20 @@ class Network {
 
   // One step of mini-batch gradient descent on an already scaled batch X (batch × inputs):
   // forward, loss, backward, then the optimizer's update. Returns the batch's mean loss.
-  float train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer);
+  // With a dropout rate p > 0, each hidden activation is kept with probability 1 − p and scaled
+  // by 1/(1 − p) ("inverted" dropout, Srivastava et al. 2014), so prediction needs no change; the
+  // masks are drawn from dropout_seed alone.
+  float train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer,
+                   float dropout = 0, std::uint64_t dropout_seed = 0);
 
   std::vector<DenseLayer> layers;
   float input_scale;
 
  private:
   Activation hidden_;
-  Matrix P_, dZ_;  // train_step's workspaces: probabilities and ∂loss/∂logits
+  Matrix P_, dZ_;                      // train_step's workspaces: probabilities and ∂loss/∂logits
+  std::vector<Matrix> keep_, dropped_;  // dropout: each hidden layer's mask (0 or 1/(1−p)) and A ⊙ mask
+  Matrix dA_;
 };
 
 }  // namespace digits

@@ -55,17 +55,18 @@ void update(const OptimizerSettings& s, long long t, Tensor& theta, const Tensor
 }  // namespace
 
 void Optimizer::step(std::vector<DenseLayer>& layers) {
-  if (state_.size() != layers.size()) {
-    state_.assign(layers.size(), {});
+  if (state.size() != layers.size()) {
+    state.assign(layers.size(), {});
     for (std::size_t i = 0; i < layers.size(); ++i) {
-      state_[i].W1 = state_[i].W2 = WeightMatrix::Zero(layers[i].W.rows(), layers[i].W.cols());
-      state_[i].b1 = state_[i].b2 = RowVector::Zero(layers[i].b.size());
+      state[i].W1 = state[i].W2 = WeightMatrix::Zero(layers[i].W.rows(), layers[i].W.cols());
+      state[i].b1 = state[i].b2 = RowVector::Zero(layers[i].b.size());
     }
   }
   ++steps_taken;
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    update(settings, steps_taken, layers[i].W, layers[i].dW, state_[i].W1, state_[i].W2);
-    update(settings, steps_taken, layers[i].b, layers[i].db, state_[i].b1, state_[i].b2);
+    if (settings.weight_decay > 0) layers[i].dW += settings.weight_decay * layers[i].W;  // ∂/∂W of (λ/2)·‖W‖²
+    update(settings, steps_taken, layers[i].W, layers[i].dW, state[i].W1, state[i].W2);
+    update(settings, steps_taken, layers[i].b, layers[i].db, state[i].b1, state[i].b2);
   }
 }
 

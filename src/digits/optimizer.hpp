@@ -19,6 +19,7 @@ struct OptimizerSettings {
   float beta1 = 0.9f;        // adam
   float beta2 = 0.999f;      // adam
   float epsilon = 1e-8f;     // adam
+  float weight_decay = 0;    // L2: λ in loss + (λ/2)·Σ W², so each weight's gradient gains λ·W (biases are not decayed)
 };
 
 class Optimizer {
@@ -32,17 +33,19 @@ class Optimizer {
   //   adam:      t ← t + 1 (once per step, not per tensor)
   //              m ← β₁·m + (1−β₁)·dθ;  v ← β₂·v + (1−β₂)·dθ²
   //              θ ← θ − η·m̂ / (√v̂ + ε),  m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)   (Kingma & Ba, 2015)
+  // With weight decay, dθ is first replaced by dθ + λ·θ for the weights.
   void step(std::vector<DenseLayer>& layers);
 
   OptimizerSettings settings;
   long long steps_taken = 0;
 
- private:
+  // Each layer's running moments; empty until the first step. Saved in checkpoints so that
+  // training resumes exactly where it stopped.
   struct Moments {
     WeightMatrix W1, W2;  // first and second moments (momentum uses only the first: the velocity)
     RowVector b1, b2;
   };
-  std::vector<Moments> state_;
+  std::vector<Moments> state;
 };
 
 }  // namespace digits

@@ -16,16 +16,34 @@ const std::vector<Preset>& presets() {
     seed.recipe.batch = 40;
     seed.recipe.optimizer = {.kind = OptimizerKind::sgd, .learning_rate = 0.005f};
 
+    // About a minute on the 2-core machine: a wider network, Nesterov momentum with a cosine
+    // schedule, and mild distortions of the training digits.
     Preset fast;
     fast.name = "fast";
-    fast.description = "784-256-128-10 ReLU, He init, 0–1 pixels, Nesterov momentum 0.9, lr 0.02, batch 32, 12 epochs";
-    fast.sizes = {784, 256, 128, 10};
+    fast.description = "784-512-256-10 ReLU, He init, 0–1 pixels, Nesterov 0.9, lr 0.05 cosine, batch 64, 16 epochs, light augmentation";
+    fast.sizes = {784, 512, 256, 10};
     fast.init = Init::he;
     fast.input_scale = 1.0f / 255.0f;
-    fast.recipe.epochs = 12;
-    fast.recipe.batch = 32;
-    fast.recipe.optimizer = {.kind = OptimizerKind::nesterov, .learning_rate = 0.02f, .momentum = 0.9f};
-    return std::vector<Preset>{seed, fast};
+    fast.recipe.epochs = 16;
+    fast.recipe.batch = 64;
+    fast.recipe.optimizer = {.kind = OptimizerKind::nesterov, .learning_rate = 0.05f, .momentum = 0.9f};
+    fast.recipe.schedule = {.kind = Schedule::Kind::cosine, .warmup_epochs = 0.5};
+
+    // Dense layers only, at most 15 minutes on the 2-core machine: two layers of 768 (Simard et al.
+    // 2003 used 800) trained long on elastically distorted digits, the best validation epoch kept.
+    Preset best;
+    best.name = "best";
+    best.description = "784-768-768-10 ReLU, He init, Nesterov 0.9, lr 0.05 cosine, batch 128, 60 epochs, elastic + affine augmentation";
+    best.sizes = {784, 768, 768, 10};
+    best.init = Init::he;
+    best.input_scale = 1.0f / 255.0f;
+    best.recipe.epochs = 60;
+    best.recipe.batch = 128;
+    best.recipe.optimizer = {.kind = OptimizerKind::nesterov, .learning_rate = 0.05f, .momentum = 0.9f, .weight_decay = 1e-5f};
+    best.recipe.schedule = {.kind = Schedule::Kind::cosine, .warmup_epochs = 1};
+    best.recipe.measure_train_accuracy = false;
+
+    return std::vector<Preset>{seed, fast, best};
   }();
   return all;
 }

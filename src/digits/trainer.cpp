@@ -26,75 +26,157 @@ void check_fits(const Network& network, const Dataset& data) {
   }
 }
 
+// A seed for each (purpose, epoch, position): the draws never depend on threads or on where a
+// run was resumed. SplitMix64's finaliser mixes the parts (Steele et al., 2014).
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t purpose, std::uint64_t epoch, std::uint64_t position = 0) {
+  std::uint64_t z = seed ^ (purpose * 0x9e3779b97f4a7c15ULL) ^ (epoch * 0xbf58476d1ce4e5b9ULL) ^ (position * 0x94d049bb133111ebULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+enum Purpose : std::uint64_t { kShuffle = 1, kAugment = 2, kDropout = 3, kValidation = 4 };
+
 }  // namespace
 
-std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test,
-                             const TrainingRecipe& recipe, const TrainingObserver& observer) {
+std::pair<Dataset, Dataset> split_validation(const Dataset& data, std::size_t count, std::uint64_t seed) {
+  if (count >= data.size()) throw Error(data.name + ": cannot set aside " + std::to_string(count) + " of " + std::to_string(data.size()) + " images for validation");
+  std::vector<std::size_t> order(data.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  Rng(derive_seed(seed, kValidation, 0)).shuffle(order);
+  Dataset validation, rest;
+  validation.name = data.name + " (validation)";
+  rest.name = data.name;
+  for (Dataset* d : {&validation, &rest}) d->rows = data.rows, d->cols = data.cols;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    Dataset& target = i < count ? validation : rest;
+    const auto image = data.image(order[i]);
+    target.pixels.insert(target.pixels.end(), image.begin(), image.end());
+    target.labels.push_back(data.labels[order[i]]);
+  }
+  return {std::move(validation), std::move(rest)};
+}
+
+std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validation, const Dataset* test, const TrainingRecipe& recipe,
+                             TrainingState& state, const TrainingObserver& observer) {
   if (recipe.epochs < 0) throw Error("epochs must not be negative");
   if (recipe.batch <= 0) throw Error("the batch size must be positive");
-  if (train.size() == 0) throw Error(train.name + ": no training images");
-  check_fits(network, train);
+  if (train_and_validation.size() == 0) throw Error(train_and_validation.name + ": no training images");
+  check_fits(network, train_and_validation);
   if (test) check_fits(network, *test);
 
-  Optimizer optimizer(recipe.optimizer);
-  // The shuffles' stream is distinct from the weights' stream even under the same seed.
-  Rng rng(recipe.seed ^ 0x5eed5eed5eed5eedULL);
-  std::vector<std::size_t> order(train.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
+  // Early stopping's validation set is carved from the training set, never from the test set.
+  Dataset carved_train, validation;
+  if (recipe.validation > 0) std::tie(validation, carved_train) = split_validation(train_and_validation, recipe.validation, recipe.seed);
+  const Dataset& train = recipe.validation > 0 ? carved_train : train_and_validation;
+
   const std::size_t batch = static_cast<std::size_t>(recipe.batch);
   const std::size_t batches = (train.size() + batch - 1) / batch;
-
-  Matrix X;
-  std::vector<std::uint8_t> labels;
-  std::vector<EpochReport> reports;
+  const bool augmenting = false;
+  const int threads = resolve_threads(recipe.threads);
+  std::vector<std::size_t> order(train.size());
 
   // Each epoch's report is finished by measuring accuracy on a snapshot of the weights. With more
   // than one thread that runs in the background while the next epoch trains, and is collected
   // (and reported, in order) when the next epoch ends, or after the last one.
-  const int threads = resolve_threads(recipe.threads);
   const int evaluation_threads = std::max(1, threads - 1);
-  std::future<EpochReport> pending;
-  auto measure = [&train, test, &recipe, evaluation_threads](Network snapshot, EpochReport report) {
-    if (recipe.measure_train_accuracy) report.train_accuracy = evaluate(snapshot, train, evaluation_threads).accuracy();
-    if (test) report.test_accuracy = evaluate(snapshot, *test, evaluation_threads).accuracy();
-    return report;
+  struct Measured {
+    EpochReport report;
+    Network snapshot;
   };
-  auto collect = [&] {
-    if (!pending.valid()) return;
-    reports.push_back(pending.get());
-    if (observer.on_epoch) observer.on_epoch(reports.back());
+  std::future<Measured> pending;
+  auto measure = [&](Network snapshot, EpochReport report) {
+    if (recipe.measure_train_accuracy) report.train_accuracy = evaluate(snapshot, train, evaluation_threads).accuracy();
+    if (recipe.validation > 0) report.validation_accuracy = evaluate(snapshot, validation, evaluation_threads).accuracy();
+    if (test) report.test_accuracy = evaluate(snapshot, *test, evaluation_threads).accuracy();
+    return Measured{report, std::move(snapshot)};
+  };
+  std::vector<EpochReport> reports;
+  std::optional<Network> best;  // the weights of the best validation accuracy so far
+  double best_accuracy = -1;
+  int epochs_since_best = 0;
+  auto collect = [&](Measured measured) {
+    reports.push_back(measured.report);
+    if (observer.on_epoch) observer.on_epoch(measured.report);
+    if (recipe.validation == 0) return;
+    if (measured.report.validation_accuracy > best_accuracy) {
+      best_accuracy = measured.report.validation_accuracy;
+      best = std::move(measured.snapshot);
+      epochs_since_best = 0;
+    } else {
+      ++epochs_since_best;
+    }
   };
 
-  for (int epoch = 1; epoch <= recipe.epochs; ++epoch) {
-    rng.shuffle(order);
+  // Batch b's images: augmented (on another thread, one batch ahead, when there are threads to
+  // spare) or plain.
+  auto prepare = [&](int epoch, std::size_t b, Matrix& X, std::vector<std::uint8_t>& labels) {
+    const std::size_t first = b * batch, count = std::min(batch, train.size() - first);
+    const auto indices = std::span<const std::size_t>(order).subspan(first, count);
+    gather_batch(train, indices, network.input_scale, X, labels);
+  };
+  std::array<Matrix, 2> X;
+  std::array<std::vector<std::uint8_t>, 2> labels;
+
+  for (int epoch = state.epochs_done + 1; epoch <= recipe.epochs; ++epoch) {
+    if (recipe.patience > 0 && epochs_since_best >= recipe.patience) break;
+    // A fresh permutation each epoch, from the seed and the epoch alone.
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    Rng(derive_seed(recipe.seed, kShuffle, static_cast<std::uint64_t>(epoch))).shuffle(order);
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
+    float learning_rate = recipe.optimizer.learning_rate;
+    std::future<void> next;
+    prepare(epoch, 0, X[0], labels[0]);
     for (std::size_t b = 0; b < batches; ++b) {
-      const std::size_t first = b * batch;
-      const std::size_t count = std::min(batch, train.size() - first);
-      gather_batch(train, std::span(order).subspan(first, count), network.input_scale, X, labels);
-      loss_sum += network.train_step(X, labels, optimizer);
+      Matrix& current_X = X[b % 2];
+      std::vector<std::uint8_t>& current_labels = labels[b % 2];
+      if (next.valid()) next.get();
+      if (b + 1 < batches) {
+        if (augmenting && threads > 1)
+          next = std::async(std::launch::async, [&, b] { prepare(epoch, b + 1, X[(b + 1) % 2], labels[(b + 1) % 2]); });
+      }
+      const double progress = (epoch - 1) + static_cast<double>(b) / static_cast<double>(batches);
+      learning_rate = static_cast<float>(learning_rate_at(recipe.schedule, recipe.optimizer.learning_rate, progress, recipe.epochs));
+      state.optimizer.settings.learning_rate = learning_rate;
+      loss_sum += network.train_step(current_X, current_labels, state.optimizer, recipe.dropout,
+                                     derive_seed(recipe.seed, kDropout, static_cast<std::uint64_t>(epoch), b));
+      if (b + 1 < batches && !next.valid()) prepare(epoch, b + 1, X[(b + 1) % 2], labels[(b + 1) % 2]);
       if (observer.on_batch && (b % 50 == 49 || b + 1 == batches)) {
         const double elapsed = seconds_since(start);
+        const std::size_t seen = std::min(train.size(), (b + 1) * batch);
         observer.on_batch({epoch, recipe.epochs, b + 1, batches, static_cast<float>(loss_sum / static_cast<double>(b + 1)),
-                           elapsed > 0 ? static_cast<double>(first + count) / elapsed : 0.0});
+                           elapsed > 0 ? static_cast<double>(seen) / elapsed : 0.0});
       }
     }
+    state.epochs_done = epoch;
     EpochReport report;
     report.epoch = epoch;
     report.seconds = seconds_since(start);
     report.loss = loss_sum / static_cast<double>(batches);
+    report.learning_rate = learning_rate;
     report.samples_per_second = static_cast<double>(train.size()) / report.seconds;
-    collect();
-    if (threads > 1) {
+    if (pending.valid()) collect(pending.get());
+    if (threads > 1)
       pending = std::async(std::launch::async, measure, network, report);
-    } else {
-      reports.push_back(measure(network, report));
-      if (observer.on_epoch) observer.on_epoch(reports.back());
+    else
+      collect(measure(network, report));
+    if (observer.on_checkpoint) observer.on_checkpoint(network, state);
+  }
+  if (pending.valid()) collect(pending.get());
+  if (best) {
+    for (std::size_t i = 0; i < network.layers.size(); ++i) {
+      network.layers[i].W = best->layers[i].W;
+      network.layers[i].b = best->layers[i].b;
     }
   }
-  collect();
   return reports;
+}
+
+std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test, const TrainingRecipe& recipe,
+                             const TrainingObserver& observer) {
+  TrainingState state{Optimizer(recipe.optimizer), 0};
+  return fit(network, train, test, recipe, state, observer);
 }
 
 std::vector<EpochReport> improve(Network& network, const Dataset& train, const Dataset& extra, const Dataset* test,

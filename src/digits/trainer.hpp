@@ -10,6 +10,7 @@
 #include "digits/dataset.hpp"
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
+#include "digits/schedule.hpp"
 
 namespace digits {
 
@@ -17,18 +18,26 @@ struct TrainingRecipe {
   int epochs = 100;
   int batch = 40;
   OptimizerSettings optimizer;  // sgd, lr 0.005: the ancestor's
-  std::uint64_t seed = 1;       // the shuffles' seed (the weights have their own, in initialize)
+  Schedule schedule;            // how the learning rate moves over the epochs
+  float dropout = 0;            // on every hidden layer's output, while training
+  // Early stopping: this many training images are set aside (a seeded choice) as a validation set;
+  // after training the network keeps the weights of the epoch with the best validation accuracy.
+  // With patience > 0, training also stops after that many epochs without improvement.
+  std::size_t validation = 0;
+  int patience = 0;
+  std::uint64_t seed = 1;       // the shuffles', augmentations' and dropout masks' seed (the weights have their own)
   bool measure_train_accuracy = true;  // a forward pass over the whole training set each epoch
   // Threads: 1 does everything on the calling thread; with 2 or more (0 = one per core), each
-  // epoch's evaluation runs on other threads, on a copy of the weights, while the next epoch trains.
-  // The weights are the same either way: evaluation reads them and never changes them.
+  // epoch's evaluation runs on other threads, on a copy of the weights, while the next epoch trains,
+  // and the next batch is augmented while the current one trains. The weights are the same either
+  // way: every random draw depends only on the seed, the epoch and the position in it.
   int threads = 0;
 };
 
 struct BatchProgress {
-  int epoch = 0, epochs = 0;         // epoch counts from 1
+  int epoch = 0, epochs = 0;           // epoch counts from 1
   std::size_t batch = 0, batches = 0;  // batch counts from 1
-  float loss = 0;                    // mean loss so far in this epoch
+  float loss = 0;                      // mean loss so far in this epoch
   double samples_per_second = 0;
 };
 
@@ -36,19 +45,33 @@ struct EpochReport {
   int epoch = 0;
   double loss = 0;                  // mean training loss over the epoch's batches
   double train_accuracy = -1;       // on the whole training set after the epoch; −1 if not measured
+  double validation_accuracy = -1;  // −1 without a validation set
   double test_accuracy = -1;        // −1 without a test set
+  double learning_rate = 0;         // at the end of the epoch
   double seconds = 0;               // training steps only
   double samples_per_second = 0;
+};
+
+// Where training stands, so that it can stop and resume exactly: the optimizer (with its moments)
+// and how many epochs are done. The network's weights are the rest of the state.
+struct TrainingState {
+  Optimizer optimizer;
+  int epochs_done = 0;
 };
 
 struct TrainingObserver {
   std::function<void(const BatchProgress&)> on_batch;  // called every few batches
   std::function<void(const EpochReport&)> on_epoch;
+  // Called after every epoch with the weights and state to resume from (a checkpoint).
+  std::function<void(const Network&, const TrainingState&)> on_checkpoint;
 };
 
-// Trains the network from its current weights: recipe.epochs epochs over `train`, reshuffled every
-// epoch, in mini-batches of recipe.batch (the last one smaller if it does not divide). Evaluates on
-// `test` after every epoch when given. Returns one report per epoch.
+// Trains the network from its current weights: from epoch state.epochs_done + 1 to recipe.epochs
+// over `train`, reshuffled every epoch, in mini-batches of recipe.batch (the last one smaller if it
+// does not divide). Evaluates on `test` after every epoch when given. Returns one report per epoch.
+std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test, const TrainingRecipe& recipe,
+                             TrainingState& state, const TrainingObserver& observer = {});
+// The same, from a fresh optimizer at epoch 0.
 std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test,
                              const TrainingRecipe& recipe, const TrainingObserver& observer = {});
 
@@ -56,6 +79,9 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train, const Datas
 // `extra` labelled images added to it.
 std::vector<EpochReport> improve(Network& network, const Dataset& train, const Dataset& extra, const Dataset* test,
                                  const TrainingRecipe& recipe, const TrainingObserver& observer = {});
+
+// Splits off `count` images chosen by the seed as a validation set; the rest stay for training.
+std::pair<Dataset, Dataset> split_validation(const Dataset& data, std::size_t count, std::uint64_t seed);
 
 struct Evaluation {
   std::size_t total = 0, correct = 0;

@@ -1,0 +1,76 @@
+#include "digits/checkpoint.hpp"
+
+#include <map>
+
+#include "digits/error.hpp"
+
+namespace digits {
+
+namespace {
+
+std::string layer_name(std::size_t i) { return "optimizer.fc" + std::to_string(i + 1); }
+
+NamedTensor weight_tensor(std::string name, const WeightMatrix& W) {
+  // Column-major (in × out) is row-major [out, in]: the bytes go as they are.
+  return {std::move(name), {W.cols(), W.rows()}, std::vector<float>(W.data(), W.data() + W.size())};
+}
+
+NamedTensor bias_tensor(std::string name, const RowVector& b) { return {std::move(name), {b.size()}, std::vector<float>(b.data(), b.data() + b.size())}; }
+
+}  // namespace
+
+void save_checkpoint(const std::filesystem::path& path, const Network& network, const TrainingState& state, Metadata metadata) {
+  metadata["checkpoint.epochs_done"] = std::to_string(state.epochs_done);
+  metadata["optimizer.kind"] = std::string(optimizer_name(state.optimizer.settings.kind));
+  metadata["optimizer.steps_taken"] = std::to_string(state.optimizer.steps_taken);
+  std::vector<NamedTensor> tensors;
+  for (std::size_t i = 0; i < state.optimizer.state.size(); ++i) {
+    const Optimizer::Moments& m = state.optimizer.state[i];
+    tensors.push_back(weight_tensor(layer_name(i) + ".weight.m", m.W1));
+    tensors.push_back(weight_tensor(layer_name(i) + ".weight.v", m.W2));
+    tensors.push_back(bias_tensor(layer_name(i) + ".bias.m", m.b1));
+    tensors.push_back(bias_tensor(layer_name(i) + ".bias.v", m.b2));
+  }
+  save_model(path, network, metadata, tensors);
+}
+
+bool is_checkpoint(const Model& model) { return model.metadata.contains("checkpoint.epochs_done"); }
+
+TrainingState restore_training_state(const Model& model, const OptimizerSettings& settings) {
+  if (!is_checkpoint(model)) throw Error("the model file holds no training state (save one with digits train --checkpoint)");
+  const std::string kind = model.metadata.at("optimizer.kind");
+  if (parse_optimizer(kind) != settings.kind)
+    throw Error("the checkpoint's optimizer is " + kind + ", not " + std::string(optimizer_name(settings.kind)));
+  TrainingState state{Optimizer(settings), 0};
+  try {
+    state.epochs_done = std::stoi(model.metadata.at("checkpoint.epochs_done"));
+    state.optimizer.steps_taken = std::stoll(model.metadata.at("optimizer.steps_taken"));
+  } catch (const std::exception&) {
+    throw Error("the checkpoint's epochs_done or steps_taken is not a number");
+  }
+  if (state.epochs_done < 0 || state.optimizer.steps_taken < 0) throw Error("the checkpoint's counters are negative");
+  if (state.optimizer.steps_taken == 0) return state;  // no step yet: no moments
+
+  std::map<std::string, const NamedTensor*> by_name;
+  for (const NamedTensor& t : model.extra) by_name[t.name] = &t;
+  auto find = [&](const std::string& name, long long expected) -> const std::vector<float>& {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw Error("the checkpoint lacks " + name);
+    if (static_cast<long long>(it->second->values.size()) != expected)
+      throw Error("the checkpoint's " + name + " has " + std::to_string(it->second->values.size()) + " values, expected " + std::to_string(expected));
+    return it->second->values;
+  };
+  const auto& layers = model.network.layers;
+  state.optimizer.state.resize(layers.size());
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    Optimizer::Moments& m = state.optimizer.state[i];
+    const long long in = layers[i].in(), out = layers[i].out();
+    m.W1 = Eigen::Map<const WeightMatrix>(find(layer_name(i) + ".weight.m", in * out).data(), in, out);
+    m.W2 = Eigen::Map<const WeightMatrix>(find(layer_name(i) + ".weight.v", in * out).data(), in, out);
+    m.b1 = Eigen::Map<const RowVector>(find(layer_name(i) + ".bias.m", out).data(), 1, out);
+    m.b2 = Eigen::Map<const RowVector>(find(layer_name(i) + ".bias.v", out).data(), 1, out);
+  }
+  return state;
+}
+
+}  // namespace digits
