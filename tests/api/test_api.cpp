@@ -248,6 +248,15 @@ TEST_F(Api, MalformedJsonIsA400) {
   expect_error(post_text("/api/predict", "[1, 2, 3]", 400), "invalid_request", "JSON object");
 }
 
+TEST_F(Api, DeeplyNestedJsonIsRefusedNotACrash) {
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  expect_error(post_text("/api/predict", deep, 400), "invalid_request", "JSON object");
+  const std::string nested_data = R"({"inputs":[{"name":"input","datatype":"UINT8","shape":[1,28,28],"data":)" + std::string(100'000, '[') + "0" +
+                                  std::string(100'000, ']') + "}]}";
+  expect_v2_error(post_text("/v2/models/digits/infer", nested_data, 400), "nested deeper than the shape");
+  EXPECT_EQ(get_json("/api/health")["status"], "ok");
+}
+
 TEST_F(Api, WrongTypesSayWhichField) {
   expect_error(post_json("/api/predict", {{"image", 42}}, 400), "invalid_request", "\"image\" must be a string");
   expect_error(post_json("/api/predict", {{"image", "hello"}}, 400), "invalid_request", "not a data URL");
