@@ -224,6 +224,16 @@ async function exerciseLayout(context, baseUrl, layout) {
     await checkErased(page, `after the ${digit}, Erase`);
   }
 
+  // While the pen is still down, the reading updates live (throttled).
+  const [stroke] = await strokesOnPad(page, 1, { left: 0.35, top: 0.1, width: 0.3, height: 0.8 });
+  await page.mouse.move(stroke[0][0], stroke[0][1]);
+  await page.mouse.down();
+  for (const [x, y] of stroke.slice(1)) await page.mouse.move(x, y);
+  const live = await waitForReading(page);
+  check(live.digit !== '–', `the reading updates while drawing, before the pen lifts (${live.digit})`);
+  await page.mouse.up();
+  await page.getByRole('button', { name: /Erase/ }).click();
+
   // The keyboard: Enter reads, Escape erases.
   await drawWithMouse(page, 7, { left: 0.2, top: 0.15, width: 0.55, height: 0.7 });
   await page.keyboard.press('Enter');
