@@ -1,0 +1,105 @@
+// Test helper for the Python reader's check (compare.py): makes the files and prints the exact
+// 28×28 inputs the program feeds its network, so Python can be given the same numbers.
+//
+//   dump_input --make DIR     writes drawn digits (DIR/*.png) and models (DIR/*.safetensors): the
+//                             built-in model and random ones of each activation and input scale;
+//                             prints each file's path on a line
+//   dump_input FILE…          prints a JSON array: per image, preprocess(read_image(FILE)) —
+//                             784 raw 0–255 values, printed with 9 digits so float32 is exact
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../support/strokes.hpp"
+#include "digits/builtin_model.hpp"
+#include "digits/file_util.hpp"
+#include "digits/image.hpp"
+#include "digits/model_file.hpp"
+#include "digits/preprocess.hpp"
+
+namespace fs = std::filesystem;
+using namespace digits;
+
+namespace {
+
+void make(const fs::path& dir) {
+  fs::create_directories(dir);
+  // Digits in both polarities, off centre, on canvases of different shapes.
+  int n = 0;
+  for (int digit : {0, 1, 2, 3, 4, 7}) {
+    testing::Placement p;
+    p.canvas_width = 200 + 40 * (n % 3);
+    p.canvas_height = 300 - 30 * (n % 2);
+    p.left = 20 + 10 * n;
+    p.top = 30;
+    p.pen = 10 + 3 * n;
+    p.dark_on_light = n % 2 == 1;
+    const fs::path path = dir / ("digit" + std::to_string(digit) + ".png");
+    write_png(path, testing::draw(testing::digit_strokes(digit), p));
+    std::printf("%s\n", path.c_str());
+    ++n;
+  }
+
+  const std::span<const unsigned char> builtin = builtin_model_bytes();
+  write_file_atomically(dir / "builtin.safetensors", {reinterpret_cast<const char*>(builtin.data()), builtin.size()});
+  std::printf("%s\n", (dir / "builtin.safetensors").c_str());
+
+  // Random networks: every activation, both input scales, one and two hidden layers; the biases
+  // random too, so a swapped or dropped tensor changes the probabilities.
+  struct Recipe {
+    const char* name;
+    std::vector<int> sizes;
+    Activation hidden;
+    Init init;
+    float input_scale;
+  };
+  for (const Recipe& r : {Recipe{"relu", {784, 64, 32, 10}, Activation::relu, Init::he, 1.0f / 255.0f},
+                          Recipe{"sigmoid", {784, 40, 10}, Activation::sigmoid, Init::xavier, 1.0f},
+                          Recipe{"tanh", {784, 48, 24, 10}, Activation::tanh, Init::xavier, 1.0f / 255.0f}}) {
+    Network network(r.sizes, r.hidden, r.input_scale);
+    network.initialize(r.init, 5);
+    std::mt19937 rng(9);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (DenseLayer& layer : network.layers) {
+      for (Eigen::Index j = 0; j < layer.b.size(); ++j) layer.b(j) = normal(rng);
+      if (&layer == &network.layers.back()) layer.W *= 4.0f;  // logits spread a few units apart
+    }
+    const fs::path path = dir / (std::string(r.name) + ".safetensors");
+    save_model(path, network, {{"note", "random weights for the Python reader's test"}});
+    std::printf("%s\n", path.c_str());
+  }
+}
+
+void dump(const std::vector<std::string>& files) {
+  std::printf("[");
+  for (std::size_t f = 0; f < files.size(); ++f) {
+    const Preprocessed input = preprocess(read_image(files[f]));
+    std::printf("%s\n[", f ? "," : "");
+    for (std::size_t i = 0; i < input.pixels.size(); ++i) std::printf("%s%.9g", i ? "," : "", static_cast<double>(input.pixels[i]));
+    std::printf("]");
+  }
+  std::printf("]\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc == 3 && std::string(argv[1]) == "--make") {
+      make(argv[2]);
+      return 0;
+    }
+    if (argc >= 2 && argv[1][0] != '-') {
+      dump({argv + 1, argv + argc});
+      return 0;
+    }
+    std::fprintf(stderr, "usage: dump_input --make DIR | dump_input IMAGE…\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dump_input: %s\n", e.what());
+    return 1;
+  }
+}
