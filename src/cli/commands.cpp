@@ -254,21 +254,40 @@ int run_train(const TrainOptions& options) {
 
 int run_evaluate(const EvaluateOptions& options) {
   const Model model = load_model_or_builtin(options.model);
-  const fs::path data_dir = resolve_data_dir(options.data);
-  const TrainTestData data = load_train_test(data_dir);
+  // The test set: MNIST's, or a folder of labelled images read through the app's preprocessing.
+  std::optional<TrainTestData> mnist;
+  ImageFolder folder;
+  std::string source;
+  if (!options.images.empty()) {
+    folder = load_image_folder(options.images);
+    for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
+    if (folder.data.size() == 0) {
+      std::fprintf(stderr, "digits: %s: no usable image (expected image files named <label>_anything.png, label 0-9)\n", options.images.c_str());
+      return kFailure;
+    }
+    source = options.images;
+  } else {
+    const fs::path data_dir = resolve_data_dir(options.data);
+    mnist = load_train_test(data_dir);
+    source = data_dir.string();
+  }
+  const Dataset& test = mnist ? mnist->test : folder.data;
   const auto start = std::chrono::steady_clock::now();
-  const Evaluation result = evaluate(model.network, data.test, options.threads);
+  const Evaluation result = evaluate(model.network, test, options.threads);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (options.json) {
     json out = evaluation_json(result);
     out["model"] = model_label(options.model);
     out["architecture"] = model.metadata.at("architecture");
-    out["data"] = data_dir.string();
+    out["data"] = source;
+    if (!mnist) out["skipped"] = folder.errors;
     out["seconds"] = seconds;
     std::printf("%s\n", out.dump(2).c_str());
   } else {
-    std::printf("model: %s (%s), test set: %s (%zu images), %.1f ms\n", model_label(options.model).c_str(), describe(model.network).c_str(),
-                data_dir.c_str(), data.test.size(), seconds * 1000);
+    std::printf("model: %s (%s), %s: %s (%zu images", model_label(options.model).c_str(), describe(model.network).c_str(),
+                mnist ? "test set" : "images", source.c_str(), test.size());
+    if (!mnist) std::printf(", %zu skipped", folder.errors.size());
+    std::printf("), %.1f ms\n", seconds * 1000);
     print_evaluation(result);
   }
   return kSuccess;

@@ -23,6 +23,7 @@ struct TrainOptions {
 
 struct EvaluateOptions {
   std::string model, data;
+  std::string images;  // a folder of <label>_anything.png to evaluate instead of the MNIST test set
   bool json = false;
   int threads = 0;
 };

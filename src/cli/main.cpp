@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   CLI::App* evaluate_cmd = app.add_subcommand("evaluate", "Accuracy, per-class accuracy and confusion matrix on the MNIST test set");
   evaluate_cmd->add_option("--model", evaluate.model, model_help);
   evaluate_cmd->add_option("--data", evaluate.data, data_help);
+  evaluate_cmd->add_option("--images", evaluate.images, "Evaluate a folder of labelled images named <label>_anything.png instead (any size, either polarity)")->excludes("--data");
   evaluate_cmd->add_flag("--json", evaluate.json, "Print JSON");
   evaluate_cmd->add_option("--threads", evaluate.threads, "Threads (0: one per core)")->capture_default_str()->check(CLI::NonNegativeNumber);
 
