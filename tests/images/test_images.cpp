@@ -1,0 +1,179 @@
+// `digits evaluate --images DIR` as a user meets it, on folders that tools/make_digit_folders
+// generates: exit status, the JSON report, skipped files and a missing folder.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct Outcome {
+  int status = -1;  // the exit code; -1 if the process did not exit normally
+  std::string out, err;
+};
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text) << "\nexpected to contain: " << (part)
+
+std::size_t count_png(const fs::path& dir) {
+  std::size_t count = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) count += entry.path().extension() == ".png";
+  return count;
+}
+
+class Images : public ::testing::Test {
+ protected:
+  static constexpr int kPerDigit = 3;
+
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("digits-images-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  // Runs a program with stdin empty and its output captured in files (no pipe can fill up).
+  Outcome run(const std::vector<std::string>& command) const {
+    const fs::path out = dir / ".stdout", err = dir / ".stderr";
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_addopen(&files, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&files, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> argv;
+    for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    Outcome outcome;
+    const int spawned = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    if (spawned != 0) {
+      ADD_FAILURE() << "cannot run " << command[0];
+      return outcome;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    outcome.out = read_bytes(out);
+    outcome.err = read_bytes(err);
+    return outcome;
+  }
+
+  Outcome evaluate(const std::vector<std::string>& args) const {
+    std::vector<std::string> command = {DIGITS_BINARY, "evaluate"};
+    command.insert(command.end(), args.begin(), args.end());
+    return run(command);
+  }
+
+  // A small folder of stroke digits, kPerDigit of each: <dir>/<name>/strokes.
+  fs::path generate(const std::string& name = "generated", const std::string& seed = "7") const {
+    const Outcome made = run({GENERATOR_BINARY, "--out", (dir / name).string(), "--only", "strokes", "--per-digit", std::to_string(kPerDigit), "--seed", seed});
+    EXPECT_EQ(made.status, 0) << made.err;
+    EXPECT_CONTAINS(made.out, "strokes: " + std::to_string(10 * kPerDigit) + " images");
+    return dir / name / "strokes";
+  }
+
+  fs::path dir;
+};
+
+TEST_F(Images, EvaluatesAGeneratedFolderAsJson) {
+  const fs::path folder = generate();
+  ASSERT_EQ(count_png(folder), 10u * kPerDigit);
+  const Outcome result = evaluate({"--images", folder.string(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.err, "");
+  const json report = json::parse(result.out);  // throws, failing the test, if it is not JSON
+  EXPECT_EQ(report.at("total").get<std::size_t>(), 10u * kPerDigit);
+  EXPECT_EQ(report.at("data").get<std::string>(), folder.string());
+  EXPECT_TRUE(report.at("skipped").empty());
+  // Chance is 10%; the built-in model reads these strokes almost all correctly.
+  EXPECT_GT(report.at("accuracy").get<double>(), 0.6);
+  ASSERT_EQ(report.at("per_class_accuracy").size(), 10u);
+  std::size_t in_matrix = 0, on_diagonal = 0;
+  for (std::size_t t = 0; t < 10; ++t) {
+    std::size_t row = 0;
+    for (std::size_t p = 0; p < 10; ++p) row += report.at("confusion")[t][p].get<std::size_t>();
+    EXPECT_EQ(row, static_cast<std::size_t>(kPerDigit)) << "digit " << t;
+    in_matrix += row;
+    on_diagonal += report.at("confusion")[t][t].get<std::size_t>();
+  }
+  EXPECT_EQ(in_matrix, 10u * kPerDigit);
+  EXPECT_EQ(on_diagonal, report.at("correct").get<std::size_t>());
+}
+
+TEST_F(Images, PrintsTheSameReportAsForMnist) {
+  const Outcome result = evaluate({"--images", generate().string()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_CONTAINS(result.out, "(30 images, 0 skipped)");
+  EXPECT_CONTAINS(result.out, "accuracy: ");
+  EXPECT_CONTAINS(result.out, "/30)");
+  EXPECT_CONTAINS(result.out, "per class:");
+  EXPECT_CONTAINS(result.out, "confusion matrix");
+}
+
+TEST_F(Images, TheSameSeedMakesTheSameImages) {
+  const fs::path a = generate("a"), b = generate("b"), c = generate("c", "8");
+  for (const auto& entry : fs::directory_iterator(a)) {
+    EXPECT_EQ(read_bytes(entry.path()), read_bytes(b / entry.path().filename())) << entry.path().filename();
+  }
+  std::size_t same = 0;
+  for (const auto& entry : fs::directory_iterator(a)) {
+    for (const auto& other : fs::directory_iterator(c)) same += read_bytes(entry.path()) == read_bytes(other.path());
+  }
+  EXPECT_EQ(same, 0u) << "another seed should draw other images";
+}
+
+TEST_F(Images, AFileWithoutALabelIsReportedAndSkipped) {
+  const fs::path folder = generate();
+  fs::copy_file(folder / fs::directory_iterator(folder)->path().filename(), folder / "drawing.png");
+  std::ofstream(folder / "4_broken.png") << "not a PNG";
+  const Outcome result = evaluate({"--images", folder.string(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_CONTAINS(result.err, "skipped");
+  EXPECT_CONTAINS(result.err, "drawing.png");
+  EXPECT_CONTAINS(result.err, "4_broken.png");
+  const json report = json::parse(result.out);
+  EXPECT_EQ(report.at("total").get<std::size_t>(), 10u * kPerDigit);
+  EXPECT_EQ(report.at("skipped").size(), 2u);
+}
+
+TEST_F(Images, AMissingFolderFailsNamingIt) {
+  const std::string missing = (dir / "no-such-folder").string();
+  const Outcome result = evaluate({"--images", missing});
+  EXPECT_EQ(result.status, 1);
+  EXPECT_CONTAINS(result.err, missing);
+  EXPECT_EQ(result.out, "");
+}
+
+TEST_F(Images, AFolderWithNoUsableImageFails) {
+  fs::create_directories(dir / "unlabelled");
+  std::ofstream(dir / "unlabelled" / "seven.png") << "not even a PNG";
+  const Outcome result = evaluate({"--images", (dir / "unlabelled").string()});
+  EXPECT_EQ(result.status, 1);
+  EXPECT_CONTAINS(result.err, "seven.png");
+  EXPECT_CONTAINS(result.err, "no usable image");
+}
+
+TEST_F(Images, ImagesAndDataTogetherAreAUsageError) {
+  const Outcome result = evaluate({"--images", dir.string(), "--data", dir.string()});
+  EXPECT_EQ(result.status, 2);
+  EXPECT_CONTAINS(result.err, "--images");
+}
+
+}  // namespace
