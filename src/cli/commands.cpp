@@ -161,13 +161,16 @@ void record_recipe(Metadata& metadata, const Preset& preset, const TrainingRecip
 }
 
 int run_train_impl(const TrainOptions& options) {
-  Preset preset = find_preset(options.preset);
-  if (options.layers) preset.sizes = parse_layers(*options.layers);
-  if (options.activation) {
-    preset.hidden = parse_activation(*options.activation);
-    if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
+  Preset preset;
+  try {
+    preset = find_preset(options.preset);
+    if (options.activation) preset.hidden = parse_activation(*options.activation);
+    if (options.init) preset.init = parse_init(*options.init);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
   }
-  if (options.init) preset.init = parse_init(*options.init);
+  if (options.layers) preset.sizes = parse_layers(*options.layers);
+  if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
   TrainingRecipe& recipe = preset.recipe;
   try {
     if (options.optimizer) recipe.optimizer.kind = parse_optimizer(*options.optimizer);
@@ -362,6 +365,7 @@ int run_improve(const ImproveOptions& options) {
     state = restore_training_state(model, recipe.optimizer);
     std::printf("  continuing the checkpoint's %s state after epoch %d\n", std::string(optimizer_name(recipe.optimizer.kind)).c_str(), state.epochs_done);
   }
+  const int epochs_to_run = recipe.epochs;
   recipe.epochs += state.epochs_done;
   Dataset training = extra;
   if (mnist) {
@@ -376,7 +380,7 @@ int run_improve(const ImproveOptions& options) {
   std::erase_if(metadata, [](const auto& entry) { return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer."); });
   metadata["improved.from"] = model_label(options.model);
   metadata["improved.extra_images"] = std::to_string(extra.size());
-  metadata["improved.epochs"] = std::to_string(recipe.epochs - state.epochs_done);
+  metadata["improved.epochs"] = std::to_string(epochs_to_run);
   if (mnist) {
     record_results(metadata, *mnist, data_dir, reports);
   } else {

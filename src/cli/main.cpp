@@ -87,7 +87,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "digits: %s\n", e.what());
+    // CLI11 reports a missing subcommand before an unknown word; name the word instead.
+    std::string commands;
+    bool known = argc < 2 || argv[1][0] == '-';
+    for (const CLI::App* command : app.get_subcommands({})) {
+      commands += (commands.empty() ? "" : ", ") + command->get_name();
+      known = known || command->get_name() == argv[1];
+    }
+    if (!known)
+      std::fprintf(stderr, "digits: unknown command '%s' (expected %s)\n", argv[1], commands.c_str());
+    else
+      std::fprintf(stderr, "digits: %s\n", e.what());
     std::fprintf(stderr, "Run 'digits --help' or 'digits <command> --help' for usage.\n");
     return kUsage;
   }

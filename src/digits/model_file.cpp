@@ -1,11 +1,13 @@
 #include "digits/model_file.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "digits/error.hpp"
 #include "digits/file_util.hpp"
@@ -151,8 +153,19 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   }
   if (!(input_scale > 0.0f) || !std::isfinite(input_scale)) throw Error(source + ": input_scale '" + metadata["input_scale"] + "' is not a positive number");
 
+  // The architecture must fit the bytes actually present before any weights are allocated: a
+  // tiny file claiming huge layers is refused, not a multi-gigabyte allocation.
+  std::uint64_t parameters = 0;
+  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) parameters += std::uint64_t(sizes[i]) * std::uint64_t(sizes[i + 1]) + std::uint64_t(sizes[i + 1]);
+  // (Small mismatches are left to the per-tensor checks below, whose messages name the tensor.)
+  constexpr std::uint64_t kAllocationWorthChecking = 64 << 20;
+  if (parameters * sizeof(float) > data.size() && parameters * sizeof(float) > kAllocationWorthChecking)
+    throw Error(source + ": architecture " + metadata["architecture"] + " needs " + std::to_string(parameters * sizeof(float)) +
+                " bytes of weights but the data section has " + std::to_string(data.size()) + " (truncated?)");
+
   Network network(sizes, hidden, input_scale);
   std::size_t tensors_expected = 1;  // __metadata__
+  std::vector<std::tuple<std::uint64_t, std::uint64_t, std::string>> spans;  // every tensor's [begin, end), to check they tile the data
   std::uint64_t data_used = 0;
   // Reads tensor `name` of the given shape into destination (shape's product floats).
   auto read_tensor = [&](const std::string& name, std::vector<long long> shape, float* destination) {
@@ -168,13 +181,18 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
       throw Error(source + ": tensor " + name + " has malformed data_offsets " + offsets.dump());
     const std::uint64_t begin = offsets[0], end = offsets[1];
     std::uint64_t count = 1;
-    for (long long s : shape) count *= static_cast<std::uint64_t>(s);
+    for (long long s : shape) {
+      if (s < 0 || (s > 0 && count > (std::uint64_t{1} << 60) / static_cast<std::uint64_t>(s)))
+        throw Error(source + ": tensor " + name + " has a shape too large to be real");
+      count *= static_cast<std::uint64_t>(s);
+    }
     if (begin > end || end > data.size())
       throw Error(source + ": tensor " + name + " lies at bytes " + std::to_string(begin) + "–" + std::to_string(end) +
                   " but the data section has " + std::to_string(data.size()) + " bytes (truncated?)");
     if (end - begin != count * sizeof(float))
       throw Error(source + ": tensor " + name + " spans " + std::to_string(end - begin) + " bytes, its shape needs " + std::to_string(count * sizeof(float)));
-    std::memcpy(destination, data.data() + begin, end - begin);
+    if (end > begin) std::memcpy(destination, data.data() + begin, end - begin);
+    spans.emplace_back(begin, end, name);
     for (std::uint64_t i = 0; i < count; ++i) {
       if (!std::isfinite(destination[i])) throw Error(source + ": tensor " + name + " holds a NaN or infinite value");
     }
@@ -199,6 +217,8 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
       if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxLayerSize) * kMaxLayerSize)
         throw Error(source + ": tensor " + key + " has a malformed shape " + value["shape"].dump());
       tensor.shape.push_back(d.get<long long>());
+      if (d.get<std::size_t>() > 0 && count > data.size() / d.get<std::size_t>())
+        throw Error(source + ": tensor " + key + " has a shape larger than the file");
       count *= d.get<std::size_t>();
     }
     if (count * sizeof(float) > data.size()) throw Error(source + ": tensor " + key + " is larger than the file's data");
@@ -212,6 +232,16 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
         throw Error(source + ": unexpected tensor '" + key + "' for architecture " + metadata["architecture"]);
     }
     throw Error(source + ": more tensors than the architecture " + metadata["architecture"] + " has layers");
+  }
+  // safetensors requires the tensors to tile the data section: sorted by offset, each starts where
+  // the previous one ended. Two tensors sharing bytes, or a gap, is a corrupt file.
+  std::sort(spans.begin(), spans.end());
+  std::uint64_t expected_begin = 0;
+  for (const auto& [begin, end, name] : spans) {
+    if (begin != expected_begin)
+      throw Error(source + ": tensor " + name + " starts at byte " + std::to_string(begin) + " of the data section, expected " +
+                  std::to_string(expected_begin) + " (tensors overlap or leave a gap)");
+    expected_begin = end;
   }
   if (data_used != data.size())
     throw Error(source + ": the data section has " + std::to_string(data.size()) + " bytes but the tensors use " + std::to_string(data_used));

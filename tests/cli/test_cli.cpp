@@ -170,7 +170,6 @@ TEST_F(Cli, NoSubcommandIsAUsageError) {
 }
 
 TEST_F(Cli, UnknownSubcommandIsAUsageErrorNamingIt) {
-  KNOWN_BUG("src/cli/main.cpp: `digits frobnicate` says only \"A subcommand is required\"");
   const Outcome run = digits({"frobnicate"});
   EXPECT_EQ(run.status, 2);
   EXPECT_CONTAINS(run.err, "frobnicate");
@@ -216,7 +215,6 @@ TEST_F(Cli, LayersNotEndingAt10IsAUsageError) {
 }
 
 TEST_F(Cli, UnknownPresetIsAUsageErrorListingTheChoices) {
-  KNOWN_BUG("src/cli/commands.cpp run_train_impl: find_preset throws Error, not UsageError (exit 1, not 2)");
   const Outcome run = digits({"train", "--preset", "nope", "--data", "absent"});
   EXPECT_EQ(run.status, 2) << run.err;
   EXPECT_CONTAINS(run.err, "'nope'");
@@ -224,7 +222,6 @@ TEST_F(Cli, UnknownPresetIsAUsageErrorListingTheChoices) {
 }
 
 TEST_F(Cli, UnknownActivationIsAUsageErrorNamingIt) {
-  KNOWN_BUG("src/cli/commands.cpp run_train_impl: parse_activation throws Error, not UsageError (exit 1, not 2)");
   const Outcome run = digits({"train", "--activation", "foo", "--data", "absent"});
   EXPECT_EQ(run.status, 2) << run.err;
   EXPECT_CONTAINS(run.err, "'foo'");
@@ -491,7 +488,6 @@ TEST_F(Cli, ImproveOnAMissingFolderNamesIt) {
 }
 
 TEST_F(Cli, ImproveRecordsTheEpochsItRan) {
-  KNOWN_BUG("src/cli/commands.cpp run_improve: improved.epochs is computed after fit() advanced state.epochs_done, so it is always 0");
   fs::create_directories(dir / "extra");
   for (int digit : {1, 7}) write_png(dir / "extra" / (std::to_string(digit) + "_a.png"), strokes::draw(strokes::digit_strokes(digit), {}));
   const Outcome run = digits({"improve", "--no-mnist", "--images", "extra", "--out", "better.safetensors", "--epochs", "3", "--batch", "2"});
