@@ -153,6 +153,7 @@ void record_recipe(Metadata& metadata, const Preset& preset, const TrainingRecip
   metadata["training.momentum"] = number_text(recipe.optimizer.momentum);
   metadata["training.weight_decay"] = number_text(recipe.optimizer.weight_decay);
   metadata["training.schedule"] = describe(recipe.schedule);
+  metadata["training.augment"] = describe(recipe.augment);
   metadata["training.dropout"] = number_text(recipe.dropout);
   metadata["training.validation"] = std::to_string(recipe.validation);
   metadata["training.batch"] = std::to_string(recipe.batch);
@@ -175,6 +176,7 @@ int run_train_impl(const TrainOptions& options) {
   try {
     if (options.optimizer) recipe.optimizer.kind = parse_optimizer(*options.optimizer);
     if (options.schedule) recipe.schedule = parse_schedule(*options.schedule);
+    if (options.augment) recipe.augment = parse_augment(*options.augment);
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
@@ -211,8 +213,8 @@ int run_train_impl(const TrainOptions& options) {
   std::printf(", schedule %s", describe(recipe.schedule).c_str());
   if (recipe.optimizer.weight_decay > 0) std::printf(", weight decay %g", static_cast<double>(recipe.optimizer.weight_decay));
   if (recipe.dropout > 0) std::printf(", dropout %g", static_cast<double>(recipe.dropout));
-  std::printf("\n  batch %d, %d epochs, seed %llu, %d threads", recipe.batch, recipe.epochs,
-              static_cast<unsigned long long>(recipe.seed), resolve_threads(recipe.threads));
+  std::printf("\n  batch %d, %d epochs, seed %llu, %d threads, augment %s", recipe.batch, recipe.epochs,
+              static_cast<unsigned long long>(recipe.seed), resolve_threads(recipe.threads), describe(recipe.augment).c_str());
   if (recipe.validation > 0) std::printf(", %zu validation images", recipe.validation);
   if (state.epochs_done > 0) std::printf(", resuming after epoch %d", state.epochs_done);
   std::printf("\n  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());

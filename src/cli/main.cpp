@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--schedule", train.schedule, "Learning-rate schedule: constant, step:EVERY:FACTOR or cosine[:FINAL], then optionally ,warmup:EPOCHS");
   train_cmd->add_option("--weight-decay", train.weight_decay, "L2 weight decay λ")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--dropout", train.dropout, "Dropout rate on the hidden layers while training")->check(CLI::Range(0.0f, 0.95f));
+  train_cmd->add_option("--augment", train.augment, "Distort training images: none, default, or e.g. shift=2,rotate=10,scale=0.1,shear=0.1,elastic=34:4,thickness=0.3");
   train_cmd->add_option("--validation", train.validation, "Set aside this many training images; keep the weights of the best validation epoch");
   train_cmd->add_option("--patience", train.patience, "Stop after this many epochs without a better validation accuracy")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--checkpoint", train.checkpoint, "Save weights and optimizer state here after every epoch");

@@ -72,7 +72,7 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
 
   const std::size_t batch = static_cast<std::size_t>(recipe.batch);
   const std::size_t batches = (train.size() + batch - 1) / batch;
-  const bool augmenting = false;
+  const bool augmenting = !recipe.augment.is_none();
   const int threads = resolve_threads(recipe.threads);
   std::vector<std::size_t> order(train.size());
 
@@ -113,7 +113,11 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
   auto prepare = [&](int epoch, std::size_t b, Matrix& X, std::vector<std::uint8_t>& labels) {
     const std::size_t first = b * batch, count = std::min(batch, train.size() - first);
     const auto indices = std::span<const std::size_t>(order).subspan(first, count);
-    gather_batch(train, indices, network.input_scale, X, labels);
+    if (augmenting)  // each image's distortion depends only on (seed, epoch, its position in the epoch)
+      augment_batch(train, indices, recipe.augment, derive_seed(recipe.seed, kAugment, static_cast<std::uint64_t>(epoch)),
+                    network.input_scale, X, labels, first);
+    else
+      gather_batch(train, indices, network.input_scale, X, labels);
   };
   std::array<Matrix, 2> X;
   std::array<std::vector<std::uint8_t>, 2> labels;

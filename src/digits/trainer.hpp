@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "digits/augment.hpp"
 #include "digits/dataset.hpp"
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
@@ -20,6 +21,7 @@ struct TrainingRecipe {
   OptimizerSettings optimizer;  // sgd, lr 0.005: the ancestor's
   Schedule schedule;            // how the learning rate moves over the epochs
   float dropout = 0;            // on every hidden layer's output, while training
+  AugmentSettings augment = AugmentSettings::none();  // random distortions of each training image (augment.hpp)
   // Early stopping: this many training images are set aside (a seeded choice) as a validation set;
   // after training the network keeps the weights of the epoch with the best validation accuracy.
   // With patience > 0, training also stops after that many epochs without improvement.

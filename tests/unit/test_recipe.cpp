@@ -227,3 +227,35 @@ TEST(Checkpoint, APlainModelIsNoCheckpointAndAMismatchedOptimizerIsAnError) {
   }
   std::filesystem::remove(path);
 }
+
+TEST(Augmentation, InTrainingIsSeededAndIndependentOfThreads) {
+  // 28×28 images, as augmentation's transforms expect: quadrant blocks scaled up.
+  Dataset train;
+  train.name = "blocks";
+  Rng rng(3);
+  for (int n = 0; n < 200; ++n) {
+    const int label = static_cast<int>(rng.below(4));
+    for (int y = 0; y < 28; ++y)
+      for (int x = 0; x < 28; ++x) {
+        const bool lit = x >= 4 && x < 24 && y >= 4 && y < 24 && (label % 2 == 0 ? x < 14 : x >= 14) && (label / 2 == 0 ? y < 14 : y >= 14);
+        train.pixels.push_back(lit ? 200 : 0);
+      }
+    train.labels.push_back(static_cast<std::uint8_t>(label));
+  }
+  auto trained = [&](const AugmentSettings& augment, int threads) {
+    Network network({784, 16, 4}, Activation::relu, 1.0f / 255.0f);
+    network.initialize(Init::he, 1);
+    TrainingRecipe recipe;
+    recipe.epochs = 2;
+    recipe.batch = 20;
+    recipe.optimizer = {.kind = OptimizerKind::sgd, .learning_rate = 0.05f};
+    recipe.augment = augment;
+    recipe.threads = threads;
+    fit(network, train, nullptr, recipe);
+    return network;
+  };
+  const AugmentSettings standard = parse_augment("default");
+  const Network one = trained(standard, 1), two = trained(standard, 2), plain = trained(AugmentSettings::none(), 1);
+  EXPECT_TRUE(same_weights(one, two));
+  EXPECT_FALSE(same_weights(one, plain));
+}
