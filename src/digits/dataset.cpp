@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -162,9 +163,21 @@ void gather_batch(const Dataset& data, std::span<const std::size_t> indices, flo
   const auto features = static_cast<Eigen::Index>(data.features());
   X.resize(static_cast<Eigen::Index>(indices.size()), features);
   labels.resize(indices.size());
+  // The rows come from random places in a 47 MB array, so each is a cache miss: ask for a few
+  // rows ahead while converting this one, and the misses overlap instead of queueing.
+  constexpr std::size_t kAhead = 4;
+  const std::size_t row_bytes = static_cast<std::size_t>(features);
+  auto prefetch_row = [&](std::size_t r) {
+    const std::uint8_t* start = data.pixels.data() + indices[r] * row_bytes;
+    for (std::size_t offset = 0; offset < row_bytes; offset += 64) __builtin_prefetch(start + offset);
+  };
+  for (std::size_t r = 0; r < std::min(kAhead, indices.size()); ++r) prefetch_row(r);
   for (std::size_t r = 0; r < indices.size(); ++r) {
-    const std::uint8_t* source = data.pixels.data() + indices[r] * static_cast<std::size_t>(features);
-    float* row = X.data() + static_cast<Eigen::Index>(r) * features;
+    if (r + kAhead < indices.size()) prefetch_row(r + kAhead);
+    // __restrict: a uint8_t may alias anything, and without the promise the compiler converts one
+    // pixel at a time (a fifth of a seed training step) instead of sixteen.
+    const std::uint8_t* __restrict source = data.pixels.data() + indices[r] * static_cast<std::size_t>(features);
+    float* __restrict row = X.data() + static_cast<Eigen::Index>(r) * features;
     for (Eigen::Index c = 0; c < features; ++c) row[c] = static_cast<float>(source[c]) * scale;
     labels[r] = data.labels[indices[r]];
   }

@@ -38,13 +38,25 @@ void forward_block(const float* X, const float* W, const float* b, float* Z, lon
   __m512 sum[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) sum[r][c] = _mm512_setzero_ps();
-  for (long k = 0; k < in; k += 16) {
+  // Full groups of 16 with plain loads (a masked load costs about twice as much here), then the
+  // partial group, if any, with masked ones that read zeros beyond the end.
+  auto accumulate = [&](__m512 (&x)[R], __m512 (&w)[C]) {
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) sum[r][c] = _mm512_fmadd_ps(x[r], w[c], sum[r][c]);
+  };
+  long k = 0;
+  for (; k + 16 <= in; k += 16) {
+    __m512 x[R], w[C];
+    for (int r = 0; r < R; ++r) x[r] = _mm512_loadu_ps(X + (i0 + r) * in + k);
+    for (int c = 0; c < C; ++c) w[c] = _mm512_loadu_ps(W + (j0 + c) * in + k);
+    accumulate(x, w);
+  }
+  if (k < in) {
     const __mmask16 lanes = first_lanes(in - k);
     __m512 x[R], w[C];
     for (int r = 0; r < R; ++r) x[r] = _mm512_maskz_loadu_ps(lanes, X + (i0 + r) * in + k);
     for (int c = 0; c < C; ++c) w[c] = _mm512_maskz_loadu_ps(lanes, W + (j0 + c) * in + k);
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) sum[r][c] = _mm512_fmadd_ps(x[r], w[c], sum[r][c]);
+    accumulate(x, w);
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) Z[(i0 + r) * out + j0 + c] = _mm512_reduce_add_ps(sum[r][c]) + b[j0 + c];
@@ -60,30 +72,37 @@ void forward_rows(const float* X, const float* W, const float* b, float* Z, long
 
 // One block of the weight gradient: columns j0…j0+C−1 of dW, entries k0…k0+16·K−1 of each, as
 // Σ_i dZ(i, j)·X(i, k): every sample's row of X is loaded once and scaled by C broadcast dZ values.
-template <int C, int K>
+// Partial is true only for the last group of 16 when `in` is not a multiple of 16: masked loads
+// cost about twice as much as plain ones, so the full groups do without.
+template <int C, int K, bool Partial = false>
 void gradient_block(const float* X, const float* dZ, float* dW, long batch, long in, long out, long j0, long k0) {
+  static_assert(!Partial || K == 1, "only a single group can be partial");
+  const __mmask16 lanes = first_lanes(in - k0);
   __m512 sum[C][K];
-  __mmask16 lanes[K];
-  for (int q = 0; q < K; ++q) lanes[q] = first_lanes(in - (k0 + 16 * q));
   for (int c = 0; c < C; ++c)
     for (int q = 0; q < K; ++q) sum[c][q] = _mm512_setzero_ps();
   for (long i = 0; i < batch; ++i) {
     __m512 x[K];
-    for (int q = 0; q < K; ++q) x[q] = _mm512_maskz_loadu_ps(lanes[q], X + i * in + k0 + 16 * q);
+    for (int q = 0; q < K; ++q)
+      x[q] = Partial ? _mm512_maskz_loadu_ps(lanes, X + i * in + k0) : _mm512_loadu_ps(X + i * in + k0 + 16 * q);
     for (int c = 0; c < C; ++c) {
       const __m512 dz = _mm512_set1_ps(dZ[i * out + j0 + c]);
       for (int q = 0; q < K; ++q) sum[c][q] = _mm512_fmadd_ps(dz, x[q], sum[c][q]);
     }
   }
   for (int c = 0; c < C; ++c)
-    for (int q = 0; q < K; ++q) _mm512_mask_storeu_ps(dW + (j0 + c) * in + k0 + 16 * q, lanes[q], sum[c][q]);
+    for (int q = 0; q < K; ++q) {
+      float* to = dW + (j0 + c) * in + k0 + 16 * q;
+      if (Partial) _mm512_mask_storeu_ps(to, lanes, sum[c][q]);
+      else _mm512_storeu_ps(to, sum[c][q]);
+    }
 }
 
-template <int K>
+template <int K, bool Partial = false>
 void gradient_columns(const float* X, const float* dZ, float* dW, long batch, long in, long out, long k0) {
   long j = 0;
-  for (; j + 6 <= out; j += 6) gradient_block<6, K>(X, dZ, dW, batch, in, out, j, k0);
-  for (; j < out; ++j) gradient_block<1, K>(X, dZ, dW, batch, in, out, j, k0);
+  for (; j + 6 <= out; j += 6) gradient_block<6, K, Partial>(X, dZ, dW, batch, in, out, j, k0);
+  for (; j < out; ++j) gradient_block<1, K, Partial>(X, dZ, dW, batch, in, out, j, k0);
 }
 
 }  // namespace
@@ -103,7 +122,8 @@ void dense_weight_gradient(const Matrix& X, const Matrix& dZ, WeightMatrix& dW) 
   dW.resize(in, out);
   long k = 0;
   for (; k + 32 <= in; k += 32) gradient_columns<2>(X.data(), dZ.data(), dW.data(), batch, in, out, k);
-  for (; k < in; k += 16) gradient_columns<1>(X.data(), dZ.data(), dW.data(), batch, in, out, k);
+  for (; k + 16 <= in; k += 16) gradient_columns<1>(X.data(), dZ.data(), dW.data(), batch, in, out, k);
+  if (k < in) gradient_columns<1, true>(X.data(), dZ.data(), dW.data(), batch, in, out, k);
 }
 
 #else
