@@ -1,0 +1,52 @@
+// Learning from corrections without forgetting, and without being wrecked by them: a short,
+// bounded fine-tune of a copy of the live network on new corrections mixed with replayed older
+// examples, then a guard that decides whether the copy may replace the live network.
+//
+// Used by the server's background learner and by `digits improve --feedback`. No I/O, no threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "digits/dataset.hpp"
+#include "digits/network.hpp"
+
+namespace digits {
+
+struct FineTuneSettings {
+  // A bounded amount of work: this many SGD steps (with momentum) of this batch size.
+  int steps = 150;
+  int batch = 32;
+  float learning_rate = 0.005f;  // small: nudge the weights, do not retrain
+  float momentum = 0.9f;
+  // Of each batch, this share is new corrections (drawn with replacement, so a handful of them
+  // still fill it); the rest is replay: half earlier corrections (when there are any), half MNIST
+  // training digits. Replay is what keeps the network from forgetting what it knew.
+  double new_share = 0.25;
+  // The guard: the candidate must not lose more than this much validation accuracy (0.003 = 0.3
+  // points), and must get the new corrections right more often than the live network did.
+  double max_validation_drop = 0.003;
+  std::uint64_t seed = 1;
+};
+
+// What the guard saw: accuracies before (live network) and after (candidate), as fractions.
+struct GuardVerdict {
+  bool accepted = false;
+  std::string reason;  // why it was accepted or rejected, in a sentence a person can read
+  double validation_before = 0, validation_after = 0;
+  double corrections_before = 0, corrections_after = 0;  // on the new corrections
+};
+
+struct FineTuneResult {
+  Network candidate;
+  GuardVerdict verdict;
+};
+
+// Fine-tunes a copy of `live` (never `live` itself) as FineTuneSettings describes, then judges it
+// on `validation` (held out from MNIST training data, never the test set) and on `corrections`.
+// `earlier` may be empty. `replay` must not be empty; `corrections` must not be empty.
+// Deterministic for a given seed. Throws Error on mismatched image sizes.
+FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections, const Dataset& earlier,
+                                 const Dataset& replay, const Dataset& validation, const FineTuneSettings& settings);
+
+}  // namespace digits

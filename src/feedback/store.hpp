@@ -1,0 +1,64 @@
+// The feedback store: every judgement people make in the app ("right", or "wrong, it is a 7"),
+// kept in SQLite in the state directory. WAL mode with synchronous=FULL: once add() returns, the
+// judgement survives a kill -9 of the process (and a power cut, as far as the disk keeps its word).
+//
+// Used by the server (writes) and by `digits feedback export` / `digits improve --feedback` (reads).
+// Thread-safe: one connection guarded by a mutex.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "digits/dataset.hpp"
+
+namespace digits::feedback {
+
+struct Judgement {
+  std::int64_t id = 0;                    // assigned by add()
+  std::vector<std::uint8_t> input;        // the 28×28 input the network saw (784 bytes, 0 = background)
+  std::string drawing_png;                // the original drawing as the client sent it (PNG bytes)
+  int label = 0;                          // the true digit: the prediction if judged right, else the one picked
+  int predicted = 0;                      // what the model said
+  std::array<float, 10> probabilities{};  // what the model gave each digit
+  bool correct = false;                   // judged right (label == predicted)
+  int model_version = 0;                  // the model version that made the prediction (0 = built-in)
+  std::int64_t created_ms = 0;            // Unix time in milliseconds; add() fills it when 0
+  std::string client_id;                  // an opaque id the page keeps in localStorage
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database, its schema and WAL mode. Throws Error naming the
+  // file when it cannot be opened or is not a feedback database.
+  explicit Store(const std::filesystem::path& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Stores a judgement durably and returns its id. Throws Error on invalid fields
+  // (input not 784 bytes, label or predicted outside 0–9).
+  std::int64_t add(const Judgement& judgement);
+
+  // Judgements with id > after_id, oldest first (all of them with the default).
+  std::vector<Judgement> since(std::int64_t after_id = 0) const;
+  std::int64_t count() const;
+  std::int64_t corrections() const;  // judged wrong
+  const std::filesystem::path& path() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Judgements as a labelled dataset (28×28 images, their labels), for training and export.
+Dataset to_dataset(const std::vector<Judgement>& judgements, std::string name = "feedback");
+
+// The default state directory: $XDG_DATA_HOME/digits, else ~/.local/share/digits.
+std::filesystem::path default_state_dir();
+
+}  // namespace digits::feedback
