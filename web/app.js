@@ -166,15 +166,16 @@ async function readDrawing({ announce }) {
   const number = ++requestNumber;
   inFlight = true;
   try {
+    const drawing = drawingAsPng();
     const response = await fetch('/api/predict', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: drawingAsPng() }),
+      body: JSON.stringify({ image: drawing }),
     });
     const body = await response.json().catch(() => ({}));
     if (number !== requestNumber) return;  // the drawing has changed since this was asked
     if (response.ok) {
-      showReading(body, announce);
+      showReading(body, announce, drawing);
     } else if (body.error && body.error.code === 'empty_drawing') {
       showNothing('There is nothing to read: the drawing is too faint or empty.');
     } else {
@@ -238,7 +239,15 @@ function setState(state, digitText, message, announce) {
   if (announce || state !== 'confident' && state !== 'unsure') statusOut.textContent = message;
 }
 
-function showReading(reading, announce) {
+// Other parts of the page (feedback.js, inside.js) follow the readings through these events
+// rather than through this file: 'digits:reading' carries { reading, announce, drawing } after
+// every answer (live ones too), 'digits:cleared' follows an erase or an empty drawing.
+function announceToPage(name, detail) {
+  document.dispatchEvent(new CustomEvent(name, { detail }));
+}
+
+function showReading(reading, announce, drawing) {
+  announceToPage('digits:reading', { reading, announce, drawing });
   const sure = percent(reading.probability);
   setBars(reading.probabilities);
   setSeen(reading.input);
@@ -251,6 +260,7 @@ function showReading(reading, announce) {
 }
 
 function showNothing(message) {
+  announceToPage('digits:cleared', {});
   setBars(null);
   setSeen(null);
   setState('nothing', '–', message, true);
@@ -268,6 +278,7 @@ function erase() {
   clearTimeout(liveTimer);
   liveTimer = null;
   redraw();
+  announceToPage('digits:cleared', {});
   setBars(null);
   setSeen(null);
   setState('empty', '–', 'Erased. Draw a digit, then press Tell the Number.', true);
