@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -68,10 +69,13 @@ std::vector<int> parse_layers(const std::string& text) {
   while (std::getline(stream, part, ',')) {
     char* end = nullptr;
     const long value = std::strtol(part.c_str(), &end, 10);
-    if (part.empty() || *end != '\0' || value <= 0 || value > 65536)
+    if (part.empty() || !std::isdigit(static_cast<unsigned char>(part.front())) || *end != '\0' || value <= 0 ||
+        value > 65536)
       throw UsageError("--layers '" + text + "': expected positive sizes separated by commas, like 784,50,20,10");
     sizes.push_back(static_cast<int>(value));
   }
+  if (!text.empty() && text.back() == ',')  // getline drops the empty part after a trailing comma
+    throw UsageError("--layers '" + text + "': expected positive sizes separated by commas, like 784,50,20,10");
   if (sizes.size() < 2) throw UsageError("--layers '" + text + "': needs at least an input and an output size");
   if (sizes.front() != 784) throw UsageError("--layers '" + text + "': the first size must be 784 (28×28 pixels)");
   if (sizes.back() != 10) throw UsageError("--layers '" + text + "': the last size must be 10 (the digits)");

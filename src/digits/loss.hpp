@@ -10,7 +10,8 @@ namespace digits {
 
 // P = softmax(Z), row by row: P_ij = exp(Z_ij − max_k Z_ik) / Σ_k exp(Z_ik − max_k Z_ik).
 // Subtracting the row max changes nothing mathematically and keeps exp from overflowing: float32
-// exp overflows past 88.7, which raw-pixel logits pass (the ancestor's NumPy code turned to NaN).
+// exp overflows past 88.7, which raw-pixel logits pass (the ancestor's unshifted softmax, run in
+// float32, turns to inf/inf = NaN; in its float64 the limit is 709.8, which it rarely reached).
 // Z, P: (batch × classes); P may alias Z.
 void softmax(const Matrix& Z, Matrix& P);
 

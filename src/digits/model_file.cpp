@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -48,10 +49,13 @@ std::vector<int> parse_sizes(const std::string& text, const std::string& source)
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != part.size() || value <= 0 || value > kMaxLayerSize)
+    const bool digits_only = !part.empty() && std::isdigit(static_cast<unsigned char>(part.front()));  // stoll skips spaces
+    if (!digits_only || used == 0 || used != part.size() || value <= 0 || value > kMaxLayerSize)
       throw Error(source + ": architecture '" + text + "' is not a list of positive layer sizes");
     sizes.push_back(static_cast<int>(value));
   }
+  if (!text.empty() && text.back() == ',')  // getline drops the empty part after a trailing comma
+    throw Error(source + ": architecture '" + text + "' is not a list of positive layer sizes");
   if (sizes.size() < 2 || sizes.size() > kMaxLayers + 1)
     throw Error(source + ": architecture '" + text + "' needs between 2 and " + std::to_string(kMaxLayers + 1) + " sizes");
   return sizes;

@@ -201,6 +201,14 @@ TEST_F(Cli, NonNumericLayerSizeIsAUsageError) {
   EXPECT_CONTAINS(run.err, "--layers '784,abc,10'");
 }
 
+TEST_F(Cli, LayerSizesWithSpacesOrATrailingCommaAreUsageErrors) {
+  for (const char* layers : {"784, 50,10", "784,50,10,", " 784,10", "784,,10"}) {
+    const Outcome run = digits({"train", "--layers", layers, "--data", "absent"});
+    EXPECT_EQ(run.status, 2) << layers << ": " << run.err;
+    EXPECT_CONTAINS(run.err, std::string("--layers '") + layers + "'");
+  }
+}
+
 TEST_F(Cli, LayersNotStartingAt784IsAUsageError) {
   const Outcome run = digits({"train", "--layers", "100,10", "--data", "absent"});
   EXPECT_EQ(run.status, 2) << run.err;

@@ -357,7 +357,7 @@ TEST(ModelFileRejects, AnotherFormatVersion) {
 }
 
 TEST(ModelFileRejects, BadArchitectureStrings) {
-  for (const char* architecture : {"12,abc,5,3", "12,-7,5,3", "12,0,5,3", "12,7.5,5,3", "", "12", "12;7;5;3", "12,99999999999999999999,3", "12,70000,3"}) {
+  for (const char* architecture : {"12,abc,5,3", "12,-7,5,3", "12,0,5,3", "12,7.5,5,3", "", "12", "12;7;5;3", "12,99999999999999999999,3", "12,70000,3", "12, 7,5,3", " 12,7,5,3", "12,7,5,3,", "12,,5,3"}) {
     const std::string message = error_after([&](Parts& p) { p.header["__metadata__"]["architecture"] = architecture; });
     EXPECT_CONTAINS(message, std::string("architecture '") + architecture + "'");
   }
