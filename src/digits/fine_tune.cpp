@@ -1,7 +1,9 @@
 #include "digits/fine_tune.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 
 #include "digits/error.hpp"
 #include "digits/optimizer.hpp"
@@ -135,9 +137,14 @@ FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections
   const std::size_t rest = batch - new_count;
   const std::size_t earlier_count = earlier.size() > 0 ? rest / 2 : 0;
   std::array<BatchPart, 3> parts;
-  parts[0] = {.source = &corrections, .count = new_count, .offset = 0};
-  parts[1] = {.source = &earlier, .count = earlier_count, .offset = new_count};
-  parts[2] = {.source = &replay, .count = rest - earlier_count, .offset = new_count + earlier_count};
+  auto plan = [&](BatchPart& part, const Dataset& source, std::size_t count, std::size_t offset) {
+    part.source = &source;
+    part.count = count;
+    part.offset = offset;
+  };
+  plan(parts[0], corrections, new_count, 0);
+  plan(parts[1], earlier, earlier_count, new_count);
+  plan(parts[2], replay, rest - earlier_count, new_count + earlier_count);
 
   // The copy is all that changes. SGD with momentum, as in optimizer.hpp:
   //   v ← μ·v + dθ;  θ ← θ − η·v

@@ -2,7 +2,8 @@
 // bounded fine-tune of a copy of the live network on new corrections mixed with replayed older
 // examples, then a guard that decides whether the copy may replace the live network.
 //
-// Used by the server's background learner and by `digits improve --feedback`. No I/O, no threads.
+// Used by the server's background learner and by `digits improve --feedback`. No I/O; no threads
+// unless FineTuneSettings::threads asks for them. docs/feedback.md gives the numbers and why.
 #pragma once
 
 #include <cstdint>

@@ -716,7 +716,7 @@ TEST_F(CliFeedback, ImproveFeedbackAlsoReadsAnExportAndTheStateDirectory) {
   write_small_mnist();
   store_crosses(20);
   ASSERT_EQ(digits({"feedback", "export", "--state-dir", "state", "--out", "exported"}).status, 0);
-  for (const std::string& path : {"exported/feedback-images-idx3-ubyte", "exported", "state"}) {
+  for (const std::string path : {"exported/feedback-images-idx3-ubyte", "exported", "state"}) {
     const Outcome run = digits({"improve", "--feedback", path, "--data", "data", "--out", "better.safetensors", "--steps", "60", "--batch", "16"});
     EXPECT_EQ(run.status, 0) << path << "\n" << run.out << run.err;
     EXPECT_CONTAINS(run.out, "on 21 judgements from " + path);

@@ -267,10 +267,11 @@ TEST(GuardSplit, SetsAsideTheSameFiveThousandEveryTime) {
   EXPECT_EQ(validation.labels, validation_again.labels);
   EXPECT_EQ(replay.pixels, replay_again.pixels);
   // Together they are the training set: every image in exactly one of them.
-  std::map<std::vector<std::uint8_t>, int> seen;
-  for (std::size_t i = 0; i < train.size(); ++i) ++seen[{train.image(i).begin(), train.image(i).end()}];
+  auto key = [](const Dataset& data, std::size_t i) { return std::string(data.image(i).begin(), data.image(i).end()); };
+  std::map<std::string, int> seen;
+  for (std::size_t i = 0; i < train.size(); ++i) ++seen[key(train, i)];
   for (const Dataset* part : {&replay, &validation})
-    for (std::size_t i = 0; i < part->size(); ++i) --seen[{part->image(i).begin(), part->image(i).end()}];
+    for (std::size_t i = 0; i < part->size(); ++i) --seen[key(*part, i)];
   for (const auto& [image, count] : seen) ASSERT_EQ(count, 0);
   EXPECT_THROW(guard_split(bars(5000, 1)), Error);
 }
