@@ -1,14 +1,17 @@
 // Google Benchmark micro-benchmarks of the hot paths: one training step of the seed recipe, one
-// prediction of a single 28×28 image, and the evaluation of the 10,000 MNIST test digits.
+// prediction of a single 28×28 image, the evaluation of the 10,000 MNIST test digits, and one
+// guarded fine-tune on corrections (fine_tune.hpp).
 // Run: build/release/bench/bench_micro   (MNIST from $DIGITS_DATA or data/mnist; random data otherwise)
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
 
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
+#include "digits/fine_tune.hpp"
 #include "digits/model_file.hpp"
 #include "digits/presets.hpp"
 #include "digits/random.hpp"
@@ -100,6 +103,32 @@ void BM_EvaluateTestSetBuiltin(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(evaluate(model.network, test_images()).correct);
 }
 BENCHMARK(BM_EvaluateTestSetBuiltin)->Unit(benchmark::kMillisecond);
+
+// One guarded fine-tune with the default settings (150 steps of 32, then the guard's four
+// evaluations), as the server runs it in the background: 20 corrections, 5,000 replay and 5,000
+// validation images (the test set's two halves here; the time does not depend on which images).
+// Arg: 0 the seed-sized network, 1 the built-in model, 2 784-512-256-10.
+void BM_FineTuneGuarded(benchmark::State& state) {
+  static const auto halves = [] {
+    const Dataset& all = test_images();
+    auto half = [&](std::size_t first, std::size_t count, const char* name) {
+      Dataset part;
+      part.name = name;
+      part.pixels.assign(all.pixels.begin() + static_cast<std::ptrdiff_t>(first * 784), all.pixels.begin() + static_cast<std::ptrdiff_t>((first + count) * 784));
+      part.labels.assign(all.labels.begin() + static_cast<std::ptrdiff_t>(first), all.labels.begin() + static_cast<std::ptrdiff_t>(first + count));
+      return part;
+    };
+    return std::array<Dataset, 3>{half(0, 20, "corrections"), half(0, 5000, "replay"), half(5000, 5000, "validation")};
+  }();
+  Network network = seed_network();
+  if (state.range(0) == 1) network = parse_model(builtin_model_bytes(), "built-in model").network;
+  if (state.range(0) == 2) {
+    network = Network({784, 512, 256, 10}, Activation::relu, 1.0f / 255.0f);
+    network.initialize(Init::he, 1);
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(fine_tune_guarded(network, halves[0], {}, halves[1], halves[2], {}).verdict.accepted);
+}
+BENCHMARK(BM_FineTuneGuarded)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

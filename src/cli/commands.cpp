@@ -14,12 +14,15 @@
 #include "digits/builtin_model.hpp"
 #include "digits/checkpoint.hpp"
 #include "digits/error.hpp"
+#include "digits/fine_tune.hpp"
 #include "digits/image.hpp"
 #include "digits/image_folder.hpp"
 #include "digits/model_file.hpp"
 #include "digits/preprocess.hpp"
 #include "digits/presets.hpp"
 #include "digits/trainer.hpp"
+#include "feedback/model_versions.hpp"
+#include "feedback/store.hpp"
 #include "progress.hpp"
 
 namespace digits::cli {
@@ -251,6 +254,97 @@ int run_train_impl(const TrainOptions& options) {
   return kSuccess;
 }
 
+// The judgements behind `improve --feedback PATH`: a feedback database, an exported IDX images file
+// (its labels file beside it, named with labels-idx1 for images-idx3), or a folder holding either.
+Dataset read_feedback(const fs::path& given) {
+  std::error_code ec;
+  fs::path path = given;
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(feedback::feedback_database(path), ec))
+      path = feedback::feedback_database(path);
+    else if (fs::exists(path / "feedback-images-idx3-ubyte", ec))
+      path = path / "feedback-images-idx3-ubyte";
+    else
+      throw Error(given.string() + ": a folder with neither feedback.db nor feedback-images-idx3-ubyte in it");
+  }
+  if (!fs::is_regular_file(path, ec)) throw Error(path.string() + ": no such feedback file");
+  std::ifstream in(path, std::ios::binary);
+  char magic[16] = {};
+  in.read(magic, sizeof magic);
+  if (in.gcount() == sizeof magic && std::string(magic, sizeof magic) == std::string("SQLite format 3\0", 16)) {
+    const feedback::Store store(path, /*create_if_missing=*/false);
+    Dataset data = feedback::to_dataset(store.since(), path.string());
+    if (data.size() == 0) throw Error(path.string() + ": holds no judgements yet");
+    return data;
+  }
+  std::string labels_name = path.filename().string();
+  const std::size_t at = labels_name.find("images-idx3");
+  if (at == std::string::npos)
+    throw Error(path.string() + ": neither a feedback database nor an IDX images file named like feedback-images-idx3-ubyte");
+  labels_name.replace(at, std::string("images-idx3").size(), "labels-idx1");
+  const fs::path labels = path.parent_path() / labels_name;
+  if (!fs::exists(labels, ec)) throw Error(path.string() + ": its labels file " + labels.string() + " is missing");
+  Dataset data = read_idx(path, labels, path.string());
+  if (data.size() == 0) throw Error(path.string() + ": holds no images");
+  return data;
+}
+
+// `improve --feedback`: the server's guarded fine-tune, run once on every stored judgement.
+int run_improve_feedback(const ImproveOptions& options) {
+  Model model = load_model_or_builtin(options.model);
+  const Dataset corrections = read_feedback(options.feedback);
+  const fs::path data_dir = resolve_data_dir(options.data);
+  const TrainTestData mnist = load_train_test(data_dir);
+  const auto [replay, validation] = guard_split(mnist.train);
+
+  FineTuneSettings settings;
+  if (options.steps) settings.steps = *options.steps;
+  if (options.batch_given) settings.batch = options.batch;
+  if (options.learning_rate) settings.learning_rate = *options.learning_rate;
+  settings.seed = options.seed;
+  settings.threads = 0;  // nobody is waiting on predictions here
+  std::printf("fine-tuning %s (%s) on %zu judgements from %s\n", model_label(options.model).c_str(), describe(model.network).c_str(), corrections.size(),
+              options.feedback.c_str());
+  std::printf("  %d steps of %d (%.0f%% judgements, the rest %zu MNIST training images), momentum SGD lr %g, seed %llu\n", settings.steps,
+              settings.batch, 100 * settings.new_share, replay.size(), static_cast<double>(settings.learning_rate),
+              static_cast<unsigned long long>(settings.seed));
+  std::printf("  guard: %zu held-out MNIST training images may lose at most %.2f points; the judgements must be read right more often\n",
+              validation.size(), 100 * settings.max_validation_drop);
+  std::fflush(stdout);
+
+  const auto start = std::chrono::steady_clock::now();
+  const FineTuneResult result = fine_tune_guarded(model.network, corrections, {}, replay, validation, settings);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const GuardVerdict& v = result.verdict;
+  std::printf("  validation accuracy %s%% -> %s%%, judgements read right %s%% -> %s%%, %.2f s\n", percent(v.validation_before).c_str(),
+              percent(v.validation_after).c_str(), percent(v.corrections_before).c_str(), percent(v.corrections_after).c_str(), seconds);
+  std::printf("%s\n", v.reason.c_str());
+  if (!v.accepted) {
+    std::fprintf(stderr, "digits: the guard rejected the fine-tuned model, so %s was not written: %s\n", options.out.c_str(), v.reason.substr(std::string("rejected: ").size()).c_str());
+    return kFailure;
+  }
+
+  Metadata metadata = model.metadata;
+  std::erase_if(metadata, [](const auto& entry) {
+    return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer.") || entry.first.starts_with("improved.") ||
+           entry.first.starts_with("version.") || entry.first == "accuracy.train" || entry.first == "accuracy.validation";
+  });
+  long learned_before = 0;
+  if (auto it = model.metadata.find(feedback::kCorrectionsLearnedKey); it != model.metadata.end()) learned_before = std::atol(it->second.c_str());
+  feedback::record_learning(metadata, v.validation_after, learned_before + static_cast<long>(corrections.size()));
+  metadata["improved.from"] = model_label(options.model);
+  metadata["improved.feedback"] = options.feedback;
+  metadata["improved.extra_images"] = std::to_string(corrections.size());
+  metadata["improved.steps"] = std::to_string(settings.steps);
+  metadata["created"] = utc_now();
+  // The test set plays no part in the decision; it is measured only to report.
+  metadata["accuracy.test"] = percent(evaluate(result.candidate, mnist.test).accuracy());
+  save_model(options.out, result.candidate, metadata);
+  std::printf("test accuracy %s%% -> %s%%; saved %s\n", percent(evaluate(model.network, mnist.test).accuracy()).c_str(), metadata["accuracy.test"].c_str(),
+              options.out.c_str());
+  return kSuccess;
+}
+
 }  // namespace
 
 int run_train(const TrainOptions& options) {
@@ -330,6 +424,7 @@ int run_predict(const PredictOptions& options) {
 }
 
 int run_improve(const ImproveOptions& options) {
+  if (!options.feedback.empty()) return run_improve_feedback(options);
   Model model = load_model_or_builtin(options.model);
   Dataset extra;
   extra.name = "extra images";

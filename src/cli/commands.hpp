@@ -43,11 +43,30 @@ struct ImproveOptions {
   std::optional<float> learning_rate;
   std::uint64_t seed = 1;
   std::string metrics;
+  // --feedback: a guarded fine-tune on stored judgements (a feedback.db, an exported IDX images
+  // file, or a folder holding either) instead of epochs of training.
+  std::string feedback;
+  std::optional<int> steps;
+  bool batch_given = false;  // --batch was given (the fine-tune's default batch differs from training's)
+};
+
+struct FeedbackExportOptions {
+  std::string state_dir;  // empty: feedback::default_state_dir()
+  std::string out;
+  bool png = false;
+};
+
+struct ModelVersionsOptions {
+  std::string state_dir;
+  std::string version_text;  // rollback: the version to make current, as typed; empty = the current one's parent
 };
 
 int run_train(const TrainOptions& options);
 int run_evaluate(const EvaluateOptions& options);
 int run_predict(const PredictOptions& options);
 int run_improve(const ImproveOptions& options);
+int run_feedback_export(const FeedbackExportOptions& options);
+int run_model_list(const ModelVersionsOptions& options);
+int run_model_rollback(const ModelVersionsOptions& options);
 
 }  // namespace digits::cli

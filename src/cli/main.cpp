@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   predict_cmd->add_flag("--json", predict.json, "Print one JSON object per file, with all ten probabilities");
 
   ImproveOptions improve;
-  CLI::App* improve_cmd = app.add_subcommand("improve", "Continue training a model, on MNIST and/or extra labelled images");
+  CLI::App* improve_cmd = app.add_subcommand("improve", "Continue training a model, on MNIST and/or extra labelled images, or (--feedback) fine-tune it on the app's judgements behind a guard");
   improve_cmd->add_option("--model", improve.model, "Model to start from (default: the built-in one)");
   improve_cmd->add_option("--out", improve.out, "Where to save the improved model")->required();
   improve_cmd->add_option("--data", improve.data, data_help);
@@ -68,7 +68,29 @@ int main(int argc, char** argv) {
   improve_cmd->add_option("--batch", improve.batch, "Mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
   improve_cmd->add_option("--lr", improve.learning_rate, "Learning rate (default: the model's recorded one)")->check(CLI::PositiveNumber);
   improve_cmd->add_option("--seed", improve.seed, "Seed for the shuffles")->capture_default_str();
-  improve_cmd->add_option("--metrics", improve.metrics, "Write one CSV row per epoch to this file");
+  CLI::Option* metrics_opt = improve_cmd->add_option("--metrics", improve.metrics, "Write one CSV row per epoch to this file");
+  CLI::Option* feedback_opt = improve_cmd->add_option("--feedback", improve.feedback,
+      "Instead: a guarded fine-tune on stored judgements (STATE_DIR/feedback.db, or an exported feedback-images-idx3-ubyte); writes --out only if the guard accepts it");
+  feedback_opt->excludes("--images")->excludes("--idx")->excludes("--no-mnist")->excludes("--epochs")->excludes(metrics_opt);
+  improve_cmd->add_option("--steps", improve.steps, "With --feedback: fine-tuning steps (default 150)")->check(CLI::PositiveNumber)->needs(feedback_opt);
+
+  const std::string state_dir_help = "State directory of the app (default: $XDG_DATA_HOME/digits, else ~/.local/share/digits)";
+  FeedbackExportOptions feedback_export;
+  CLI::App* feedback_cmd = app.add_subcommand("feedback", "The judgements people made in the app");
+  feedback_cmd->require_subcommand(1);
+  CLI::App* export_cmd = feedback_cmd->add_subcommand("export", "Write the stored judgements as an IDX pair (and with --png, as <label>_<id>.png files)");
+  export_cmd->add_option("--state-dir", feedback_export.state_dir, state_dir_help);
+  export_cmd->add_option("--out", feedback_export.out, "Folder to write feedback-images-idx3-ubyte and feedback-labels-idx1-ubyte into")->required();
+  export_cmd->add_flag("--png", feedback_export.png, "Also write each judgement's 28×28 input as <label>_<id>.png");
+
+  ModelVersionsOptions versions;
+  CLI::App* model_cmd = app.add_subcommand("model", "The model versions the app has learned from corrections");
+  model_cmd->require_subcommand(1);
+  CLI::App* list_cmd = model_cmd->add_subcommand("list", "List the saved versions: created, parent, validation accuracy, corrections learned, which is current");
+  list_cmd->add_option("--state-dir", versions.state_dir, state_dir_help);
+  CLI::App* rollback_cmd = model_cmd->add_subcommand("rollback", "Make an earlier version current (default: the one the current version was learned from)");
+  rollback_cmd->add_option("version", versions.version_text, "The version to make current; 0 is the starting model");
+  rollback_cmd->add_option("--state-dir", versions.state_dir, state_dir_help);
 
   ServeOptions serve;
   auto add_serve_options = [&](CLI::App* command) {
@@ -95,19 +117,34 @@ int main(int argc, char** argv) {
       commands += (commands.empty() ? "" : ", ") + command->get_name();
       known = known || command->get_name() == argv[1];
     }
-    if (!known)
+    const CLI::App* named = nullptr;
+    for (const CLI::App* command : app.get_subcommands({})) {
+      if (argc >= 2 && command->get_name() == argv[1]) named = command;
+    }
+    if (!known) {
       std::fprintf(stderr, "digits: unknown command '%s' (expected %s)\n", argv[1], commands.c_str());
-    else
+    } else if (named && named->get_require_subcommand_min() > 0 && named->get_subcommands().empty()) {
+      // `digits model` alone: say which subcommands there are.
+      std::string names;
+      for (const CLI::App* sub : named->get_subcommands({})) names += (names.empty() ? "" : " or ") + sub->get_name();
+      std::fprintf(stderr, "digits: '%s' needs a subcommand: %s\n", argv[1], names.c_str());
+    } else {
       std::fprintf(stderr, "digits: %s\n", e.what());
+    }
     std::fprintf(stderr, "Run 'digits --help' or 'digits <command> --help' for usage.\n");
     return kUsage;
   }
+
+  improve.batch_given = improve_cmd->count("--batch") > 0;
 
   try {
     if (*train_cmd) return run_train(train);
     if (*evaluate_cmd) return run_evaluate(evaluate);
     if (*predict_cmd) return run_predict(predict);
     if (*improve_cmd) return run_improve(improve);
+    if (*export_cmd) return run_feedback_export(feedback_export);
+    if (*list_cmd) return run_model_list(versions);
+    if (*rollback_cmd) return run_model_rollback(versions);
     if (*serve_cmd) return run_serve(serve);
     if (*app_cmd) return run_app(serve);
   } catch (const std::exception& e) {

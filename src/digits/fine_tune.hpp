@@ -2,11 +2,13 @@
 // bounded fine-tune of a copy of the live network on new corrections mixed with replayed older
 // examples, then a guard that decides whether the copy may replace the live network.
 //
-// Used by the server's background learner and by `digits improve --feedback`. No I/O, no threads.
+// Used by the server's background learner and by `digits improve --feedback`. No I/O; no threads
+// unless FineTuneSettings::threads asks for them. docs/feedback.md gives the numbers and why.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "digits/dataset.hpp"
 #include "digits/network.hpp"
@@ -24,9 +26,13 @@ struct FineTuneSettings {
   // training digits. Replay is what keeps the network from forgetting what it knew.
   double new_share = 0.25;
   // The guard: the candidate must not lose more than this much validation accuracy (0.003 = 0.3
-  // points), and must get the new corrections right more often than the live network did.
+  // points), and must get the new corrections right more often than the live network did. When the
+  // live network already gets every one of them right there is nothing to improve: then the
+  // candidate must still get them all right (it may not get worse), and validation decides.
   double max_validation_drop = 0.003;
   std::uint64_t seed = 1;
+  // Threads for the guard's evaluations (0 = one per core). 1: everything on the calling thread.
+  int threads = 1;
 };
 
 // What the guard saw: accuracies before (live network) and after (candidate), as fractions.
@@ -41,6 +47,16 @@ struct FineTuneResult {
   Network candidate;
   GuardVerdict verdict;
 };
+
+// The guard's validation set is always the same 5,000 MNIST training images, chosen by a fixed
+// seed, so that every candidate, in the server or from `digits improve --feedback`, is judged on
+// the same images; the fine-tune replays only the other 55,000.
+inline constexpr std::size_t kGuardValidationImages = 5000;
+inline constexpr std::uint64_t kGuardSplitSeed = 6;  // fixed forever: changing it changes what "validation accuracy" means
+
+// Splits MNIST's training set into (replay, validation) as above. Throws Error when it holds no
+// more than 5,000 images.
+std::pair<Dataset, Dataset> guard_split(const Dataset& mnist_train);
 
 // Fine-tunes a copy of `live` (never `live` itself) as FineTuneSettings describes, then judges it
 // on `validation` (held out from MNIST training data, never the test set) and on `corrections`.

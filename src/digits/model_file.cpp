@@ -67,6 +67,42 @@ const std::string& required(const Metadata& metadata, const std::string& key, co
   return it->second;
 }
 
+// The header length N from the file's first 8 bytes, checked against the file's size.
+std::uint64_t header_length(std::span<const unsigned char> bytes, std::uint64_t file_size, const std::string& source) {
+  if (file_size < 8 || bytes.size() < 8) throw Error(source + ": too short to be a model file (" + std::to_string(file_size) + " bytes)");
+  std::uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes.data(), 8);
+  if (header_size == 0 || header_size > kMaxHeaderBytes || header_size > file_size - 8)
+    throw Error(source + ": header length " + std::to_string(header_size) + " does not fit a file of " + std::to_string(file_size) +
+                " bytes (not a safetensors file, or truncated)");
+  return header_size;
+}
+
+// The JSON header (bytes 8 to 8 + N) and its __metadata__, whose format and version must be ours.
+std::pair<json, Metadata> parse_header(std::span<const unsigned char> header_bytes, const std::string& source) {
+  const char* header_begin = reinterpret_cast<const char*>(header_bytes.data());
+  json header;
+  try {
+    header = json::parse(header_begin, header_begin + header_bytes.size());
+  } catch (const json::exception& e) {
+    throw Error(source + ": the header is not valid JSON (" + e.what() + ")");
+  }
+  if (!header.is_object()) throw Error(source + ": the header is not a JSON object");
+  Metadata metadata;
+  if (!header.contains("__metadata__") || !header["__metadata__"].is_object())
+    throw Error(source + ": no __metadata__ object in the header; not a digits model");
+  for (const auto& [key, value] : header["__metadata__"].items()) {
+    if (!value.is_string()) throw Error(source + ": metadata '" + key + "' is not a string");
+    metadata[key] = value.get<std::string>();
+  }
+  if (required(metadata, "format", source) != kModelFormat)
+    throw Error(source + ": format '" + metadata["format"] + "', expected '" + kModelFormat + "'");
+  if (required(metadata, "format_version", source) != std::to_string(kModelFormatVersion))
+    throw Error(source + ": format version " + metadata["format_version"] + ", this program reads version " +
+                std::to_string(kModelFormatVersion));
+  return {std::move(header), std::move(metadata)};
+}
+
 }  // namespace
 
 std::string serialize_model(const Network& network, const Metadata& given, const std::vector<NamedTensor>& extra) {
@@ -114,34 +150,11 @@ void save_model(const std::filesystem::path& path, const Network& network, const
 }
 
 Model parse_model(std::span<const unsigned char> bytes, const std::string& source) {
-  if (bytes.size() < 8) throw Error(source + ": too short to be a model file (" + std::to_string(bytes.size()) + " bytes)");
-  std::uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes.data(), 8);
-  if (header_size == 0 || header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
-    throw Error(source + ": header length " + std::to_string(header_size) + " does not fit a file of " +
-                std::to_string(bytes.size()) + " bytes (not a safetensors file, or truncated)");
-  const char* header_begin = reinterpret_cast<const char*>(bytes.data() + 8);
+  const std::uint64_t header_size = header_length(bytes, bytes.size(), source);
   json header;
-  try {
-    header = json::parse(header_begin, header_begin + header_size);
-  } catch (const json::exception& e) {
-    throw Error(source + ": the header is not valid JSON (" + e.what() + ")");
-  }
-  if (!header.is_object()) throw Error(source + ": the header is not a JSON object");
-  const std::span<const unsigned char> data = bytes.subspan(8 + header_size);
-
   Metadata metadata;
-  if (!header.contains("__metadata__") || !header["__metadata__"].is_object())
-    throw Error(source + ": no __metadata__ object in the header; not a digits model");
-  for (const auto& [key, value] : header["__metadata__"].items()) {
-    if (!value.is_string()) throw Error(source + ": metadata '" + key + "' is not a string");
-    metadata[key] = value.get<std::string>();
-  }
-  if (required(metadata, "format", source) != kModelFormat)
-    throw Error(source + ": format '" + metadata["format"] + "', expected '" + kModelFormat + "'");
-  if (required(metadata, "format_version", source) != std::to_string(kModelFormatVersion))
-    throw Error(source + ": format version " + metadata["format_version"] + ", this program reads version " +
-                std::to_string(kModelFormatVersion));
+  std::tie(header, metadata) = parse_header(bytes.subspan(8, header_size), source);
+  const std::span<const unsigned char> data = bytes.subspan(8 + header_size);
   const std::vector<int> sizes = parse_sizes(required(metadata, "architecture", source), source);
   Activation hidden;
   try {
@@ -250,6 +263,22 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   if (data_used != data.size())
     throw Error(source + ": the data section has " + std::to_string(data.size()) + " bytes but the tensors use " + std::to_string(data_used));
   return {std::move(network), std::move(metadata), std::move(extra)};
+}
+
+Metadata load_model_metadata(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error(path.string() + ": no such model file");
+  const std::uintmax_t file_size = std::filesystem::file_size(path, ec);
+  if (ec) throw Error(path.string() + ": cannot read its size: " + ec.message());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open");
+  std::vector<unsigned char> bytes(8);
+  in.read(reinterpret_cast<char*>(bytes.data()), 8);
+  const std::uint64_t header_size = header_length({bytes.data(), static_cast<std::size_t>(in.gcount())}, file_size, path.string());
+  bytes.resize(header_size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(header_size));
+  if (static_cast<std::uint64_t>(in.gcount()) != header_size) throw Error(path.string() + ": read error in the header");
+  return parse_header(bytes, path.string()).second;
 }
 
 Model load_model(const std::filesystem::path& path) {

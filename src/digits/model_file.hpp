@@ -52,4 +52,8 @@ void save_model(const std::filesystem::path& path, const Network& network, const
 Model parse_model(std::span<const unsigned char> bytes, const std::string& source);
 Model load_model(const std::filesystem::path& path);
 
+// Only the metadata, from the header alone (the weights are neither read nor checked): for listing
+// many model files cheaply. Checks the header length, the JSON, and the format and its version.
+Metadata load_model_metadata(const std::filesystem::path& path);
+
 }  // namespace digits

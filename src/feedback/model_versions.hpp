@@ -9,6 +9,7 @@
 // accuracy, and how many corrections it has learned from.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -18,20 +19,37 @@
 
 namespace digits::feedback {
 
+// The metadata keys a version's model file carries (docs/model-format.md). add() writes the first
+// two; the caller gives the others, with record_learning().
+inline constexpr const char* kVersionKey = "version.number";
+inline constexpr const char* kParentKey = "version.parent";                             // the version it was fine-tuned from
+inline constexpr const char* kValidationAccuracyKey = "version.validation_accuracy";   // percent, two decimals, like accuracy.*
+inline constexpr const char* kCorrectionsLearnedKey = "version.corrections_learned";   // how many corrections, in all
+inline constexpr const char* kLastJudgementKey = "version.last_judgement_id";          // the newest judgement it has seen
+
+// Writes what list() reports into a model's metadata, before add(). validation_accuracy is a
+// fraction (0.9912); last_judgement_id the id of the newest judgement learned from (0: none).
+void record_learning(Metadata& metadata, double validation_accuracy, long corrections_learned, std::int64_t last_judgement_id = 0);
+
 struct VersionInfo {
   int version = 0;
   std::string created;              // ISO 8601, from the file's metadata
   int parent = 0;                   // the version it was fine-tuned from
   double validation_accuracy = -1;  // −1 when unknown
   long corrections_learned = 0;     // total corrections this version has been trained on
+  std::int64_t last_judgement_id = 0;  // the newest judgement it has learned from (0: unknown)
   bool current = false;
+  std::string problem;  // empty, or why its file could not be read (list() still lists it)
 };
 
 class ModelVersions {
  public:
   explicit ModelVersions(std::filesystem::path state_dir);
 
-  // Saves a new version (the next free number) atomically and makes it current; returns its number.
+  // Saves a new version (the next free number, one past the highest saved, even after a
+  // rollback) atomically and makes it current; returns its number. Writes version.number, and
+  // version.parent (the current version, unless metadata already names one) and created (now,
+  // unless given). One process at a time should add: two adding at once could pick one number.
   int add(const Network& network, Metadata metadata);
   // Every saved version, oldest first.
   std::vector<VersionInfo> list() const;
@@ -40,8 +58,14 @@ class ModelVersions {
   // Loads a saved version (≥ 1). Throws Error naming the file when missing or corrupt.
   Model load(int version) const;
   // Makes an earlier version live (0 = the starting model); without a version, the one before
-  // current. Throws Error when that version does not exist. Returns the version now current.
+  // current: the version current was fine-tuned from (its parent), so that rolling back undoes the
+  // last accepted learning even after earlier rollbacks. Throws Error when that version does not
+  // exist, or when current is already 0 and no version is given. Returns the version now current.
   int rollback(std::optional<int> version = std::nullopt);
+
+  // STATE_DIR/models/v0007.safetensors for 7.
+  std::filesystem::path file(int version) const;
+  const std::filesystem::path& directory() const { return dir_; }
 
  private:
   std::filesystem::path dir_;

@@ -34,14 +34,17 @@ struct Judgement {
 class Store {
  public:
   // Opens (creating if needed) the database, its schema and WAL mode. Throws Error naming the
-  // file when it cannot be opened or is not a feedback database.
-  explicit Store(const std::filesystem::path& path);
+  // file when it cannot be opened or is not a feedback database. With create_if_missing false, a
+  // missing file is an error too (for readers such as `digits feedback export`, which must not
+  // leave an empty database behind a mistyped --state-dir). The schema is in docs/feedback.md.
+  explicit Store(const std::filesystem::path& path, bool create_if_missing = true);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   // Stores a judgement durably and returns its id. Throws Error on invalid fields
-  // (input not 784 bytes, label or predicted outside 0–9).
+  // (input not 784 bytes, label or predicted outside 0–9, correct ≠ (label == predicted), a
+  // probability outside 0–1, a negative model_version or created_ms, a client id over 256 bytes).
   std::int64_t add(const Judgement& judgement);
 
   // Judgements with id > after_id, oldest first (all of them with the default).
@@ -49,6 +52,7 @@ class Store {
   std::int64_t count() const;
   std::int64_t corrections() const;  // judged wrong
   const std::filesystem::path& path() const;
+  std::string journal_mode() const;  // "wal" once opened: for tests and diagnostics
 
  private:
   struct Impl;
@@ -58,7 +62,11 @@ class Store {
 // Judgements as a labelled dataset (28×28 images, their labels), for training and export.
 Dataset to_dataset(const std::vector<Judgement>& judgements, std::string name = "feedback");
 
-// The default state directory: $XDG_DATA_HOME/digits, else ~/.local/share/digits.
+// The default state directory: $XDG_DATA_HOME/digits, else ~/.local/share/digits. Throws Error
+// when neither XDG_DATA_HOME nor HOME is set.
 std::filesystem::path default_state_dir();
+
+// Where a state directory keeps its judgements: STATE_DIR/feedback.db.
+std::filesystem::path feedback_database(const std::filesystem::path& state_dir);
 
 }  // namespace digits::feedback

@@ -23,6 +23,8 @@
 #include "digits/image.hpp"
 #include "digits/model_file.hpp"
 #include "digits/preprocess.hpp"
+#include "feedback/model_versions.hpp"
+#include "feedback/store.hpp"
 
 extern char** environ;
 
@@ -501,4 +503,277 @@ TEST_F(Cli, ImproveRecordsTheEpochsItRan) {
   const Outcome run = digits({"improve", "--no-mnist", "--images", "extra", "--out", "better.safetensors", "--epochs", "3", "--batch", "2"});
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_EQ(load_model(dir / "better.safetensors").metadata.at("improved.epochs"), "3");
+}
+
+// ---- learning from corrections: feedback export, model list / rollback, improve --feedback ----
+
+namespace {
+
+std::vector<std::uint8_t> input_bytes(const GrayImage& drawing) {
+  std::vector<std::uint8_t> bytes;
+  for (float v : preprocess(drawing).pixels) bytes.push_back(static_cast<std::uint8_t>(std::lround(std::clamp(v, 0.0f, 255.0f))));
+  return bytes;
+}
+
+// An "X" drawn with a pen: a style the built-in model does not read as any one digit.
+std::vector<std::uint8_t> cross_input(int variant) {
+  strokes::Placement p;
+  p.left = 30 + 9 * (variant % 7);
+  p.top = 20 + 5 * (variant % 5);
+  p.width = 130 + 4 * (variant % 9);
+  p.pen = 12 + variant % 11;
+  return input_bytes(strokes::draw({{{0.1, 0.1}, {0.9, 0.9}}, {{0.9, 0.1}, {0.1, 0.9}}}, p));
+}
+
+feedback::Judgement judgement(std::vector<std::uint8_t> input, int label, int predicted) {
+  feedback::Judgement j;
+  j.input = std::move(input);
+  j.drawing_png = "\x89PNG";
+  j.label = label;
+  j.predicted = predicted;
+  j.correct = label == predicted;
+  j.probabilities[static_cast<std::size_t>(predicted)] = 0.9f;
+  j.client_id = "test";
+  return j;
+}
+
+}  // namespace
+
+class CliFeedback : public Cli {
+ protected:
+  // An MNIST-layout folder big enough for the guard's 5,000 validation images: the drawn digits
+  // over and over (the guard measures drops, and the built-in model reads most of them).
+  void write_small_mnist() const {
+    const Dataset drawn = drawn_digits();
+    Dataset train;
+    train.name = "drawn train";
+    for (int copy = 0; copy < 300; ++copy) train.append(drawn);
+    fs::create_directories(dir / "data");
+    write_idx(train, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
+    write_idx(drawn, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  }
+
+  // A state directory holding `crosses` drawn crosses corrected to 4 and one confirmed drawn 7.
+  std::vector<std::int64_t> store_crosses(int crosses) const {
+    feedback::Store store(dir / "state" / "feedback.db");
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < crosses; ++i) ids.push_back(store.add(judgement(cross_input(i), 4, 1)));
+    ids.push_back(store.add(judgement(input_bytes(strokes::draw(strokes::digit_strokes(7), {})), 7, 7)));
+    return ids;
+  }
+};
+
+TEST_F(CliFeedback, ExportWritesTheJudgementsAsAnIdxPairAndLabelledPngs) {
+  const std::vector<std::int64_t> ids = store_crosses(3);
+  const Outcome run = digits({"feedback", "export", "--state-dir", "state", "--out", "exported", "--png"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "exported 4 judgements (3 corrections, 1 confirmed right)");
+  EXPECT_CONTAINS(run.out, "4 PNG files");
+  const Dataset exported = read_idx(dir / "exported/feedback-images-idx3-ubyte", dir / "exported/feedback-labels-idx1-ubyte", "exported");
+  ASSERT_EQ(exported.size(), 4u);
+  EXPECT_EQ(exported.labels, (std::vector<std::uint8_t>{4, 4, 4, 7}));
+  const std::vector<std::uint8_t> first = cross_input(0);
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), exported.image(0).begin()));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const fs::path png = dir / "exported" / (std::to_string(exported.labels[i]) + "_" + std::to_string(ids[i]) + ".png");
+    ASSERT_TRUE(fs::exists(png)) << png;
+    const GrayImage image = read_image(png);
+    EXPECT_EQ(image.width, 28);
+    EXPECT_EQ(image.height, 28);
+  }
+  // The PNG files are what `digits evaluate --images` reads.
+  const Outcome evaluated = digits({"evaluate", "--images", "exported", "--json"});
+  ASSERT_EQ(evaluated.status, 0) << evaluated.err;
+  EXPECT_EQ(json::parse(evaluated.out).at("total"), 4);
+}
+
+TEST_F(CliFeedback, ExportWithoutAnythingStoredFailsNamingWhatIsMissing) {
+  Outcome run = digits({"feedback", "export", "--state-dir", "absent-state", "--out", "exported"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "absent-state: no such state directory");
+  fs::create_directories(dir / "state");
+  run = digits({"feedback", "export", "--state-dir", "state", "--out", "exported"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "state/feedback.db: no feedback database here");
+  EXPECT_FALSE(fs::exists(dir / "state/feedback.db")) << "a reader must not create the database";
+  { feedback::Store empty(dir / "state" / "feedback.db"); }
+  run = digits({"feedback", "export", "--state-dir", "state", "--out", "exported"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "holds no judgements yet");
+  EXPECT_FALSE(fs::exists(dir / "exported"));
+}
+
+TEST_F(CliFeedback, ExportOfAFileThatIsNotADatabaseNamesIt) {
+  fs::create_directories(dir / "state");
+  write_bytes(dir / "state/feedback.db", std::string(4096, 'x'));
+  const Outcome run = digits({"feedback", "export", "--state-dir", "state", "--out", "exported"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "feedback.db: not a feedback database");
+}
+
+TEST_F(CliFeedback, UsageMistakesAreExit2) {
+  EXPECT_EQ(digits({"feedback", "export", "--state-dir", "state"}).status, 2);  // no --out
+  Outcome run = digits({"feedback"});
+  EXPECT_EQ(run.status, 2);
+  EXPECT_CONTAINS(run.err, "'feedback' needs a subcommand: export");
+  run = digits({"model"});
+  EXPECT_EQ(run.status, 2);
+  EXPECT_CONTAINS(run.err, "'model' needs a subcommand: list or rollback");
+  run = digits({"model", "rollback", "seven", "--state-dir", "state"});
+  EXPECT_EQ(run.status, 2);
+  EXPECT_CONTAINS(run.err, "'seven' is not a version number");
+  run = digits({"model", "rollback", "-1", "--state-dir", "state"});
+  EXPECT_EQ(run.status, 2);
+  run = digits({"improve", "--feedback", "state", "--images", "extra", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 2);
+  EXPECT_CONTAINS(run.err, "--feedback");
+  run = digits({"improve", "--steps", "10", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 2);
+  EXPECT_CONTAINS(run.err, "--steps requires --feedback");
+  run = digits({"improve", "--feedback", "state", "--steps", "0", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 2);
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{{"feedback", "export", "--help"}, {"model", "list", "--help"}, {"model", "rollback", "--help"}}) {
+    run = digits(args);
+    EXPECT_EQ(run.status, 0) << args[1];
+    EXPECT_CONTAINS(run.out, "--state-dir");
+  }
+}
+
+TEST_F(CliFeedback, ModelListShowsEveryVersionAndWhichIsCurrent) {
+  const Model builtin = parse_model(builtin_model_bytes(), "built-in");
+  feedback::ModelVersions versions(dir / "state");
+  Metadata first;
+  feedback::record_learning(first, 0.9912, 20);
+  first["created"] = "2026-01-02T03:04:05Z";
+  versions.add(builtin.network, first);
+  Metadata second;
+  feedback::record_learning(second, 0.9908, 45);
+  versions.add(builtin.network, second);
+  Outcome run = digits({"model", "list", "--state-dir", "state"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "version  created");
+  EXPECT_CONTAINS(run.out, "        0  (the starting model)");
+  EXPECT_CONTAINS(run.out, "        1  2026-01-02T03:04:05Z       0      99.12%           20");
+  EXPECT_CONTAINS(run.out, "*       2  ");
+  EXPECT_CONTAINS(run.out, "99.08%           45");
+
+  run = digits({"model", "rollback", "--state-dir", "state"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "rolled back from version 2 to version 1");
+  EXPECT_EQ(versions.current(), 1);
+  EXPECT_CONTAINS(digits({"model", "list", "--state-dir", "state"}).out, "*       1  2026-01-02T03:04:05Z");
+
+  run = digits({"model", "rollback", "0", "--state-dir", "state"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "to version 0 (the starting model)");
+  EXPECT_EQ(versions.current(), 0);
+  run = digits({"model", "rollback", "2", "--state-dir", "state"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(versions.current(), 2);
+
+  run = digits({"model", "rollback", "7", "--state-dir", "state"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "model version 7 does not exist (saved: 1, 2)");
+  EXPECT_EQ(versions.current(), 2);
+}
+
+TEST_F(CliFeedback, ModelCommandsUseXdgDataHomeByDefaultAndNameAMissingStateDir) {
+  const char* saved = std::getenv("XDG_DATA_HOME");
+  const std::string saved_value = saved ? saved : "";
+  setenv("XDG_DATA_HOME", (dir / "xdg").c_str(), 1);
+  Outcome run = digits({"model", "list"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, (dir / "xdg" / "digits").string() + ": no such state directory");
+  fs::create_directories(dir / "xdg" / "digits");
+  run = digits({"model", "list"});
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, (dir / "xdg" / "digits" / "models").string());
+  EXPECT_CONTAINS(run.out, "*       0  (the starting model)");
+  run = digits({"model", "rollback"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "already current");
+  if (saved) setenv("XDG_DATA_HOME", saved_value.c_str(), 1);
+  else unsetenv("XDG_DATA_HOME");
+}
+
+TEST_F(CliFeedback, ImproveFeedbackLearnsANewStyleAndWritesTheModel) {
+  write_small_mnist();
+  store_crosses(20);
+  const Outcome run = digits({"improve", "--feedback", "state/feedback.db", "--data", "data", "--out", "better.safetensors"});
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  EXPECT_CONTAINS(run.out, "on 21 judgements from state/feedback.db");
+  EXPECT_CONTAINS(run.out, "guard: 5000 held-out");
+  EXPECT_CONTAINS(run.out, "accepted: the new corrections went from 1/21 to 21/21");
+  EXPECT_CONTAINS(run.out, "saved better.safetensors");
+  const Model better = load_model(dir / "better.safetensors");
+  EXPECT_EQ(better.metadata.at("improved.feedback"), "state/feedback.db");
+  EXPECT_EQ(better.metadata.at("improved.extra_images"), "21");
+  EXPECT_EQ(better.metadata.at(feedback::kCorrectionsLearnedKey), "21");
+  EXPECT_EQ(better.metadata.at("improved.steps"), "150");
+
+  // The improved model reads crosses it was not shown as 4.
+  write_png(dir / "cross.png", strokes::draw({{{0.1, 0.1}, {0.9, 0.9}}, {{0.9, 0.1}, {0.1, 0.9}}}, {.left = 50, .top = 60, .width = 150, .height = 150, .pen = 20}));
+  const Outcome predicted = digits({"predict", "--model", "better.safetensors", "--json", "cross.png"});
+  ASSERT_EQ(predicted.status, 0) << predicted.err;
+  EXPECT_EQ(json_lines(predicted.out).at(0).at("digit"), 4);
+  const Outcome before = digits({"predict", "--json", "cross.png"});
+  EXPECT_NE(json_lines(before.out).at(0).at("digit"), 4) << "the built-in model already read it";
+}
+
+TEST_F(CliFeedback, ImproveFeedbackAlsoReadsAnExportAndTheStateDirectory) {
+  write_small_mnist();
+  store_crosses(20);
+  ASSERT_EQ(digits({"feedback", "export", "--state-dir", "state", "--out", "exported"}).status, 0);
+  for (const std::string path : {"exported/feedback-images-idx3-ubyte", "exported", "state"}) {
+    const Outcome run = digits({"improve", "--feedback", path, "--data", "data", "--out", "better.safetensors", "--steps", "60", "--batch", "16"});
+    EXPECT_EQ(run.status, 0) << path << "\n" << run.out << run.err;
+    EXPECT_CONTAINS(run.out, "on 21 judgements from " + path);
+    EXPECT_CONTAINS(run.out, "60 steps of 16");
+  }
+}
+
+TEST_F(CliFeedback, ImproveFeedbackRejectedByTheGuardWritesNothing) {
+  write_small_mnist();
+  // Three hundred drawn 1s, all "corrected" to 7.
+  {
+    feedback::Store store(dir / "state" / "feedback.db");
+    const Dataset drawn = drawn_digits();
+    for (int copy = 0; copy < 100; ++copy) {
+      for (std::size_t i = 0; i < drawn.size(); ++i) {
+        if (drawn.labels[i] == 1) store.add(judgement({drawn.image(i).begin(), drawn.image(i).end()}, 7, 1));
+      }
+    }
+    ASSERT_EQ(store.count(), 300);
+  }
+  const Outcome run = digits({"improve", "--feedback", "state/feedback.db", "--data", "data", "--out", "poisoned.safetensors"});
+  EXPECT_EQ(run.status, 1) << run.out;
+  EXPECT_CONTAINS(run.out, "rejected: ");
+  EXPECT_CONTAINS(run.err, "the guard rejected the fine-tuned model, so poisoned.safetensors was not written");
+  EXPECT_FALSE(fs::exists(dir / "poisoned.safetensors"));
+}
+
+TEST_F(CliFeedback, ImproveFeedbackNamesABadSource) {
+  write_small_mnist();
+  Outcome run = digits({"improve", "--feedback", "absent.db", "--data", "data", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "absent.db: no such feedback file");
+  write_bytes(dir / "notes.txt", "hello");
+  run = digits({"improve", "--feedback", "notes.txt", "--data", "data", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "notes.txt: neither a feedback database nor an IDX images file");
+  fs::create_directories(dir / "lonely");
+  write_idx(drawn_digits(), dir / "lonely/feedback-images-idx3-ubyte", dir / "elsewhere-labels");
+  run = digits({"improve", "--feedback", "lonely/feedback-images-idx3-ubyte", "--data", "data", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "its labels file lonely/feedback-labels-idx1-ubyte is missing");
+  run = digits({"improve", "--feedback", "data", "--data", "data", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "data: a folder with neither feedback.db nor feedback-images-idx3-ubyte");
+  // Too little MNIST for the guard's 5,000 validation images.
+  store_crosses(2);
+  write_idx(drawn_digits(), dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
+  run = digits({"improve", "--feedback", "state", "--data", "data", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "cannot set aside 5000");
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
 }

@@ -2,11 +2,16 @@
 // dataset-fashion-mnist). Labelled `slow`: they read ~100 MB and train for a few epochs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
+#include "../support/strokes.hpp"
 #include "digits/builtin_model.hpp"
+#include "digits/fine_tune.hpp"
 #include "digits/model_file.hpp"
+#include "digits/preprocess.hpp"
 #include "digits/presets.hpp"
 #include "digits/trainer.hpp"
 
@@ -21,6 +26,33 @@ std::filesystem::path mnist_dir() {
 
 const TrainTestData& mnist() {
   static const TrainTestData data = load_train_test(mnist_dir());
+  return data;
+}
+
+// The guard's split of MNIST's training set, made once.
+const std::pair<Dataset, Dataset>& guard_data() {
+  static const std::pair<Dataset, Dataset> split = guard_split(mnist().train);
+  return split;
+}
+
+// A style the built-in model has never seen: an "X" drawn with a pen at random sizes, places and
+// thicknesses, through the app's preprocessing, all labelled `label`.
+Dataset drawn_crosses(int count, int label, std::uint64_t seed) {
+  namespace strokes = digits::testing;
+  Dataset data;
+  data.name = "drawn crosses";
+  Rng rng(seed);
+  for (int n = 0; n < count; ++n) {
+    strokes::Placement p;
+    p.left = 20 + rng.uniform() * 80;
+    p.top = 20 + rng.uniform() * 40;
+    p.width = 120 + rng.uniform() * 60;
+    p.height = 160 + rng.uniform() * 40;
+    p.pen = 12 + rng.uniform() * 14;
+    const Preprocessed input = preprocess(strokes::draw({{{0.1, 0.1}, {0.9, 0.9}}, {{0.9, 0.1}, {0.1, 0.9}}}, p));
+    for (float v : input.pixels) data.pixels.push_back(static_cast<std::uint8_t>(std::lround(std::clamp(v, 0.0f, 255.0f))));
+    data.labels.push_back(static_cast<std::uint8_t>(label));
+  }
   return data;
 }
 
@@ -70,4 +102,52 @@ TEST(FashionMnist, LoadsGzippedFromDebiansPackage) {
   recipe.optimizer = {.kind = OptimizerKind::nesterov, .learning_rate = 0.02f};
   recipe.measure_train_accuracy = false;
   EXPECT_GT(fit(network, fashion.train, &fashion.test, recipe).back().test_accuracy, 0.75);
+}
+
+// ---- learning from corrections (fine_tune.hpp) with the built-in model ----
+
+TEST(FineTuneMnist, TwentyCorrectionsOfANewStyleAreLearnedWhileValidationHolds) {
+  const Model model = parse_model(builtin_model_bytes(), "built-in model");
+  const auto& [replay, validation] = guard_data();
+  const Dataset corrections = drawn_crosses(20, 4, 7);
+  const Dataset unseen = drawn_crosses(200, 4, 99);  // other sizes, places and pens
+  ASSERT_LT(evaluate(model.network, unseen).accuracy(), 0.1) << "the built-in model already reads crosses as 4";
+
+  const FineTuneSettings settings;
+  const FineTuneResult result = fine_tune_guarded(model.network, corrections, {}, replay, validation, settings);
+  EXPECT_TRUE(result.verdict.accepted) << result.verdict.reason;
+  EXPECT_EQ(result.verdict.corrections_after, 1.0);
+  EXPECT_GE(result.verdict.validation_after, result.verdict.validation_before - settings.max_validation_drop);
+  EXPECT_GE(evaluate(result.candidate, unseen).accuracy(), 0.9);
+  // The test set, never seen by the guard, stays within the margin too.
+  EXPECT_GE(evaluate(result.candidate, mnist().test).accuracy(), evaluate(model.network, mnist().test).accuracy() - settings.max_validation_drop);
+}
+
+TEST(FineTuneMnist, HundredsOfOnesLabelledSevenAreRejected) {
+  const Model model = parse_model(builtin_model_bytes(), "built-in model");
+  const auto& [replay, validation] = guard_data();
+  Dataset poison;
+  poison.name = "ones labelled 7";
+  for (std::size_t i = 0; i < replay.size() && poison.size() < 300; ++i) {
+    if (replay.labels[i] != 1) continue;
+    const auto image = replay.image(i);
+    poison.pixels.insert(poison.pixels.end(), image.begin(), image.end());
+    poison.labels.push_back(7);
+  }
+  const FineTuneSettings settings;
+  const FineTuneResult result = fine_tune_guarded(model.network, poison, {}, replay, validation, settings);
+  EXPECT_FALSE(result.verdict.accepted) << result.verdict.reason;
+  EXPECT_LT(result.verdict.validation_after, result.verdict.validation_before - settings.max_validation_drop) << result.verdict.reason;
+}
+
+TEST(FineTuneMnist, GuardSplitHoldsOutFiveThousandTrainingImages) {
+  const auto& [replay, validation] = guard_data();
+  EXPECT_EQ(validation.size(), 5000u);
+  EXPECT_EQ(replay.size(), 55000u);
+  // Every digit is there in about its share (MNIST's classes are 9–11% each).
+  for (int digit = 0; digit < 10; ++digit) {
+    const auto count = std::count(validation.labels.begin(), validation.labels.end(), digit);
+    EXPECT_GT(count, 400) << digit;
+    EXPECT_LT(count, 600) << digit;
+  }
 }

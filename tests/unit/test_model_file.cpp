@@ -186,6 +186,27 @@ TEST_F(ModelFileOnDisk, SaveThenLoadIsBitExactWithMetadataAndPredictions) {
   }
 }
 
+TEST_F(ModelFileOnDisk, MetadataAloneReadsOnlyTheHeader) {
+  const fs::path path = dir / "model.safetensors";
+  save_model(path, sample_network(), sample_metadata());
+  const Metadata full = load_model(path).metadata;
+  // Truncate the weights: the header alone is still enough for the metadata, not for a model.
+  std::string bytes = read_bytes(path);
+  bytes.resize(bytes.size() - 40);
+  write_bytes(path, bytes);
+  EXPECT_EQ(load_model_metadata(path), full);
+  EXPECT_THROW(load_model(path), Error);
+  // A header that is not ours is refused the same way as by load_model.
+  write_bytes(path, "not a model at all");
+  try {
+    load_model_metadata(path);
+    FAIL() << "read the metadata of a file that is not a model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_model_metadata(dir / "absent.safetensors"), Error);
+}
+
 TEST(ModelFile, InputScaleRoundTripsForAwkwardValues) {
   for (float scale : {1.0f, 1.0f / 255.0f, 0.1f, 3.0e-7f, 1.17549435e-38f, 123456.789f}) {
     const Model loaded = parse(serialize_model(sample_network({4, 3, 2}, Activation::relu, scale), {}));

@@ -1,0 +1,118 @@
+// `digits feedback export` and `digits model list|rollback`: the state the app keeps (the judgements
+// people made, the model versions learned from them), read and managed from the command line.
+// docs/feedback.md describes the state directory.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "commands.hpp"
+#include "digits/error.hpp"
+#include "digits/image.hpp"
+#include "feedback/model_versions.hpp"
+#include "feedback/store.hpp"
+
+namespace digits::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The state directory as given, or the default; it must exist: a mistyped --state-dir is an
+// error, never an empty listing or a new folder.
+fs::path existing_state_dir(const std::string& flag) {
+  const fs::path dir = flag.empty() ? feedback::default_state_dir() : fs::path(flag);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(dir.string() + ": no such state directory (the server makes it when it first runs; or give --state-dir)");
+  return dir;
+}
+
+std::string percent_text(double fraction) {
+  if (fraction < 0) return "-";
+  char text[16];
+  std::snprintf(text, sizeof text, "%.2f%%", 100 * fraction);
+  return text;
+}
+
+}  // namespace
+
+int run_feedback_export(const FeedbackExportOptions& options) {
+  const fs::path state_dir = existing_state_dir(options.state_dir);
+  const feedback::Store store(feedback::feedback_database(state_dir), /*create_if_missing=*/false);
+  const std::vector<feedback::Judgement> judgements = store.since();
+  if (judgements.empty()) {
+    std::fprintf(stderr, "digits: %s holds no judgements yet; nothing exported\n", store.path().c_str());
+    return kFailure;
+  }
+  const fs::path out = options.out;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (!fs::is_directory(out, ec)) throw Error(out.string() + ": cannot make this folder" + (ec ? ": " + ec.message() : ""));
+
+  // The names `digits improve --feedback` looks for, in LeCun's naming style.
+  const fs::path images = out / "feedback-images-idx3-ubyte", labels = out / "feedback-labels-idx1-ubyte";
+  write_idx(feedback::to_dataset(judgements), images, labels);
+  std::size_t corrections = 0;
+  for (const feedback::Judgement& j : judgements) corrections += !j.correct;
+  std::printf("exported %zu judgements (%zu corrections, %zu confirmed right) from %s\n", judgements.size(), corrections,
+              judgements.size() - corrections, store.path().c_str());
+  std::printf("  %s\n  %s\n", images.c_str(), labels.c_str());
+
+  if (options.png) {
+    // The 28×28 input the network saw, named <label>_<id>.png: `digits evaluate --images` and
+    // `digits improve --images` read the label from the name.
+    for (const feedback::Judgement& j : judgements) {
+      GrayImage image{28, 28, std::vector<float>(j.input.begin(), j.input.end())};
+      write_png(out / (std::to_string(j.label) + "_" + std::to_string(j.id) + ".png"), image);
+    }
+    std::printf("  and %zu PNG files named <label>_<id>.png in %s\n", judgements.size(), out.c_str());
+  }
+  return kSuccess;
+}
+
+int run_model_list(const ModelVersionsOptions& options) {
+  const fs::path state_dir = existing_state_dir(options.state_dir);
+  const feedback::ModelVersions versions(state_dir);
+  const std::vector<feedback::VersionInfo> list = versions.list();
+  const int current = versions.current();
+  std::printf("model versions in %s\n", versions.directory().c_str());
+  std::printf("  %7s  %-20s  %6s  %10s  %11s\n", "version", "created", "parent", "validation", "corrections");
+  std::printf("%s %7d  %-20s  %6s  %10s  %11s\n", current == 0 ? "*" : " ", 0, "(the starting model)", "", "", "");
+  for (const feedback::VersionInfo& v : list) {
+    if (!v.problem.empty()) {
+      std::printf("%s %7d  unreadable: %s\n", v.current ? "*" : " ", v.version, v.problem.c_str());
+      continue;
+    }
+    std::printf("%s %7d  %-20s  %6d  %10s  %11ld\n", v.current ? "*" : " ", v.version, v.created.empty() ? "-" : v.created.c_str(), v.parent,
+                percent_text(v.validation_accuracy).c_str(), v.corrections_learned);
+  }
+  std::printf("* current. Version 0 is the model the server starts from (built-in or --model); validation: on the guard's 5,000 held-out MNIST training images\n");
+  if (current != 0 && std::none_of(list.begin(), list.end(), [&](const feedback::VersionInfo& v) { return v.version == current; }))
+    std::fprintf(stderr, "digits: %s/current names version %d, which is not saved here\n", versions.directory().c_str(), current);
+  return kSuccess;
+}
+
+int run_model_rollback(const ModelVersionsOptions& options) {
+  std::optional<int> version;
+  if (!options.version_text.empty()) {
+    const std::string& text = options.version_text;
+    if (text.size() > 9 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      std::fprintf(stderr, "digits: '%s' is not a version number (0 is the starting model, then 1, 2, …; see 'digits model list')\n", text.c_str());
+      return kUsage;
+    }
+    version = std::stoi(text);
+  }
+  const fs::path state_dir = existing_state_dir(options.state_dir);
+  feedback::ModelVersions versions(state_dir);
+  const int before = versions.current();
+  const int now = versions.rollback(version);
+  if (now == before)
+    std::printf("version %d was already current in %s\n", now, versions.directory().c_str());
+  else
+    std::printf("rolled back from version %d to version %d%s in %s\n", before, now, now == 0 ? " (the starting model)" : "", versions.directory().c_str());
+  return kSuccess;
+}
+
+}  // namespace digits::cli

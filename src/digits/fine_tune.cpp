@@ -1,0 +1,167 @@
+#include "digits/fine_tune.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+
+#include "digits/error.hpp"
+#include "digits/optimizer.hpp"
+#include "digits/random.hpp"
+#include "digits/trainer.hpp"
+
+namespace digits {
+
+namespace {
+
+void check_settings(const FineTuneSettings& s) {
+  if (s.steps < 0) throw Error("fine-tune: steps must not be negative (got " + std::to_string(s.steps) + ")");
+  if (s.batch <= 0) throw Error("fine-tune: the batch size must be positive (got " + std::to_string(s.batch) + ")");
+  if (!(s.learning_rate > 0.0f) || !std::isfinite(s.learning_rate)) throw Error("fine-tune: the learning rate must be a positive number");
+  if (!(s.momentum >= 0.0f && s.momentum < 1.0f)) throw Error("fine-tune: momentum must be in [0, 1)");
+  if (!(s.new_share > 0.0 && s.new_share <= 1.0)) throw Error("fine-tune: new_share must be in (0, 1]");
+  if (!(s.max_validation_drop >= 0.0 && s.max_validation_drop <= 1.0)) throw Error("fine-tune: max_validation_drop must be in [0, 1]");
+}
+
+void check_fits(const Network& network, const Dataset& data) {
+  if (data.features() != network.inputs())
+    throw Error(data.name + ": images have " + std::to_string(data.features()) + " pixels but the network takes " + std::to_string(network.inputs()));
+  for (std::uint8_t label : data.labels) {
+    if (label >= network.classes())
+      throw Error(data.name + ": label " + std::to_string(label) + " but the network has " + std::to_string(network.classes()) + " classes");
+  }
+}
+
+std::string percent(double fraction) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f%%", 100 * fraction);
+  return text;
+}
+
+std::string points(double fraction) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f points", 100 * fraction);
+  return text;
+}
+
+std::string right_of(const Evaluation& e) { return std::to_string(e.correct) + "/" + std::to_string(e.total); }
+
+// One part of every batch: `count` images drawn with replacement from `source`, gathered into their
+// own matrix (fixed size, so nothing is reallocated after the first step) and then copied into
+// rows [offset, offset + count) of the batch.
+struct BatchPart {
+  const Dataset* source = nullptr;
+  std::size_t count = 0, offset = 0;
+  std::vector<std::size_t> indices;
+  Matrix X;
+  std::vector<std::uint8_t> labels;
+
+  void draw_into(Rng& rng, float scale, Matrix& batch_X, std::vector<std::uint8_t>& batch_labels) {
+    if (count == 0) return;
+    indices.resize(count);
+    for (std::size_t& index : indices) index = rng.below(source->size());
+    gather_batch(*source, indices, scale, X, labels);
+    batch_X.middleRows(static_cast<Eigen::Index>(offset), static_cast<Eigen::Index>(count)) = X;
+    std::copy(labels.begin(), labels.end(), batch_labels.begin() + static_cast<std::ptrdiff_t>(offset));
+  }
+};
+
+GuardVerdict judge(const Network& live, const Network& candidate, const Dataset& corrections, const Dataset& validation,
+                   const FineTuneSettings& settings) {
+  const Evaluation validation_before = evaluate(live, validation, settings.threads);
+  const Evaluation validation_after = evaluate(candidate, validation, settings.threads);
+  const Evaluation corrections_before = evaluate(live, corrections, settings.threads);
+  const Evaluation corrections_after = evaluate(candidate, corrections, settings.threads);
+
+  GuardVerdict verdict;
+  verdict.validation_before = validation_before.accuracy();
+  verdict.validation_after = validation_after.accuracy();
+  verdict.corrections_before = corrections_before.accuracy();
+  verdict.corrections_after = corrections_after.accuracy();
+
+  // Counted in images, not compared as floats: with 5,000 validation images and a 0.3-point
+  // margin, the candidate may read at most 15 fewer of them right.
+  const auto allowed_loss = static_cast<long long>(std::floor(settings.max_validation_drop * static_cast<double>(validation.size()) + 1e-9));
+  const long long lost = static_cast<long long>(validation_before.correct) - static_cast<long long>(validation_after.correct);
+  const bool validation_holds = lost <= allowed_loss;
+  // "Improves": more of the new corrections right than the live network. When the live network
+  // already reads them all, nothing can improve; the candidate must still read them all.
+  const bool all_right_before = corrections_before.correct == corrections_before.total;
+  const bool corrections_improve = all_right_before ? corrections_after.correct == corrections_after.total
+                                                    : corrections_after.correct > corrections_before.correct;
+
+  std::vector<std::string> problems;
+  if (!validation_holds)
+    problems.push_back("validation accuracy fell from " + percent(verdict.validation_before) + " to " + percent(verdict.validation_after) +
+                       ", more than the allowed " + points(settings.max_validation_drop));
+  if (!corrections_improve) {
+    if (all_right_before)
+      problems.push_back("the live model already read all " + std::to_string(corrections_before.total) + " new judgements right and the candidate reads only " +
+                         right_of(corrections_after));
+    else
+      problems.push_back("the new corrections are not read right more often: " + right_of(corrections_before) + " before, " + right_of(corrections_after) + " after");
+  }
+  verdict.accepted = problems.empty();
+  if (verdict.accepted) {
+    verdict.reason = "accepted: the new corrections went from " + right_of(corrections_before) + " to " + right_of(corrections_after) +
+                     " right, and validation accuracy from " + percent(verdict.validation_before) + " to " + percent(verdict.validation_after) +
+                     " (allowed drop " + points(settings.max_validation_drop) + ")";
+  } else {
+    verdict.reason = "rejected: " + problems.front();
+    for (std::size_t i = 1; i < problems.size(); ++i) verdict.reason += "; and " + problems[i];
+  }
+  return verdict;
+}
+
+}  // namespace
+
+std::pair<Dataset, Dataset> guard_split(const Dataset& mnist_train) {
+  auto [validation, replay] = split_validation(mnist_train, kGuardValidationImages, kGuardSplitSeed);
+  validation.name = mnist_train.name + " (guard validation)";
+  replay.name = mnist_train.name + " (replay)";
+  return {std::move(replay), std::move(validation)};
+}
+
+FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections, const Dataset& earlier, const Dataset& replay,
+                                 const Dataset& validation, const FineTuneSettings& settings) {
+  check_settings(settings);
+  if (corrections.size() == 0) throw Error("fine-tune: no new corrections to learn from");
+  if (replay.size() == 0) throw Error("fine-tune: the replay set is empty (it keeps the network from forgetting)");
+  if (validation.size() == 0) throw Error("fine-tune: the validation set is empty (the guard needs one)");
+  for (const Dataset* data : {&corrections, &earlier, &replay, &validation}) check_fits(live, *data);
+
+  // Each batch: new corrections first, then earlier corrections, then MNIST replay. With 32 and
+  // new_share 0.25: 8 new, 12 earlier, 12 MNIST (or 24 MNIST when there are no earlier ones).
+  const auto batch = static_cast<std::size_t>(settings.batch);
+  const std::size_t new_count = std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(settings.new_share * static_cast<double>(batch))), 1, batch);
+  const std::size_t rest = batch - new_count;
+  const std::size_t earlier_count = earlier.size() > 0 ? rest / 2 : 0;
+  std::array<BatchPart, 3> parts;
+  auto plan = [&](BatchPart& part, const Dataset& source, std::size_t count, std::size_t offset) {
+    part.source = &source;
+    part.count = count;
+    part.offset = offset;
+  };
+  plan(parts[0], corrections, new_count, 0);
+  plan(parts[1], earlier, earlier_count, new_count);
+  plan(parts[2], replay, rest - earlier_count, new_count + earlier_count);
+
+  // The copy is all that changes. SGD with momentum, as in optimizer.hpp:
+  //   v ← μ·v + dθ;  θ ← θ − η·v
+  // from zero velocity, with a small η: a nudge, not a retraining.
+  FineTuneResult result{live, {}};
+  Network& candidate = result.candidate;
+  Optimizer optimizer({.kind = OptimizerKind::momentum, .learning_rate = settings.learning_rate, .momentum = settings.momentum});
+  Rng rng(settings.seed);
+  Matrix X(static_cast<Eigen::Index>(batch), candidate.inputs());
+  std::vector<std::uint8_t> labels(batch);
+  for (int step = 0; step < settings.steps; ++step) {
+    for (BatchPart& part : parts) part.draw_into(rng, candidate.input_scale, X, labels);
+    candidate.train_step(X, labels, optimizer);
+  }
+
+  result.verdict = judge(live, candidate, corrections, validation, settings);
+  return result;
+}
+
+}  // namespace digits

@@ -1,0 +1,319 @@
+#include "feedback/store.hpp"
+
+#include <sqlite3.h>
+
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+
+#include "digits/error.hpp"
+
+namespace digits::feedback {
+
+namespace {
+
+// Stamped into the database header (PRAGMA application_id) so that a SQLite file made by another
+// program is recognised as "not ours" rather than written into. The bytes spell "dgts".
+constexpr int kApplicationId = 0x64677473;
+// PRAGMA user_version: the schema below. A later schema bumps it and migrates older files on open.
+constexpr int kSchemaVersion = 1;
+constexpr int kImageBytes = 28 * 28;
+constexpr std::size_t kMaxClientIdBytes = 256;
+
+// The schema, version 1. The CHECKs repeat add()'s validation so that a row written by any other
+// tool is held to the same rules. AUTOINCREMENT: an id is never reused, even after rows are deleted,
+// so "everything after id N" (since) never misses or repeats a judgement.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE judgements (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  input         BLOB    NOT NULL CHECK (length(input) = 784),        -- 28×28 uint8, row-major, 0 = background
+  drawing_png   BLOB    NOT NULL,                                     -- the drawing as sent (PNG bytes; may be empty)
+  label         INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+  predicted     INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
+  probabilities BLOB    NOT NULL CHECK (length(probabilities) = 40),  -- 10 × float32, little-endian
+  correct       INTEGER NOT NULL CHECK (correct = (label = predicted)),
+  model_version INTEGER NOT NULL CHECK (model_version >= 0),
+  created_ms    INTEGER NOT NULL CHECK (created_ms >= 0),             -- Unix time, milliseconds
+  client_id     TEXT    NOT NULL
+);
+CREATE INDEX judgements_by_correct ON judgements (correct);
+)sql";
+
+constexpr const char* kColumns = "id, input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id";
+
+std::string encode_probabilities(const std::array<float, 10>& probabilities) {
+  std::string bytes(40, '\0');
+  for (std::size_t d = 0; d < 10; ++d) {
+    const auto bits = std::bit_cast<std::uint32_t>(probabilities[d]);
+    for (std::size_t k = 0; k < 4; ++k) bytes[4 * d + k] = static_cast<char>((bits >> (8 * k)) & 0xff);  // little-endian
+  }
+  return bytes;
+}
+
+std::array<float, 10> decode_probabilities(const unsigned char* bytes) {
+  std::array<float, 10> probabilities{};
+  for (std::size_t d = 0; d < 10; ++d) {
+    std::uint32_t bits = 0;
+    for (std::size_t k = 0; k < 4; ++k) bits |= static_cast<std::uint32_t>(bytes[4 * d + k]) << (8 * k);
+    probabilities[d] = std::bit_cast<float>(bits);
+  }
+  return probabilities;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void validate(const Judgement& j) {
+  auto invalid = [](const std::string& what) { throw Error("invalid judgement: " + what); };
+  if (j.input.size() != kImageBytes) invalid("the input has " + std::to_string(j.input.size()) + " bytes, expected 784 (28×28)");
+  if (j.label < 0 || j.label > 9) invalid("label " + std::to_string(j.label) + " is not a digit 0–9");
+  if (j.predicted < 0 || j.predicted > 9) invalid("predicted " + std::to_string(j.predicted) + " is not a digit 0–9");
+  if (j.correct != (j.label == j.predicted))
+    invalid(j.correct ? "judged right, but the label " + std::to_string(j.label) + " is not the prediction " + std::to_string(j.predicted)
+                      : "judged wrong, but the label is the prediction " + std::to_string(j.predicted));
+  for (float p : j.probabilities) {
+    if (!std::isfinite(p) || p < 0.0f || p > 1.0f) invalid("a probability is not a number in 0–1");
+  }
+  if (j.model_version < 0) invalid("model version " + std::to_string(j.model_version) + " is negative");
+  if (j.created_ms < 0) invalid("created_ms is negative");
+  if (j.client_id.size() > kMaxClientIdBytes) invalid("the client id is longer than " + std::to_string(kMaxClientIdBytes) + " bytes");
+}
+
+}  // namespace
+
+// One connection, one mutex: SQLite's own locking would allow more, but a judgement is a few
+// hundred bytes and nothing here is slow enough to be worth the subtlety.
+struct Store::Impl {
+  std::filesystem::path path;
+  sqlite3* db = nullptr;
+  sqlite3_stmt* insert = nullptr;
+  sqlite3_stmt* select_since = nullptr;
+  sqlite3_stmt* count_all = nullptr;
+  sqlite3_stmt* count_wrong = nullptr;
+  mutable std::mutex mutex;
+
+  ~Impl() {
+    for (sqlite3_stmt* statement : {insert, select_since, count_all, count_wrong}) sqlite3_finalize(statement);
+    sqlite3_close_v2(db);
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(path.string() + ": " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+  }
+
+  void execute(const char* sql, const char* what) {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(what);
+  }
+
+  sqlite3_stmt* prepare(const char* sql) {
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement, nullptr) != SQLITE_OK) fail("cannot prepare a query");
+    return statement;
+  }
+
+  // A PRAGMA or query whose answer is one integer.
+  std::int64_t integer(const char* sql) const {
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) fail_open();
+    const int step = sqlite3_step(statement);
+    const std::int64_t value = step == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : 0;
+    sqlite3_finalize(statement);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) fail_open();
+    return value;
+  }
+
+  // A PRAGMA whose answer is one word.
+  std::string text(const char* sql) const {
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) fail_open();
+    std::string value;
+    if (sqlite3_step(statement) == SQLITE_ROW && sqlite3_column_text(statement, 0))
+      value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+    sqlite3_finalize(statement);
+    return value;
+  }
+
+  // The first read of the file is where SQLite notices it is not a database at all.
+  [[noreturn]] void fail_open() const {
+    if (sqlite3_errcode(db) == SQLITE_NOTADB) throw Error(path.string() + ": not a feedback database (not a SQLite file at all)");
+    fail("cannot read the feedback database");
+  }
+
+  void open(bool create_if_missing) {
+    std::error_code ec;
+    if (!create_if_missing && !std::filesystem::exists(path, ec))
+      throw Error(path.string() + ": no feedback database here (nothing has been judged yet, or the state directory is wrong)");
+    if (std::filesystem::is_directory(path, ec)) throw Error(path.string() + ": is a directory, not a feedback database");
+    if (create_if_missing && path.has_parent_path()) {
+      std::filesystem::create_directories(path.parent_path(), ec);
+      if (ec) throw Error(path.parent_path().string() + ": cannot create the state directory: " + ec.message());
+    }
+    const int flags = SQLITE_OPEN_READWRITE | (create_if_missing ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) fail("cannot open the feedback database");
+    sqlite3_extended_result_codes(db, 1);
+    // Another process (the CLI exporting while the server writes) may hold the lock for a moment.
+    sqlite3_busy_timeout(db, 5000);
+
+    // Is it ours? A new file has no tables, application id 0 and user_version 0.
+    const std::int64_t application_id = integer("PRAGMA application_id");
+    const std::int64_t schema_version = integer("PRAGMA user_version");
+    const std::int64_t tables = integer("SELECT count(*) FROM sqlite_schema");
+    if (application_id != kApplicationId && (application_id != 0 || tables != 0))
+      throw Error(path.string() + ": a SQLite database, but not a digits feedback database");
+    if (schema_version > kSchemaVersion)
+      throw Error(path.string() + ": feedback schema version " + std::to_string(schema_version) + " was written by a newer digits; this one reads up to version " +
+                  std::to_string(kSchemaVersion));
+
+    // WAL: a write appends to the log and readers are never blocked. synchronous=FULL: the log is
+    // fsynced at every commit, so a judgement that add() returned survives kill -9 and power loss
+    // (NORMAL would only survive a process crash).
+    if (text("PRAGMA journal_mode = WAL") != "wal") fail("cannot switch the feedback database to WAL mode");
+    execute("PRAGMA synchronous = FULL", "cannot set synchronous = FULL");
+
+    if (tables == 0) {
+      // A new database: the schema and its stamps in one transaction, so a crash leaves either
+      // nothing or everything.
+      execute("BEGIN IMMEDIATE", "cannot start the schema transaction");
+      try {
+        // Another process may have created it while this one waited for the write lock.
+        if (integer("SELECT count(*) FROM sqlite_schema") == 0) execute(kSchema, "cannot create the schema");
+        execute(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(), "cannot stamp the application id");
+        execute(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(), "cannot stamp the schema version");
+        execute("COMMIT", "cannot commit the schema");
+      } catch (...) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+    }
+    // (A future schema version migrates here: if schema_version < kSchemaVersion, ALTER and bump.)
+
+    insert = prepare(
+        "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    select_since = prepare((std::string("SELECT ") + kColumns + " FROM judgements WHERE id > ? ORDER BY id").c_str());
+    count_all = prepare("SELECT count(*) FROM judgements");
+    count_wrong = prepare("SELECT count(*) FROM judgements WHERE correct = 0");
+  }
+
+  std::int64_t count(sqlite3_stmt* statement) const {
+    const int step = sqlite3_step(statement);
+    const std::int64_t value = step == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : 0;
+    sqlite3_reset(statement);
+    if (step != SQLITE_ROW) fail("cannot count the judgements");
+    return value;
+  }
+};
+
+Store::Store(const std::filesystem::path& path, bool create_if_missing) : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  impl_->open(create_if_missing);
+}
+
+Store::~Store() = default;
+
+std::int64_t Store::add(const Judgement& judgement) {
+  validate(judgement);
+  const std::string probabilities = encode_probabilities(judgement.probabilities);
+  const std::int64_t created_ms = judgement.created_ms ? judgement.created_ms : now_ms();
+  std::lock_guard lock(impl_->mutex);
+  sqlite3_stmt* s = impl_->insert;
+  // Bound parameters only: nothing a client sends is ever part of the SQL text.
+  sqlite3_bind_blob(s, 1, judgement.input.data(), static_cast<int>(judgement.input.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(s, 2, judgement.drawing_png.data(), static_cast<int>(judgement.drawing_png.size()), SQLITE_STATIC);
+  sqlite3_bind_int(s, 3, judgement.label);
+  sqlite3_bind_int(s, 4, judgement.predicted);
+  sqlite3_bind_blob(s, 5, probabilities.data(), static_cast<int>(probabilities.size()), SQLITE_STATIC);
+  sqlite3_bind_int(s, 6, judgement.correct ? 1 : 0);
+  sqlite3_bind_int(s, 7, judgement.model_version);
+  sqlite3_bind_int64(s, 8, created_ms);
+  sqlite3_bind_text(s, 9, judgement.client_id.data(), static_cast<int>(judgement.client_id.size()), SQLITE_STATIC);
+  const int step = sqlite3_step(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (step != SQLITE_DONE) impl_->fail("cannot store the judgement");
+  return sqlite3_last_insert_rowid(impl_->db);
+}
+
+std::vector<Judgement> Store::since(std::int64_t after_id) const {
+  std::lock_guard lock(impl_->mutex);
+  sqlite3_stmt* s = impl_->select_since;
+  sqlite3_bind_int64(s, 1, after_id);
+  std::vector<Judgement> judgements;
+  int step = SQLITE_ROW;
+  while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    Judgement j;
+    j.id = sqlite3_column_int64(s, 0);
+    auto blob = [&](int column) {
+      const auto* bytes = static_cast<const unsigned char*>(sqlite3_column_blob(s, column));
+      return std::pair{bytes, static_cast<std::size_t>(sqlite3_column_bytes(s, column))};
+    };
+    // The schema's CHECKs hold these sizes; a file edited by hand without them is refused, not misread.
+    const auto [input, input_size] = blob(1);
+    const auto [probabilities, probabilities_size] = blob(5);
+    if (input_size != kImageBytes || probabilities_size != 40) {
+      sqlite3_reset(s);
+      throw Error(impl_->path.string() + ": judgement " + std::to_string(j.id) + " is malformed (input or probabilities of the wrong size)");
+    }
+    j.input.assign(input, input + input_size);
+    const auto [drawing, drawing_size] = blob(2);
+    if (drawing_size) j.drawing_png.assign(reinterpret_cast<const char*>(drawing), drawing_size);
+    j.label = sqlite3_column_int(s, 3);
+    j.predicted = sqlite3_column_int(s, 4);
+    j.probabilities = decode_probabilities(probabilities);
+    j.correct = sqlite3_column_int(s, 6) != 0;
+    j.model_version = sqlite3_column_int(s, 7);
+    j.created_ms = sqlite3_column_int64(s, 8);
+    const auto* client = reinterpret_cast<const char*>(sqlite3_column_text(s, 9));
+    if (client) j.client_id.assign(client, static_cast<std::size_t>(sqlite3_column_bytes(s, 9)));
+    judgements.push_back(std::move(j));
+  }
+  sqlite3_reset(s);
+  if (step != SQLITE_DONE) impl_->fail("cannot read the judgements");
+  return judgements;
+}
+
+std::int64_t Store::count() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->count(impl_->count_all);
+}
+
+std::int64_t Store::corrections() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->count(impl_->count_wrong);
+}
+
+const std::filesystem::path& Store::path() const { return impl_->path; }
+
+std::string Store::journal_mode() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->text("PRAGMA journal_mode");
+}
+
+Dataset to_dataset(const std::vector<Judgement>& judgements, std::string name) {
+  Dataset data;
+  data.name = std::move(name);
+  data.pixels.reserve(judgements.size() * kImageBytes);
+  data.labels.reserve(judgements.size());
+  for (const Judgement& j : judgements) {
+    if (j.input.size() != kImageBytes || j.label < 0 || j.label > 9)
+      throw Error(data.name + ": judgement " + std::to_string(j.id) + " is not a 28×28 input with a label 0–9");
+    data.pixels.insert(data.pixels.end(), j.input.begin(), j.input.end());
+    data.labels.push_back(static_cast<std::uint8_t>(j.label));
+  }
+  return data;
+}
+
+std::filesystem::path default_state_dir() {
+  // The XDG Base Directory spec: $XDG_DATA_HOME if set to an absolute path, else ~/.local/share.
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg && std::filesystem::path(xdg).is_absolute())
+    return std::filesystem::path(xdg) / "digits";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".local" / "share" / "digits";
+  throw Error("no state directory: neither XDG_DATA_HOME nor HOME is set; give one with --state-dir");
+}
+
+std::filesystem::path feedback_database(const std::filesystem::path& state_dir) { return state_dir / "feedback.db"; }
+
+}  // namespace digits::feedback

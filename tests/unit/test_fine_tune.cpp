@@ -1,0 +1,277 @@
+// Guarded fine-tuning on a small synthetic problem in MNIST's shape: the live network is never
+// touched, the same seed gives the same candidate, a new consistent "style" is learned and
+// accepted while validation holds, and a flood of wrong labels is refused by the guard.
+// (tests/slow/test_mnist.cpp does the same with the built-in model and real MNIST.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+#include "digits/error.hpp"
+#include "digits/fine_tune.hpp"
+#include "digits/random.hpp"
+#include "digits/trainer.hpp"
+
+using namespace digits;
+
+namespace {
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text) << "\nexpected to contain: " << (part)
+
+// 28×28 images, ten classes: class c is a horizontal bar across rows 2 + 2c and 3 + 2c, of random
+// length and start, with noise. Easy, but a network has to learn it.
+void add_bar_image(Dataset& data, int label, Rng& rng) {
+  const int row = 2 + 2 * label;
+  const int start = 2 + static_cast<int>(rng.below(6)), end = 20 + static_cast<int>(rng.below(6));
+  for (int y = 0; y < 28; ++y) {
+    for (int x = 0; x < 28; ++x) {
+      const bool ink = (y == row || y == row + 1) && x >= start && x < end;
+      const float noise = rng.uniform() * 40.0f;
+      data.pixels.push_back(static_cast<std::uint8_t>(std::min(255.0f, (ink ? 200.0f : 0.0f) + noise)));
+    }
+  }
+  data.labels.push_back(static_cast<std::uint8_t>(label));
+}
+
+Dataset bars(std::size_t count, std::uint64_t seed, std::string name = "bars") {
+  Dataset data;
+  data.name = std::move(name);
+  Rng rng(seed);
+  for (std::size_t n = 0; n < count; ++n) add_bar_image(data, static_cast<int>(n % 10), rng);
+  return data;
+}
+
+// The new style: a vertical stroke near the middle (which no class has), labelled `label`.
+Dataset vertical_strokes(std::size_t count, std::uint64_t seed, int label) {
+  Dataset data;
+  data.name = "vertical strokes";
+  Rng rng(seed);
+  for (std::size_t n = 0; n < count; ++n) {
+    const int column = 11 + static_cast<int>(rng.below(6));
+    const int top = 3 + static_cast<int>(rng.below(5)), bottom = 21 + static_cast<int>(rng.below(5));
+    for (int y = 0; y < 28; ++y) {
+      for (int x = 0; x < 28; ++x) {
+        const bool ink = (x == column || x == column + 1) && y >= top && y < bottom;
+        const float noise = rng.uniform() * 40.0f;
+        data.pixels.push_back(static_cast<std::uint8_t>(std::min(255.0f, (ink ? 200.0f : 0.0f) + noise)));
+      }
+    }
+    data.labels.push_back(static_cast<std::uint8_t>(label));
+  }
+  return data;
+}
+
+// The same images with every label replaced.
+Dataset relabelled(Dataset data, int label) {
+  std::fill(data.labels.begin(), data.labels.end(), static_cast<std::uint8_t>(label));
+  data.name += " (relabelled " + std::to_string(label) + ")";
+  return data;
+}
+
+Dataset only_label(const Dataset& data, int label, std::size_t count) {
+  Dataset some;
+  some.name = data.name + " (" + std::to_string(label) + "s)";
+  for (std::size_t i = 0; i < data.size() && some.size() < count; ++i) {
+    if (data.labels[i] != label) continue;
+    const auto image = data.image(i);
+    some.pixels.insert(some.pixels.end(), image.begin(), image.end());
+    some.labels.push_back(data.labels[i]);
+  }
+  return some;
+}
+
+bool same_weights(const Network& a, const Network& b) {
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    if (a.layers[i].W != b.layers[i].W || a.layers[i].b != b.layers[i].b) return false;
+  }
+  return true;
+}
+
+// A network trained on the bars: the "live" model of these tests, trained once.
+struct World {
+  Dataset replay = bars(2000, 1, "bars replay");
+  Dataset validation = bars(1000, 2, "bars validation");
+  Network live{{784, 32, 10}, Activation::relu, 1.0f / 255.0f};
+  World() {
+    live.initialize(Init::he, 3);
+    TrainingRecipe recipe;
+    recipe.epochs = 3;
+    recipe.batch = 20;
+    recipe.optimizer = {.kind = OptimizerKind::momentum, .learning_rate = 0.02f};
+    recipe.threads = 1;
+    fit(live, replay, nullptr, recipe);
+  }
+};
+
+const World& world() {
+  static const World w;
+  return w;
+}
+
+}  // namespace
+
+TEST(FineTune, TheLiveNetworkIsLearnedWellEnoughToTestWith) {
+  EXPECT_GE(evaluate(world().live, world().validation, 1).accuracy(), 0.99);
+}
+
+TEST(FineTune, TheLiveNetworkIsNeverTouched) {
+  const Network before = world().live;
+  const FineTuneResult result = fine_tune_guarded(world().live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, {});
+  EXPECT_TRUE(same_weights(world().live, before));
+  EXPECT_FALSE(same_weights(result.candidate, before)) << "the fine-tune changed nothing";
+}
+
+TEST(FineTune, TheSameSeedGivesTheSameCandidateAndAnotherSeedAnother) {
+  const Dataset corrections = vertical_strokes(20, 4, 3);
+  const Dataset earlier = vertical_strokes(5, 5, 3);
+  FineTuneSettings settings;
+  settings.steps = 30;
+  const FineTuneResult a = fine_tune_guarded(world().live, corrections, earlier, world().replay, world().validation, settings);
+  const FineTuneResult b = fine_tune_guarded(world().live, corrections, earlier, world().replay, world().validation, settings);
+  EXPECT_TRUE(same_weights(a.candidate, b.candidate));
+  EXPECT_EQ(a.verdict.reason, b.verdict.reason);
+  settings.seed = 2;
+  const FineTuneResult c = fine_tune_guarded(world().live, corrections, earlier, world().replay, world().validation, settings);
+  EXPECT_FALSE(same_weights(a.candidate, c.candidate));
+}
+
+TEST(FineTune, ANewConsistentStyleIsLearnedAndAcceptedWhileValidationHolds) {
+  // Twenty corrections of a style the live network has never seen; afterwards, new drawings of that
+  // style (another seed: other columns and lengths) are read as the digit they were labelled.
+  const Dataset corrections = vertical_strokes(20, 4, 3);
+  const Dataset unseen = vertical_strokes(200, 99, 3);
+  const double unseen_before = evaluate(world().live, unseen, 1).accuracy();
+  ASSERT_LT(unseen_before, 0.5) << "the live network already reads the new style; the test would prove nothing";
+
+  const FineTuneSettings settings;
+  const FineTuneResult result = fine_tune_guarded(world().live, corrections, {}, world().replay, world().validation, settings);
+  EXPECT_TRUE(result.verdict.accepted) << result.verdict.reason;
+  EXPECT_CONTAINS(result.verdict.reason, "accepted");
+  EXPECT_GT(result.verdict.corrections_after, result.verdict.corrections_before);
+  EXPECT_EQ(result.verdict.corrections_after, 1.0);
+  EXPECT_GE(result.verdict.validation_after, result.verdict.validation_before - settings.max_validation_drop);
+  EXPECT_GE(evaluate(result.candidate, unseen, 1).accuracy(), 0.95);
+  // The verdict's numbers are the networks' own.
+  EXPECT_DOUBLE_EQ(result.verdict.validation_before, evaluate(world().live, world().validation, 1).accuracy());
+  EXPECT_DOUBLE_EQ(result.verdict.validation_after, evaluate(result.candidate, world().validation, 1).accuracy());
+  EXPECT_DOUBLE_EQ(result.verdict.corrections_before, evaluate(world().live, corrections, 1).accuracy());
+}
+
+TEST(FineTune, AFloodOfWrongLabelsIsRejectedByTheGuard) {
+  // Three hundred ordinary 1s, all labelled 7: learning them would unlearn the 1s of the
+  // validation set, a tenth of it.
+  const Dataset poison = relabelled(only_label(bars(4000, 7), 1, 300), 7);
+  ASSERT_EQ(poison.size(), 300u);
+  const FineTuneSettings settings;
+  const FineTuneResult result = fine_tune_guarded(world().live, poison, {}, world().replay, world().validation, settings);
+  EXPECT_FALSE(result.verdict.accepted) << result.verdict.reason;
+  EXPECT_CONTAINS(result.verdict.reason, "rejected: validation accuracy fell");
+  EXPECT_LT(result.verdict.validation_after, result.verdict.validation_before - settings.max_validation_drop);
+}
+
+TEST(FineTune, NoStepsIsNoImprovementAndIsRejected) {
+  FineTuneSettings settings;
+  settings.steps = 0;
+  const FineTuneResult result = fine_tune_guarded(world().live, vertical_strokes(10, 4, 3), {}, world().replay, world().validation, settings);
+  EXPECT_TRUE(same_weights(result.candidate, world().live));
+  EXPECT_FALSE(result.verdict.accepted);
+  EXPECT_CONTAINS(result.verdict.reason, "not read right more often");
+  EXPECT_EQ(result.verdict.validation_before, result.verdict.validation_after);
+}
+
+TEST(FineTune, JudgementsTheLiveNetworkAlreadyGetsRightAreAcceptedIfStillRightAndValidationHolds) {
+  // Nothing to improve: the guard asks that the candidate still read them all, and validation hold.
+  const Dataset right = bars(30, 11, "already right");
+  ASSERT_EQ(evaluate(world().live, right, 1).correct, right.size());
+  const FineTuneResult result = fine_tune_guarded(world().live, right, {}, world().replay, world().validation, {});
+  EXPECT_TRUE(result.verdict.accepted) << result.verdict.reason;
+  EXPECT_EQ(result.verdict.corrections_before, 1.0);
+  EXPECT_EQ(result.verdict.corrections_after, 1.0);
+}
+
+TEST(FineTune, ItIsTheMarginThatRefusesTheFlood) {
+  // The same flood with the margin opened all the way is accepted: the poison is learned (the 1s
+  // become 7s), and only the validation check stood in its way.
+  FineTuneSettings settings;
+  settings.max_validation_drop = 1;
+  const Dataset poison = relabelled(only_label(bars(4000, 7), 1, 300), 7);
+  const FineTuneResult result = fine_tune_guarded(world().live, poison, {}, world().replay, world().validation, settings);
+  EXPECT_TRUE(result.verdict.accepted) << result.verdict.reason;
+  EXPECT_GT(result.verdict.corrections_after, 0.5);
+}
+
+TEST(FineTune, EarlierCorrectionsAreReplayed) {
+  // With earlier corrections of the new style in the mix, the new ones (of another digit's label)
+  // do not erase them: both styles are read after the fine-tune.
+  const Dataset earlier = vertical_strokes(20, 4, 3);
+  FineTuneSettings settings;
+  const FineTuneResult first = fine_tune_guarded(world().live, earlier, {}, world().replay, world().validation, settings);
+  ASSERT_TRUE(first.verdict.accepted) << first.verdict.reason;
+  // New corrections: an empty frame with a dot in a corner, labelled 8.
+  Dataset dots;
+  dots.name = "dots";
+  Rng rng(5);
+  for (int n = 0; n < 20; ++n) {
+    for (int i = 0; i < 784; ++i) dots.pixels.push_back(static_cast<std::uint8_t>(rng.uniform() * 40.0f));
+    const int corner = 24 + static_cast<int>(rng.below(3));
+    for (int y = corner; y < corner + 2; ++y)
+      for (int x = corner; x < corner + 2; ++x) dots.pixels[dots.pixels.size() - 784 + static_cast<std::size_t>(y * 28 + x)] = 220;
+    dots.labels.push_back(8);
+  }
+  const FineTuneResult second = fine_tune_guarded(first.candidate, dots, earlier, world().replay, world().validation, settings);
+  EXPECT_TRUE(second.verdict.accepted) << second.verdict.reason;
+  EXPECT_GE(evaluate(second.candidate, vertical_strokes(200, 99, 3), 1).accuracy(), 0.9);
+}
+
+TEST(FineTune, BadInputsAreErrorsNamingWhatIsWrong) {
+  const Network& live = world().live;
+  const Dataset corrections = vertical_strokes(5, 4, 3);
+  auto expect_error = [](auto call, const std::string& message) {
+    try {
+      call();
+      ADD_FAILURE() << "no error; expected one mentioning: " << message;
+    } catch (const Error& e) {
+      EXPECT_CONTAINS(e.what(), message);
+    }
+  };
+  expect_error([&] { fine_tune_guarded(live, Dataset{}, {}, world().replay, world().validation, {}); }, "no new corrections");
+  expect_error([&] { fine_tune_guarded(live, corrections, {}, Dataset{}, world().validation, {}); }, "replay set is empty");
+  expect_error([&] { fine_tune_guarded(live, corrections, {}, world().replay, Dataset{}, {}); }, "validation set is empty");
+  Dataset small;
+  small.name = "small images";
+  small.rows = small.cols = 8;
+  small.pixels.assign(64, 0);
+  small.labels = {1};
+  expect_error([&] { fine_tune_guarded(live, small, {}, world().replay, world().validation, {}); }, "small images: images have 64 pixels");
+  expect_error([&] { fine_tune_guarded(live, corrections, small, world().replay, world().validation, {}); }, "small images");
+  for (auto [change, message] : std::vector<std::pair<void (*)(FineTuneSettings&), std::string>>{
+           {[](FineTuneSettings& s) { s.steps = -1; }, "steps"},
+           {[](FineTuneSettings& s) { s.batch = 0; }, "batch"},
+           {[](FineTuneSettings& s) { s.learning_rate = 0; }, "learning rate"},
+           {[](FineTuneSettings& s) { s.momentum = 1; }, "momentum"},
+           {[](FineTuneSettings& s) { s.new_share = 0; }, "new_share"},
+           {[](FineTuneSettings& s) { s.max_validation_drop = -0.1; }, "max_validation_drop"}}) {
+    FineTuneSettings settings;
+    change(settings);
+    expect_error([&] { fine_tune_guarded(live, corrections, {}, world().replay, world().validation, settings); }, message);
+  }
+}
+
+TEST(GuardSplit, SetsAsideTheSameFiveThousandEveryTime) {
+  const Dataset train = bars(6000, 12, "train");
+  const auto [replay, validation] = guard_split(train);
+  EXPECT_EQ(validation.size(), kGuardValidationImages);
+  EXPECT_EQ(replay.size(), train.size() - kGuardValidationImages);
+  const auto [replay_again, validation_again] = guard_split(train);
+  EXPECT_EQ(validation.pixels, validation_again.pixels);
+  EXPECT_EQ(validation.labels, validation_again.labels);
+  EXPECT_EQ(replay.pixels, replay_again.pixels);
+  // Together they are the training set: every image in exactly one of them.
+  auto key = [](const Dataset& data, std::size_t i) { return std::string(data.image(i).begin(), data.image(i).end()); };
+  std::map<std::string, int> seen;
+  for (std::size_t i = 0; i < train.size(); ++i) ++seen[key(train, i)];
+  for (const Dataset* part : {&replay, &validation})
+    for (std::size_t i = 0; i < part->size(); ++i) --seen[key(*part, i)];
+  for (const auto& [image, count] : seen) ASSERT_EQ(count, 0);
+  EXPECT_THROW(guard_split(bars(5000, 1)), Error);
+}

@@ -1,0 +1,366 @@
+// The feedback store: every field of a judgement comes back as it went in, after a reopen and after
+// the writing process is killed; bad judgements and files that are not ours are refused with a
+// message naming what was wrong.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "digits/error.hpp"
+#include "feedback/store.hpp"
+
+using namespace digits;
+using namespace digits::feedback;
+namespace fs = std::filesystem;
+
+namespace {
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text) << "\nexpected to contain: " << (part)
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("digits-store-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    path = dir / "state" / "feedback.db";
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  fs::path dir, path;
+};
+
+// A judgement whose every field differs from the defaults and from its neighbours'.
+Judgement sample(int seed, bool correct = false) {
+  Judgement j;
+  j.input.resize(784);
+  for (std::size_t i = 0; i < j.input.size(); ++i) j.input[i] = static_cast<std::uint8_t>((i * 7 + static_cast<std::size_t>(seed) * 13) % 256);
+  j.drawing_png = std::string("\x89PNG\r\n\x1a\n", 8) + std::string(1, '\0') + "drawing " + std::to_string(seed);  // binary, with a NUL
+  j.predicted = seed % 10;
+  j.label = correct ? j.predicted : (seed + 3) % 10;
+  j.correct = correct;
+  for (std::size_t d = 0; d < 10; ++d) j.probabilities[d] = static_cast<float>(d + 1) / 55.0f + 1e-7f * static_cast<float>(seed);
+  j.model_version = seed % 4;
+  j.created_ms = 1'700'000'000'000 + seed;
+  j.client_id = "client-" + std::to_string(seed) + " 'quoted'; DROP TABLE judgements; --";
+  return j;
+}
+
+void expect_same(const Judgement& stored, const Judgement& given) {
+  EXPECT_EQ(stored.input, given.input);
+  EXPECT_EQ(stored.drawing_png, given.drawing_png);
+  EXPECT_EQ(stored.label, given.label);
+  EXPECT_EQ(stored.predicted, given.predicted);
+  for (std::size_t d = 0; d < 10; ++d) EXPECT_EQ(stored.probabilities[d], given.probabilities[d]) << d;  // bit-exact
+  EXPECT_EQ(stored.correct, given.correct);
+  EXPECT_EQ(stored.model_version, given.model_version);
+  EXPECT_EQ(stored.created_ms, given.created_ms);
+  EXPECT_EQ(stored.client_id, given.client_id);
+}
+
+// Runs SQL on a database file directly, as another program would.
+void run_sql(const fs::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+}  // namespace
+
+TEST_F(StoreTest, RoundTripsEveryField) {
+  Store store(path);
+  const Judgement wrong = sample(5), right = sample(8, true);
+  const std::int64_t first = store.add(wrong);
+  const std::int64_t second = store.add(right);
+  EXPECT_GT(first, 0);
+  EXPECT_GT(second, first);
+  const std::vector<Judgement> all = store.since();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, first);
+  EXPECT_EQ(all[1].id, second);
+  expect_same(all[0], wrong);
+  expect_same(all[1], right);
+  EXPECT_EQ(store.count(), 2);
+  EXPECT_EQ(store.corrections(), 1);
+  EXPECT_EQ(store.path(), path);
+}
+
+TEST_F(StoreTest, AnEmptyDrawingAndClientIdRoundTrip) {
+  Store store(path);
+  Judgement j = sample(1);
+  j.drawing_png.clear();
+  j.client_id.clear();
+  store.add(j);
+  expect_same(store.since().at(0), j);
+}
+
+TEST_F(StoreTest, FillsTheTimeWhenNotGiven) {
+  Store store(path);
+  Judgement j = sample(2);
+  j.created_ms = 0;
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  store.add(j);
+  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t created = store.since().at(0).created_ms;
+  EXPECT_GE(created, before);
+  EXPECT_LE(created, after);
+}
+
+TEST_F(StoreTest, SinceReturnsOnlyLaterJudgementsOldestFirst) {
+  Store store(path);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(store.add(sample(i)));
+  const std::vector<Judgement> later = store.since(ids[2]);
+  ASSERT_EQ(later.size(), 2u);
+  EXPECT_EQ(later[0].id, ids[3]);
+  EXPECT_EQ(later[1].id, ids[4]);
+  expect_same(later[1], sample(4));
+  EXPECT_TRUE(store.since(ids[4]).empty());
+  EXPECT_EQ(store.since(0).size(), 5u);
+}
+
+TEST_F(StoreTest, JudgementsSurviveClosingAndReopening) {
+  {
+    Store store(path);
+    for (int i = 0; i < 3; ++i) store.add(sample(i, i == 1));
+  }
+  Store reopened(path);
+  const std::vector<Judgement> all = reopened.since();
+  ASSERT_EQ(all.size(), 3u);
+  for (int i = 0; i < 3; ++i) expect_same(all[static_cast<std::size_t>(i)], sample(i, i == 1));
+  EXPECT_EQ(reopened.corrections(), 2);
+  // Ids go on from where they were.
+  EXPECT_GT(reopened.add(sample(9)), all.back().id);
+}
+
+TEST_F(StoreTest, AnAcknowledgedJudgementSurvivesKillMinus9) {
+  // A child process adds judgements and then dies by SIGKILL: no destructor, no close, no
+  // checkpoint of the WAL. Everything add() returned for must be there afterwards.
+  constexpr int kJudgements = 20;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      Store* store = new Store(path);  // never deleted: the process is killed holding it open
+      for (int i = 0; i < kJudgements; ++i) store->add(sample(i));
+    } catch (...) {
+      _exit(3);
+    }
+    raise(SIGKILL);
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the child failed before it was killed, status " << status;
+  EXPECT_TRUE(fs::exists(path.string() + "-wal")) << "the judgements should still be in the write-ahead log";
+  Store reopened(path);
+  const std::vector<Judgement> all = reopened.since();
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kJudgements));
+  for (int i = 0; i < kJudgements; ++i) expect_same(all[static_cast<std::size_t>(i)], sample(i));
+}
+
+TEST_F(StoreTest, UsesWriteAheadLogging) {
+  Store store(path);
+  EXPECT_EQ(store.journal_mode(), "wal");
+  store.add(sample(1));
+  EXPECT_TRUE(fs::exists(path.string() + "-wal"));
+}
+
+TEST_F(StoreTest, InvalidJudgementsAreRefusedAndNothingIsStored) {
+  Store store(path);
+  auto expect_refused = [&](Judgement j, const std::string& message) {
+    try {
+      store.add(j);
+      ADD_FAILURE() << "accepted a judgement that should be refused for: " << message;
+    } catch (const Error& e) {
+      EXPECT_CONTAINS(e.what(), message);
+    }
+  };
+  Judgement j = sample(1);
+  j.input.resize(783);
+  expect_refused(j, "783 bytes, expected 784");
+  j = sample(1);
+  j.input.clear();
+  expect_refused(j, "0 bytes, expected 784");
+  j = sample(1);
+  j.label = 10;
+  expect_refused(j, "label 10");
+  j = sample(1);
+  j.label = -1;
+  expect_refused(j, "label -1");
+  j = sample(1);
+  j.predicted = 12;
+  j.label = 3;
+  expect_refused(j, "predicted 12");
+  j = sample(1);
+  j.correct = true;  // but label != predicted
+  expect_refused(j, "judged right, but the label");
+  j = sample(1, true);
+  j.correct = false;  // but label == predicted
+  expect_refused(j, "judged wrong, but the label is the prediction");
+  j = sample(1);
+  j.probabilities[3] = std::numeric_limits<float>::quiet_NaN();
+  expect_refused(j, "probability");
+  j = sample(1);
+  j.probabilities[0] = 1.5f;
+  expect_refused(j, "probability");
+  j = sample(1);
+  j.model_version = -1;
+  expect_refused(j, "model version -1");
+  j = sample(1);
+  j.created_ms = -5;
+  expect_refused(j, "created_ms");
+  j = sample(1);
+  j.client_id = std::string(300, 'x');
+  expect_refused(j, "client id");
+  EXPECT_EQ(store.count(), 0);
+  EXPECT_TRUE(store.since().empty());
+}
+
+TEST_F(StoreTest, AGarbageFileIsRefusedNamingIt) {
+  fs::create_directories(path.parent_path());
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 200; ++i) out << "this is not a database ";
+  }
+  try {
+    Store store(path);
+    FAIL() << "opened a garbage file";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), path.string());
+    EXPECT_CONTAINS(e.what(), "not a feedback database");
+  }
+}
+
+TEST_F(StoreTest, AnotherProgramsDatabaseIsRefusedAndLeftAlone) {
+  fs::create_directories(path.parent_path());
+  run_sql(path, "CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('bread');");
+  try {
+    Store store(path);
+    FAIL() << "opened another program's database";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), path.string());
+    EXPECT_CONTAINS(e.what(), "not a digits feedback database");
+  }
+  // Still theirs: no table of ours was added.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* statement = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'judgements'", -1, &statement, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(statement), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(statement, 0), 0);
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, ANewerSchemaIsRefusedNotMisread) {
+  { Store store(path); }
+  run_sql(path, "PRAGMA user_version = 99;");
+  try {
+    Store store(path);
+    FAIL() << "opened a database of a newer schema";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), path.string());
+    EXPECT_CONTAINS(e.what(), "version 99");
+  }
+}
+
+TEST_F(StoreTest, TheSchemaChecksHoldForRowsWrittenByOtherTools) {
+  { Store store(path); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  // An input of the wrong size, inserted behind the store's back, breaks a CHECK.
+  EXPECT_NE(sqlite3_exec(db,
+                         "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
+                         "VALUES (zeroblob(10), x'', 1, 2, zeroblob(40), 0, 0, 1, 'c')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, AMissingFileIsAnErrorWhenNotCreating) {
+  try {
+    Store store(path, /*create_if_missing=*/false);
+    FAIL() << "opened a missing file";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), path.string());
+    EXPECT_CONTAINS(e.what(), "no feedback database");
+  }
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST_F(StoreTest, ADirectoryIsRefusedNamingIt) {
+  fs::create_directories(path);
+  try {
+    Store store(path);
+    FAIL() << "opened a directory";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), path.string());
+  }
+}
+
+TEST_F(StoreTest, ManyThreadsAddingAtOnceLoseNothing) {
+  Store store(path);
+  constexpr int kThreads = 4, kEach = 10;
+  std::vector<std::vector<std::int64_t>> ids(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) ids[static_cast<std::size_t>(t)].push_back(store.add(sample(t * kEach + i)));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::set<std::int64_t> distinct;
+  for (const auto& some : ids) distinct.insert(some.begin(), some.end());
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_EQ(store.count(), kThreads * kEach);
+  EXPECT_EQ(store.since().size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+TEST(FeedbackDataset, HoldsEachInputWithItsLabel) {
+  std::vector<Judgement> judgements = {sample(1), sample(2, true)};
+  judgements[0].id = 7;
+  const Dataset data = to_dataset(judgements, "corrections");
+  EXPECT_EQ(data.name, "corrections");
+  ASSERT_EQ(data.size(), 2u);
+  EXPECT_EQ(data.rows, 28);
+  EXPECT_EQ(data.cols, 28);
+  EXPECT_EQ(data.labels[0], judgements[0].label);
+  EXPECT_EQ(data.labels[1], judgements[1].label);
+  EXPECT_TRUE(std::equal(data.image(1).begin(), data.image(1).end(), judgements[1].input.begin()));
+  judgements[0].input.resize(10);
+  EXPECT_THROW(to_dataset(judgements), Error);
+}
+
+TEST(FeedbackStateDir, FollowsXdgDataHomeThenHome) {
+  const char* saved_xdg = std::getenv("XDG_DATA_HOME");
+  const char* saved_home = std::getenv("HOME");
+  const std::string xdg = saved_xdg ? saved_xdg : "", home = saved_home ? saved_home : "";
+  setenv("XDG_DATA_HOME", "/tmp/xdg-data", 1);
+  setenv("HOME", "/home/someone", 1);
+  EXPECT_EQ(default_state_dir(), fs::path("/tmp/xdg-data/digits"));
+  setenv("XDG_DATA_HOME", "relative/path", 1);  // the XDG spec says to ignore a relative one
+  EXPECT_EQ(default_state_dir(), fs::path("/home/someone/.local/share/digits"));
+  unsetenv("XDG_DATA_HOME");
+  EXPECT_EQ(default_state_dir(), fs::path("/home/someone/.local/share/digits"));
+  unsetenv("HOME");
+  EXPECT_THROW(default_state_dir(), Error);
+  if (saved_xdg) setenv("XDG_DATA_HOME", xdg.c_str(), 1);
+  if (saved_home) setenv("HOME", home.c_str(), 1);
+  EXPECT_EQ(feedback_database("/s"), fs::path("/s/feedback.db"));
+}
