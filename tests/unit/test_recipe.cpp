@@ -214,7 +214,11 @@ TEST(Checkpoint, APlainModelIsNoCheckpointAndAMismatchedOptimizerIsAnError) {
   const std::filesystem::path path = std::filesystem::temp_directory_path() / "digits-checkpoint-adam.safetensors";
   TrainingState state{Optimizer({.kind = OptimizerKind::adam}), 0};
   Network trained = network;
-  fit(trained, quadrants(64, 1), nullptr, TrainingRecipe{.epochs = 1, .batch = 16, .optimizer = {.kind = OptimizerKind::adam}}, state);
+  TrainingRecipe recipe;
+  recipe.epochs = 1;
+  recipe.batch = 16;
+  recipe.optimizer.kind = OptimizerKind::adam;
+  fit(trained, quadrants(64, 1), nullptr, recipe, state);
   save_checkpoint(path, trained, state, {});
   const Model checkpoint = load_model(path);
   EXPECT_TRUE(is_checkpoint(checkpoint));
