@@ -380,6 +380,8 @@ void check_report_path(const fs::path& path) {
   if (path.empty() || !path.has_filename()) throw Error("--report '" + path.string() + "': needs a file name, such as report.html");
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw Error(path.string() + ": is a folder; --report needs a file name, such as " + (path / "report.html").string());
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+    throw Error(path.string() + ": exists and is not a regular file (a device, a pipe…); --report needs a file name, such as report.html");
   const fs::path folder = path.has_parent_path() ? path.parent_path() : ".";
   if (!fs::exists(folder, ec)) throw Error(path.string() + ": cannot write the report: the folder " + folder.string() + " does not exist");
   if (!fs::is_directory(folder, ec)) throw Error(path.string() + ": cannot write the report: " + folder.string() + " is not a folder");

@@ -391,13 +391,16 @@ TEST_F(Report, TrainRefusesAReportPathItCannotWriteBeforeTraining) {
       {"data/train-labels-idx1-ubyte/report.html", "data/train-labels-idx1-ubyte is not a folder"},
       {unwritable, "cannot write the report in"},
       {"", "needs a file name"},
+      {"pipe", "pipe: exists and is not a regular file"},  // as /dev/null would be: never replaced
   };
+  ASSERT_EQ(::mkfifo((dir / "pipe").c_str(), 0600), 0);
   for (const auto& [path, message] : cases) {
     const Outcome run = digits({"train", "--preset", "seed", "--layers", "784,8,10", "--epochs", "1", "--data", "data", "--out", "model.safetensors", "--report", path});
     EXPECT_EQ(run.status, 1) << path;
     EXPECT_CONTAINS(run.err, message);
     EXPECT_FALSE(fs::exists(dir / "model.safetensors")) << path << ": trained before finding the report could not be written";
   }
+  EXPECT_TRUE(fs::is_fifo(dir / "pipe"));
 }
 
 TEST_F(Report, EvaluateRefusesAReportPathItCannotWrite) {
