@@ -96,12 +96,12 @@ std::string line_chart_svg(const LineChart& chart) {
       const double epoch = static_cast<double>(i + 1), value = s.values[i] * scale;
       points += format("%s%.1f,%.1f", points.empty() ? "" : " ", px(epoch), py(value));
       last = chart.percent ? format("%.2f%%", value) : format("%.4f", value);
-      dots += format(R"(<circle cx="%.1f" cy="%.1f" r="3" fill="%s"><title>epoch %zu, %s: %s</title></circle>)", px(epoch), py(value),
-                     s.colour.c_str(), i + 1, escape_html(s.name).c_str(), last.c_str());
+      dots += format(R"(<circle cx="%.1f" cy="%.1f" r="%g" fill="%s"><title>epoch %zu, %s: %s</title></circle>)", px(epoch), py(value),
+                     epochs > 40 ? 1.8 : 3.0, s.colour.c_str(), i + 1, escape_html(s.name).c_str(), last.c_str());
     }
     svg += format(R"(<polyline class="line" data-series="%s" fill="none" stroke="%s" stroke-width="2.2" points="%s"/>)", escape_html(s.name).c_str(),
                   s.colour.c_str(), points.c_str());
-    if (s.values.size() <= 150) svg += dots;  // beyond that the dots would only blur the line
+    if (s.values.size() <= 200) svg += dots;  // beyond that the dots would only blur the line
     svg += format(R"(<line x1="%.1f" x2="%.1f" y1="16" y2="16" stroke="%s" stroke-width="3"/>)", legend_x, legend_x + 22, s.colour.c_str());
     const std::string label = s.name + (last.empty() ? "" : ", last " + last);
     svg += format(R"(<text class="legend" x="%.1f" y="16" dominant-baseline="middle">%s</text>)", legend_x + 28, escape_html(label).c_str());
