@@ -50,7 +50,7 @@ std::string line_chart_svg(const LineChart& chart) {
   for (const Series& s : chart.series) {
     epochs = std::max(epochs, s.values.size());
     for (double v : s.values)
-      if (v >= 0) low = std::min(low, v * scale), high = std::max(high, v * scale);
+      if (v >= 0 && std::isfinite(v)) low = std::min(low, v * scale), high = std::max(high, v * scale);
   }
   if (!(low <= high)) low = 0, high = 1;  // nothing to draw
   if (chart.from_zero) low = std::min(low, 0.0);
@@ -92,7 +92,7 @@ std::string line_chart_svg(const LineChart& chart) {
   for (const Series& s : chart.series) {
     std::string points, dots, last;
     for (std::size_t i = 0; i < s.values.size(); ++i) {
-      if (s.values[i] < 0) continue;
+      if (!(s.values[i] >= 0 && std::isfinite(s.values[i]))) continue;  // not measured, or a diverged loss
       const double epoch = static_cast<double>(i + 1), value = s.values[i] * scale;
       points += format("%s%.1f,%.1f", points.empty() ? "" : " ", px(epoch), py(value));
       last = chart.percent ? format("%.2f%%", value) : format("%.4f", value);

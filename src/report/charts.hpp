@@ -12,7 +12,7 @@ namespace digits::report {
 struct Series {
   std::string name;            // "test accuracy": shown in the legend and as data-series
   std::string colour;          // "#1f77b4"
-  std::vector<double> values;  // values[i] belongs to epoch i + 1; a negative value is missing
+  std::vector<double> values;  // values[i] belongs to epoch i + 1; a negative or non-finite value is no point
 };
 
 struct LineChart {

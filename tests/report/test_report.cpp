@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -120,7 +121,7 @@ TEST(Pictures, DivergingMapIsBlueWhiteRed) {
 }
 
 TEST(Charts, LineChartHasAPointPerMeasuredEpoch) {
-  report::LineChart chart{"accuracy", "Accuracy", "%", {{"train", "#000", {0.5, 0.7, 0.9}}, {"validation", "#111", {-1, 0.6, 0.8}}}, true};
+  report::LineChart chart{"accuracy", "Accuracy", "%", {{"train", "#000", {0.5, 0.7, 0.9}}, {"validation", "#111", {-1, 0.6, INFINITY}}}, true};
   const std::string svg = report::line_chart_svg(chart);
   const std::regex polyline(R"re(<polyline class="line" data-series="([^"]*)"[^>]*points="([^"]*)")re");
   const auto lines = all_matches(svg, polyline);
@@ -129,7 +130,8 @@ TEST(Charts, LineChartHasAPointPerMeasuredEpoch) {
   EXPECT_EQ(lines[0][1], "train");
   EXPECT_EQ(count_points(lines[0][2]), 3);
   EXPECT_EQ(lines[1][1], "validation");
-  EXPECT_EQ(count_points(lines[1][2]), 2) << "a missing value (−1) is no point";
+  EXPECT_EQ(count_points(lines[1][2]), 1) << "a missing value (−1) or a diverged one (∞) is no point";
+  EXPECT_FALSE(std::regex_search(svg, std::regex(R"(\b(nan|inf)\b)"))) << "a coordinate that is not a number";
   EXPECT_CONTAINS(svg, "train, last 90.00%");
 }
 
