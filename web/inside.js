@@ -29,6 +29,12 @@
   // Open beside a large drawing area; folded on a phone, where the pad and the answer come first.
   panel.open = window.matchMedia('(min-width: 761px)').matches;
 
+  // Enter on the focused heading opens or folds the panel, as on any <summary>; without this the
+  // page's own Enter (read the drawing) would take it.
+  panel.querySelector('summary').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') event.stopPropagation();
+  });
+
   const layersBox = panel.querySelector('#inside-layers');
   const statusLine = panel.querySelector('#inside-status');
   let blocks = [];     // one per drawn layer: { kind, element, canvas?, cells?, caption, columns, rows, units, values }

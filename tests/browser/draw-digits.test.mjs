@@ -338,6 +338,10 @@ async function exerciseLayout(context, baseUrl, layout) {
   if (!(await page.evaluate(() => document.getElementById('inside').open))) await page.locator('#inside > summary').click();
   check(await page.locator('#inside .inside-hidden canvas').first().isVisible(), 'the panel inside the network opens and shows its layers');
   await page.locator('#inside').screenshot({ path: path.join(screenshotDir, `${layout.name}-inside.png`) });
+  await page.locator('#inside > summary').focus();
+  await page.keyboard.press('Enter');
+  check(!(await page.evaluate(() => document.getElementById('inside').open)), 'Enter on the panel\'s heading folds it (and does not read the drawing instead)');
+  await page.keyboard.press('Enter');
 
   check(foreign.length === 0, `the page loads nothing from elsewhere${foreign.length ? ': ' + foreign.join(', ') : ''}`);
   check(problems.length === 0, `no errors in the page's console${problems.length ? ': ' + problems.join(' | ') : ''}`);
