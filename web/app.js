@@ -159,6 +159,12 @@ function scheduleLiveReading() {
 }
 
 async function readDrawing({ announce }) {
+  // An announced reading covers the whole drawing: a live one still pending from the last stroke
+  // would answer after it and leave its sentence unsaid.
+  if (announce) {
+    clearTimeout(liveTimer);
+    liveTimer = null;
+  }
   if (strokes.length === 0) {
     showNothing('There is nothing to read yet. Draw a digit first.');
     return;

@@ -24,6 +24,7 @@
 #include "feedback/model_versions.hpp"
 #include "feedback/store.hpp"
 #include "progress.hpp"
+#include "report/report.hpp"
 
 namespace digits::cli {
 
@@ -145,6 +146,9 @@ json evaluation_json(const Evaluation& result) {
           {"per_class_accuracy", per_class}, {"confusion", result.confusion}};
 }
 
+// The report shows this many of the surest mistakes: four rows on a wide screen.
+constexpr std::size_t kMistakesShown = 24;
+
 std::string number_text(double value) {
   char text[32];
   std::snprintf(text, sizeof text, "%.9g", value);
@@ -198,6 +202,7 @@ int run_train_impl(const TrainOptions& options) {
   if (recipe.patience > 0 && recipe.validation == 0) throw UsageError("--patience needs a validation set (--validation N)");
   if (options.seed) recipe.seed = *options.seed;
   recipe.threads = options.threads;
+  if (options.report) report::check_report_path(*options.report);  // before the training, not after
 
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData data = load_train_test(data_dir);
@@ -247,10 +252,25 @@ int run_train_impl(const TrainOptions& options) {
   }
   save_model(options.out, network, metadata);
   write_metrics(options.metrics, reports);
+  if (options.report) {
+    report::ReportContents contents;
+    contents.trained = true;
+    contents.model = "saved as " + options.out;
+    contents.network = &network;
+    contents.metadata = metadata;
+    contents.epochs = reports;
+    contents.dataset = "MNIST-layout test set in " + data_dir.string();
+    contents.images = &data.test;
+    contents.evaluation = evaluate(network, data.test, recipe.threads);
+    contents.mistakes = report::most_confident_mistakes(network, data.test, kMistakesShown);
+    contents.created = utc_now();
+    report::write_report(*options.report, contents);
+  }
   if (!reports.empty())
     std::printf("test accuracy %s%%, %.1f s in all; saved %s\n", metadata["accuracy.test"].c_str(), wall, options.out.c_str());
   else
     std::printf("no epochs run; saved the weights to %s\n", options.out.c_str());
+  if (options.report) std::printf("report: %s\n", options.report->c_str());
   return kSuccess;
 }
 
@@ -356,6 +376,7 @@ int run_train(const TrainOptions& options) {
 }
 
 int run_evaluate(const EvaluateOptions& options) {
+  if (options.report) report::check_report_path(*options.report);
   const Model model = load_model_or_builtin(options.model);
   // The test set: MNIST's, or a folder of labelled images read through the app's preprocessing.
   std::optional<TrainTestData> mnist;
@@ -392,6 +413,21 @@ int run_evaluate(const EvaluateOptions& options) {
     if (!mnist) std::printf(", %zu skipped", folder.errors.size());
     std::printf("), %.1f ms\n", seconds * 1000);
     print_evaluation(result);
+  }
+  if (options.report) {
+    report::ReportContents contents;
+    contents.model = model_label(options.model);
+    contents.network = &model.network;
+    contents.metadata = model.metadata;
+    contents.dataset = mnist ? "MNIST-layout test set in " + source : "the labelled images of " + source + ", through the app's preprocessing";
+    contents.images = &test;
+    if (!mnist) contents.image_names = folder.files;
+    contents.evaluation = result;
+    contents.mistakes = report::most_confident_mistakes(model.network, test, kMistakesShown);
+    contents.created = utc_now();
+    report::write_report(*options.report, contents);
+    // With --json, standard output is the JSON alone.
+    if (!options.json) std::printf("report: %s\n", options.report->c_str());
   }
   return kSuccess;
 }

@@ -18,12 +18,14 @@ struct TrainOptions {
   std::optional<std::size_t> validation;
   std::optional<std::uint64_t> seed;
   std::string data, out = "model.safetensors", metrics, checkpoint, resume;
+  std::optional<std::string> report;  // write the HTML report here (src/report)
   int threads = 0;
 };
 
 struct EvaluateOptions {
   std::string model, data;
   std::string images;  // a folder of <label>_anything.png to evaluate instead of the MNIST test set
+  std::optional<std::string> report;  // write the HTML report here (src/report)
   bool json = false;
   int threads = 0;
 };

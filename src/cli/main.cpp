@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--patience", train.patience, "Stop after this many epochs without a better validation accuracy")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--checkpoint", train.checkpoint, "Save weights and optimizer state here after every epoch");
   train_cmd->add_option("--resume", train.resume, "Continue from a checkpoint, up to --epochs");
+  train_cmd->add_option("--report", train.report, "Write an HTML report here: learning curves, confusion matrix, worst mistakes, first-layer weights");
   train_cmd->add_option("--threads", train.threads, "Threads (0: one per core; 1: evaluation does not overlap training)")->capture_default_str()->check(CLI::NonNegativeNumber);
 
   EvaluateOptions evaluate;
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   evaluate_cmd->add_option("--data", evaluate.data, data_help);
   evaluate_cmd->add_option("--images", evaluate.images, "Evaluate a folder of labelled images named <label>_anything.png instead (any size, either polarity)")->excludes("--data");
   evaluate_cmd->add_flag("--json", evaluate.json, "Print JSON");
+  evaluate_cmd->add_option("--report", evaluate.report, "Write an HTML report here: confusion matrix, worst mistakes, first-layer weights, the recorded recipe");
   evaluate_cmd->add_option("--threads", evaluate.threads, "Threads (0: one per core)")->capture_default_str()->check(CLI::NonNegativeNumber);
 
   PredictOptions predict;

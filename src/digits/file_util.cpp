@@ -13,6 +13,12 @@
 namespace digits {
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+  // The rename below replaces whatever has the name: run as root with /dev/null as the path, it
+  // would put a regular file in place of the device. Only a regular file is ever replaced.
+  std::error_code ec;
+  const std::filesystem::file_status existing = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(existing) && !std::filesystem::is_regular_file(existing))
+    throw Error(path.string() + ": exists and is not a regular file (a folder, a device, a pipe…); refusing to replace it");
   const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : ".";
   std::string temporary = (directory / ("." + path.filename().string() + ".XXXXXX")).string();
   const int fd = mkstemp(temporary.data());

@@ -48,6 +48,16 @@ Matrix Network::predict_proba(const Matrix& pixels) const {
   return A;
 }
 
+std::vector<Matrix> Network::activations(const Matrix& pixels) const {
+  if (pixels.cols() != inputs())
+    throw Error("the network takes " + std::to_string(inputs()) + " inputs per image, got " + std::to_string(pixels.cols()));
+  std::vector<Matrix> outputs(layers.size());
+  Matrix X = pixels * input_scale;
+  for (std::size_t i = 0; i < layers.size(); ++i) layers[i].infer(i == 0 ? X : outputs[i - 1], outputs[i]);
+  softmax(outputs.back(), outputs.back());  // the last layer's logits become probabilities
+  return outputs;
+}
+
 std::vector<int> Network::predict(const Matrix& pixels) const {
   const Matrix P = predict_proba(pixels);
   std::vector<int> classes(static_cast<std::size_t>(P.rows()));

@@ -36,6 +36,13 @@ class Network {
   // The most probable class of each image.
   std::vector<int> predict(const Matrix& pixels) const;
 
+  // What every layer computed, for looking inside (the app's "Inside the network" panel).
+  // pixels: (n × inputs) raw 0–255, as for predict_proba. Returns one matrix per layer, in order:
+  // element i is layer i's output A = f(X·W + b), (n × layers[i].out()); the last element is the
+  // softmax probabilities, equal to predict_proba's. Const like predict_proba; it keeps every
+  // layer's output instead of dropping each after use, which is all that differs from it.
+  std::vector<Matrix> activations(const Matrix& pixels) const;
+
   // One step of mini-batch gradient descent on an already scaled batch X (batch × inputs):
   // forward, loss, backward, then the optimizer's update. Returns the batch's mean loss.
   // With a dropout rate p > 0, each hidden activation is kept with probability 1 − p and scaled

@@ -198,9 +198,20 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   } catch (const Error& e) {
     throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
   }
-  const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
+  // Every layer's output, not only the last: the page's "Inside the network" panel draws them.
+  // The last layer's output is the ten probabilities, the same numbers predict_proba gives.
+  const Network& network = served.model.network;
+  const std::vector<Matrix> outputs = network.activations(row_of(input.pixels));
+  const Matrix& probabilities = outputs.back();
   int digit = 0;
   const double top = probabilities.row(0).maxCoeff(&digit);
+  json layers = json::array();
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const bool last = i + 1 == outputs.size();
+    layers.push_back({{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
+                      {"function", last ? std::string("softmax") : std::string(activation_name(network.layers[i].activation))},
+                      {"values", std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size())}});
+  }
 
   std::vector<int> seen(input.pixels.size());
   for (std::size_t i = 0; i < seen.size(); ++i) seen[i] = static_cast<int>(std::lround(input.pixels[i]));
@@ -212,6 +223,7 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
       {"probabilities", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())},
       {"input", {{"width", kInputSide}, {"height", kInputSide}, {"pixels", seen}}},
       {"inverted", input.inverted},
+      {"activations", layers},
       {"milliseconds", std::round(milliseconds * 1000) / 1000},
   };
 }

@@ -42,7 +42,8 @@ nlohmann::json health(const ServedModel& served);
 // GET /api/model: architecture, parameter count, accuracy and every metadata entry of the file.
 nlohmann::json model_info(const ServedModel& served);
 // POST /api/predict: a drawing as a PNG data URL or raw gray pixels → digit, the ten
-// probabilities, the 28×28 input the network saw and the time taken.
+// probabilities, the 28×28 input the network saw, every layer's output (activations) and the
+// time taken.
 nlohmann::json predict_drawing(const ServedModel& served, std::string_view body);
 
 // The Open Inference Protocol (KServe v2), model name "digits".

@@ -161,7 +161,8 @@ TEST_F(Api, ServesThePageFromInsideTheBinary) {
   EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
   EXPECT_NE(page->body.find("Tell the Number"), std::string::npos);
   EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
-  for (const auto& [path, type] : {std::pair{"/style.css", "text/css; charset=utf-8"}, {"/app.js", "text/javascript; charset=utf-8"}, {"/favicon.svg", "image/svg+xml"}}) {
+  for (const auto& [path, type] : {std::pair{"/style.css", "text/css; charset=utf-8"}, {"/app.js", "text/javascript; charset=utf-8"},
+                                   {"/inside.js", "text/javascript; charset=utf-8"}, {"/favicon.svg", "image/svg+xml"}}) {
     auto file = client().Get(path);
     ASSERT_TRUE(file) << path;
     EXPECT_EQ(file->status, 200) << path;
@@ -169,7 +170,7 @@ TEST_F(Api, ServesThePageFromInsideTheBinary) {
     EXPECT_FALSE(file->body.empty()) << path;
   }
   // Nothing on the page comes from the internet.
-  for (const char* path : {"/", "/style.css", "/app.js"}) {
+  for (const char* path : {"/", "/style.css", "/app.js", "/inside.js"}) {
     const std::string body = client().Get(path)->body;
     EXPECT_EQ(body.find("http://"), std::string::npos) << path;
     EXPECT_EQ(body.find("https://"), std::string::npos) << path;
@@ -203,6 +204,38 @@ TEST_F(Api, PredictReadsAPngDataUrl) {
   EXPECT_EQ(brightest, 255);
   EXPECT_EQ(body["inverted"], false);
   EXPECT_GE(body["milliseconds"].get<double>(), 0.0);
+}
+
+TEST_F(Api, PredictShowsEveryLayersActivations) {
+  const Network& network = builtin().network;
+  const json seven = post_json("/api/predict", {{"image", png_data_url(drawing(7))}}, 200);
+  const json zero = post_json("/api/predict", {{"image", png_data_url(drawing(0))}}, 200);
+  const json& layers = seven["activations"];
+  ASSERT_TRUE(layers.is_array()) << seven;
+  ASSERT_EQ(layers.size(), network.layers.size());
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const bool last = i + 1 == layers.size();
+    EXPECT_EQ(layers[i]["layer"], last ? "output" : "hidden " + std::to_string(i + 1));
+    EXPECT_EQ(layers[i]["function"], last ? "softmax" : "relu");
+    ASSERT_EQ(layers[i]["values"].size(), static_cast<std::size_t>(network.layers[i].out())) << i;
+    double largest = 0;
+    for (const json& v : layers[i]["values"]) {
+      EXPECT_GE(v.get<double>(), 0.0) << "relu and softmax are never negative";
+      largest = std::max(largest, v.get<double>());
+    }
+    EXPECT_GT(largest, 0.0) << "layer " << i << " is silent";
+    // Different drawings light different neurons.
+    EXPECT_NE(layers[i]["values"], zero["activations"][i]["values"]) << i;
+  }
+  // The output layer is the probabilities.
+  EXPECT_EQ(layers.back()["values"], seven["probabilities"]);
+  // The first hidden layer by hand, relu(x · scale · W₁ + b₁), on the drawing as the server
+  // decodes and preprocesses it.
+  const std::string png = encode_png(drawing(7));
+  const Preprocessed input = preprocess(decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "test"));
+  const Matrix X = Eigen::Map<const Matrix>(input.pixels.data(), 1, 784) * network.input_scale;
+  const Matrix A1 = ((X * network.layers[0].W).rowwise() + network.layers[0].b).cwiseMax(0.0f);
+  for (Eigen::Index j = 0; j < A1.cols(); ++j) EXPECT_NEAR(layers[0]["values"][static_cast<std::size_t>(j)].get<float>(), A1(0, j), 1e-4f + 1e-4f * A1(0, j)) << j;
 }
 
 TEST_F(Api, PredictReadsRawPixelsTheSameAsThePng) {

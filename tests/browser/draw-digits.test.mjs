@@ -1,6 +1,7 @@
 // End-to-end test of the drawing page in a real browser: Debian's Chromium, headless, driven by
 // playwright-core. Starts `digits serve --port 0`, draws digits with mouse strokes (and one with a
-// finger on the phone layout), reads them with "Tell the Number", erases, and saves screenshots.
+// finger on the phone layout), reads them with "Tell the Number", watches the "Inside the network"
+// panel follow each reading, erases, and saves screenshots.
 //
 //   node draw-digits.test.mjs <path to digits> <screenshot dir>
 //
@@ -137,6 +138,40 @@ async function waitForReading(page) {
   }));
 }
 
+// The "Inside the network" panel (web/inside.js): its state, and for each hidden layer's grid a
+// fingerprint of its pixels and how many are lit brighter than a silent neuron.
+async function insideView(page) {
+  return page.evaluate(() => {
+    const panel = document.getElementById('inside');
+    if (!panel) return null;
+    const fingerprint = (data) => {
+      let hash = 2166136261;  // FNV-1a over the pixels
+      for (let i = 0; i < data.length; i++) hash = Math.imul(hash ^ data[i], 16777619) >>> 0;
+      return hash.toString(16);
+    };
+    const grids = [...panel.querySelectorAll('.inside-hidden canvas')].map((canvas) => {
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let lit = 0;
+      for (let i = 0; i < data.length; i += 4) lit += data[i] + data[i + 1] + data[i + 2] > 200 ? 1 : 0;
+      return { fingerprint: fingerprint(data), lit };
+    });
+    const input = panel.querySelector('.inside-input canvas');
+    const inputData = input.getContext('2d').getImageData(0, 0, input.width, input.height).data;
+    let ink = 0;
+    for (let i = 0; i < inputData.length; i += 4) ink += inputData[i] > 0 ? 1 : 0;
+    const top = panel.querySelector('.inside-digits li.top .inside-digit');
+    return {
+      state: panel.dataset.state,
+      open: panel.open,
+      layers: [...panel.querySelectorAll('.inside-layer')].map((layer) => layer.dataset.layer),
+      grids,
+      ink,
+      top: top ? top.textContent : null,
+      percents: [...panel.querySelectorAll('.inside-percent')].map((p) => p.textContent),
+    };
+  });
+}
+
 async function padIsBlack(page) {
   return page.evaluate(() => {
     const pad = document.getElementById('pad');
@@ -199,6 +234,11 @@ async function exerciseLayout(context, baseUrl, layout) {
   await page.goto(baseUrl, { waitUntil: 'networkidle' });
   await page.waitForFunction(() => document.getElementById('model-info').textContent.startsWith('Network'));
   check(await padIsBlack(page), 'the pad starts black');
+  await page.waitForFunction(() => document.querySelectorAll('#inside .inside-hidden canvas').length > 0);
+  const silent = await insideView(page);
+  check(silent.state === 'empty' && silent.grids.every((grid) => grid.lit === 0) && silent.ink === 0,
+    `"Inside the network" starts empty: ${silent.layers.join(' → ')}`);
+  check(silent.open === !layout.isMobile, `the panel is ${layout.isMobile ? 'folded on a phone' : 'open on a wide screen'}`);
 
   // A blank pad is never guessed.
   await page.getByRole('button', { name: /Tell the Number/ }).click();
@@ -213,15 +253,29 @@ async function exerciseLayout(context, baseUrl, layout) {
     { digit: 7, placement: { left: 0.42, top: 0.38, width: 0.5, height: 0.56 }, note: 'medium, bottom right' },
     { digit: 0, placement: { left: 0.12, top: 0.06, width: 0.66, height: 0.86 }, note: 'large, left of centre' },
   ];
+  const insides = [];
   for (const { digit, placement, note } of cases) {
     await drawWithMouse(page, digit, placement);
     await page.getByRole('button', { name: /Tell the Number/ }).click();
     const reading = await waitForReading(page);
     check(reading.digit.replace('?', '') === String(digit), `a ${digit} drawn ${note} reads as ${reading.digit} (${reading.state}: "${reading.status}")`);
     check(reading.seenInk > 20, `the 28×28 image the network saw is shown (${reading.seenInk} lit pixels)`);
+    const inside = await insideView(page);
+    insides.push({ digit, inside });
+    check(inside.state === 'reading' && inside.ink > 20 && inside.grids.every((grid) => grid.lit > 0),
+      `inside the network, the ${digit} lights neurons in every hidden layer (${inside.grids.map((grid) => grid.lit).join(', ')} lit pixels)`);
+    check(inside.top === reading.digit.replace('?', ''), `inside the network, the brightest output is the answer (${inside.top})`);
     if (digit === 7) await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-seven.png`), fullPage: true });
     await page.getByRole('button', { name: /Erase/ }).click();
     await checkErased(page, `after the ${digit}, Erase`);
+    const erased = await insideView(page);
+    check(erased.state === 'empty' && erased.ink === 0 && erased.grids.every((grid, i) => grid.fingerprint === silent.grids[i].fingerprint) &&
+      erased.percents.every((p) => p === '') && erased.top === null, `after the ${digit}, Erase clears the view inside the network`);
+  }
+  for (let i = 1; i < insides.length; i++) {
+    const [a, b] = [insides[i - 1], insides[i]];
+    check(a.inside.grids.every((grid, layer) => grid.fingerprint !== b.inside.grids[layer].fingerprint),
+      `a ${a.digit} and a ${b.digit} light different neurons in every hidden layer`);
   }
 
   // While the pen is still down, the reading updates live (throttled).
@@ -279,6 +333,15 @@ async function exerciseLayout(context, baseUrl, layout) {
     check(digitBox.y + digitBox.height <= layout.viewport.height, `the answer is in view without scrolling (bottom at ${Math.round(digitBox.y + digitBox.height)} of ${layout.viewport.height} px)`);
     await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-viewport.png`) });
   }
+
+  // The panel inside the network, opened where it starts folded.
+  if (!(await page.evaluate(() => document.getElementById('inside').open))) await page.locator('#inside > summary').click();
+  check(await page.locator('#inside .inside-hidden canvas').first().isVisible(), 'the panel inside the network opens and shows its layers');
+  await page.locator('#inside').screenshot({ path: path.join(screenshotDir, `${layout.name}-inside.png`) });
+  await page.locator('#inside > summary').focus();
+  await page.keyboard.press('Enter');
+  check(!(await page.evaluate(() => document.getElementById('inside').open)), 'Enter on the panel\'s heading folds it (and does not read the drawing instead)');
+  await page.keyboard.press('Enter');
 
   check(foreign.length === 0, `the page loads nothing from elsewhere${foreign.length ? ': ' + foreign.join(', ') : ''}`);
   check(problems.length === 0, `no errors in the page's console${problems.length ? ': ' + problems.join(' | ') : ''}`);

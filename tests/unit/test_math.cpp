@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "digits/dense_layer.hpp"
+#include "digits/error.hpp"
 #include "digits/loss.hpp"
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
@@ -257,4 +258,28 @@ TEST(Network, AncestorInitHasTheAncestorsSpread) {
   EXPECT_NEAR(mean, 0.0, 1e-3);
   EXPECT_NEAR(stddev, 0.01, 5e-4);
   EXPECT_EQ(network.parameter_count(), 784u * 50 + 50 + 50 * 20 + 20 + 20 * 10 + 10);
+}
+
+TEST(Network, ActivationsAreEachLayersOutputComputedByHand) {
+  Network network({6, 5, 4, 3}, Activation::relu, 1.0f / 255.0f);
+  network.initialize(Init::he, 3);
+  for (DenseLayer& layer : network.layers) layer.b.setConstant(0.1f);  // nonzero biases, so forgetting b shows
+  Rng rng(4);
+  const Matrix pixels = (random_matrix(2, 6, rng).array().abs() * 200.0f).matrix();
+  const std::vector<Matrix> A = network.activations(pixels);
+  ASSERT_EQ(A.size(), 3u);
+  // By hand: A1 = relu(s·X·W1 + b1), A2 = relu(A1·W2 + b2), P = softmax(A2·W3 + b3).
+  const Matrix X = pixels * network.input_scale;
+  const Matrix A1 = ((X * network.layers[0].W).rowwise() + network.layers[0].b).cwiseMax(0.0f);
+  const Matrix A2 = ((A1 * network.layers[1].W).rowwise() + network.layers[1].b).cwiseMax(0.0f);
+  EXPECT_EQ(A[0].rows(), 2);
+  EXPECT_EQ(A[0].cols(), 5);
+  EXPECT_EQ(A[1].cols(), 4);
+  EXPECT_TRUE(A[0].isApprox(A1, 1e-5f));
+  EXPECT_TRUE(A[1].isApprox(A2, 1e-5f));
+  EXPECT_GT(A[0].maxCoeff(), 0.0f) << "every unit is silent: the comparison proves nothing";
+  // The last is the probabilities, the same as predict_proba's.
+  EXPECT_TRUE(A[2].isApprox(network.predict_proba(pixels), 1e-6f));
+  EXPECT_NEAR(A[2].row(0).sum(), 1.0f, 1e-5f);
+  EXPECT_THROW(network.activations(Matrix::Zero(1, 7)), Error);
 }

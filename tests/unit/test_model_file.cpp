@@ -2,6 +2,7 @@
 // malformed file rejected with a digits::Error that says what was wrong — never a crash.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -205,6 +206,29 @@ TEST_F(ModelFileOnDisk, MetadataAloneReadsOnlyTheHeader) {
     EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
   }
   EXPECT_THROW(load_model_metadata(dir / "absent.safetensors"), Error);
+}
+
+TEST_F(ModelFileOnDisk, SavingOverAFolderOrAPipeIsRefusedAndLeavesItAlone) {
+  // The atomic rename would replace whatever has the name; run as root, `--out /dev/null` once
+  // turned the device into a regular file. A pipe stands in for the device here.
+  const Network network = sample_network({20, 9, 4}, Activation::relu, 1.0f);
+  const fs::path pipe = dir / "pipe";
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  fs::create_directories(dir / "folder");
+  for (const fs::path& path : {pipe, dir / "folder"}) {
+    try {
+      save_model(path, network, sample_metadata());
+      ADD_FAILURE() << path << " was replaced";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(fs::is_fifo(pipe));
+  EXPECT_TRUE(fs::is_directory(dir / "folder"));
+  // A regular file is replaced as before.
+  write_bytes(dir / "old.safetensors", "old");
+  save_model(dir / "old.safetensors", network, sample_metadata());
+  EXPECT_EQ(load_model(dir / "old.safetensors").network.sizes(), network.sizes());
 }
 
 TEST(ModelFile, InputScaleRoundTripsForAwkwardValues) {
