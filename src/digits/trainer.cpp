@@ -67,7 +67,7 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
 
   // Early stopping's validation set is carved from the training set, never from the test set.
   Dataset carved_train, validation;
-  if (recipe.validation > 0) std::tie(validation, carved_train) = split_validation(train_and_validation, recipe.validation, recipe.seed);
+  if (recipe.validation > 0) std::tie(validation, carved_train) = split_validation(train_and_validation, recipe.validation, kValidationSplitSeed);
   const Dataset& train = recipe.validation > 0 ? carved_train : train_and_validation;
 
   const std::size_t batch = static_cast<std::size_t>(recipe.batch);
