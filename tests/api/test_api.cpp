@@ -162,7 +162,8 @@ TEST_F(Api, ServesThePageFromInsideTheBinary) {
   EXPECT_NE(page->body.find("Tell the Number"), std::string::npos);
   EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
   for (const auto& [path, type] : {std::pair{"/style.css", "text/css; charset=utf-8"}, {"/app.js", "text/javascript; charset=utf-8"},
-                                   {"/inside.js", "text/javascript; charset=utf-8"}, {"/favicon.svg", "image/svg+xml"}}) {
+                                   {"/inside.js", "text/javascript; charset=utf-8"}, {"/feedback.js", "text/javascript; charset=utf-8"},
+                                   {"/favicon.svg", "image/svg+xml"}}) {
     auto file = client().Get(path);
     ASSERT_TRUE(file) << path;
     EXPECT_EQ(file->status, 200) << path;
@@ -170,7 +171,7 @@ TEST_F(Api, ServesThePageFromInsideTheBinary) {
     EXPECT_FALSE(file->body.empty()) << path;
   }
   // Nothing on the page comes from the internet.
-  for (const char* path : {"/", "/style.css", "/app.js", "/inside.js"}) {
+  for (const char* path : {"/", "/style.css", "/app.js", "/inside.js", "/feedback.js"}) {
     const std::string body = client().Get(path)->body;
     EXPECT_EQ(body.find("http://"), std::string::npos) << path;
     EXPECT_EQ(body.find("https://"), std::string::npos) << path;
