@@ -150,7 +150,9 @@ TEST_F(Api, ModelDescribesArchitectureAccuracyAndMetadata) {
   EXPECT_EQ(body["parameters"], builtin().network.parameter_count());
   EXPECT_EQ(body["metadata"]["architecture"], builtin().metadata.at("architecture"));
   EXPECT_EQ(body["metadata"].size(), builtin().metadata.size());
-  if (builtin().metadata.contains("accuracy.test")) EXPECT_TRUE(body["accuracy"]["test_percent"].is_number());
+  if (builtin().metadata.contains("accuracy.test")) {
+    EXPECT_TRUE(body["accuracy"]["test_percent"].is_number());
+  }
   EXPECT_DOUBLE_EQ(body["unsure_below"], server::kUnsureBelow);
 }
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -406,7 +407,7 @@ TEST_F(Cli, EvaluateJsonOnASyntheticMnistLayoutDirectory) {
   EXPECT_EQ(result.at("total"), test.size());
   EXPECT_EQ(result.at("data"), "data");
   EXPECT_EQ(result.at("model"), "built-in model");
-  EXPECT_EQ(result.at("architecture"), "784,256,128,10");
+  EXPECT_EQ(result.at("architecture"), parse_model(builtin_model_bytes(), "built-in").metadata.at("architecture"));
   const auto confusion = result.at("confusion").get<std::vector<std::vector<std::size_t>>>();
   ASSERT_EQ(confusion.size(), 10u);
   std::size_t all = 0, diagonal = 0;
@@ -554,10 +555,12 @@ class CliFeedback : public Cli {
   }
 
   // A state directory holding `crosses` drawn crosses corrected to 4 and one confirmed drawn 7.
-  std::vector<std::int64_t> store_crosses(int crosses) const {
+  // Crosses (an X) labelled `label`, and one ordinary 7 judged right. The built-in model reads
+  // many crosses as 4 already, so the tests that learn use another label: a style it gets wrong.
+  std::vector<std::int64_t> store_crosses(int crosses, int label = 4) const {
     feedback::Store store(dir / "state" / "feedback.db");
     std::vector<std::int64_t> ids;
-    for (int i = 0; i < crosses; ++i) ids.push_back(store.add(judgement(cross_input(i), 4, 1)));
+    for (int i = 0; i < crosses; ++i) ids.push_back(store.add(judgement(cross_input(i), label, 1)));
     ids.push_back(store.add(judgement(input_bytes(strokes::draw(strokes::digit_strokes(7), {})), 7, 7)));
     return ids;
   }
@@ -698,12 +701,14 @@ TEST_F(CliFeedback, ModelCommandsUseXdgDataHomeByDefaultAndNameAMissingStateDir)
 
 TEST_F(CliFeedback, ImproveFeedbackLearnsANewStyleAndWritesTheModel) {
   write_small_mnist();
-  store_crosses(20);
+  store_crosses(20, 5);
   const Outcome run = digits({"improve", "--feedback", "state/feedback.db", "--data", "data", "--out", "better.safetensors"});
   ASSERT_EQ(run.status, 0) << run.out << run.err;
   EXPECT_CONTAINS(run.out, "on 21 judgements from state/feedback.db");
   EXPECT_CONTAINS(run.out, "guard: 5000 held-out");
-  EXPECT_CONTAINS(run.out, "accepted: the new corrections went from 1/21 to 21/21");
+  std::smatch counts;
+  ASSERT_TRUE(std::regex_search(run.out, counts, std::regex(R"(accepted: the new corrections went from (\d+)/21 to 21/21)"))) << run.out;
+  EXPECT_LE(std::stoi(counts[1]), 2) << "the built-in model already read the crosses as 5: the test shows no learning";
   EXPECT_CONTAINS(run.out, "saved better.safetensors");
   const Model better = load_model(dir / "better.safetensors");
   EXPECT_EQ(better.metadata.at("improved.feedback"), "state/feedback.db");
@@ -715,9 +720,9 @@ TEST_F(CliFeedback, ImproveFeedbackLearnsANewStyleAndWritesTheModel) {
   write_png(dir / "cross.png", strokes::draw({{{0.1, 0.1}, {0.9, 0.9}}, {{0.9, 0.1}, {0.1, 0.9}}}, {.left = 50, .top = 60, .width = 150, .height = 150, .pen = 20}));
   const Outcome predicted = digits({"predict", "--model", "better.safetensors", "--json", "cross.png"});
   ASSERT_EQ(predicted.status, 0) << predicted.err;
-  EXPECT_EQ(json_lines(predicted.out).at(0).at("digit"), 4);
+  EXPECT_EQ(json_lines(predicted.out).at(0).at("digit"), 5);
   const Outcome before = digits({"predict", "--json", "cross.png"});
-  EXPECT_NE(json_lines(before.out).at(0).at("digit"), 4) << "the built-in model already read it";
+  EXPECT_NE(json_lines(before.out).at(0).at("digit"), 5) << "the built-in model already read it";
 }
 
 TEST_F(CliFeedback, ImproveFeedbackAlsoReadsAnExportAndTheStateDirectory) {
