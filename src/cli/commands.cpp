@@ -206,6 +206,13 @@ int run_train_impl(const TrainOptions& options) {
 
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData data = load_train_test(data_dir);
+  Dataset extra;
+  if (!options.images.empty()) {
+    const ImageFolder folder = load_image_folder(options.images);
+    for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
+    extra = folder.data;
+    extra.name = options.images;
+  }
   Network network(preset.sizes, preset.hidden, preset.input_scale);
   network.initialize(preset.init, recipe.seed);
   TrainingState state{Optimizer(recipe.optimizer), 0};
@@ -230,16 +237,18 @@ int run_train_impl(const TrainOptions& options) {
   if (recipe.validation > 0) std::printf(", %zu validation images", recipe.validation);
   if (state.epochs_done > 0) std::printf(", resuming after epoch %d", state.epochs_done);
   std::printf("\n  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
+  if (extra.size() > 0) std::printf("  and %zu extra training images from %s\n", extra.size(), options.images.c_str());
   std::fflush(stdout);
 
   Metadata metadata;
   record_recipe(metadata, preset, recipe);
+  if (extra.size() > 0) metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + options.images;
   TrainingDisplay display = TrainingDisplay::for_terminal();
   TrainingObserver observer = display.observer();
   if (!options.checkpoint.empty())
     observer.on_checkpoint = [&](const Network& current, const TrainingState& now) { save_checkpoint(options.checkpoint, current, now, metadata); };
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<EpochReport> reports = fit(network, data.train, &data.test, recipe, state, observer);
+  const std::vector<EpochReport> reports = fit(network, data.train, &data.test, recipe, state, observer, extra.size() > 0 ? &extra : nullptr);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   record_results(metadata, data, data_dir, reports);

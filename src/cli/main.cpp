@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--weight-decay", train.weight_decay, "L2 weight decay λ")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--dropout", train.dropout, "Dropout rate on the hidden layers while training")->check(CLI::Range(0.0f, 0.95f));
   train_cmd->add_option("--augment", train.augment, "Distort training images: none, default, or e.g. shift=2,rotate=10,scale=0.1,shear=0.1,elastic=34:4,thickness=0.3");
+  train_cmd->add_option("--images", train.images, "Also train on this folder of labelled images (<label>_anything.png), preprocessed like the app's drawings; never in the validation set");
   train_cmd->add_option("--validation", train.validation, "Set aside this many training images; keep the weights of the best validation epoch");
   train_cmd->add_option("--patience", train.patience, "Stop after this many epochs without a better validation accuracy")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--checkpoint", train.checkpoint, "Save weights and optimizer state here after every epoch");

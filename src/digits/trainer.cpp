@@ -58,17 +58,25 @@ std::pair<Dataset, Dataset> split_validation(const Dataset& data, std::size_t co
 }
 
 std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validation, const Dataset* test, const TrainingRecipe& recipe,
-                             TrainingState& state, const TrainingObserver& observer) {
+                             TrainingState& state, const TrainingObserver& observer, const Dataset* extra) {
   if (recipe.epochs < 0) throw Error("epochs must not be negative");
   if (recipe.batch <= 0) throw Error("the batch size must be positive");
   if (train_and_validation.size() == 0) throw Error(train_and_validation.name + ": no training images");
   check_fits(network, train_and_validation);
   if (test) check_fits(network, *test);
+  if (extra) check_fits(network, *extra);
 
-  // Early stopping's validation set is carved from the training set, never from the test set.
+  // Early stopping's validation set is carved from the training set, never from the test set; extra
+  // images join the rest afterwards.
   Dataset carved_train, validation;
   if (recipe.validation > 0) std::tie(validation, carved_train) = split_validation(train_and_validation, recipe.validation, kValidationSplitSeed);
-  const Dataset& train = recipe.validation > 0 ? carved_train : train_and_validation;
+  const bool adding = extra && extra->size() > 0;
+  if (adding) {
+    if (recipe.validation == 0) carved_train = train_and_validation;
+    carved_train.name = train_and_validation.name + " + " + extra->name;
+    carved_train.append(*extra);
+  }
+  const Dataset& train = recipe.validation > 0 || adding ? carved_train : train_and_validation;
 
   const std::size_t batch = static_cast<std::size_t>(recipe.batch);
   const std::size_t batches = (train.size() + batch - 1) / batch;
@@ -185,10 +193,8 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train, const Datas
 
 std::vector<EpochReport> improve(Network& network, const Dataset& train, const Dataset& extra, const Dataset* test,
                                  const TrainingRecipe& recipe, const TrainingObserver& observer) {
-  Dataset combined = train;
-  combined.name = train.name + " + " + extra.name;
-  combined.append(extra);
-  return fit(network, combined, test, recipe, observer);
+  TrainingState state{Optimizer(recipe.optimizer), 0};
+  return fit(network, train, test, recipe, state, observer, &extra);
 }
 
 double Evaluation::class_accuracy(int label) const {

@@ -72,14 +72,16 @@ struct TrainingObserver {
 // Trains the network from its current weights: from epoch state.epochs_done + 1 to recipe.epochs
 // over `train`, reshuffled every epoch, in mini-batches of recipe.batch (the last one smaller if it
 // does not divide). Evaluates on `test` after every epoch when given. Returns one report per epoch.
+// `extra` images, when given, join the training images after the validation set has been carved
+// from `train`, so the validation set is the same with or without them and never holds them.
 std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test, const TrainingRecipe& recipe,
-                             TrainingState& state, const TrainingObserver& observer = {});
+                             TrainingState& state, const TrainingObserver& observer = {}, const Dataset* extra = nullptr);
 // The same, from a fresh optimizer at epoch 0.
 std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test,
                              const TrainingRecipe& recipe, const TrainingObserver& observer = {});
 
 // The ancestor's improve_train: continue training from the current weights on `train` with
-// `extra` labelled images added to it.
+// `extra` labelled images added to it (after the validation split, as in fit).
 std::vector<EpochReport> improve(Network& network, const Dataset& train, const Dataset& extra, const Dataset* test,
                                  const TrainingRecipe& recipe, const TrainingObserver& observer = {});
 
