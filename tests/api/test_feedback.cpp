@@ -124,7 +124,8 @@ class LiveServer {
     server::LearnerOptions learning;
     learning.state_dir = state_dir;
     learning.debounce = live.debounce;
-    learning.log = nullptr;
+    // DIGITS_TEST_LOG=1 shows the learner's lines (each round's verdict and time) on stderr.
+    learning.log = std::getenv("DIGITS_TEST_LOG") ? stderr : nullptr;
     if (live.learning) learning.data = learning_data();
     learning.disabled_reason = "this test runs without learning";
     options.learning = learning;
