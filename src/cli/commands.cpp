@@ -43,16 +43,6 @@ int usage_error(const std::string& message) {
   return kUsage;
 }
 
-fs::path resolve_data_dir(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("DIGITS_DATA"); env && *env) return env;
-  std::error_code ec;
-  if (fs::is_directory("data/mnist", ec)) return "data/mnist";
-  const fs::path in_source = fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
-  if (fs::is_directory(in_source, ec)) return in_source;
-  throw Error("no MNIST data found: run scripts/fetch-mnist, or point --data (or DIGITS_DATA) at a directory holding the four IDX files");
-}
-
 Model load_model_or_builtin(const std::string& path) {
   if (!path.empty()) return load_model(path);
   return parse_model(builtin_model_bytes(), "built-in model");
@@ -375,6 +365,16 @@ int run_improve_feedback(const ImproveOptions& options) {
 }
 
 }  // namespace
+
+fs::path resolve_data_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("DIGITS_DATA"); env && *env) return env;
+  std::error_code ec;
+  if (fs::is_directory("data/mnist", ec)) return "data/mnist";
+  const fs::path in_source = fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
+  if (fs::is_directory(in_source, ec)) return in_source;
+  throw Error("no MNIST data found: run scripts/fetch-mnist, or point --data (or DIGITS_DATA) at a directory holding the four IDX files");
+}
 
 int run_train(const TrainOptions& options) {
   try {

@@ -2,6 +2,7 @@
 // through the library and returns the process's exit code.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ struct ModelVersionsOptions {
   std::string state_dir;
   std::string version_text;  // rollback: the version to make current, as typed; empty = the current one's parent
 };
+
+// The MNIST directory: the flag, else $DIGITS_DATA, else data/mnist (here or in the source tree).
+// Throws Error saying how to get MNIST when there is none.
+std::filesystem::path resolve_data_dir(const std::string& flag);
 
 int run_train(const TrainOptions& options);
 int run_evaluate(const EvaluateOptions& options);

@@ -100,6 +100,14 @@ int main(int argc, char** argv) {
     command->add_option("--host", serve.host, "Address to listen on (0.0.0.0 for every interface)")->capture_default_str();
     command->add_option("--port", serve.port, "Port to listen on; 0 picks a free one and prints it")->capture_default_str()->check(CLI::Range(0, 65535));
     command->add_option("--model", serve.model, model_help);
+    command->add_option("--state-dir", serve.state_dir, state_dir_help + "; judgements and learned model versions go here");
+    command->add_option("--data", serve.data, "MNIST-layout directory for learning from corrections (default: $DIGITS_DATA, else data/mnist; without it learning is off)");
+    command->add_flag("--no-learning", serve.no_learning, "Store judgements but never learn from them");
+    command->add_option("--feedback-rate", serve.feedback_rate, "Judgements a minute from one client (address and client_id); 0: unlimited")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    CLI::Option* token = command->add_option("--admin-token", serve.admin_token, "Bearer token for POST /api/model/rollback and /api/model/learn");
+    command->add_option("--admin-token-file", serve.admin_token_file, "Read the admin token from this file's first line instead")->excludes(token);
   };
   CLI::App* serve_cmd = app.add_subcommand("serve", "Serve the drawing page and the JSON API over HTTP until Ctrl+C");
   add_serve_options(serve_cmd);

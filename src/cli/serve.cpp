@@ -10,15 +10,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "commands.hpp"
 #include "digits/builtin_model.hpp"
+#include "digits/error.hpp"
+#include "digits/fine_tune.hpp"
 #include "digits/model_file.hpp"
+#include "feedback/store.hpp"
 #include "server/server.hpp"
 
 extern char** environ;
@@ -26,6 +33,51 @@ extern char** environ;
 namespace digits::cli {
 
 namespace {
+
+namespace fs = std::filesystem;
+
+// The state directory, and MNIST for the learner when it can be had. Without MNIST the server
+// still runs and stores judgements, with learning off and the reason shown; a --data that was
+// given and cannot be read is an error.
+server::LearnerOptions learner_options(const ServeOptions& options) {
+  server::LearnerOptions learning;
+  learning.state_dir = options.state_dir.empty() ? feedback::default_state_dir() : fs::path(options.state_dir);
+  if (options.no_learning) {
+    learning.disabled_reason = "the server was started with --no-learning";
+    return learning;
+  }
+  fs::path data_dir;
+  try {
+    data_dir = resolve_data_dir(options.data);
+  } catch (const Error& e) {
+    learning.disabled_reason = e.what();
+    return learning;
+  }
+  try {
+    TrainTestData mnist = load_train_test(data_dir);
+    auto [replay, validation] = guard_split(mnist.train);
+    learning.data = std::make_shared<const server::LearningData>(server::LearningData{std::move(replay), std::move(validation)});
+  } catch (const Error& e) {
+    if (!options.data.empty()) throw;
+    learning.disabled_reason = std::string("cannot read MNIST: ") + e.what();
+  }
+  return learning;
+}
+
+// --admin-token, or the first line of --admin-token-file (its trailing newline and spaces trimmed).
+std::string admin_token(const ServeOptions& options) {
+  if (options.admin_token_file.empty()) return options.admin_token;
+  std::ifstream in(options.admin_token_file);
+  if (!in) throw Error(options.admin_token_file + ": cannot read the admin token file");
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
+  if (token.empty()) throw Error(options.admin_token_file + ": the admin token file's first line is empty");
+  struct stat status{};
+  if (::stat(options.admin_token_file.c_str(), &status) == 0 && (status.st_mode & (S_IRWXG | S_IRWXO)))
+    std::fprintf(stderr, "digits: %s can be read by other users; chmod 600 it\n", options.admin_token_file.c_str());
+  return token;
+}
 
 server::ServedModel load_served_model(const std::string& path) {
   if (!path.empty()) return {load_model(path), path};
@@ -122,6 +174,9 @@ int serve(const ServeOptions& options, bool open_browser) {
   server::ServerOptions server_options;
   server_options.host = options.host;
   server_options.port = options.port;
+  server_options.learning = learner_options(options);
+  server_options.feedback_per_minute = options.feedback_rate;
+  server_options.admin_token = admin_token(options);
   server::Server server(std::move(served), server_options);
   const int port = server.bind();
   const std::string url = page_url(options.host, port);

@@ -9,6 +9,11 @@ struct ServeOptions {
   std::string host = "127.0.0.1";  // loopback: reachable from this machine only, unless told otherwise
   int port = 8080;                 // 0 picks a free port; the address printed says which
   std::string model;               // empty: the built-in pretrained model
+  std::string state_dir;           // empty: feedback::default_state_dir()
+  std::string data;                // MNIST for learning; empty: $DIGITS_DATA, else data/mnist, else learning is off
+  bool no_learning = false;
+  int feedback_rate = 30;          // judgements per minute per client; 0: unlimited
+  std::string admin_token, admin_token_file;
 };
 
 // Serves until SIGINT or SIGTERM, then stops cleanly and returns 0.

@@ -1,5 +1,6 @@
 #include "server/api.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/preprocess.hpp"
+#include "feedback/model_versions.hpp"
 
 namespace digits::server {
 
@@ -169,11 +171,52 @@ std::string decode_base64(std::string_view text) {
 
 json health(const ServedModel& served) { return {{"status", "ok"}, {"model", served.source}}; }
 
-json model_info(const ServedModel& served) {
+json model_info(const ServedModel& served, const LearningStatus& learning) {
   const Network& network = served.model.network;
+  const Metadata& metadata = served.model.metadata;
   json accuracy = json::object();
-  if (const double test = parse_percent(served.model.metadata, "accuracy.test"); test >= 0) accuracy["test_percent"] = test;
-  if (const double train = parse_percent(served.model.metadata, "accuracy.train"); train >= 0) accuracy["train_percent"] = train;
+  if (const double test = parse_percent(metadata, "accuracy.test"); test >= 0) accuracy["test_percent"] = test;
+  if (const double train = parse_percent(metadata, "accuracy.train"); train >= 0) accuracy["train_percent"] = train;
+
+  // A saved version's file records how it was learned (feedback/model_versions.hpp); version 0,
+  // the starting model, has no parent and has learned nothing.
+  auto whole = [&](const char* key) -> json {
+    const auto it = metadata.find(key);
+    if (served.version == 0 || it == metadata.end()) return served.version == 0 ? json(0) : json(nullptr);
+    try {
+      return std::stoll(it->second);
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+  };
+  const json version = {
+      {"number", served.version},
+      {"parent", served.version == 0 ? json(nullptr) : whole(feedback::kParentKey)},
+      {"validation_percent", served.validation_accuracy < 0 ? json(nullptr) : json(std::round(served.validation_accuracy * 10000) / 100)},
+      {"corrections_learned", whole(feedback::kCorrectionsLearnedKey)},
+      {"last_judgement_id", whole(feedback::kLastJudgementKey)},
+      {"created", served.version == 0 || !metadata.contains("created") ? json(nullptr) : json(metadata.at("created"))},
+  };
+  json last_attempt = nullptr;
+  if (const auto& a = learning.last_attempt) {
+    last_attempt = {
+        {"accepted", a->accepted},
+        {"reason", a->reason},
+        {"up_to_judgement_id", a->up_to_judgement_id},
+        {"validation_before_percent", std::round(a->validation_before * 10000) / 100},
+        {"validation_after_percent", std::round(a->validation_after * 10000) / 100},
+        {"at", a->at},
+    };
+  }
+  const json learning_info = {
+      {"enabled", learning.enabled},
+      {"disabled_reason", learning.enabled ? json(nullptr) : json(learning.disabled_reason)},
+      {"state", learning.state},
+      {"judgements", learning.judgements},
+      {"corrections", learning.corrections},
+      {"pending", learning.pending},
+      {"last_attempt", last_attempt},
+  };
   return {
       {"source", served.source},
       {"layers", network.sizes()},
@@ -182,7 +225,9 @@ json model_info(const ServedModel& served) {
       {"input_scale", network.input_scale},
       {"accuracy", accuracy},
       {"unsure_below", kUnsureBelow},
-      {"metadata", served.model.metadata},
+      {"metadata", metadata},
+      {"version", version},
+      {"learning", learning_info},
   };
 }
 
@@ -225,6 +270,73 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
       {"inverted", input.inverted},
       {"activations", layers},
       {"milliseconds", std::round(milliseconds * 1000) / 1000},
+  };
+}
+
+feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body) {
+  const json request = parse_body(body);
+  // The cheap checks first: the label and the client id.
+  if (!request.contains("label")) throw invalid("\"label\" is missing: the true digit, 0–9 (for a right answer, the digit that was shown)");
+  const json& label = request["label"];
+  if (!label.is_number_integer()) throw invalid("\"label\" must be an integer 0–9, not " + (label.is_number() ? label.dump() : json_type(label)));
+  if (label.get<long long>() < 0 || label.get<long long>() > 9) throw invalid("\"label\" is " + label.dump() + "; it must be a digit 0–9");
+  std::string client_id;
+  if (request.contains("client_id")) {
+    const json& id = request["client_id"];
+    if (!id.is_string()) throw invalid("\"client_id\" must be a string, not " + json_type(id));
+    client_id = id.get<std::string>();
+    if (client_id.size() > kMaxClientIdBytes)
+      throw invalid("\"client_id\" is " + std::to_string(client_id.size()) + " bytes long; at most " + std::to_string(kMaxClientIdBytes) + " are allowed");
+  }
+
+  // The same two steps as predict: decode, then preprocess.
+  const GrayImage drawing = drawing_from_request(request);
+  Preprocessed input;
+  try {
+    input = preprocess(drawing);
+  } catch (const Error& e) {
+    throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
+  }
+  const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
+
+  feedback::Judgement judgement;
+  judgement.input.resize(input.pixels.size());
+  for (std::size_t i = 0; i < input.pixels.size(); ++i)
+    judgement.input[i] = static_cast<std::uint8_t>(std::clamp(std::lround(input.pixels[i]), 0L, 255L));
+  // The drawing as sent when it is a PNG; any other image, and raw pixels, are stored as PNG.
+  std::string png;
+  if (request.contains("image")) png = decode_data_url(request["image"]);
+  judgement.drawing_png = png.starts_with("\x89PNG\r\n\x1a\n") ? std::move(png) : encode_png(drawing);
+  judgement.label = label.get<int>();
+  int predicted = 0;
+  probabilities.row(0).maxCoeff(&predicted);
+  judgement.predicted = predicted;
+  for (int d = 0; d < 10 && d < probabilities.cols(); ++d) judgement.probabilities[static_cast<std::size_t>(d)] = std::clamp(probabilities(0, d), 0.0f, 1.0f);
+  judgement.correct = judgement.label == judgement.predicted;
+  judgement.model_version = served.version;
+  judgement.client_id = std::move(client_id);
+  return judgement;
+}
+
+std::optional<int> rollback_target(std::string_view body) {
+  if (body.empty()) return std::nullopt;
+  const json request = parse_body(body);
+  if (!request.contains("version")) return std::nullopt;
+  const json& version = request["version"];
+  if (!version.is_number_integer() || version.get<long long>() < 0 || version.get<long long>() > 999'999'999)
+    throw invalid("\"version\" must be a version number: 0 (the starting model), 1, 2, …; not " + version.dump());
+  return version.get<int>();
+}
+
+json feedback_answer(const feedback::Judgement& stored, const std::string& learning) {
+  return {
+      {"id", stored.id},
+      {"label", stored.label},
+      {"predicted", stored.predicted},
+      {"correct", stored.correct},
+      {"model_version", stored.model_version},
+      {"probabilities", stored.probabilities},
+      {"learning", learning},
   };
 }
 

@@ -3,12 +3,16 @@
 // docs/app.md is the reference for clients.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "digits/model_file.hpp"
+#include "feedback/store.hpp"
 
 namespace digits::server {
 
@@ -18,8 +22,13 @@ class RequestError : public std::runtime_error {
  public:
   RequestError(int status, std::string code, const std::string& message)
       : std::runtime_error(message), status(status), code(std::move(code)) {}
+  RequestError& with_header(const std::string& name, const std::string& value) {
+    headers[name] = value;
+    return *this;
+  }
   int status;
   std::string code;
+  std::map<std::string, std::string> headers;  // sent with the error: Retry-After, WWW-Authenticate
 };
 
 // A prediction whose top probability is below this is shown as unsure rather than as an answer.
@@ -31,20 +40,58 @@ inline constexpr double kUnsureBelow = 0.7;
 // sends 280×280; the body limit (ServerOptions::max_body_bytes) bounds the JSON pixel form further.
 inline constexpr int kMaxDrawingSide = 4096;
 
-// The model as served: the network plus the model file's metadata and where it came from.
+// The longest client_id a judgement may carry, in bytes: the page sends a UUID (36).
+inline constexpr std::size_t kMaxClientIdBytes = 64;
+
+// The model as served: the network plus the model file's metadata and where it came from. The
+// server holds it as shared_ptr<const ServedModel> and swaps in a new one when it learns: a
+// request keeps the snapshot it started with.
 struct ServedModel {
   Model model;
-  std::string source;  // "built-in model" or the file's path
+  std::string source;  // "built-in model" or the file's path: the starting model
+  int version = 0;     // 0: the starting model itself; N: STATE_DIR/models/v000N.safetensors, learned from it
+  // On the guard's 5,000 validation images (fine_tune.hpp), as a fraction; −1 when not measured
+  // (learning off). Version files record theirs; the starting model's is measured at start-up.
+  double validation_accuracy = -1;
+};
+
+// What the background learner has done and is doing (learner.hpp), for GET /api/model.
+struct LearningAttempt {
+  bool accepted = false;
+  std::string reason;                // the guard's verdict, in a sentence
+  std::int64_t up_to_judgement_id = 0;
+  double validation_before = 0, validation_after = 0;  // fractions
+  std::string at;                    // ISO 8601, UTC
+};
+
+struct LearningStatus {
+  bool enabled = false;
+  std::string disabled_reason;       // when not enabled
+  std::int64_t judgements = 0, corrections = 0;
+  std::int64_t pending = 0;          // corrections not yet considered by the learner
+  std::string state = "idle";        // "idle", "waiting" (for more corrections) or "training"
+  std::optional<LearningAttempt> last_attempt;
 };
 
 // GET /api/health
 nlohmann::json health(const ServedModel& served);
-// GET /api/model: architecture, parameter count, accuracy and every metadata entry of the file.
-nlohmann::json model_info(const ServedModel& served);
+// GET /api/model: architecture, parameter count, accuracy and every metadata entry of the file,
+// the live version and what the learner is doing.
+nlohmann::json model_info(const ServedModel& served, const LearningStatus& learning);
 // POST /api/predict: a drawing as a PNG data URL or raw gray pixels → digit, the ten
 // probabilities, the 28×28 input the network saw, every layer's output (activations) and the
 // time taken.
 nlohmann::json predict_drawing(const ServedModel& served, std::string_view body);
+
+// POST /api/feedback, the part without state: the drawing decoded and preprocessed as predict
+// does, "label" and "client_id" checked, and the served model's own prediction (never the
+// client's) → a judgement ready for Store::add. The drawing is kept as PNG (encoded here when
+// raw pixels were sent).
+feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body);
+// POST /api/model/rollback: no body, {} (back to the live version's parent) or {"version": N}.
+std::optional<int> rollback_target(std::string_view body);
+// The 201 answer once the judgement is stored; learning: "queued", "not_needed" or "off".
+nlohmann::json feedback_answer(const feedback::Judgement& stored, const std::string& learning);
 
 // The Open Inference Protocol (KServe v2), model name "digits".
 inline constexpr const char* kV2ModelName = "digits";

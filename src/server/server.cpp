@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "digits/error.hpp"
+#include "server/rate_limit.hpp"
 #include "server/web_assets.hpp"
 
 namespace digits::server {
@@ -55,11 +56,23 @@ std::string status_code_name(int status) {
   }
 }
 
+// Compares a secret in time that depends on the given text's length only, never on how much of it
+// matches: a timing attacker learns nothing about the token.
+bool same_secret(std::string_view given, std::string_view expected) {
+  unsigned difference = given.size() != expected.size();
+  for (std::size_t i = 0; i < given.size(); ++i)
+    difference |= static_cast<unsigned char>(given[i]) ^ static_cast<unsigned char>(expected.empty() ? 0 : expected[i % expected.size()]);
+  return difference == 0;
+}
+
 }  // namespace
 
 struct Server::Impl {
-  ServedModel served;
   ServerOptions options;
+  // Without a state directory the model never changes; with one the learner holds the live model.
+  std::shared_ptr<const ServedModel> fixed;
+  std::unique_ptr<Learner> learner;
+  RateLimiter feedback_limit;
   httplib::Server http;
   std::atomic<bool> run_started = false, run_finished = false, stop_requested = false;
 
@@ -71,7 +84,11 @@ struct Server::Impl {
   };
   std::vector<Route> routes;
 
-  Impl(ServedModel model, ServerOptions server_options) : served(std::move(model)), options(std::move(server_options)) {
+  Impl(ServedModel model, ServerOptions server_options) : options(std::move(server_options)), feedback_limit(options.feedback_per_minute) {
+    if (options.learning)
+      learner = std::make_unique<Learner>(std::move(model), *options.learning);
+    else
+      fixed = std::make_shared<const ServedModel>(std::move(model));
     configure();
     add_page_routes();
     add_api_routes();
@@ -80,13 +97,18 @@ struct Server::Impl {
 
   using Answer = std::function<json(const Request&)>;
 
+  // The model to answer with: the live one as this request starts; a swap during it changes nothing.
+  std::shared_ptr<const ServedModel> served() const { return learner ? learner->live() : fixed; }
+
   // Registers a JSON endpoint. Every failure becomes a 4xx or 5xx JSON error; nothing escapes.
-  void json_route(const std::string& method, const std::string& pattern, Answer answer) {
+  void json_route(const std::string& method, const std::string& pattern, Answer answer, int success_status = 200) {
     routes.push_back({method, std::regex(pattern)});
-    auto handler = [answer = std::move(answer)](const Request& req, Response& res) {
+    auto handler = [answer = std::move(answer), success_status](const Request& req, Response& res) {
       try {
         write_json(res, answer(req));
+        res.status = success_status;
       } catch (const RequestError& e) {
+        for (const auto& [name, value] : e.headers) res.set_header(name, value);
         write_error(req, res, e.status, e.code, e.what());
       } catch (const Error& e) {
         write_error(req, res, 400, "invalid_request", e.what());
@@ -187,10 +209,63 @@ struct Server::Impl {
     }
   }
 
+  LearningStatus learning_status() const {
+    if (learner) return learner->status();
+    LearningStatus status;
+    status.disabled_reason = "the server keeps no state directory";
+    return status;
+  }
+
+  Learner& state() const {
+    if (!learner)
+      throw RequestError(503, "feedback_unavailable", "this server keeps no state directory, so it cannot store judgements or change its model");
+    return *learner;
+  }
+
+  // The endpoints that change the model need Authorization: Bearer <the token given at start-up>.
+  void require_admin(const Request& req) const {
+    if (options.admin_token.empty())
+      throw RequestError(403, "admin_disabled", "changing the model over HTTP is disabled: start the server with --admin-token or --admin-token-file");
+    const std::string header = req.get_header_value("Authorization");
+    constexpr std::string_view scheme = "Bearer ";
+    if (header.empty())
+      throw RequestError(401, "unauthorized", "this endpoint needs the admin token: send Authorization: Bearer <token>").with_header("WWW-Authenticate", "Bearer");
+    if (!header.starts_with(scheme) || !same_secret(std::string_view(header).substr(scheme.size()), options.admin_token))
+      throw RequestError(401, "unauthorized", "the admin token is wrong").with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+  }
+
   void add_api_routes() {
-    json_route("GET", "/api/health", [this](const Request&) { return health(served); });
-    json_route("GET", "/api/model", [this](const Request&) { return model_info(served); });
-    json_route("POST", "/api/predict", [this](const Request& req) { return predict_drawing(served, req.body); });
+    json_route("GET", "/api/health", [this](const Request&) { return health(*served()); });
+    json_route("GET", "/api/model", [this](const Request&) { return model_info(*served(), learning_status()); });
+    json_route("POST", "/api/predict", [this](const Request& req) { return predict_drawing(*served(), req.body); });
+    json_route(
+        "POST", "/api/feedback",
+        [this](const Request& req) {
+          Learner& learner = state();
+          // Judged by the live model as this request starts; stored before the answer goes out.
+          feedback::Judgement judgement = judge_drawing(*learner.live(), req.body);
+          if (const int wait = feedback_limit.retry_after(req.remote_addr + "\n" + judgement.client_id); wait > 0)
+            throw RequestError(429, "rate_limited",
+                               "too many judgements from this client: at most " + std::to_string(options.feedback_per_minute) + " a minute; try again in " +
+                                   std::to_string(wait) + " s")
+                .with_header("Retry-After", std::to_string(wait));
+          const std::string learning = learner.add(judgement);
+          return feedback_answer(judgement, learning);
+        },
+        201);
+    json_route("POST", "/api/model/rollback", [this](const Request& req) {
+      require_admin(req);
+      const std::optional<int> target = rollback_target(req.body);
+      return json{{"version", state().rollback(target)}};
+    });
+    json_route(
+        "POST", "/api/model/learn",
+        [this](const Request& req) {
+          require_admin(req);
+          if (!state().learn_now()) throw RequestError(409, "learning_off", "learning from corrections is off: " + learning_status().disabled_reason);
+          return json{{"learning", "started"}};
+        },
+        202);
   }
 
   void check_model_name(const Request& req) const {
@@ -204,7 +279,7 @@ struct Server::Impl {
     json_route("GET", "/v2/health/ready", [](const Request&) { return json{{"ready", true}}; });
     json_route("GET", "/v2/models/([^/]+)", [this](const Request& req) {
       check_model_name(req);
-      return v2_model_metadata(served);
+      return v2_model_metadata(*served());
     });
     json_route("GET", "/v2/models/([^/]+)/ready", [this](const Request& req) {
       check_model_name(req);
@@ -212,7 +287,7 @@ struct Server::Impl {
     });
     json_route("POST", "/v2/models/([^/]+)/infer", [this](const Request& req) {
       check_model_name(req);
-      return v2_infer(served, req.body);
+      return v2_infer(*served(), req.body);
     });
   }
 };

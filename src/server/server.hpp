@@ -6,9 +6,11 @@
 #include <cstddef>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "server/api.hpp"
+#include "server/learner.hpp"
 
 namespace digits::server {
 
@@ -25,10 +27,20 @@ struct ServerOptions {
   // Each open connection holds a thread, so this many clients can be served at once.
   int threads = 16;
   std::FILE* log = stderr;  // one line per request; nullptr for none
+
+  // Learning from corrections: the state directory and the learner's settings (learner.hpp).
+  // Without them, POST /api/feedback and the admin endpoints answer 503 feedback_unavailable.
+  std::optional<LearnerOptions> learning;
+  // Judgements per minute from one remote address and client_id; 0: unlimited.
+  int feedback_per_minute = 30;
+  // Bearer token for the endpoints that change the model; empty: they answer 403 admin_disabled.
+  std::string admin_token;
 };
 
 class Server {
  public:
+  // With options.learning, opens the state directory and starts on its current version (see
+  // Learner); throws Error when that fails.
   Server(ServedModel model, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;

@@ -1,0 +1,444 @@
+#include "server/learner.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <ctime>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "digits/error.hpp"
+#include "digits/file_util.hpp"
+#include "digits/sha256.hpp"
+#include "digits/trainer.hpp"
+#include "feedback/model_versions.hpp"
+#include "feedback/store.hpp"
+
+namespace digits::server {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Beyond feedback::record_learning's keys, each version the server saves records which judgements
+// it learned from (first_judgement_id … last_judgement_id: the corrections among them) and the
+// starting model it descends from, so a restart with another --model is refused.
+constexpr const char* kFirstJudgementKey = "version.first_judgement_id";
+constexpr const char* kStartFingerprintKey = "version.start_sha256";
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+std::string percent(double fraction) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f%%", 100 * fraction);
+  return text;
+}
+
+std::int64_t metadata_integer(const Metadata& metadata, const char* key) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) return 0;
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+double metadata_fraction(const Metadata& metadata, const char* key) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) return -1;
+  try {
+    return std::stod(it->second) / 100;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+std::string points(double fraction) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f points", 100 * fraction);
+  return text;
+}
+
+}  // namespace
+
+std::string model_fingerprint(const Network& network) { return sha256_hex(serialize_model(network, {})); }
+
+struct Learner::Impl {
+  LearnerOptions options;
+  std::shared_ptr<const ServedModel> start;  // version 0
+  std::string fingerprint;
+  long start_validation_correct = -1;  // of the guard's validation images, by the starting model
+  feedback::Store store;
+  feedback::ModelVersions versions;
+  std::atomic<std::shared_ptr<const ServedModel>> live_model;
+
+  // Held for a whole round and for a rollback: the two never interleave, so a candidate is always
+  // saved as the child of the version it was learned from, and `earlier` matches the live version.
+  std::mutex change;
+  Dataset earlier;  // what every round replays besides MNIST: corrections the live version learned, and confirmations
+
+  // Everything below is guarded by `mutex` and read by status().
+  mutable std::mutex mutex;
+  std::condition_variable wake;
+  std::int64_t judgements = 0, corrections = 0;
+  std::int64_t considered = 0;             // every judgement up to this id has been considered
+  std::vector<std::int64_t> pending_ids;   // corrections after `considered`
+  Clock::time_point last_arrival{};
+  bool learn_requested = false, stopping = false, training = false;
+  std::optional<LearningAttempt> last_attempt;
+
+  std::thread thread;
+
+  Impl(ServedModel starting, LearnerOptions learner_options)
+      : options(std::move(learner_options)),
+        start(std::make_shared<const ServedModel>(std::move(starting))),
+        fingerprint(model_fingerprint(start->model.network)),
+        store(open_store(options.state_dir)),
+        versions(options.state_dir) {
+    check_versions_descend_from_start();
+    if (options.data) {
+      const Evaluation e = evaluate(start->model.network, options.data->validation, 1);
+      start_validation_correct = static_cast<long>(e.correct);
+      auto measured = std::make_shared<ServedModel>(*start);
+      measured->validation_accuracy = e.accuracy();
+      start = std::move(measured);
+    }
+    live_model.store(load_current());
+    judgements = store.count();
+    corrections = store.corrections();
+    read_learning_state();
+    const std::vector<feedback::Judgement> all = store.since();
+    rebuild_earlier(all);
+    for (const feedback::Judgement& j : all)
+      if (j.id > considered && !j.correct) pending_ids.push_back(j.id);
+    log_start();
+    if (options.data) {
+      if (!pending_ids.empty()) last_arrival = Clock::now();
+      thread = std::thread([this] { run(); });
+    }
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    wake.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+
+  static feedback::Store open_store(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!fs::is_directory(dir, ec))
+      throw Error(dir.string() + ": cannot create the state directory" + (ec ? ": " + ec.message() : "") + " (give another --state-dir)");
+    return feedback::Store(feedback::feedback_database(dir));
+  }
+
+  void log(const std::string& line) const {
+    if (!options.log) return;
+    std::fprintf(options.log, "digits: %s\n", line.c_str());
+    std::fflush(options.log);
+  }
+
+  // Every saved version must have been learned from the model this server starts from: a version
+  // of another model (say, after the built-in model changed) would swap in foreign weights.
+  void check_versions_descend_from_start() const {
+    const std::string architecture = start->model.metadata.contains("architecture") ? start->model.metadata.at("architecture") : "";
+    for (const feedback::VersionInfo& info : versions.list()) {
+      if (!info.problem.empty()) continue;  // unreadable: refused if it is ever loaded
+      const Metadata metadata = load_model_metadata(versions.file(info.version));
+      const auto recorded = metadata.find(kStartFingerprintKey);
+      const bool foreign = recorded != metadata.end() ? recorded->second != fingerprint
+                                                      : metadata.contains("architecture") && metadata.at("architecture") != architecture;
+      if (foreign)
+        throw Error(versions.file(info.version).string() + " was learned from another starting model than " + start->source + " (SHA-256 " +
+                    (recorded != metadata.end() ? recorded->second.substr(0, 12) : std::string("unknown")) + "…, not " + fingerprint.substr(0, 12) +
+                    "…): start with the --model it was learned from, or give another --state-dir");
+    }
+  }
+
+  std::shared_ptr<const ServedModel> serve_version(int number) const {
+    if (number == 0) return start;
+    Model model = versions.load(number);
+    const double validation = metadata_fraction(model.metadata, feedback::kValidationAccuracyKey);
+    return std::make_shared<const ServedModel>(ServedModel{std::move(model), start->source, number, validation});
+  }
+
+  std::shared_ptr<const ServedModel> load_current() const {
+    const int number = versions.current();
+    try {
+      return serve_version(number);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (it is the current version; 'digits model rollback' can make another one current)");
+    }
+  }
+
+  // STATE_DIR/learning.json: how far the learner got and its last verdict, so a restart neither
+  // retries a rejected batch nor forgets why it was rejected. Written atomically after every round.
+  fs::path learning_file() const { return options.state_dir / "learning.json"; }
+
+  void read_learning_state() {
+    for (const feedback::VersionInfo& info : versions.list()) considered = std::max(considered, info.last_judgement_id);
+    std::ifstream in(learning_file());
+    if (!in) return;
+    std::stringstream text;
+    text << in.rdbuf();
+    const json state = json::parse(text.str(), nullptr, false);
+    if (state.is_discarded() || !state.is_object()) {
+      log(learning_file().string() + " is not valid JSON; ignored");
+      return;
+    }
+    considered = std::max(considered, state.value("considered_up_to", std::int64_t{0}));
+    if (const auto it = state.find("last_attempt"); it != state.end() && it->is_object()) {
+      LearningAttempt a;
+      a.accepted = it->value("accepted", false);
+      a.reason = it->value("reason", "");
+      a.up_to_judgement_id = it->value("up_to_judgement_id", std::int64_t{0});
+      a.validation_before = it->value("validation_before", 0.0);
+      a.validation_after = it->value("validation_after", 0.0);
+      a.at = it->value("at", "");
+      last_attempt = a;
+    }
+  }
+
+  void write_learning_state() const {
+    json state = {{"considered_up_to", considered}};
+    if (last_attempt)
+      state["last_attempt"] = {{"accepted", last_attempt->accepted},
+                               {"reason", last_attempt->reason},
+                               {"up_to_judgement_id", last_attempt->up_to_judgement_id},
+                               {"validation_before", last_attempt->validation_before},
+                               {"validation_after", last_attempt->validation_after},
+                               {"at", last_attempt->at}};
+    try {
+      write_file_atomically(learning_file(), state.dump(2) + "\n");
+    } catch (const Error& e) {
+      log(std::string("cannot record the learner's progress: ") + e.what());
+    }
+  }
+
+  // `earlier` for the live version: the corrections each version in its line learned (walking
+  // parents back to version 0), and every judgement confirmed right that has been considered.
+  void rebuild_earlier(const std::vector<feedback::Judgement>& all) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> learned;  // [first, last] judgement ids
+    for (int v = live_model.load()->version; v > 0;) {
+      Metadata metadata;
+      try {
+        metadata = load_model_metadata(versions.file(v));
+      } catch (const Error&) {
+        break;
+      }
+      learned.emplace_back(metadata_integer(metadata, kFirstJudgementKey), metadata_integer(metadata, feedback::kLastJudgementKey));
+      const int parent = static_cast<int>(metadata_integer(metadata, feedback::kParentKey));
+      if (parent >= v) break;  // a loop would never end
+      v = parent;
+    }
+    std::vector<feedback::Judgement> kept;
+    for (const feedback::Judgement& j : all) {
+      const bool was_learned = std::any_of(learned.begin(), learned.end(), [&](const auto& r) { return j.id >= r.first && j.id <= r.second; });
+      if (j.correct ? j.id <= considered : was_learned) kept.push_back(j);
+    }
+    earlier = feedback::to_dataset(kept, "earlier judgements");
+  }
+
+  void log_start() const {
+    const auto served = live_model.load();
+    std::string line = "state in " + options.state_dir.string() + ": " + std::to_string(judgements) + " judgements (" + std::to_string(corrections) +
+                       " corrections); ";
+    if (served->version == 0)
+      line += "serving the starting model (version 0)";
+    else
+      line += "serving version " + std::to_string(served->version) + ", learned from " +
+              std::to_string(metadata_integer(served->model.metadata, feedback::kCorrectionsLearnedKey)) + " corrections (" +
+              versions.file(served->version).string() + ")";
+    log(line);
+    if (!options.data) log("learning from corrections is off: " + options.disabled_reason + "; judgements are still stored");
+  }
+
+  // ---- the thread ----
+
+  void run() {
+    // Learning may take a core, never the requests' turn: a lower priority for this thread only
+    // (on Linux, nice applies per thread). Best effort.
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+    std::unique_lock lock(mutex);
+    while (!stopping) {
+      if (pending_ids.empty() && !learn_requested) {
+        wake.wait(lock);
+        continue;
+      }
+      if (!learn_requested) {
+        const Clock::time_point due = last_arrival + options.debounce;
+        if (Clock::now() < due) {
+          wake.wait_until(lock, due);
+          continue;
+        }
+      }
+      learn_requested = false;
+      training = true;
+      lock.unlock();
+      try {
+        round();
+      } catch (const std::exception& e) {
+        // A failed round (disk full, say) is logged and not retried until new corrections come.
+        log(std::string("learning failed: ") + e.what());
+        std::lock_guard failed(mutex);
+        pending_ids.clear();
+      }
+      lock.lock();
+      training = false;
+    }
+  }
+
+  // One round: everything after `considered`; the corrections among it are fine-tuned on, the
+  // confirmations kept for replay. Bounded: fine_tune's steps do not grow with the data.
+  void round() {
+    std::lock_guard changing(change);
+    std::int64_t after = 0;
+    {
+      std::lock_guard lock(mutex);
+      after = considered;
+    }
+    const std::vector<feedback::Judgement> fresh = store.since(after);
+    if (fresh.empty()) return finish(after, std::nullopt);
+    const std::int64_t up_to = fresh.back().id;
+    std::vector<feedback::Judgement> corrected, confirmed;
+    for (const feedback::Judgement& j : fresh) (j.correct ? confirmed : corrected).push_back(j);
+    if (corrected.empty()) {
+      earlier.append(feedback::to_dataset(confirmed, "confirmations"));
+      return finish(up_to, std::nullopt);
+    }
+
+    const auto base = live_model.load();
+    const Dataset new_corrections = feedback::to_dataset(corrected, "new corrections");
+    FineTuneSettings settings = options.fine_tune;
+    settings.seed = options.fine_tune.seed + static_cast<std::uint64_t>(up_to);  // reproducible for the same judgements
+    const auto started = Clock::now();
+    FineTuneResult result = fine_tune_guarded(base->model.network, new_corrections, earlier, options.data->replay, options.data->validation, settings);
+    GuardVerdict verdict = std::move(result.verdict);
+
+    // The guard compares with the live version; this compares with the starting model too, so
+    // that accepted rounds cannot drift down by 0.3 points each.
+    const auto validation_size = static_cast<double>(options.data->validation.size());
+    const long after_correct = std::lround(verdict.validation_after * validation_size);
+    const long allowed = static_cast<long>(std::floor(settings.max_validation_drop * validation_size + 1e-9));
+    if (verdict.accepted && start_validation_correct - after_correct > allowed) {
+      verdict.accepted = false;
+      verdict.reason = "rejected: validation accuracy " + percent(verdict.validation_after) + " would be more than " +
+                       points(settings.max_validation_drop) + " below the starting model's " + percent(start->validation_accuracy);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+
+    char timing[96];
+    std::snprintf(timing, sizeof timing, "%zu corrections (judgements %lld–%lld), %.2f s: ", corrected.size(), static_cast<long long>(after + 1),
+                  static_cast<long long>(up_to), seconds);
+    if (verdict.accepted) {
+      Metadata metadata = start->model.metadata;
+      std::erase_if(metadata, [](const auto& entry) {
+        return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer.") || entry.first.starts_with("improved.") ||
+               entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created";
+      });
+      const long learned = static_cast<long>(metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected.size());
+      feedback::record_learning(metadata, verdict.validation_after, learned, up_to);
+      metadata[feedback::kParentKey] = std::to_string(base->version);
+      metadata[kFirstJudgementKey] = std::to_string(after + 1);
+      metadata[kStartFingerprintKey] = fingerprint;
+      metadata["version.start_source"] = start->source;
+      metadata["version.fine_tune"] = std::to_string(settings.steps) + " steps of " + std::to_string(settings.batch) + ", momentum SGD lr " +
+                                      std::to_string(settings.learning_rate) + ", seed " + std::to_string(settings.seed);
+      const int number = versions.add(result.candidate, metadata);
+      live_model.store(serve_version(number));  // read back: what is served is exactly what was saved
+      earlier.append(new_corrections);
+      earlier.append(feedback::to_dataset(confirmed, "confirmations"));
+      log("learned version " + std::to_string(number) + " from " + timing + verdict.reason);
+    } else {
+      earlier.append(feedback::to_dataset(confirmed, "confirmations"));
+      log("kept version " + std::to_string(base->version) + " after " + timing + verdict.reason);
+    }
+    finish(up_to, LearningAttempt{verdict.accepted, verdict.reason, up_to, verdict.validation_before, verdict.validation_after, utc_now()});
+  }
+
+  void finish(std::int64_t up_to, std::optional<LearningAttempt> attempt) {
+    std::lock_guard lock(mutex);
+    considered = std::max(considered, up_to);
+    std::erase_if(pending_ids, [&](std::int64_t id) { return id <= considered; });
+    if (attempt) last_attempt = std::move(attempt);
+    write_learning_state();
+  }
+};
+
+Learner::Learner(ServedModel starting, LearnerOptions options) : impl_(std::make_unique<Impl>(std::move(starting), std::move(options))) {}
+Learner::~Learner() = default;
+
+std::shared_ptr<const ServedModel> Learner::live() const { return impl_->live_model.load(); }
+
+std::string Learner::add(feedback::Judgement& judgement) {
+  judgement.id = impl_->store.add(judgement);
+  {
+    std::lock_guard lock(impl_->mutex);
+    ++impl_->judgements;
+    if (!judgement.correct) {
+      ++impl_->corrections;
+      if (impl_->options.data) {
+        impl_->pending_ids.push_back(judgement.id);
+        impl_->last_arrival = Clock::now();
+      }
+    }
+  }
+  if (!impl_->options.data) return "off";
+  if (judgement.correct) return "not_needed";
+  impl_->wake.notify_all();
+  return "queued";
+}
+
+LearningStatus Learner::status() const {
+  std::lock_guard lock(impl_->mutex);
+  LearningStatus s;
+  s.enabled = impl_->options.data != nullptr;
+  s.disabled_reason = impl_->options.disabled_reason;
+  s.judgements = impl_->judgements;
+  s.corrections = impl_->corrections;
+  s.pending = static_cast<std::int64_t>(impl_->pending_ids.size());
+  const bool waiting = s.enabled && (s.pending > 0 || impl_->learn_requested);
+  s.state = impl_->training ? "training" : (waiting ? "waiting" : "idle");
+  s.last_attempt = impl_->last_attempt;
+  return s;
+}
+
+bool Learner::learn_now() {
+  if (!impl_->options.data) return false;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->learn_requested = true;
+  }
+  impl_->wake.notify_all();
+  return true;
+}
+
+int Learner::rollback(std::optional<int> version) {
+  std::lock_guard changing(impl_->change);
+  const int now = impl_->versions.rollback(version);
+  impl_->live_model.store(impl_->load_current());
+  impl_->rebuild_earlier(impl_->store.since());
+  impl_->log("rolled back to version " + std::to_string(now));
+  return now;
+}
+
+}  // namespace digits::server
