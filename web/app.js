@@ -247,7 +247,8 @@ function setState(state, digitText, message, announce) {
 
 // Other parts of the page (feedback.js, inside.js) follow the readings through these events
 // rather than through this file: 'digits:reading' carries { reading, announce, drawing } after
-// every answer (live ones too), 'digits:cleared' follows an erase or an empty drawing.
+// every answer (live ones too), 'digits:cleared' follows an erase or an empty drawing. The other
+// way, 'digits:model-changed' (from feedback.js) makes this file read the drawing again.
 function announceToPage(name, detail) {
   document.dispatchEvent(new CustomEvent(name, { detail }));
 }
@@ -291,6 +292,11 @@ function erase() {
 }
 
 tellButton.addEventListener('click', () => readDrawing({ announce: true }));
+// The server swapped in a model that has learned from a correction (feedback.js): read the drawing
+// again, so the answer on screen is the new model's.
+document.addEventListener('digits:model-changed', () => {
+  if (strokes.length > 0 && !activeStroke) readDrawing({ announce: true });
+});
 eraseButton.addEventListener('click', erase);
 
 document.addEventListener('keydown', (event) => {

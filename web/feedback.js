@@ -157,6 +157,8 @@
         if (version.last_judgement_id >= id) {
           const validation = version.validation_percent != null ? ` (${version.validation_percent}% right on 5,000 held-out MNIST digits)` : '';
           say(`Learned: model version ${version.number} has learned from judgement ${id}${validation}.`, 'good');
+          // app.js reads the drawing again, if it is still there, with the new version.
+          document.dispatchEvent(new CustomEvent('digits:model-changed', { detail: { version: version.number } }));
           return;
         }
         if (attempt && !attempt.accepted && attempt.up_to_judgement_id >= id) {
