@@ -3,7 +3,7 @@
 // label; Wrong asks which digit it is (buttons, or the digit's key). The server keeps every
 // judgement (POST /api/feedback) and learns from the corrections in the background; this file then
 // watches GET /api/model until a new model version has learned from the correction, or the guard
-// has turned the update down, and says which. docs/app.md describes both endpoints.
+// has turned the update down, and says which. docs/api.md describes both endpoints.
 'use strict';
 
 (() => {

@@ -2,7 +2,7 @@
 // computed: the 28×28 input the network read, each hidden layer's neurons as a grid of squares
 // lit by how active they are, and the ten outputs. It follows the readings through the events
 // app.js announces ('digits:reading' after every answer, live ones too; 'digits:cleared' after an
-// erase) and draws the `activations` that POST /api/predict returns (docs/app.md).
+// erase) and draws the `activations` that POST /api/predict returns (docs/api.md).
 'use strict';
 
 (() => {

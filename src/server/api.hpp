@@ -1,6 +1,6 @@
 // What the HTTP endpoints answer, without the HTTP: each function takes a request body (or nothing)
 // and returns the JSON to send, or throws RequestError. server.cpp maps paths and methods to these;
-// docs/app.md is the reference for clients.
+// docs/api.md is the reference for clients.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The HTTP server behind `digits serve` and `digits app`: the embedded drawing page, the JSON API
 // and the Open Inference Protocol (KServe v2), all thin over the library (see api.hpp for what
-// each endpoint answers and docs/app.md for the reference).
+// each endpoint answers and docs/api.md for the reference).
 #pragma once
 
 #include <cstddef>

@@ -486,6 +486,32 @@ TEST_F(Api, GarbageAndStalledClientsDoNotStopTheServer) {
   for (int fd : stalled) ::close(fd);
 }
 
+TEST_F(Api, APostWithoutContentLengthIsAnsweredAtOnce) {
+  // `curl -X POST URL` sends no body and no Content-Length: that is an empty body, not one to wait
+  // for until the read timeout.
+  const int fd = connect_raw(port_);
+  ASSERT_GE(fd, 0);
+  const std::string request = "POST /api/predict HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  pollfd ready{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 2000), 1) << "no answer within 2 s";
+  char reply[512] = {};
+  ASSERT_GT(::read(fd, reply, sizeof reply - 1), 0);
+  EXPECT_TRUE(std::string(reply).starts_with("HTTP/1.1 411")) << reply;
+  EXPECT_NE(std::string(reply).find("length_required"), std::string::npos) << reply;
+  ::close(fd);
+  // A chunked body is still read.
+  httplib::Client chunked("127.0.0.1", port_);
+  const std::string body = json{{"image", png_data_url(drawing(7))}}.dump();
+  auto answer = chunked.Post("/api/predict", [&](size_t offset, httplib::DataSink& sink) {
+    sink.write(body.data() + offset, body.size() - offset);
+    sink.done();
+    return true;
+  }, "application/json");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200) << answer->body;
+}
+
 // ---- the `digits serve` process ----
 
 TEST(ServeCommand, PicksAFreePortLogsRequestsAndStopsOnSigterm) {

@@ -451,13 +451,14 @@ async function exerciseFeedback(layout) {
       const learned = /^Learned: model version (\d+)/.exec(view.status);
       check(learned ? view.version.startsWith(`Model version ${learned[1]}`) : /turned down/.test(view.status),
         `the page says what came of it: "${view.status}" (footer: "${view.version}")`);
-      await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-feedback-learned.png`), fullPage: true });
       if (learned && said !== '6') {
         // The page read the drawing again with the new version.
         await page.waitForFunction(() => document.getElementById('digit').textContent.trim().replace('?', '') === '6', null, { timeout: 10000 })
           .catch(() => {});
         const reread = await waitForReading(page);
         check(reread.digit.replace('?', '') === '6', `the page reads the same drawing again with version ${learned[1]}: ${reread.digit}`);
+        await page.evaluate(() => window.scrollTo(0, 0));
+        await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-feedback-learned.png`), fullPage: true, clip: { x: 0, y: 0, width: layout.viewport.width, height: Math.min(940, layout.viewport.height * 1.5) } });
         // The live model is now the new version: the same style, drawn elsewhere, reads as 6.
         await page.getByRole('button', { name: /Erase/ }).click();
         await drawWithMouse(page, 'digital 6', { left: 0.45, top: 0.2, width: 0.38, height: 0.7 });
