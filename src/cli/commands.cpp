@@ -76,13 +76,6 @@ std::vector<int> parse_layers(const std::string& text) {
   return sizes;
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 std::string percent(double fraction) {
   char text[16];
   std::snprintf(text, sizeof text, "%.2f", 100 * fraction);
@@ -103,7 +96,7 @@ void write_metrics(const std::string& path, const std::vector<EpochReport>& repo
 }
 
 void record_results(Metadata& metadata, const TrainTestData& data, const fs::path& data_dir, const std::vector<EpochReport>& reports) {
-  metadata["created"] = utc_now();
+  metadata["created"] = utc_timestamp();
   metadata["dataset.directory"] = data_dir.string();
   for (const auto& [file, digest] : data.sha256) metadata["dataset.sha256." + file] = digest;
   if (!reports.empty()) {
@@ -262,7 +255,7 @@ int run_train_impl(const TrainOptions& options) {
     contents.images = &data.test;
     contents.evaluation = evaluate(network, data.test, recipe.threads);
     contents.mistakes = report::most_confident_mistakes(network, data.test, kMistakesShown);
-    contents.created = utc_now();
+    contents.created = utc_timestamp();
     report::write_report(*options.report, contents);
   }
   if (!reports.empty())
@@ -355,7 +348,7 @@ int run_improve_feedback(const ImproveOptions& options) {
   metadata["improved.feedback"] = options.feedback;
   metadata["improved.extra_images"] = std::to_string(corrections.size());
   metadata["improved.steps"] = std::to_string(settings.steps);
-  metadata["created"] = utc_now();
+  metadata["created"] = utc_timestamp();
   // The test set plays no part in the decision; it is measured only to report.
   metadata["accuracy.test"] = percent(evaluate(result.candidate, mnist.test).accuracy());
   save_model(options.out, result.candidate, metadata);
@@ -433,7 +426,7 @@ int run_evaluate(const EvaluateOptions& options) {
     if (!mnist) contents.image_names = folder.files;
     contents.evaluation = result;
     contents.mistakes = report::most_confident_mistakes(model.network, test, kMistakesShown);
-    contents.created = utc_now();
+    contents.created = utc_timestamp();
     report::write_report(*options.report, contents);
     // With --json, standard output is the JSON alone.
     if (!options.json) std::printf("report: %s\n", options.report->c_str());
@@ -530,7 +523,7 @@ int run_improve(const ImproveOptions& options) {
   if (mnist) {
     record_results(metadata, *mnist, data_dir, reports);
   } else {
-    metadata["created"] = utc_now();
+    metadata["created"] = utc_timestamp();
     metadata.erase("accuracy.test");
     metadata.erase("accuracy.train");
   }

@@ -56,4 +56,8 @@ Model load_model(const std::filesystem::path& path);
 // many model files cheaply. Checks the header length, the JSON, and the format and its version.
 Metadata load_model_metadata(const std::filesystem::path& path);
 
+// Now, as the `created` entry of the metadata holds it: ISO 8601 in UTC, to the second
+// ("2026-12-02T07:44:36Z").
+std::string utc_timestamp();
+
 }  // namespace digits

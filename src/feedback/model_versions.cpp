@@ -15,13 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 // A whole non-negative decimal number, or nothing: "0012" and "7\n" parse, "7a", "-1" and "" do not.
 std::optional<long long> parse_count(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
@@ -109,7 +102,7 @@ int ModelVersions::add(const Network& network, Metadata metadata) {
   while (fs::exists(file(version), ec)) ++version;  // a file list() could not parse the name of is never overwritten
   metadata[kVersionKey] = std::to_string(version);
   if (!metadata.contains(kParentKey)) metadata[kParentKey] = std::to_string(current());
-  if (!metadata.contains("created")) metadata["created"] = utc_now();
+  if (!metadata.contains("created")) metadata["created"] = utc_timestamp();
   // The model first, then the pointer to it: a crash between the two leaves the old version live
   // and the new one on disk, never a pointer to a half-written file.
   save_model(file(version), network, metadata);

@@ -139,6 +139,15 @@ void flatten(const json& data, std::size_t depth_left, const std::string& dataty
   }
 }
 
+// The library's preprocessing, with an empty drawing answered as 422 empty_drawing.
+Preprocessed preprocess_drawing(const GrayImage& drawing) {
+  try {
+    return preprocess(drawing);
+  } catch (const Error& e) {
+    throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
+  }
+}
+
 }  // namespace
 
 std::string decode_base64(std::string_view text) {
@@ -237,12 +246,7 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   const GrayImage drawing = drawing_from_request(request);
 
   // The same two steps as `digits predict`: decode_image (above), then preprocess.
-  Preprocessed input;
-  try {
-    input = preprocess(drawing);
-  } catch (const Error& e) {
-    throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
-  }
+  const Preprocessed input = preprocess_drawing(drawing);
   // Every layer's output, not only the last: the page's "Inside the network" panel draws them.
   // The last layer's output is the ten probabilities, the same numbers predict_proba gives.
   const Network& network = served.model.network;
@@ -291,12 +295,7 @@ feedback::Judgement judge_drawing(const ServedModel& served, std::string_view bo
 
   // The same two steps as predict: decode, then preprocess.
   const GrayImage drawing = drawing_from_request(request);
-  Preprocessed input;
-  try {
-    input = preprocess(drawing);
-  } catch (const Error& e) {
-    throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
-  }
+  const Preprocessed input = preprocess_drawing(drawing);
   const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
 
   feedback::Judgement judgement;

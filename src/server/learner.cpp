@@ -36,13 +36,6 @@ namespace {
 constexpr const char* kFirstJudgementKey = "version.first_judgement_id";
 constexpr const char* kStartFingerprintKey = "version.start_sha256";
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
 std::string percent(double fraction) {
   char text[32];
   std::snprintf(text, sizeof text, "%.2f%%", 100 * fraction);
@@ -372,7 +365,7 @@ struct Learner::Impl {
       earlier.append(feedback::to_dataset(confirmed, "confirmations"));
       log("kept version " + std::to_string(base->version) + " after " + timing + verdict.reason);
     }
-    finish(up_to, LearningAttempt{verdict.accepted, verdict.reason, up_to, verdict.validation_before, verdict.validation_after, utc_now()});
+    finish(up_to, LearningAttempt{verdict.accepted, verdict.reason, up_to, verdict.validation_before, verdict.validation_after, utc_timestamp()});
   }
 
   void finish(std::int64_t up_to, std::optional<LearningAttempt> attempt) {
