@@ -155,7 +155,7 @@
         const version = model.version || {};
         const attempt = model.learning && model.learning.last_attempt;
         if (version.last_judgement_id >= id) {
-          const validation = version.validation_percent != null ? ` (${version.validation_percent}% right on 5,000 held-out MNIST digits)` : '';
+          const validation = version.validation_percent != null ? ` (${version.validation_percent.toFixed(2)}% right on 5,000 held-out MNIST digits)` : '';
           say(`Learned: model version ${version.number} has learned from judgement ${id}${validation}.`, 'good');
           // app.js reads the drawing again, if it is still there, with the new version.
           document.dispatchEvent(new CustomEvent('digits:model-changed', { detail: { version: version.number } }));

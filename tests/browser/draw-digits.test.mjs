@@ -85,12 +85,15 @@ const SHAPES = {
   7: [[[0.12, 0.06], [0.88, 0.06], [0.42, 0.96]]],
   0: [ellipse(0.5, 0.5, 0.36, 0.46)],
   // Styles MNIST's writers hardly used, for the feedback test to teach: the first the model gets
-  // wrong is the one corrected (the same candidates as tests/api/test_feedback.cpp).
+  // wrong is the one corrected.
   'digital 6': [[[0.85, 0.05], [0.15, 0.05], [0.15, 0.95], [0.85, 0.95], [0.85, 0.5], [0.15, 0.5]]],
   'digital 9': [[[0.85, 0.5], [0.15, 0.5], [0.15, 0.05], [0.85, 0.05], [0.85, 0.95], [0.15, 0.95]]],
   'slashed 0': [ellipse(0.5, 0.5, 0.32, 0.45), [[0.85, 0.0], [0.15, 1.0]]],
+  // The seven of the Eastern Arabic digits, ٧: a V. MNIST has none; the built-in model reads it as 4.
+  'Eastern Arabic 7': [[[0.1, 0.05], [0.5, 0.95], [0.9, 0.05]]],
 };
 const UNUSUAL = [
+  { shape: 'Eastern Arabic 7', digit: '7', placement: { left: 0.25, top: 0.12, width: 0.45, height: 0.76 } },
   { shape: 'digital 6', digit: '6', placement: { left: 0.25, top: 0.12, width: 0.45, height: 0.76 } },
   { shape: 'digital 6', digit: '6', placement: { left: 0.05, top: 0.3, width: 0.3, height: 0.6 } },
   { shape: 'digital 9', digit: '9', placement: { left: 0.25, top: 0.12, width: 0.45, height: 0.76 } },
@@ -449,7 +452,7 @@ async function exerciseFeedback(layout) {
     await page.getByRole('button', { name: 'Wrong', exact: true }).click();
     view = await feedbackView(page);
     check(view.pickShown && !view.askShown && view.digitsOffered.length === 9 && !view.digitsOffered.includes(said),
-      `a ${style.shape} reads as ${said}; Wrong offers the nine other digits (${view.digitsOffered.join(' ')})`);
+      `the ${style.shape} reads as ${said}; Wrong offers the nine other digits (${view.digitsOffered.join(' ')})`);
     const label = said === style.digit ? String((Number(said) + 1) % 10) : style.digit;
     if (layout.isMobile) {
       await page.keyboard.press(label);
