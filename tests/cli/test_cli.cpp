@@ -491,6 +491,26 @@ TEST_F(Cli, ImproveOnAFolderOfLabelledImagesWritesALoadableModel) {
   EXPECT_EQ(json_lines(predicted.out).at(0).at("digit"), 1);
 }
 
+TEST_F(Cli, TrainAddsAFolderOfLabelledImagesToTheTrainingSet) {
+  const Dataset drawn = drawn_digits();
+  fs::create_directories(dir / "data");
+  write_idx(drawn, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
+  write_idx(drawn, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  fs::create_directories(dir / "extra");
+  for (int digit : {1, 4, 7}) write_png(dir / "extra" / (std::to_string(digit) + "_stroke.png"), strokes::draw(strokes::digit_strokes(digit), {}));
+
+  Outcome run = digits({"train", "--layers", "784,16,10", "--init", "he", "--epochs", "1", "--batch", "8", "--validation", "10", "--images", "extra",
+                        "--data", "data", "--out", "m.safetensors", "--threads", "1"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "and 3 extra training images from extra");
+  EXPECT_EQ(load_model(dir / "m.safetensors").metadata.at("training.extra_images"), "3 from extra");
+
+  run = digits({"train", "--epochs", "1", "--images", "absent-folder", "--data", "data", "--out", "n.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "absent-folder");
+  EXPECT_FALSE(fs::exists(dir / "n.safetensors"));
+}
+
 TEST_F(Cli, ImproveOnAMissingFolderNamesIt) {
   const Outcome run = digits({"improve", "--no-mnist", "--images", "absent-folder", "--out", "x.safetensors"});
   EXPECT_EQ(run.status, 1);

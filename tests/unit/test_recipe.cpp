@@ -139,7 +139,8 @@ TEST(Dropout, RejectsRatesOutsideZeroToOne) {
 
 TEST(EarlyStopping, ValidationComesFromTrainingDataAndTheBestEpochIsKept) {
   const Dataset train = quadrants(600, 5);
-  const auto [validation, rest] = split_validation(train, 100, 9);
+  // fit() carves its validation set with the fixed kValidationSplitSeed, whatever recipe.seed is.
+  const auto [validation, rest] = split_validation(train, 100, kValidationSplitSeed);
   EXPECT_EQ(validation.size(), 100u);
   EXPECT_EQ(rest.size(), 500u);
   EXPECT_THROW(split_validation(train, 600, 9), Error);
@@ -160,6 +161,34 @@ TEST(EarlyStopping, ValidationComesFromTrainingDataAndTheBestEpochIsKept) {
   }
   EXPECT_LT(reports.size(), 30u);  // it stopped early: this problem is learned within a few epochs
   EXPECT_DOUBLE_EQ(evaluate(network, validation).accuracy(), best);  // the kept weights are the best epoch's
+}
+
+TEST(EarlyStopping, ExtraImagesJoinTrainingButNeverTheValidationSet) {
+  const Dataset train = quadrants(600, 5);
+  // Extra images with wrong labels: had any of them been put in the validation set, the best
+  // validation accuracy could not equal the kept weights' accuracy on the split's 100 images.
+  Dataset extra = quadrants(64, 11);
+  for (std::uint8_t& label : extra.labels) label = static_cast<std::uint8_t>((label + 1) % 4);
+  const Dataset validation = split_validation(train, 100, kValidationSplitSeed).first;
+  TrainingRecipe recipe;
+  recipe.epochs = 3;
+  recipe.batch = 32;
+  recipe.optimizer = {.kind = OptimizerKind::sgd, .learning_rate = 0.05f};
+  recipe.validation = 100;
+  recipe.seed = 4;  // not the split's seed: the validation set must not depend on it
+  std::size_t batches = 0;
+  TrainingObserver observer;
+  observer.on_batch = [&](const BatchProgress& progress) { batches = progress.batches; };
+  Network network = network_for_quadrants(3);
+  TrainingState state{Optimizer(recipe.optimizer), 0};
+  const auto reports = fit(network, train, nullptr, recipe, state, observer, &extra);
+  EXPECT_EQ(batches, (500u + 64u + 31u) / 32u) << "the 500 training images left after validation, plus the 64 extra";
+  // The kept weights are the best epoch's on exactly the split's 100 images: the extras did not
+  // change which images validate.
+  double best = 0;
+  for (const EpochReport& r : reports) best = std::max(best, r.validation_accuracy);
+  EXPECT_GT(best, 0.9);
+  EXPECT_DOUBLE_EQ(evaluate(network, validation).accuracy(), best);
 }
 
 class Resume : public ::testing::TestWithParam<OptimizerKind> {};
