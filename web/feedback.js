@@ -17,6 +17,7 @@
   const wrongButton = document.getElementById('judge-wrong');
   const pick = document.getElementById('judge-pick');
   const digitButtons = document.getElementById('judge-digits');
+  const backButton = document.getElementById('judge-back');
   const statusLine = document.getElementById('feedback-status');
   const versionLine = document.getElementById('model-version');
 
@@ -90,6 +91,14 @@
     // Every digit but the one the network said; focus the first so the keyboard can go on.
     for (const button of digitButtons.children) button.hidden = Number(button.textContent) === current.reading.digit;
     digitButtons.querySelector('button:not([hidden])').focus({ preventScroll: true });
+  });
+
+  // Wrong pressed by mistake: back to the question.
+  backButton.addEventListener('click', () => {
+    if (!current) return;
+    pick.hidden = true;
+    ask.hidden = false;
+    wrongButton.focus({ preventScroll: true });
   });
 
   // A digit key while the question is open says which digit it is: the label for a wrong

@@ -449,6 +449,11 @@ async function exerciseFeedback(layout) {
       await page.getByRole('button', { name: /Tell the Number/ }).click();
       said = (await waitForReading(page)).digit.replace('?', '');
     }
+    // Wrong by mistake, Back, then Wrong for real.
+    await page.getByRole('button', { name: 'Wrong', exact: true }).click();
+    await page.getByRole('button', { name: /Back/ }).click();
+    view = await feedbackView(page);
+    check(view.askShown && !view.pickShown, 'Back after Wrong asks the question again');
     await page.getByRole('button', { name: 'Wrong', exact: true }).click();
     view = await feedbackView(page);
     check(view.pickShown && !view.askShown && view.digitsOffered.length === 9 && !view.digitsOffered.includes(said),
