@@ -228,9 +228,9 @@ async function checkErased(page, how) {
 
 // ---- one layout ----
 
-// Each layout runs in its own browser with a fresh profile, so no state carries from one to the next.
-async function exercise(baseUrl, layout) {
-  console.log(`${layout.name} (${layout.viewport.width}×${layout.viewport.height})`);
+// Runs work(context) in a browser of its own with a fresh profile, so no state carries from one
+// run to the next, then closes it and removes the profile.
+async function withBrowser(layout, work) {
   const profile = mkdtempSync(path.join(tmpdir(), 'digits-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -245,11 +245,16 @@ async function exercise(baseUrl, layout) {
     hasTouch: layout.isMobile,
   });
   try {
-    await exerciseLayout(context, baseUrl, layout);
+    await work(context);
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
   }
+}
+
+async function exercise(baseUrl, layout) {
+  console.log(`${layout.name} (${layout.viewport.width}×${layout.viewport.height})`);
+  await withBrowser(layout, (context) => exerciseLayout(context, baseUrl, layout));
 }
 
 async function exerciseLayout(context, baseUrl, layout) {
@@ -401,107 +406,98 @@ async function feedbackView(page) {
 async function exerciseFeedback(layout) {
   console.log(`right or wrong, ${layout.name}`);
   const { server, url } = await startServer(['--data', mnistDir]);
-  const profile = mkdtempSync(path.join(tmpdir(), 'digits-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: layout.viewport,
-    deviceScaleFactor: layout.deviceScaleFactor,
-    isMobile: layout.isMobile,
-    hasTouch: layout.isMobile,
-  });
   try {
-    const page = context.pages()[0] || (await context.newPage());
-    const problems = [];
-    page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(url, { waitUntil: 'networkidle' });
-    const fresh = await feedbackView(page);
-    check(!fresh.judgeShown && /version 0/i.test(fresh.version), `no question before a reading; the footer says "${fresh.version}"`);
-
-    // Right.
-    await drawWithMouse(page, 0, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 });
-    await page.getByRole('button', { name: /Tell the Number/ }).click();
-    const zero = await waitForReading(page);
-    let view = await feedbackView(page);
-    check(view.judgeShown && view.question === `Is it a ${zero.digit.replace('?', '')}?`, `after a reading the page asks "${view.question}"`);
-    await page.getByRole('button', { name: 'Right', exact: true }).click();
-    await page.waitForFunction(() => /^Saved \(judgement \d+\)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 10000 });
-    view = await feedbackView(page);
-    check(/as the network read it/.test(view.status) && !view.judgeShown, `Right is stored and confirmed: "${view.status}"`);
-    await page.getByRole('button', { name: /Erase/ }).click();
-
-    // Wrong, then the digit it really is: the first unusual style the model misreads. Should it
-    // read them all right, the last is labelled otherwise on purpose: what matters then is that
-    // the page stores what it was told.
-    let style;
-    let said;
-    for (style of UNUSUAL) {
-      await drawWithMouse(page, style.shape, style.placement);
-      await page.getByRole('button', { name: /Tell the Number/ }).click();
-      said = (await waitForReading(page)).digit.replace('?', '');
-      if (said !== style.digit) break;
-      await page.getByRole('button', { name: /Erase/ }).click();
-    }
-    if (said === style.digit) {
-      await drawWithMouse(page, style.shape, style.placement);
-      await page.getByRole('button', { name: /Tell the Number/ }).click();
-      said = (await waitForReading(page)).digit.replace('?', '');
-    }
-    // Wrong by mistake, Back, then Wrong for real.
-    await page.getByRole('button', { name: 'Wrong', exact: true }).click();
-    await page.getByRole('button', { name: /Back/ }).click();
-    view = await feedbackView(page);
-    check(view.askShown && !view.pickShown, 'Back after Wrong asks the question again');
-    await page.getByRole('button', { name: 'Wrong', exact: true }).click();
-    view = await feedbackView(page);
-    check(view.pickShown && !view.askShown && view.digitsOffered.length === 9 && !view.digitsOffered.includes(said),
-      `the ${style.shape} reads as ${said}; Wrong offers the nine other digits (${view.digitsOffered.join(' ')})`);
-    const label = said === style.digit ? String((Number(said) + 1) % 10) : style.digit;
-    if (layout.isMobile) {
-      await page.keyboard.press(label);
-    } else {
-      await page.locator('#judge-digits').getByRole('button', { name: label, exact: true }).click();
-    }
-    await page.waitForFunction(() => /^Saved \(judgement \d+\)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 10000 });
-    view = await feedbackView(page);
-    check(view.status.includes(`you said it is a ${label}, not a ${said}`) && !view.judgeShown,
-      `${layout.isMobile ? 'the key' : 'the button'} ${label} stores the correction and the page confirms it: "${view.status}"`);
-    await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-feedback-stored.png`), fullPage: true });
-
-    // The server learns in the background; the page follows GET /api/model until the new version
-    // has learned from the correction, or the guard has turned the update down.
-    if (/learning from it/.test(view.status)) {
-      await page.waitForFunction(() => /^(Learned|Saved, but not learned)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 90000 });
-      view = await feedbackView(page);
-      const learned = /^Learned: model version (\d+)/.exec(view.status);
-      check(learned ? view.version.startsWith(`Model version ${learned[1]}`) : /turned down/.test(view.status),
-        `the page says what came of it: "${view.status}" (footer: "${view.version}")`);
-      if (learned && label === style.digit) {
-        // The page read the drawing again with the new version.
-        await page.waitForFunction((digit) => document.getElementById('digit').textContent.trim().replace('?', '') === digit, style.digit, { timeout: 10000 })
-          .catch(() => {});
-        const reread = await waitForReading(page);
-        check(reread.digit.replace('?', '') === style.digit, `the page reads the same drawing again with version ${learned[1]}: ${reread.digit}`);
-        await page.evaluate(() => window.scrollTo(0, 0));
-        await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-feedback-learned.png`), fullPage: true, clip: { x: 0, y: 0, width: layout.viewport.width, height: Math.min(940, layout.viewport.height * 1.5) } });
-        // The live model is now the new version: the same style, drawn elsewhere, reads right.
-        await page.getByRole('button', { name: /Erase/ }).click();
-        await drawWithMouse(page, style.shape, { left: 0.45, top: 0.2, width: 0.38, height: 0.7 });
-        await page.getByRole('button', { name: /Tell the Number/ }).click();
-        const again = await waitForReading(page);
-        check(again.digit.replace('?', '') === style.digit, `after learning, another ${style.shape} drawn elsewhere reads as ${again.digit}`);
-      }
-    } else {
-      check(/Learning is switched off/.test(view.status), `without MNIST to replay, the page says learning is off ("${view.status}")`);
-    }
-    check(problems.length === 0, `no errors in the page${problems.length ? ': ' + problems.join(' | ') : ''}`);
+    await withBrowser(layout, (context) => judgeOnPage(context, url, layout));
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
     await stopServer(server);
   }
+}
+
+async function judgeOnPage(context, url, layout) {
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.goto(url, { waitUntil: 'networkidle' });
+  const fresh = await feedbackView(page);
+  check(!fresh.judgeShown && /version 0/i.test(fresh.version), `no question before a reading; the footer says "${fresh.version}"`);
+
+  // Right.
+  await drawWithMouse(page, 0, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 });
+  await page.getByRole('button', { name: /Tell the Number/ }).click();
+  const zero = await waitForReading(page);
+  let view = await feedbackView(page);
+  check(view.judgeShown && view.question === `Is it a ${zero.digit.replace('?', '')}?`, `after a reading the page asks "${view.question}"`);
+  await page.getByRole('button', { name: 'Right', exact: true }).click();
+  await page.waitForFunction(() => /^Saved \(judgement \d+\)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 10000 });
+  view = await feedbackView(page);
+  check(/as the network read it/.test(view.status) && !view.judgeShown, `Right is stored and confirmed: "${view.status}"`);
+  await page.getByRole('button', { name: /Erase/ }).click();
+
+  // Wrong, then the digit it really is: the first unusual style the model misreads. Should it
+  // read them all right, the last is labelled otherwise on purpose: what matters then is that
+  // the page stores what it was told.
+  let style;
+  let said;
+  for (style of UNUSUAL) {
+    await drawWithMouse(page, style.shape, style.placement);
+    await page.getByRole('button', { name: /Tell the Number/ }).click();
+    said = (await waitForReading(page)).digit.replace('?', '');
+    if (said !== style.digit) break;
+    await page.getByRole('button', { name: /Erase/ }).click();
+  }
+  if (said === style.digit) {
+    await drawWithMouse(page, style.shape, style.placement);
+    await page.getByRole('button', { name: /Tell the Number/ }).click();
+    said = (await waitForReading(page)).digit.replace('?', '');
+  }
+  // Wrong by mistake, Back, then Wrong for real.
+  await page.getByRole('button', { name: 'Wrong', exact: true }).click();
+  await page.getByRole('button', { name: /Back/ }).click();
+  view = await feedbackView(page);
+  check(view.askShown && !view.pickShown, 'Back after Wrong asks the question again');
+  await page.getByRole('button', { name: 'Wrong', exact: true }).click();
+  view = await feedbackView(page);
+  check(view.pickShown && !view.askShown && view.digitsOffered.length === 9 && !view.digitsOffered.includes(said),
+    `the ${style.shape} reads as ${said}; Wrong offers the nine other digits (${view.digitsOffered.join(' ')})`);
+  const label = said === style.digit ? String((Number(said) + 1) % 10) : style.digit;
+  if (layout.isMobile) {
+    await page.keyboard.press(label);
+  } else {
+    await page.locator('#judge-digits').getByRole('button', { name: label, exact: true }).click();
+  }
+  await page.waitForFunction(() => /^Saved \(judgement \d+\)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 10000 });
+  view = await feedbackView(page);
+  check(view.status.includes(`you said it is a ${label}, not a ${said}`) && !view.judgeShown,
+    `${layout.isMobile ? 'the key' : 'the button'} ${label} stores the correction and the page confirms it: "${view.status}"`);
+  await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-feedback-stored.png`), fullPage: true });
+
+  // The server learns in the background; the page follows GET /api/model until the new version
+  // has learned from the correction, or the guard has turned the update down.
+  if (/learning from it/.test(view.status)) {
+    await page.waitForFunction(() => /^(Learned|Saved, but not learned)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 90000 });
+    view = await feedbackView(page);
+    const learned = /^Learned: model version (\d+)/.exec(view.status);
+    check(learned ? view.version.startsWith(`Model version ${learned[1]}`) : /turned down/.test(view.status),
+      `the page says what came of it: "${view.status}" (footer: "${view.version}")`);
+    if (learned && label === style.digit) {
+      // The page read the drawing again with the new version.
+      await page.waitForFunction((digit) => document.getElementById('digit').textContent.trim().replace('?', '') === digit, style.digit, { timeout: 10000 })
+        .catch(() => {});
+      const reread = await waitForReading(page);
+      check(reread.digit.replace('?', '') === style.digit, `the page reads the same drawing again with version ${learned[1]}: ${reread.digit}`);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-feedback-learned.png`), fullPage: true, clip: { x: 0, y: 0, width: layout.viewport.width, height: Math.min(940, layout.viewport.height * 1.5) } });
+      // The live model is now the new version: the same style, drawn elsewhere, reads right.
+      await page.getByRole('button', { name: /Erase/ }).click();
+      await drawWithMouse(page, style.shape, { left: 0.45, top: 0.2, width: 0.38, height: 0.7 });
+      await page.getByRole('button', { name: /Tell the Number/ }).click();
+      const again = await waitForReading(page);
+      check(again.digit.replace('?', '') === style.digit, `after learning, another ${style.shape} drawn elsewhere reads as ${again.digit}`);
+    }
+  } else {
+    check(/Learning is switched off/.test(view.status), `without MNIST to replay, the page says learning is off ("${view.status}")`);
+  }
+  check(problems.length === 0, `no errors in the page${problems.length ? ': ' + problems.join(' | ') : ''}`);
 }
 
 // ---- main ----

@@ -150,6 +150,15 @@ Dataset drawn_digits() {
   return data;
 }
 
+// drawn_digits() as an MNIST-layout directory, the same images as training and test set.
+Dataset write_drawn_mnist(const fs::path& data_dir) {
+  const Dataset drawn = drawn_digits();
+  fs::create_directories(data_dir);
+  write_idx(drawn, data_dir / "train-images-idx3-ubyte", data_dir / "train-labels-idx1-ubyte");
+  write_idx(drawn, data_dir / "t10k-images-idx3-ubyte", data_dir / "t10k-labels-idx1-ubyte");
+  return drawn;
+}
+
 std::vector<json> json_lines(const std::string& text) {
   std::vector<json> lines;
   std::istringstream stream(text);
@@ -312,10 +321,7 @@ TEST_F(Cli, MissingDataDirectoryIsNamed) {
 }
 
 TEST_F(Cli, DataDirectoryMissingAFileNamesIt) {
-  const Dataset d = drawn_digits();
-  fs::create_directories(dir / "data");
-  write_idx(d, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
-  write_idx(d, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  const Dataset d = write_drawn_mnist(dir / "data");
   fs::remove(dir / "data/t10k-labels-idx1-ubyte");
   const Outcome run = digits({"evaluate", "--data", "data"});
   EXPECT_EQ(run.status, 1);
@@ -397,10 +403,7 @@ TEST_F(Cli, PredictOfOnlyAnEmptyImageFails) {
 // ---- evaluate ----
 
 TEST_F(Cli, EvaluateJsonOnASyntheticMnistLayoutDirectory) {
-  const Dataset test = drawn_digits();
-  fs::create_directories(dir / "data");
-  write_idx(test, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
-  write_idx(test, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  const Dataset test = write_drawn_mnist(dir / "data");
   const Outcome run = digits({"evaluate", "--json", "--data", "data", "--threads", "1"});
   ASSERT_EQ(run.status, 0) << run.err;
   const json result = json::parse(run.out);
@@ -427,10 +430,7 @@ TEST_F(Cli, EvaluateJsonOnASyntheticMnistLayoutDirectory) {
 }
 
 TEST_F(Cli, EvaluatePlainOutputHasAccuracyAndConfusionMatrix) {
-  const Dataset test = drawn_digits();
-  fs::create_directories(dir / "data");
-  write_idx(test, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
-  write_idx(test, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  const Dataset test = write_drawn_mnist(dir / "data");
   const Outcome run = digits({"evaluate", "--data", "data"});
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_CONTAINS(run.out, "accuracy: ");
@@ -439,10 +439,7 @@ TEST_F(Cli, EvaluatePlainOutputHasAccuracyAndConfusionMatrix) {
 }
 
 TEST_F(Cli, EvaluateRejectsACorruptDataFileNamingIt) {
-  const Dataset d = drawn_digits();
-  fs::create_directories(dir / "data");
-  write_idx(d, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
-  write_idx(d, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  const Dataset d = write_drawn_mnist(dir / "data");
   std::string labels = read_bytes(dir / "data/t10k-labels-idx1-ubyte");
   labels.pop_back();
   write_bytes(dir / "data/t10k-labels-idx1-ubyte", labels);
@@ -492,10 +489,7 @@ TEST_F(Cli, ImproveOnAFolderOfLabelledImagesWritesALoadableModel) {
 }
 
 TEST_F(Cli, TrainAddsAFolderOfLabelledImagesToTheTrainingSet) {
-  const Dataset drawn = drawn_digits();
-  fs::create_directories(dir / "data");
-  write_idx(drawn, dir / "data/train-images-idx3-ubyte", dir / "data/train-labels-idx1-ubyte");
-  write_idx(drawn, dir / "data/t10k-images-idx3-ubyte", dir / "data/t10k-labels-idx1-ubyte");
+  const Dataset drawn = write_drawn_mnist(dir / "data");
   fs::create_directories(dir / "extra");
   for (int digit : {1, 4, 7}) write_png(dir / "extra" / (std::to_string(digit) + "_stroke.png"), strokes::draw(strokes::digit_strokes(digit), {}));
 
