@@ -84,6 +84,8 @@ GuardVerdict judge(const Network& live, const Network& candidate, const Dataset&
   const auto allowed_loss = static_cast<long long>(std::floor(settings.max_validation_drop * static_cast<double>(validation.size()) + 1e-9));
   const long long lost = static_cast<long long>(validation_before.correct) - static_cast<long long>(validation_after.correct);
   const bool validation_holds = lost <= allowed_loss;
+  const long long origin = settings.origin_validation_correct;
+  const bool origin_holds = origin < 0 || origin - static_cast<long long>(validation_after.correct) <= allowed_loss;
   // "Improves": more of the new corrections right than the live network. When the live network
   // already reads them all, nothing can improve; the candidate must still read them all.
   const bool all_right_before = corrections_before.correct == corrections_before.total;
@@ -94,6 +96,9 @@ GuardVerdict judge(const Network& live, const Network& candidate, const Dataset&
   if (!validation_holds)
     problems.push_back("validation accuracy fell from " + percent(verdict.validation_before) + " to " + percent(verdict.validation_after) +
                        ", more than the allowed " + points(settings.max_validation_drop));
+  else if (!origin_holds)  // a fall from the live network says it already; this is the slow drift
+    problems.push_back("validation accuracy " + percent(verdict.validation_after) + " would be more than " + points(settings.max_validation_drop) +
+                       " below the starting model's " + percent(static_cast<double>(origin) / static_cast<double>(validation.size())));
   if (!corrections_improve) {
     if (all_right_before)
       problems.push_back("the live model already read all " + std::to_string(corrections_before.total) + " new judgements right and the candidate reads only " +

@@ -31,6 +31,10 @@ struct FineTuneSettings {
   // live network already gets every one of them right there is nothing to improve: then the
   // candidate must still get them all right (it may not get worse), and validation decides.
   double max_validation_drop = 0.003;
+  // A second, fixed reference for the same margin: how many validation images the model a chain of
+  // fine-tunes started from read right (−1: none). The candidate may not fall more than
+  // max_validation_drop below it either, so accepted rounds cannot drift down a margin each.
+  long long origin_validation_correct = -1;
   std::uint64_t seed = 1;
   // Threads for the guard's evaluations (0 = one per core). 1: everything on the calling thread.
   int threads = 1;

@@ -4,6 +4,8 @@
 // (tests/slow/test_mnist.cpp does the same with the built-in model and real MNIST.)
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <algorithm>
 #include <map>
 
@@ -198,6 +200,32 @@ TEST(FineTune, ItIsTheMarginThatRefusesTheFlood) {
   const FineTuneResult result = fine_tune_guarded(world().live, poison, {}, world().replay, world().validation, settings);
   EXPECT_TRUE(result.verdict.accepted) << result.verdict.reason;
   EXPECT_GT(result.verdict.corrections_after, 0.5);
+}
+
+TEST(FineTune, TheStartingModelIsASecondReferenceAgainstSlowDrift) {
+  // A candidate the live network's margin accepts is refused when it falls more than the margin
+  // below the model the chain started from: here a starting model that read a few more validation
+  // images right than the candidate. Ten validation images carry a wrong label, so the candidate
+  // cannot read them all and such a starting model could exist.
+  const Dataset corrections = vertical_strokes(20, 4, 3);
+  Dataset validation = world().validation;
+  for (std::size_t i = 0; i < 10; ++i) validation.labels[i] = static_cast<std::uint8_t>((validation.labels[i] + 1) % 10);
+  const std::size_t all = validation.size();
+  FineTuneSettings settings;
+  const FineTuneResult free = fine_tune_guarded(world().live, corrections, {}, world().replay, validation, settings);
+  ASSERT_TRUE(free.verdict.accepted) << free.verdict.reason;
+  const auto candidate_correct = static_cast<long long>(std::llround(free.verdict.validation_after * static_cast<double>(all)));
+  const auto allowed = static_cast<long long>(std::floor(settings.max_validation_drop * static_cast<double>(all) + 1e-9));
+
+  settings.origin_validation_correct = candidate_correct + allowed + 1;  // just out of reach
+  ASSERT_LE(settings.origin_validation_correct, static_cast<long long>(all));
+  const FineTuneResult drifted = fine_tune_guarded(world().live, corrections, {}, world().replay, validation, settings);
+  EXPECT_FALSE(drifted.verdict.accepted);
+  EXPECT_CONTAINS(drifted.verdict.reason, "rejected: validation accuracy");
+  EXPECT_CONTAINS(drifted.verdict.reason, "below the starting model's");
+
+  settings.origin_validation_correct = candidate_correct + allowed;  // just within
+  EXPECT_TRUE(fine_tune_guarded(world().live, corrections, {}, world().replay, validation, settings).verdict.accepted);
 }
 
 TEST(FineTune, EarlierCorrectionsAreReplayed) {
