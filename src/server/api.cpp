@@ -85,22 +85,29 @@ GrayImage image_from_pixels(const json& request) {
   return image;
 }
 
-GrayImage drawing_from_request(const json& request) {
+// The drawing of a request, decoded, and the image file's bytes as sent (empty for raw pixels).
+struct SentDrawing {
+  GrayImage image;
+  std::string file;
+};
+
+SentDrawing drawing_from_request(const json& request) {
   const bool has_image = request.contains("image"), has_pixels = request.contains("pixels");
   if (has_image && has_pixels) throw invalid("send either \"image\" or \"pixels\", not both");
   if (has_image) {
-    const std::string bytes = decode_data_url(request["image"]);
+    std::string bytes = decode_data_url(request["image"]);
     check_png_size(bytes);
     const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
     try {
-      return decode_image(std::span<const unsigned char>(data, bytes.size()), "the image");
+      GrayImage image = decode_image(std::span<const unsigned char>(data, bytes.size()), "the image");
+      return {std::move(image), std::move(bytes)};
     } catch (const Error& e) {
       throw RequestError(400, "bad_image", e.what());
     }
   }
   if (has_pixels) {
     if (!request.contains("width") || !request.contains("height")) throw invalid("\"pixels\" needs \"width\" and \"height\"");
-    return image_from_pixels(request);
+    return {image_from_pixels(request), {}};
   }
   throw invalid(R"(expected {"image": "data:image/png;base64,…"} or {"width": W, "height": H, "pixels": [gray values 0–255]})");
 }
@@ -138,6 +145,9 @@ void flatten(const json& data, std::size_t depth_left, const std::string& dataty
     out.push_back(value.get<float>());
   }
 }
+
+// A fraction as the percentage the API reports: two decimals (0.99424 → 99.42).
+json percent_value(double fraction) { return std::round(fraction * 10000) / 100; }
 
 // The library's preprocessing, with an empty drawing answered as 422 empty_drawing.
 Preprocessed preprocess_drawing(const GrayImage& drawing) {
@@ -187,24 +197,26 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
   if (const double test = parse_percent(metadata, "accuracy.test"); test >= 0) accuracy["test_percent"] = test;
   if (const double train = parse_percent(metadata, "accuracy.train"); train >= 0) accuracy["train_percent"] = train;
 
-  // A saved version's file records how it was learned (feedback/model_versions.hpp); version 0,
-  // the starting model, has no parent and has learned nothing.
-  auto whole = [&](const char* key) -> json {
+  // A saved version's file records how it was learned (feedback/model_versions.hpp): a whole
+  // number, or null when missing or unreadable. Version 0, the starting model, has no parent and
+  // has learned nothing.
+  auto recorded = [&](const char* key) -> json {
     const auto it = metadata.find(key);
-    if (served.version == 0 || it == metadata.end()) return served.version == 0 ? json(0) : json(nullptr);
+    if (it == metadata.end()) return nullptr;
     try {
       return std::stoll(it->second);
     } catch (const std::exception&) {
       return nullptr;
     }
   };
+  const bool starting = served.version == 0;
   const json version = {
       {"number", served.version},
-      {"parent", served.version == 0 ? json(nullptr) : whole(feedback::kParentKey)},
-      {"validation_percent", served.validation_accuracy < 0 ? json(nullptr) : json(std::round(served.validation_accuracy * 10000) / 100)},
-      {"corrections_learned", whole(feedback::kCorrectionsLearnedKey)},
-      {"last_judgement_id", whole(feedback::kLastJudgementKey)},
-      {"created", served.version == 0 || !metadata.contains("created") ? json(nullptr) : json(metadata.at("created"))},
+      {"parent", starting ? json(nullptr) : recorded(feedback::kParentKey)},
+      {"validation_percent", served.validation_accuracy < 0 ? json(nullptr) : percent_value(served.validation_accuracy)},
+      {"corrections_learned", starting ? json(0) : recorded(feedback::kCorrectionsLearnedKey)},
+      {"last_judgement_id", starting ? json(0) : recorded(feedback::kLastJudgementKey)},
+      {"created", starting || !metadata.contains("created") ? json(nullptr) : json(metadata.at("created"))},
   };
   json last_attempt = nullptr;
   if (const auto& a = learning.last_attempt) {
@@ -212,8 +224,8 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
         {"accepted", a->accepted},
         {"reason", a->reason},
         {"up_to_judgement_id", a->up_to_judgement_id},
-        {"validation_before_percent", std::round(a->validation_before * 10000) / 100},
-        {"validation_after_percent", std::round(a->validation_after * 10000) / 100},
+        {"validation_before_percent", percent_value(a->validation_before)},
+        {"validation_after_percent", percent_value(a->validation_after)},
         {"at", a->at},
     };
   }
@@ -243,10 +255,8 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
 json predict_drawing(const ServedModel& served, std::string_view body) {
   const auto start = std::chrono::steady_clock::now();
   const json request = parse_body(body);
-  const GrayImage drawing = drawing_from_request(request);
-
   // The same two steps as `digits predict`: decode_image (above), then preprocess.
-  const Preprocessed input = preprocess_drawing(drawing);
+  const Preprocessed input = preprocess_drawing(drawing_from_request(request).image);
   // Every layer's output, not only the last: the page's "Inside the network" panel draws them.
   // The last layer's output is the ten probabilities, the same numbers predict_proba gives.
   const Network& network = served.model.network;
@@ -294,8 +304,8 @@ feedback::Judgement judge_drawing(const ServedModel& served, std::string_view bo
   }
 
   // The same two steps as predict: decode, then preprocess.
-  const GrayImage drawing = drawing_from_request(request);
-  const Preprocessed input = preprocess_drawing(drawing);
+  SentDrawing drawing = drawing_from_request(request);
+  const Preprocessed input = preprocess_drawing(drawing.image);
   const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
 
   feedback::Judgement judgement;
@@ -303,9 +313,8 @@ feedback::Judgement judge_drawing(const ServedModel& served, std::string_view bo
   for (std::size_t i = 0; i < input.pixels.size(); ++i)
     judgement.input[i] = static_cast<std::uint8_t>(std::clamp(std::lround(input.pixels[i]), 0L, 255L));
   // The drawing as sent when it is a PNG; any other image, and raw pixels, are stored as PNG.
-  std::string png;
-  if (request.contains("image")) png = decode_data_url(request["image"]);
-  judgement.drawing_png = png.starts_with("\x89PNG\r\n\x1a\n") ? std::move(png) : encode_png(drawing);
+  const bool sent_png = drawing.file.starts_with("\x89PNG\r\n\x1a\n");
+  judgement.drawing_png = sent_png ? std::move(drawing.file) : encode_png(drawing.image);
   judgement.label = label.get<int>();
   int predicted = 0;
   probabilities.row(0).maxCoeff(&predicted);
