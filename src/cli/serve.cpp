@@ -54,8 +54,7 @@ server::LearnerOptions learner_options(const ServeOptions& options) {
     return learning;
   }
   try {
-    TrainTestData mnist = load_train_test(data_dir);
-    auto [replay, validation] = guard_split(mnist.train);
+    auto [replay, validation] = guard_split(load_training_set(data_dir));
     learning.data = std::make_shared<const server::LearningData>(server::LearningData{std::move(replay), std::move(validation)});
   } catch (const Error& e) {
     if (!options.data.empty()) throw;

@@ -135,16 +135,26 @@ void write_idx(const Dataset& data, const fs::path& images_path, const fs::path&
   write_file_atomically(labels_path, labels);
 }
 
-TrainTestData load_train_test(const fs::path& dir) {
+namespace {
+
+// One of the files of an MNIST-layout directory, plain or gzipped, under MNIST's names.
+fs::path find_idx_file(const fs::path& dir, const std::string& stem) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": no such data directory");
-  // Accept each file plain or gzipped, under MNIST's names.
-  auto find = [&](const std::string& stem) {
-    for (const std::string& candidate : {stem, stem + ".gz"}) {
-      if (fs::is_regular_file(dir / candidate, ec)) return dir / candidate;
-    }
-    throw Error(dir.string() + ": missing " + stem + " (or " + stem + ".gz); get MNIST with scripts/fetch-mnist");
-  };
+  for (const std::string& candidate : {stem, stem + ".gz"}) {
+    if (fs::is_regular_file(dir / candidate, ec)) return dir / candidate;
+  }
+  throw Error(dir.string() + ": missing " + stem + " (or " + stem + ".gz); get MNIST with scripts/fetch-mnist");
+}
+
+}  // namespace
+
+Dataset load_training_set(const fs::path& dir) {
+  return read_idx(find_idx_file(dir, "train-images-idx3-ubyte"), find_idx_file(dir, "train-labels-idx1-ubyte"), "train");
+}
+
+TrainTestData load_train_test(const fs::path& dir) {
+  auto find = [&](const std::string& stem) { return find_idx_file(dir, stem); };
   const fs::path train_images = find("train-images-idx3-ubyte"), train_labels = find("train-labels-idx1-ubyte");
   const fs::path test_images = find("t10k-images-idx3-ubyte"), test_labels = find("t10k-labels-idx1-ubyte");
 

@@ -48,6 +48,9 @@ struct TrainTestData {
 // train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte,
 // each optionally ending in .gz.
 TrainTestData load_train_test(const std::filesystem::path& dir);
+// Only the training pair of such a directory, unhashed: for the server's learner, which replays and
+// validates on training digits and never reads the test set.
+Dataset load_training_set(const std::filesystem::path& dir);
 
 // Copies the chosen images into X (indices.size() × features) as floats times scale, and their labels.
 void gather_batch(const Dataset& data, std::span<const std::size_t> indices, float scale, Matrix& X,
