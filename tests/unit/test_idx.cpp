@@ -395,6 +395,16 @@ TEST_F(IdxTest, LoadTrainTestNamesEachMissingFile) {
   }
 }
 
+TEST_F(IdxTest, LoadTrainingSetReadsOnlyTheTrainingPair) {
+  const Dataset train = sample_dataset(30);
+  write_gzip(dir / "train-images-idx3-ubyte.gz", images_file(train));
+  write_gzip(dir / "train-labels-idx1-ubyte.gz", labels_file(train));
+  expect_same(load_training_set(dir), train);  // no test files needed
+  EXPECT_CONTAINS(error_of([&] { load_training_set(dir / "absent"); }), "no such data directory");
+  fs::remove(dir / "train-labels-idx1-ubyte.gz");
+  EXPECT_CONTAINS(error_of([&] { load_training_set(dir); }), "missing train-labels-idx1-ubyte");
+}
+
 TEST_F(IdxTest, LoadTrainTestOnAMissingDirectorySaysSo) {
   const std::string message = error_of([&] { load_train_test(dir / "absent"); });
   EXPECT_CONTAINS(message, (dir / "absent").string());
