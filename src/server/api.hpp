@@ -37,7 +37,7 @@ class RequestError : public std::runtime_error {
 inline constexpr double kUnsureBelow = 0.7;
 
 // The largest drawing the server decodes, in pixels per side: the library's own limit. The page
-// sends 280×280; the body limit (ServerOptions::max_body_bytes) bounds the JSON pixel form further.
+// sends 280×280; the body limit (HttpLimits::max_body_bytes) bounds the JSON pixel form further.
 inline constexpr int kMaxDrawingSide = 4096;
 
 // The longest client_id a judgement may carry, in bytes: the page sends a UUID (36).
