@@ -326,7 +326,8 @@ struct Learner::Impl {
       Metadata metadata = start->model.metadata;
       std::erase_if(metadata, [](const auto& entry) {
         return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer.") || entry.first.starts_with("improved.") ||
-               entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created";
+               entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created" ||
+               entry.first == "dataset.directory";  // an older model's training folder: /api/model shows metadata
       });
       const long learned = static_cast<long>(metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected.size());
       feedback::record_learning(metadata, verdict.validation_after, learned, up_to);
