@@ -20,6 +20,12 @@ const server::ServedModel& served() {
   return model;
 }
 
+// Probabilities the server hands out are numbers in 0–1 (JSON has no NaN: dump() writes null).
+void check_probabilities(const nlohmann::json& values) {
+  for (const auto& p : values)
+    if (!p.is_number() || !(p.get<double>() >= 0 && p.get<double>() <= 1)) __builtin_trap();
+}
+
 template <typename Call>
 void answer(Call call) {
   try {
@@ -38,6 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const nlohmann::json answer = server::predict_drawing(served(), body);
     const int digit = answer.at("digit");
     if (digit < 0 || digit > 9 || answer.at("input").at("pixels").size() != 784) __builtin_trap();
+    check_probabilities(answer.at("probabilities"));
   });
   answer([&] {
     const feedback::Judgement judgement = server::judge_drawing(served(), body);
@@ -47,6 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const nlohmann::json answer = server::v2_infer(served(), body);
     const auto& output = answer.at("outputs").at(0);
     if (output.at("data").size() != output.at("shape").at(0).get<std::size_t>() * 10) __builtin_trap();
+    check_probabilities(output.at("data"));
   });
   answer([&] {
     const auto version = server::rollback_target(body);

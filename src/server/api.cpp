@@ -147,8 +147,10 @@ void flatten(const json& data, std::size_t depth_left, const std::string& dataty
     if (datatype == "UINT8") {
       if (!value.is_number_integer() || value.get<long long>() < 0 || value.get<long long>() > 255)
         throw invalid("UINT8 data must be integers 0–255; found " + value.dump());
-    } else if (!value.is_number() || !std::isfinite(value.get<double>())) {
-      throw invalid("FP32 data must be finite numbers (raw pixel values 0–255); found " + value.dump());
+    } else if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= 255)) {
+      // Not merely finite: 1e300 is finite as a double but infinite as a float, and the network
+      // answered NaN for it (fuzz/README.md).
+      throw invalid("FP32 data must be finite numbers, raw pixel values 0–255; found " + value.dump());
     }
     out.push_back(value.get<float>());
   }

@@ -68,8 +68,9 @@ TEST(FuzzFindings, DeeplyNestedRequestBodiesAreRefusedWhileParsing) {
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
     }
   };
-  const std::string v2 = R"({"inputs":[{"name":"input","datatype":"UINT8","shape":[)" + deep + R"(],"data":[]}]})";
-  expect_400([&] { server::v2_infer(served, v2); }, "more than 32 levels deep");
+  // Issue 11's body, kept in the corpus: a shape of 200,000 nested arrays, whose dump() in the
+  // error message recursed once per level.
+  expect_400([&] { server::v2_infer(served, finding("api", "finding-400k-deep-v2-shape")); }, "more than 32 levels deep");
   const std::string v2_id = R"({"id":)" + deep + R"(,"inputs":[]})";
   expect_400([&] { server::v2_infer(served, v2_id); }, "more than 32 levels deep");
   const std::string predict = R"({"image":)" + deep + "}";
@@ -79,6 +80,19 @@ TEST(FuzzFindings, DeeplyNestedRequestBodiesAreRefusedWhileParsing) {
   // 32 levels are still read: the limit is not off by one.
   const std::string nested_32 = R"({"version":)" + std::string(31, '[') + std::string(31, ']') + "}";
   expect_400([&] { server::rollback_target(nested_32); }, "\"version\" must be a version number");
+}
+
+// fuzz_api, once it checked that probabilities are numbers in 0–1: an FP32 v2 input of 1e300 is
+// finite as a double, so it passed, became infinite as a float, and the answer held NaN (null).
+TEST(FuzzFindings, Fp32InputOutsidePixelRangeIsRefused) {
+  const server::ServedModel served{Model{Network({784, 4, 10}, Activation::relu, 1), {}, {}}, "test", 0, -1};
+  try {
+    server::v2_infer(served, finding("api", "finding-fp32-beyond-float"));
+    ADD_FAILURE() << "1e300 was accepted as a pixel value";
+  } catch (const server::RequestError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_NE(std::string(e.what()).find("raw pixel values 0–255; found 1e+300"), std::string::npos) << e.what();
+  }
 }
 
 // The same bound on a model file's JSON header: its error messages dump() parts of the header.
