@@ -148,10 +148,13 @@ struct HttpServer::Impl {
         log(log),
         workers(static_cast<std::size_t>(limits.workers > 0 ? limits.workers : std::max(1u, std::thread::hardware_concurrency()))) {
     const std::size_t descriptors = raise_open_file_limit();
-    connection_cap = limits.max_connections > 0
-                         ? limits.max_connections
-                         : std::clamp(descriptors > kDescriptorsForOtherUses + kRefusalsAtOnce ? descriptors - kDescriptorsForOtherUses - kRefusalsAtOnce : 16,
-                                      std::size_t{16}, kMostConnectionsByDefault);
+    connection_cap = limits.max_connections > 0 ? limits.max_connections : default_connection_cap(descriptors);
+  }
+
+  // Every descriptor not kept for other uses or for refusals, within [16, kMostConnectionsByDefault].
+  static std::size_t default_connection_cap(std::size_t descriptors) {
+    const std::size_t reserved = kDescriptorsForOtherUses + kRefusalsAtOnce;
+    return std::clamp(descriptors > reserved ? descriptors - reserved : 0, std::size_t{16}, kMostConnectionsByDefault);
   }
 
   void accept_next();
