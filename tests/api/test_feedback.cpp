@@ -368,7 +368,7 @@ TEST(Admin, RollbackAndLearnNeedTheAdminToken) {
 TEST(Restart, StartsOnTheCurrentVersionAndRefusesAnotherStartingModel) {
   TempDir state("state");
   Network reads_three = builtin().network;
-  reads_three.layers.back().b(0, 3) += 100;  // every drawing reads as 3: unmistakably this version
+  std::get<DenseLayer>(reads_three.layers.back()).b(0, 3) += 100;  // every drawing reads as 3: unmistakably this version
   ASSERT_EQ(save_version(state.path, reads_three), 1);
   {
     LiveServer live(state.path, without_learning());

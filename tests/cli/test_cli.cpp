@@ -480,7 +480,7 @@ TEST_F(Cli, ImproveOnAFolderOfLabelledImagesWritesALoadableModel) {
   EXPECT_FALSE(improved.metadata.contains("accuracy.test"));  // no longer measured on MNIST
   const Model builtin = parse_model(builtin_model_bytes(), "built-in");
   ASSERT_EQ(improved.network.sizes(), builtin.network.sizes());
-  EXPECT_NE(improved.network.layers.back().W, builtin.network.layers.back().W) << "training changed nothing";
+  EXPECT_NE(std::get<DenseLayer>(improved.network.layers.back()).W, std::get<DenseLayer>(builtin.network.layers.back()).W) << "training changed nothing";
 
   // The improved model is usable by the command itself.
   const Outcome predicted = digits({"predict", "--model", "better.safetensors", "--json", good_png().string()});
