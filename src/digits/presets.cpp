@@ -50,6 +50,9 @@ const std::vector<Preset>& presets() {
 
     // The two conv presets follow the literature and have not yet been timed or measured over seeds
     // on the 2-core machine (issue 12): their epochs are estimates from the arithmetic per image.
+    // A first smoke run (2026-12-03, a loaded machine): one epoch of cnn-fast took 27 s of CPU time
+    // and read 99.01% of the test set, so today's conv path must get about three times faster
+    // (bench_micro's BM_TrainStepConvPreset) before 12 epochs fit in two minutes, or fewer epochs do.
     //
     // cnn-fast: a LeNet-like pair of 5×5 convolutions, twice LeNet-5's channels (LeCun et al. 1998,
     // 99.05% without distortions); about 1.1 million multiply-adds per image forward, so a few
