@@ -179,8 +179,18 @@ int run_train_impl(const TrainOptions& options) {
     preset.sizes = parse_layers(*options.layers);
     preset.layers.clear();
   } else if (options.layers) {
-    preset.layers = *options.layers;  // layers of any kind: checked as the network is built below
+    preset.layers = *options.layers;  // layers of any kind: checked as the network is built, next
   }
+  // Built before any data is read, so a layer list that cannot work is a usage error at once.
+  std::optional<Network> built;
+  try {
+    built.emplace(build_network(preset));
+  } catch (const Error& e) {
+    throw UsageError("--layers '" + preset.layers + "': " + e.what());
+  }
+  Network& network = *built;
+  if (network.inputs() != 784) throw UsageError("--layers: the network must take the 784 pixels of a 28×28 image");
+  if (network.classes() != 10) throw UsageError("--layers '" + preset.layers + "': the last layer must have 10 outputs (the digits)");
   if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
   TrainingRecipe& recipe = preset.recipe;
   try {
@@ -212,15 +222,6 @@ int run_train_impl(const TrainOptions& options) {
     extra = folder.data;
     extra.name = options.images;
   }
-  std::optional<Network> built;
-  try {
-    built.emplace(build_network(preset));
-  } catch (const Error& e) {
-    throw UsageError("--layers '" + preset.layers + "': " + e.what());
-  }
-  Network& network = *built;
-  if (network.inputs() != 784) throw UsageError("--layers: the network must take the 784 pixels of a 28×28 image");
-  if (network.classes() != 10) throw UsageError("--layers '" + preset.layers + "': the last layer must have 10 outputs (the digits)");
   network.initialize(preset.init, recipe.seed);
   TrainingState state{Optimizer(recipe.optimizer), 0};
   if (!options.resume.empty()) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,9 @@ using json = nlohmann::json;
 namespace {
 
 json run_reference(const json& input, const std::string& script = REFERENCE_SCRIPT) {
-  const std::string in_path = testing::TempDir() + "golden_case.json", out_path = testing::TempDir() + "golden_reference.json";
+  // Named after the script: ctest runs the two golden tests at once.
+  const std::string stem = testing::TempDir() + std::filesystem::path(script).stem().string();
+  const std::string in_path = stem + "_case.json", out_path = stem + "_out.json";
   std::ofstream(in_path) << input.dump();
   const std::string command = std::string(PYTHON) + " " + script + " < " + in_path + " > " + out_path;
   if (std::system(command.c_str()) != 0) throw std::runtime_error("the NumPy reference failed: " + command);
