@@ -38,15 +38,23 @@ bool is_checkpoint(const Model& model) { return model.metadata.contains("checkpo
 
 TrainingState restore_training_state(const Model& model, const OptimizerSettings& settings) {
   if (!is_checkpoint(model)) throw Error("the model file holds no training state (save one with digits train --checkpoint)");
-  const std::string kind = model.metadata.at("optimizer.kind");
+  // save_checkpoint writes all three; a file that lacks one was not written by it (or was edited).
+  auto required = [&](const char* key) -> const std::string& {
+    const auto it = model.metadata.find(key);
+    if (it == model.metadata.end()) throw Error(std::string("the checkpoint's metadata has no ") + key + " (not written by digits train --checkpoint?)");
+    return it->second;
+  };
+  const std::string& kind = required("optimizer.kind");
   if (parse_optimizer(kind) != settings.kind)
     throw Error("the checkpoint's optimizer is " + kind + ", not " + std::string(optimizer_name(settings.kind)));
   TrainingState state{Optimizer(settings), 0};
+  const std::string& epochs_done = required("checkpoint.epochs_done");
+  const std::string& steps_taken = required("optimizer.steps_taken");
   try {
-    state.epochs_done = std::stoi(model.metadata.at("checkpoint.epochs_done"));
-    state.optimizer.steps_taken = std::stoll(model.metadata.at("optimizer.steps_taken"));
+    state.epochs_done = std::stoi(epochs_done);
+    state.optimizer.steps_taken = std::stoll(steps_taken);
   } catch (const std::exception&) {
-    throw Error("the checkpoint's epochs_done or steps_taken is not a number");
+    throw Error("the checkpoint's checkpoint.epochs_done '" + epochs_done + "' or optimizer.steps_taken '" + steps_taken + "' is not a number");
   }
   if (state.epochs_done < 0 || state.optimizer.steps_taken < 0) throw Error("the checkpoint's counters are negative");
   if (state.optimizer.steps_taken == 0) return state;  // no step yet: no moments

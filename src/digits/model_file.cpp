@@ -13,6 +13,7 @@
 
 #include "digits/error.hpp"
 #include "digits/file_util.hpp"
+#include "digits/json_depth.hpp"
 
 namespace digits {
 
@@ -84,7 +85,9 @@ std::pair<json, Metadata> parse_header(std::span<const unsigned char> header_byt
   const char* header_begin = reinterpret_cast<const char*>(header_bytes.data());
   json header;
   try {
-    header = json::parse(header_begin, header_begin + header_bytes.size());
+    header = parse_json_bounded(std::string_view(header_begin, header_bytes.size()));
+  } catch (const JsonTooDeep& e) {
+    throw Error(source + ": the header is " + e.what() + "; a model file's header nests 3 deep");
   } catch (const json::exception& e) {
     throw Error(source + ": the header is not valid JSON (" + e.what() + ")");
   }

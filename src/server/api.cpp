@@ -9,6 +9,7 @@
 
 #include "digits/error.hpp"
 #include "digits/image.hpp"
+#include "digits/json_depth.hpp"
 #include "digits/preprocess.hpp"
 #include "feedback/model_versions.hpp"
 
@@ -22,27 +23,34 @@ constexpr int kMaxBatch = 1024;  // images per v2 infer request; the body limit 
 
 RequestError invalid(const std::string& message) { return RequestError(400, "invalid_request", message); }
 
-json parse_body(std::string_view body) {
+// The body as a JSON object. Nesting deeper than kMaxJsonDepth is refused while parsing
+// (digits/json_depth.hpp says why), with `too_deep` as the message.
+json parse_body(std::string_view body, const std::string& too_deep) {
   if (body.empty()) throw RequestError(400, "malformed_json", "the request body is empty; expected a JSON object");
-  json document = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded()) throw RequestError(400, "malformed_json", "the request body is not valid JSON");
+  json document;
+  try {
+    document = parse_json_bounded(body);
+  } catch (const JsonTooDeep&) {
+    throw invalid(too_deep);
+  } catch (const json::exception&) {
+    throw RequestError(400, "malformed_json", "the request body is not valid JSON");
+  }
   if (!document.is_object()) throw RequestError(400, "invalid_request", "the request body must be a JSON object");
   return document;
 }
 
+// The bodies of /api/…: objects holding numbers, strings and one flat array.
+json parse_body(std::string_view body) {
+  return parse_body(body, "the request body nests arrays or objects more than " + std::to_string(kMaxJsonDepth) +
+                              " levels deep; expected a JSON object as docs/api.md shows");
+}
+
 std::string json_type(const json& value) { return value.type_name(); }
 
-// "data:image/png;base64,iVBOR…" → the PNG's bytes.
-std::string decode_data_url(const json& image) {
+// The "image" field of a request: a data URL in a string.
+std::string decode_image_field(const json& image) {
   if (!image.is_string()) throw invalid("\"image\" must be a string holding a data URL (data:image/png;base64,…), not " + json_type(image));
-  const std::string_view url = image.get_ref<const std::string&>();
-  const std::size_t comma = url.find(',');
-  if (!url.starts_with("data:") || comma == std::string_view::npos)
-    throw invalid("\"image\" is not a data URL; expected data:image/png;base64,…");
-  const std::string_view header = url.substr(5, comma - 5);  // "image/png;base64"
-  if (!header.starts_with("image/")) throw invalid("\"image\" is a data URL of '" + std::string(header) + "', not of an image");
-  if (!header.ends_with(";base64")) throw invalid("\"image\" must be base64-encoded (data:image/png;base64,…)");
-  return decode_base64(url.substr(comma + 1));
+  return decode_data_url(image.get_ref<const std::string&>());
 }
 
 GrayImage image_from_pixels(const json& request) {
@@ -79,7 +87,7 @@ SentDrawing drawing_from_request(const json& request) {
   const bool has_image = request.contains("image"), has_pixels = request.contains("pixels");
   if (has_image && has_pixels) throw invalid("send either \"image\" or \"pixels\", not both");
   if (has_image) {
-    std::string bytes = decode_data_url(request["image"]);
+    std::string bytes = decode_image_field(request["image"]);
     const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
     try {  // the format is told by the bytes, whatever the data URL's MIME type says
       GrayImage image = decode_image(std::span<const unsigned char>(data, bytes.size()), "image");
@@ -126,8 +134,10 @@ void flatten(const json& data, std::size_t depth_left, const std::string& dataty
     if (datatype == "UINT8") {
       if (!value.is_number_integer() || value.get<long long>() < 0 || value.get<long long>() > 255)
         throw invalid("UINT8 data must be integers 0–255; found " + value.dump());
-    } else if (!value.is_number() || !std::isfinite(value.get<double>())) {
-      throw invalid("FP32 data must be finite numbers (raw pixel values 0–255); found " + value.dump());
+    } else if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= 255)) {
+      // Not merely finite: 1e300 is finite as a double but infinite as a float, and the network
+      // answered NaN for it (fuzz/README.md).
+      throw invalid("FP32 data must be finite numbers, raw pixel values 0–255; found " + value.dump());
     }
     out.push_back(value.get<float>());
   }
@@ -146,6 +156,17 @@ Preprocessed preprocess_drawing(const GrayImage& drawing) {
 }
 
 }  // namespace
+
+// "data:image/png;base64,iVBOR…" → the PNG's bytes.
+std::string decode_data_url(std::string_view url) {
+  const std::size_t comma = url.find(',');
+  if (!url.starts_with("data:") || comma == std::string_view::npos)
+    throw invalid("\"image\" is not a data URL; expected data:image/png;base64,…");
+  const std::string_view header = url.substr(5, comma - 5);  // "image/png;base64"
+  if (!header.starts_with("image/")) throw invalid("\"image\" is a data URL of '" + std::string(header) + "', not of an image");
+  if (!header.ends_with(";base64")) throw invalid("\"image\" must be base64-encoded (data:image/png;base64,…)");
+  return decode_base64(url.substr(comma + 1));
+}
 
 std::string decode_base64(std::string_view text) {
   auto sextet = [](char c) -> int {
@@ -349,7 +370,8 @@ json v2_model_metadata(const ServedModel& served) {
 }
 
 json v2_infer(const ServedModel& served, std::string_view body) {
-  const json request = parse_body(body);
+  const json request = parse_body(body, "the request body nests arrays or objects more than " + std::to_string(kMaxJsonDepth) +
+                                            " levels deep (a tensor's \"data\" is never nested deeper than the shape: 3 levels for [N,28,28])");
   const Network& network = served.model.network;
 
   if (request.contains("id") && !request["id"].is_string()) throw invalid("\"id\" must be a string");

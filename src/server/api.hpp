@@ -37,7 +37,7 @@ class RequestError : public std::runtime_error {
 inline constexpr double kUnsureBelow = 0.7;
 
 // The largest drawing the server decodes, in pixels per side: the library's own limit. The page
-// sends 280×280; the body limit (ServerOptions::max_body_bytes) bounds the JSON pixel form further.
+// sends 280×280; the body limit (HttpLimits::max_body_bytes) bounds the JSON pixel form further.
 inline constexpr int kMaxDrawingSide = 4096;
 
 // The longest client_id a judgement may carry, in bytes: the page sends a UUID (36).
@@ -101,6 +101,9 @@ nlohmann::json v2_model_metadata(const ServedModel& served);
 // pixels → an FP32 [N,10] tensor named "probabilities".
 nlohmann::json v2_infer(const ServedModel& served, std::string_view body);
 
+// A data URL of an image ("data:image/png;base64,iVBOR…") → the image file's bytes; throws
+// RequestError (400) when it is no base64 data URL of an image.
+std::string decode_data_url(std::string_view url);
 // Strict standard base64 (RFC 4648 §4), padding optional; throws RequestError on any other byte.
 std::string decode_base64(std::string_view text);
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "server/api.hpp"
+#include "server/http_server.hpp"
 #include "server/learner.hpp"
 
 namespace digits::server {
@@ -17,15 +18,10 @@ namespace digits::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
   int port = 8080;                 // 0: let the system pick a free port (bind() returns it)
-  // A 280×280 drawing is about 10 KB as PNG and 300 KB as JSON pixels; 4 MiB leaves room for a
-  // v2 batch of a few thousand images and refuses anything bigger before reading it.
-  std::size_t max_body_bytes = 4u << 20;
-  // A client that stalls mid-request or mid-response frees its thread after this long.
-  int read_timeout_seconds = 5, write_timeout_seconds = 5;
-  // Idle keep-alive connections are closed after this long; stop() waits for them at most this long.
-  int keep_alive_seconds = 2;
-  // Each open connection holds a thread, so this many clients can be served at once.
-  int threads = 16;
+  // The HTTP layer's limits against slow and abusive clients (http_server.hpp): timeouts for the
+  // header, the body, the response and an idle keep-alive; sizes of the request line, the header
+  // and the body; open connections (sized to the file-descriptor limit); the worker pool.
+  HttpLimits http;
   std::FILE* log = stderr;  // one line per request; nullptr for none
 
   // Learning from corrections: the state directory and the learner's settings (learner.hpp).
@@ -49,8 +45,9 @@ class Server {
   // Binds the listening socket; returns the port, the chosen one when options.port is 0.
   // Throws digits::Error when the address cannot be bound.
   int bind();
-  // Serves until stop() is called, from any thread; returns after the requests in flight are answered.
+  // Serves until stop() is called; returns after the requests in flight are answered.
   void run();
+  // From any thread, before, during or after run() (a signal's watcher calls it).
   void stop();
 
  private:

@@ -262,6 +262,16 @@ TEST_F(Api, DeeplyNestedJsonIsRefusedNotACrash) {
   EXPECT_EQ(get_json("/api/health")["status"], "ok");
 }
 
+// Issue 11's crash: a 400 KB body of nested arrays took the process down (a stack overflow in the
+// code that described the bad shape). The depth is refused while parsing (digits/json_depth.hpp).
+TEST_F(Api, A400KilobyteDeepBodyIsA400AndTheServerLives) {
+  const std::string deep = std::string(200'000, '[') + std::string(200'000, ']');
+  const std::string body = R"({"inputs":[{"name":"input","datatype":"UINT8","shape":[)" + deep + R"(],"data":[]}]})";
+  expect_v2_error(post_text("/v2/models/digits/infer", body, 400), "more than 32 levels deep");
+  expect_error(post_text("/api/predict", R"({"image":)" + deep + "}", 400), "invalid_request", "more than 32 levels deep");
+  EXPECT_EQ(get_json("/api/health")["status"], "ok");
+}
+
 TEST_F(Api, WrongTypesSayWhichField) {
   expect_error(post_json("/api/predict", {{"image", 42}}, 400), "invalid_request", "\"image\" must be a string");
   expect_error(post_json("/api/predict", {{"image", "hello"}}, 400), "invalid_request", "not a data URL");
