@@ -95,9 +95,10 @@ void write_metrics(const std::string& path, const std::vector<EpochReport>& repo
   if (!out) throw Error(path + ": write failed");
 }
 
-void record_results(Metadata& metadata, const TrainTestData& data, const fs::path& data_dir, const std::vector<EpochReport>& reports) {
+// The data set is identified by its files' SHA-256s alone: a model file is handed out, and the
+// folder it was trained in would tell others about this machine (a path, a user name).
+void record_results(Metadata& metadata, const TrainTestData& data, const std::vector<EpochReport>& reports) {
   metadata["created"] = utc_timestamp();
-  metadata["dataset.directory"] = data_dir.string();
   for (const auto& [file, digest] : data.sha256) metadata["dataset.sha256." + file] = digest;
   if (!reports.empty()) {
     metadata["accuracy.test"] = percent(reports.back().test_accuracy);
@@ -234,7 +235,7 @@ int run_train_impl(const TrainOptions& options) {
   const std::vector<EpochReport> reports = fit(network, data.train, &data.test, recipe, state, observer, extra.size() > 0 ? &extra : nullptr);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  record_results(metadata, data, data_dir, reports);
+  record_results(metadata, data, reports);
   if (recipe.validation > 0 && !reports.empty()) {
     const auto best = std::max_element(reports.begin(), reports.end(), [](const EpochReport& a, const EpochReport& b) { return a.validation_accuracy < b.validation_accuracy; });
     metadata["training.best_epoch"] = std::to_string(best->epoch);
@@ -339,7 +340,8 @@ int run_improve_feedback(const ImproveOptions& options) {
   Metadata metadata = model.metadata;
   std::erase_if(metadata, [](const auto& entry) {
     return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer.") || entry.first.starts_with("improved.") ||
-           entry.first.starts_with("version.") || entry.first == "accuracy.train" || entry.first == "accuracy.validation";
+           entry.first.starts_with("version.") || entry.first == "accuracy.train" || entry.first == "accuracy.validation" ||
+           entry.first == "dataset.directory";  // an older model's training folder: nothing of this machine goes out
   });
   long learned_before = 0;
   if (auto it = model.metadata.find(feedback::kCorrectionsLearnedKey); it != model.metadata.end()) learned_before = std::atol(it->second.c_str());
@@ -516,12 +518,14 @@ int run_improve(const ImproveOptions& options) {
   const std::vector<EpochReport> reports = fit(model.network, training, test, recipe, state, display.observer());
 
   Metadata metadata = model.metadata;
-  std::erase_if(metadata, [](const auto& entry) { return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer."); });
+  std::erase_if(metadata, [](const auto& entry) {
+    return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer.") || entry.first == "dataset.directory";
+  });
   metadata["improved.from"] = model_label(options.model);
   metadata["improved.extra_images"] = std::to_string(extra.size());
   metadata["improved.epochs"] = std::to_string(epochs_to_run);
   if (mnist) {
-    record_results(metadata, *mnist, data_dir, reports);
+    record_results(metadata, *mnist, reports);
   } else {
     metadata["created"] = utc_timestamp();
     metadata.erase("accuracy.test");

@@ -22,12 +22,15 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
   const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : ".";
   std::string temporary = (directory / ("." + path.filename().string() + ".XXXXXX")).string();
   const int fd = mkstemp(temporary.data());
-  if (fd < 0) throw Error(path.string() + ": cannot create a temporary file in " + directory.string() + ": " + std::strerror(errno));
+  if (fd < 0) {
+    const int error_number = errno;
+    throw FileWriteError(path.string() + ": cannot create a temporary file in " + directory.string() + ": " + std::strerror(error_number), error_number);
+  }
   auto fail = [&](const char* what) {
-    const std::string reason = std::strerror(errno);
+    const int error_number = errno;
     ::close(fd);
     ::unlink(temporary.c_str());
-    throw Error(path.string() + ": " + what + ": " + reason);
+    throw FileWriteError(path.string() + ": " + what + ": " + std::strerror(error_number), error_number);
   };
   std::size_t written = 0;
   while (written < bytes.size()) {
@@ -41,13 +44,14 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
   if (::fchmod(fd, 0644) != 0) fail("chmod failed");
   if (::fsync(fd) != 0) fail("fsync failed");
   if (::close(fd) != 0) {
+    const int error_number = errno;
     ::unlink(temporary.c_str());
-    throw Error(path.string() + ": close failed: " + std::strerror(errno));
+    throw FileWriteError(path.string() + ": close failed: " + std::strerror(error_number), error_number);
   }
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
+    const int error_number = errno;
     ::unlink(temporary.c_str());
-    throw Error(path.string() + ": cannot rename the temporary file into place: " + reason);
+    throw FileWriteError(path.string() + ": cannot rename the temporary file into place: " + std::strerror(error_number), error_number);
   }
   // Make the rename itself durable.
   const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);

@@ -8,6 +8,7 @@
 
 #include "digits/error.hpp"
 #include "digits/file_util.hpp"
+#include "feedback/storage_error.hpp"
 
 namespace digits::feedback {
 
@@ -96,7 +97,7 @@ fs::path ModelVersions::file(int version) const {
 int ModelVersions::add(const Network& network, Metadata metadata) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
-  if (ec) throw Error(dir_.string() + ": cannot create the model versions folder: " + ec.message());
+  if (ec) throw StorageError(fault_of_errno(ec.value()), dir_.string() + ": cannot create the model versions folder: " + ec.message());
   const std::vector<int> saved = saved_versions(dir_);
   int version = saved.empty() ? 1 : saved.back() + 1;
   while (fs::exists(file(version), ec)) ++version;  // a file list() could not parse the name of is never overwritten
@@ -104,14 +105,29 @@ int ModelVersions::add(const Network& network, Metadata metadata) {
   if (!metadata.contains(kParentKey)) metadata[kParentKey] = std::to_string(current());
   if (!metadata.contains("created")) metadata["created"] = utc_timestamp();
   // The model first, then the pointer to it: a crash between the two leaves the old version live
-  // and the new one on disk, never a pointer to a half-written file.
-  save_model(file(version), network, metadata);
-  write_file_atomically(dir_ / "current", std::to_string(version) + "\n");
+  // and the new one on disk, never a pointer to a half-written file. A write that fails (a full
+  // disk) leaves nothing behind: write_file_atomically removes its temporary file, and a version
+  // whose pointer could not be written is removed too, so a retry saves it under the same number.
+  try {
+    save_model(file(version), network, metadata);
+  } catch (const FileWriteError& e) {
+    throw StorageError(fault_of_errno(e.error_number), e.what());
+  }
+  try {
+    write_file_atomically(dir_ / "current", std::to_string(version) + "\n");
+  } catch (const FileWriteError& e) {
+    fs::remove(file(version), ec);
+    throw StorageError(fault_of_errno(e.error_number), e.what());
+  }
   return version;
 }
 
 std::vector<VersionInfo> ModelVersions::list() const {
-  const int live = current();
+  int live = -1;  // a garbled current marks none: the versions are still listed, and current() says what is wrong
+  try {
+    live = current();
+  } catch (const Error&) {
+  }
   std::vector<VersionInfo> infos;
   for (int version : saved_versions(dir_)) {
     VersionInfo info;
@@ -126,6 +142,20 @@ std::vector<VersionInfo> ModelVersions::list() const {
     infos.push_back(std::move(info));
   }
   return infos;
+}
+
+int ModelVersions::remove_unfinished() const {
+  std::error_code ec;
+  if (!fs::is_directory(dir_, ec)) return 0;
+  std::vector<fs::path> unfinished;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
+    // write_file_atomically's temporary names: ".v0003.safetensors.Ab12Cd" (never a name list() reads).
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(".v") && name.find(".safetensors.") != std::string::npos && entry.is_regular_file(ec)) unfinished.push_back(entry.path());
+  }
+  int removed = 0;
+  for (const fs::path& path : unfinished) removed += fs::remove(path, ec) ? 1 : 0;
+  return removed;
 }
 
 int ModelVersions::current() const {
@@ -174,8 +204,12 @@ int ModelVersions::rollback(std::optional<int> version) {
   if (target > 0) load(target);  // refuse to make a corrupt file live
   std::error_code ec;
   fs::create_directories(dir_, ec);
-  if (ec) throw Error(dir_.string() + ": cannot create the model versions folder: " + ec.message());
-  write_file_atomically(dir_ / "current", std::to_string(target) + "\n");
+  if (ec) throw StorageError(fault_of_errno(ec.value()), dir_.string() + ": cannot create the model versions folder: " + ec.message());
+  try {
+    write_file_atomically(dir_ / "current", std::to_string(target) + "\n");
+  } catch (const FileWriteError& e) {
+    throw StorageError(fault_of_errno(e.error_number), e.what());
+  }
   return target;
 }
 

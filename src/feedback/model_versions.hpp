@@ -50,8 +50,13 @@ class ModelVersions {
   // rollback) atomically and makes it current; returns its number. Writes version.number, and
   // version.parent (the current version, unless metadata already names one) and created (now,
   // unless given). One process at a time should add: two adding at once could pick one number.
+  // Throws StorageError when the disk refuses (fault disk_full for a full one); then no new file is
+  // left behind and current is unchanged.
   int add(const Network& network, Metadata metadata);
-  // Every saved version, oldest first.
+  // Removes the temporary files of saves that never finished (a kill -9 while writing a version):
+  // only the one process that adds versions should call it, before it adds. Returns how many.
+  int remove_unfinished() const;
+  // Every saved version, oldest first (none marked current when the current file is garbled).
   std::vector<VersionInfo> list() const;
   // The live version's number: 0 when none is saved or current says 0.
   int current() const;

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "digits/error.hpp"
+#include "feedback/storage_error.hpp"
 
 namespace digits::feedback {
 
@@ -100,8 +101,26 @@ struct Store::Impl {
     sqlite3_close_v2(db);
   }
 
+  // Every failure past add()'s validation is the storage's, never the caller's: a StorageError
+  // whose fault says which (a full disk, a read-only one, a damaged file…), naming the file.
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(path.string() + ": " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+    if (!db) throw StorageError(StorageFault::io, path.string() + ": " + what + ": out of memory");
+    fail(what, sqlite3_extended_errcode(db), sqlite3_errmsg(db), sqlite3_system_errno(db));
+  }
+
+  [[noreturn]] void fail(const std::string& what, int code, const std::string& message, int system_errno) const {
+    StorageFault fault = StorageFault::io;
+    switch (code & 0xff) {  // the primary code; the extended one says more in the message
+      case SQLITE_FULL: fault = StorageFault::disk_full; break;
+      case SQLITE_READONLY:
+      case SQLITE_PERM: fault = StorageFault::read_only; break;
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB: fault = StorageFault::corrupt; break;
+      case SQLITE_IOERR:
+      case SQLITE_CANTOPEN: fault = system_errno ? fault_of_errno(system_errno) : StorageFault::io; break;
+      default: break;
+    }
+    throw StorageError(fault, path.string() + ": " + what + ": " + message);
   }
 
   void execute(const char* sql, const char* what) {
@@ -130,15 +149,16 @@ struct Store::Impl {
     sqlite3_stmt* statement = nullptr;
     if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) fail_open();
     std::string value;
-    if (sqlite3_step(statement) == SQLITE_ROW && sqlite3_column_text(statement, 0))
-      value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+    const int step = sqlite3_step(statement);
+    if (step == SQLITE_ROW && sqlite3_column_text(statement, 0)) value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
     sqlite3_finalize(statement);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) fail_open();
     return value;
   }
 
   // The first read of the file is where SQLite notices it is not a database at all.
   [[noreturn]] void fail_open() const {
-    if (sqlite3_errcode(db) == SQLITE_NOTADB) throw Error(path.string() + ": not a feedback database (not a SQLite file at all)");
+    if (sqlite3_errcode(db) == SQLITE_NOTADB) throw StorageError(StorageFault::corrupt, path.string() + ": not a feedback database (not a SQLite file at all)");
     fail("cannot read the feedback database");
   }
 
@@ -149,7 +169,7 @@ struct Store::Impl {
     if (std::filesystem::is_directory(path, ec)) throw Error(path.string() + ": is a directory, not a feedback database");
     if (create_if_missing && path.has_parent_path()) {
       std::filesystem::create_directories(path.parent_path(), ec);
-      if (ec) throw Error(path.parent_path().string() + ": cannot create the state directory: " + ec.message());
+      if (ec) throw StorageError(fault_of_errno(ec.value()), path.parent_path().string() + ": cannot create the state directory: " + ec.message());
     }
     const int flags = SQLITE_OPEN_READWRITE | (create_if_missing ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) fail("cannot open the feedback database");
@@ -162,10 +182,18 @@ struct Store::Impl {
     const std::int64_t schema_version = integer("PRAGMA user_version");
     const std::int64_t tables = integer("SELECT count(*) FROM sqlite_schema");
     if (application_id != kApplicationId && (application_id != 0 || tables != 0))
-      throw Error(path.string() + ": a SQLite database, but not a digits feedback database");
+      throw StorageError(StorageFault::foreign, path.string() + ": a SQLite database, but not a digits feedback database");
     if (schema_version > kSchemaVersion)
-      throw Error(path.string() + ": feedback schema version " + std::to_string(schema_version) + " was written by a newer digits; this one reads up to version " +
+      throw StorageError(StorageFault::foreign, path.string() + ": feedback schema version " + std::to_string(schema_version) + " was written by a newer digits; this one reads up to version " +
                   std::to_string(kSchemaVersion));
+
+    // A file cut short or damaged in the middle opens without complaint: SQLite notices only when a
+    // read reaches the damage, which could be in the middle of serving. quick_check reads every
+    // page now (a few milliseconds for thousands of judgements) and finds it at start-up instead.
+    if (tables != 0) {
+      if (const std::string check = text("PRAGMA quick_check(1)"); check != "ok")
+        throw StorageError(StorageFault::corrupt, path.string() + ": the feedback database is damaged: " + check);
+    }
 
     // WAL: a write appends to the log and readers are never blocked. synchronous=FULL: the log is
     // fsynced at every commit, so a judgement that add() returned survives kill -9 and power loss
@@ -231,9 +259,13 @@ std::int64_t Store::add(const Judgement& judgement) {
   sqlite3_bind_int64(s, 8, created_ms);
   sqlite3_bind_text(s, 9, judgement.client_id.data(), static_cast<int>(judgement.client_id.size()), SQLITE_STATIC);
   const int step = sqlite3_step(s);
+  // The error as the step left it: reset() may report it again, but keep the first account.
+  const int code = sqlite3_extended_errcode(impl_->db);
+  const std::string message = sqlite3_errmsg(impl_->db);
+  const int system_errno = sqlite3_system_errno(impl_->db);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
-  if (step != SQLITE_DONE) impl_->fail("cannot store the judgement");
+  if (step != SQLITE_DONE) impl_->fail("cannot store the judgement", code, message, system_errno);
   return sqlite3_last_insert_rowid(impl_->db);
 }
 
@@ -255,7 +287,8 @@ std::vector<Judgement> Store::since(std::int64_t after_id) const {
     const auto [probabilities, probabilities_size] = blob(5);
     if (input_size != kImageBytes || probabilities_size != 40) {
       sqlite3_reset(s);
-      throw Error(impl_->path.string() + ": judgement " + std::to_string(j.id) + " is malformed (input or probabilities of the wrong size)");
+      throw StorageError(StorageFault::corrupt,
+                         impl_->path.string() + ": judgement " + std::to_string(j.id) + " is malformed (input or probabilities of the wrong size)");
     }
     j.input.assign(input, input + input_size);
     const auto [drawing, drawing_size] = blob(2);
@@ -283,6 +316,31 @@ std::int64_t Store::count() const {
 std::int64_t Store::corrections() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->count(impl_->count_wrong);
+}
+
+std::int64_t Store::last_id() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->integer(
+      "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'judgements'), 0), coalesce((SELECT max(id) FROM judgements), 0))");
+}
+
+void Store::continue_ids_after(std::int64_t id) {
+  std::lock_guard lock(impl_->mutex);
+  const std::string n = std::to_string(id);
+  // sqlite_sequence is AUTOINCREMENT's counter, one row per table once a row has been inserted;
+  // SQLite documents that it may be written like any table.
+  impl_->execute("BEGIN IMMEDIATE", "cannot start a transaction");
+  try {
+    impl_->execute(("UPDATE sqlite_sequence SET seq = max(seq, " + n + ") WHERE name = 'judgements'").c_str(), "cannot move the id counter");
+    impl_->execute(("INSERT INTO sqlite_sequence (name, seq) SELECT 'judgements', " + n +
+                    " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'judgements')")
+                       .c_str(),
+                   "cannot move the id counter");
+    impl_->execute("COMMIT", "cannot commit the id counter");
+  } catch (...) {
+    sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 const std::filesystem::path& Store::path() const { return impl_->path; }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "digits/dataset.hpp"
+#include "feedback/storage_error.hpp"
 
 namespace digits::feedback {
 
@@ -33,8 +34,10 @@ struct Judgement {
 
 class Store {
  public:
-  // Opens (creating if needed) the database, its schema and WAL mode. Throws Error naming the
-  // file when it cannot be opened or is not a feedback database. With create_if_missing false, a
+  // Opens (creating if needed) the database, its schema and WAL mode, and checks every page of an
+  // existing one (PRAGMA quick_check). Throws StorageError naming the file when it cannot be
+  // opened (fault read_only, io…), is damaged or not SQLite at all (corrupt), or is another
+  // program's database or a newer schema's (foreign); a plain Error for a folder. With create_if_missing false, a
   // missing file is an error too (for readers such as `digits feedback export`, which must not
   // leave an empty database behind a mistyped --state-dir). The schema is in docs/feedback.md.
   explicit Store(const std::filesystem::path& path, bool create_if_missing = true);
@@ -44,13 +47,20 @@ class Store {
 
   // Stores a judgement durably and returns its id. Throws Error on invalid fields
   // (input not 784 bytes, label or predicted outside 0–9, correct ≠ (label == predicted), a
-  // probability outside 0–1, a negative model_version or created_ms, a client id over 256 bytes).
+  // probability outside 0–1, a negative model_version or created_ms, a client id over 256 bytes),
+  // and StorageError when the storage fails (a full disk: fault disk_full); nothing is stored then,
+  // and what was stored before is untouched (a SQLite transaction).
   std::int64_t add(const Judgement& judgement);
 
   // Judgements with id > after_id, oldest first (all of them with the default).
   std::vector<Judgement> since(std::int64_t after_id = 0) const;
   std::int64_t count() const;
   std::int64_t corrections() const;  // judged wrong
+  // The highest id ever given (AUTOINCREMENT never gives it again), 0 for none.
+  std::int64_t last_id() const;
+  // Makes every later id greater than `id`: for a new database that replaces one whose ids other
+  // files (model versions, learning.json) still refer to, so that no id ever means two judgements.
+  void continue_ids_after(std::int64_t id);
   const std::filesystem::path& path() const;
   std::string journal_mode() const;  // "wal" once opened: for tests and diagnostics
 

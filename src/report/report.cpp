@@ -192,7 +192,7 @@ std::string header(const ReportContents& c) {
   html += "<dt>Recipe</dt><dd>" + (recipe.empty() ? std::string("not recorded in the model file") : recipe) + "</dd>";
   html += "<dt>Test images</dt><dd>" + escape_html(c.dataset) + ", " + with_commas(e.total) + " images</dd>";
   if (c.trained) {
-    html += "<dt>Trained on</dt><dd>" + escape_html(lookup(c.metadata, "dataset.directory")) + "</dd>";
+    html += "<dt>Trained on</dt><dd>the training images of the same folder</dd>";
   } else if (auto recorded = lookup(c.metadata, "accuracy.test"); !recorded.empty()) {
     html += "<dt>Recorded</dt><dd>" + escape_html(recorded) + "% on MNIST's test set when it was made" +
             (lookup(c.metadata, "accuracy.train").empty() ? "" : ", " + escape_html(lookup(c.metadata, "accuracy.train")) + "% on its training set") + "</dd>";
@@ -214,7 +214,7 @@ std::string training_section(const ReportContents& c) {
     html += "<table class=\"recipe\">";
     int rows = 0;
     for (const auto& [key, value] : c.metadata) {
-      if (!key.starts_with("training.") && !key.starts_with("improved.") && !key.starts_with("accuracy.") && key != "created" && key != "dataset.directory")
+      if (!key.starts_with("training.") && !key.starts_with("improved.") && !key.starts_with("accuracy.") && key != "created")
         continue;
       html += "<tr><td>" + escape_html(key) + "</td><td>" + escape_html(tidy(value)) + "</td></tr>";
       ++rows;

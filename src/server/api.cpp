@@ -258,6 +258,7 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
       {"corrections", learning.corrections},
       {"pending", learning.pending},
       {"last_attempt", last_attempt},
+      {"problem", learning.problem.empty() ? json(nullptr) : json(learning.problem)},
   };
   return {
       {"source", served.source},

@@ -71,6 +71,9 @@ struct LearningStatus {
   std::int64_t pending = 0;          // corrections not yet considered by the learner
   std::string state = "idle";        // "idle", "waiting" (for more corrections) or "training"
   std::optional<LearningAttempt> last_attempt;
+  // Why storing or learning is held up, for people, naming no file ("the server's disk is full;
+  // …"); empty when nothing is wrong.
+  std::string problem;
 };
 
 // GET /api/health

@@ -68,6 +68,8 @@ constexpr std::size_t kMostConnectionsByDefault = 10'000;
 constexpr std::size_t kRefusalsAtOnce = 256;
 // How long a closing connection reads and drops what the client still sends (see the top).
 constexpr auto kLingerTime = std::chrono::seconds(2);
+// What an idle connection may keep of its read buffer.
+constexpr std::size_t kIdleBufferBytes = 16u << 10;
 // accept() failing for want of descriptors (EMFILE) is retried after this pause, not in a spin.
 constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
 
@@ -219,18 +221,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timed_out_ = false;
     deadline_.expires_after(limit);
     deadline_.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;  // re-armed or cancelled
+      // Re-armed or cancelled; or it expired just as the phase ended, with this handler already
+      // queued, and a later phase has moved the deadline since: not ours to act on.
+      if (ec || self->deadline_.expiry() > asio::steady_timer::clock_type::now()) return;
       self->timed_out_ = true;
       error_code ignored;
       self->socket_.cancel(ignored);
     });
   }
 
+  void no_deadline() { deadline_.expires_at(asio::steady_timer::time_point::max()); }
+
   void close() {
     if (phase_ == Phase::closed) return;
     phase_ = Phase::closed;
     error_code ignored;
-    deadline_.cancel();
+    no_deadline();
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
   }
@@ -238,6 +244,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Keep-alive: wait for the next request's first byte, at most keep_alive_timeout.
   void wait_for_next_request() {
     if (buffer_.size() > 0) return read_header();  // pipelined: it is already here
+    // A large body passed through the buffer: give its memory back while the connection idles.
+    if (buffer_.capacity() > kIdleBufferBytes) buffer_.shrink_to_fit();
     phase_ = Phase::waiting;
     set_deadline(server_.limits.keep_alive_timeout);
     socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, std::size_t n) {
@@ -337,7 +345,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     head_ = request.head;
     started_ = Clock::now();
     phase_ = Phase::working;
-    deadline_.cancel();  // the time a request takes to work is the worker's, not the client's
+    no_deadline();  // the time a request takes to work is the worker's, not the client's
 
     const std::string path = request.path;
     Routed routed;

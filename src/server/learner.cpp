@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -56,6 +58,25 @@ double metadata_fraction(const Metadata& metadata, const char* key) {
   }
 }
 
+// What a client is told when the storage fails: the cause and what did not happen, never a path
+// (the log has the full message). A full disk is 507 Insufficient Storage (RFC 4918 §11.5), the
+// other faults 503: the server's trouble, not the request's.
+RequestError storage_refusal(feedback::StorageFault fault, const std::string& not_done) {
+  switch (fault) {
+    case feedback::StorageFault::disk_full:
+      return RequestError(507, "insufficient_storage", "the server's disk is full; " + not_done).with_header("Retry-After", "60");
+    case feedback::StorageFault::read_only:
+      return RequestError(503, "storage_read_only", "the server's state directory has become read-only; " + not_done);
+    case feedback::StorageFault::corrupt:
+      return RequestError(503, "storage_corrupt", "the server's feedback database is damaged; " + not_done);
+    case feedback::StorageFault::foreign:
+      return RequestError(503, "feedback_unavailable", "the server's feedback database belongs to another program; " + not_done);
+    case feedback::StorageFault::io:
+      break;
+  }
+  return RequestError(503, "storage_failed", "the server could not write to its disk; " + not_done);
+}
+
 }  // namespace
 
 std::string model_fingerprint(const Network& network) { return sha256_hex(serialize_model(network, {})); }
@@ -65,7 +86,8 @@ struct Learner::Impl {
   std::shared_ptr<const ServedModel> start;  // version 0
   std::string fingerprint;
   long start_validation_correct = -1;  // of the guard's validation images, by the starting model
-  feedback::Store store;
+  std::unique_ptr<feedback::Store> store;  // null when feedback.db is another program's: store_problem says so
+  std::string store_problem;               // for clients: no paths
   feedback::ModelVersions versions;
   std::atomic<std::shared_ptr<const ServedModel>> live_model;
 
@@ -83,6 +105,10 @@ struct Learner::Impl {
   Clock::time_point last_arrival{};
   bool learn_requested = false, stopping = false, training = false;
   std::optional<LearningAttempt> last_attempt;
+  // After a round failed on the storage (a full disk): it is tried again at retry_at.
+  bool retrying = false;
+  Clock::time_point retry_at{};
+  std::string problem;  // for status(): why learning is held up, naming no file
 
   std::thread thread;
 
@@ -90,8 +116,10 @@ struct Learner::Impl {
       : options(std::move(learner_options)),
         start(std::make_shared<const ServedModel>(std::move(starting))),
         fingerprint(model_fingerprint(start->model.network)),
-        store(open_store(options.state_dir)),
         versions(options.state_dir) {
+    require_writable(options.state_dir);
+    if (const int removed = versions.remove_unfinished())
+      log("removed " + std::to_string(removed) + " unfinished version file(s) in " + versions.directory().string() + " (a save was interrupted)");
     check_versions_descend_from_start();
     if (options.data) {
       const Evaluation e = evaluate(start->model.network, options.data->validation, 1);
@@ -101,15 +129,13 @@ struct Learner::Impl {
       start = std::move(measured);
     }
     live_model.store(load_current());
-    judgements = store.count();
-    corrections = store.corrections();
     read_learning_state();
-    const std::vector<feedback::Judgement> all = store.since();
+    const std::vector<feedback::Judgement> all = open_store();
     rebuild_earlier(all);
     for (const feedback::Judgement& j : all)
       if (j.id > considered && !j.correct) pending_ids.push_back(j.id);
     log_start();
-    if (options.data) {
+    if (learning_on()) {
       if (!pending_ids.empty()) last_arrival = Clock::now();
       thread = std::thread([this] { run(); });
     }
@@ -124,12 +150,85 @@ struct Learner::Impl {
     if (thread.joinable()) thread.join();
   }
 
-  static feedback::Store open_store(const fs::path& dir) {
+  bool learning_on() const { return options.data && store; }
+
+  // The state directory must take writes: a read-only one (a read-only mount, say) is refused at
+  // start-up, naming it, rather than refusing every judgement later. Writing a file is the test:
+  // permissions alone do not tell (root ignores them; a read-only mount does not show in them).
+  static void require_writable(const fs::path& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (!fs::is_directory(dir, ec))
       throw Error(dir.string() + ": cannot create the state directory" + (ec ? ": " + ec.message() : "") + " (give another --state-dir)");
-    return feedback::Store(feedback::feedback_database(dir));
+    std::string probe = (dir / ".digits-write-test.XXXXXX").string();
+    const int fd = ::mkstemp(probe.data());
+    if (fd < 0) {
+      const int error_number = errno;
+      throw Error(dir.string() + ": the state directory is not writable (" + std::strerror(error_number) +
+                  "): the server keeps its judgements and model versions there; make it writable or give another --state-dir");
+    }
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+
+  // Opens feedback.db and reads every judgement (returned: the caller replays them). A damaged
+  // database is moved aside, never deleted, and a new one started; another program's is left
+  // alone and judgements are refused (store stays null). Other failures stop the start-up.
+  std::vector<feedback::Judgement> open_store() {
+    const fs::path file = feedback::feedback_database(options.state_dir);
+    try {
+      return read_store(file);
+    } catch (const feedback::StorageError& e) {
+      store.reset();
+      if (e.fault == feedback::StorageFault::foreign) {
+        log(std::string(e.what()) + "; left untouched: judgements are refused and learning is off until it is moved away (predictions go on)");
+        store_problem = "the server's feedback database belongs to another program (or a newer digits); judgements are not stored";
+        return {};
+      }
+      if (e.fault != feedback::StorageFault::corrupt) throw;
+      const fs::path aside = move_aside(file);
+      log(std::string(e.what()) + "; moved it to " + aside.string() +
+          " (nothing is deleted: `sqlite3 FILE .recover` may get its judgements back) and started a new feedback database");
+      return read_store(file);
+    }
+  }
+
+  std::vector<feedback::Judgement> read_store(const fs::path& file) {
+    store = std::make_unique<feedback::Store>(file);
+    std::vector<feedback::Judgement> all = store->since();  // reads every row: a malformed one is damage too
+    judgements = static_cast<std::int64_t>(all.size());
+    corrections = std::count_if(all.begin(), all.end(), [](const feedback::Judgement& j) { return !j.correct; });
+    // A database that is not the one the versions and learning.json speak of (new after a damaged
+    // one was moved aside, or removed by hand): its ids continue past theirs, so that "after
+    // judgement N" keeps one meaning.
+    if (const std::int64_t last = store->last_id(); last < considered) {
+      store->continue_ids_after(considered);
+      log(file.string() + " holds judgements up to id " + std::to_string(last) + " but learning has considered up to " + std::to_string(considered) +
+          ": new judgements are numbered from " + std::to_string(considered + 1));
+    }
+    return all;
+  }
+
+  // feedback.db → feedback.db.corrupt-2026-12-03T07:15:00Z, with its write-ahead log beside it
+  // under the same new name (SQLite reads the two together); the shared-memory index holds no
+  // judgements and is removed.
+  fs::path move_aside(const fs::path& file) const {
+    fs::path aside = file;
+    aside += ".corrupt-" + utc_timestamp();
+    std::error_code ec;
+    for (int n = 2; fs::exists(aside, ec); ++n) {
+      aside = file;
+      aside += ".corrupt-" + utc_timestamp() + "-" + std::to_string(n);
+    }
+    fs::rename(file, aside, ec);
+    if (ec) throw Error(file.string() + ": damaged, and it cannot be moved aside to " + aside.string() + ": " + ec.message());
+    fs::path wal = file, wal_aside = aside;
+    wal += "-wal", wal_aside += "-wal";
+    if (fs::exists(wal, ec)) fs::rename(wal, wal_aside, ec);
+    fs::path shm = file;
+    shm += "-shm";
+    fs::remove(shm, ec);
+    return aside;
   }
 
   void log(const std::string& line) const {
@@ -162,13 +261,31 @@ struct Learner::Impl {
     return std::make_shared<const ServedModel>(ServedModel{std::move(model), start->source, number, validation});
   }
 
+  // The current version; when its file cannot be loaded (damaged, cut short, missing), the newest
+  // earlier version that loads, else the starting model. A version above current (rolled back
+  // from) is never the fallback. `current` is left as it is: the log says what to do.
   std::shared_ptr<const ServedModel> load_current() const {
-    const int number = versions.current();
+    int number = 0;
     try {
-      return serve_version(number);
+      number = versions.current();
     } catch (const Error& e) {
-      throw Error(std::string(e.what()) + " (it is the current version; 'digits model rollback' can make another one current)");
+      const std::vector<feedback::VersionInfo> saved = versions.list();
+      number = saved.empty() ? 0 : saved.back().version;
+      log(std::string(e.what()) + "; trying the newest saved version, " + std::to_string(number));
     }
+    std::vector<int> candidates;
+    for (const feedback::VersionInfo& info : versions.list())
+      if (info.version <= number) candidates.push_back(info.version);
+    if (number > 0 && (candidates.empty() || candidates.back() != number)) candidates.push_back(number);  // missing: load() names it
+    for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+      try {
+        return serve_version(*it);
+      } catch (const Error& e) {
+        log(std::string(e.what()) + " (version " + std::to_string(*it) + (*it == number ? ", the current one" : "") +
+            "); falling back to an earlier version ('digits model rollback' makes one current for good)");
+      }
+    }
+    return serve_version(0);
   }
 
   // STATE_DIR/learning.json: how far the learner got and its last verdict, so a restart neither
@@ -250,7 +367,10 @@ struct Learner::Impl {
               std::to_string(metadata_integer(served->model.metadata, feedback::kCorrectionsLearnedKey)) + " corrections (" +
               versions.file(served->version).string() + ")";
     log(line);
-    if (!options.data) log("learning from corrections is off: " + options.disabled_reason + "; judgements are still stored");
+    if (!store)
+      log("judgements are not stored and learning is off: " + store_problem);
+    else if (!options.data)
+      log("learning from corrections is off: " + options.disabled_reason + "; judgements are still stored");
   }
 
   // ---- the thread ----
@@ -261,12 +381,12 @@ struct Learner::Impl {
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     std::unique_lock lock(mutex);
     while (!stopping) {
-      if (pending_ids.empty() && !learn_requested) {
+      if (pending_ids.empty() && !learn_requested && !retrying) {
         wake.wait(lock);
         continue;
       }
       if (!learn_requested) {
-        const Clock::time_point due = last_arrival + options.debounce;
+        const Clock::time_point due = retrying ? retry_at : last_arrival + options.debounce;
         if (Clock::now() < due) {
           wake.wait_until(lock, due);
           continue;
@@ -277,11 +397,25 @@ struct Learner::Impl {
       lock.unlock();
       try {
         round();
+        std::lock_guard done(mutex);
+        retrying = false;
+        problem.clear();
+      } catch (const feedback::StorageError& e) {
+        // The disk's fault, not the judgements': the live model stays, nothing is marked as
+        // considered, and the same round is tried again after a pause (with any corrections
+        // that came meanwhile). A full disk so resumes by itself once there is space.
+        const auto delay = std::chrono::duration_cast<std::chrono::seconds>(options.retry_delay).count();
+        log(std::string("learning paused: ") + e.what() + "; the live model stays; trying again in " + std::to_string(delay) + " s");
+        std::lock_guard failed(mutex);
+        retrying = true;
+        retry_at = Clock::now() + options.retry_delay;
+        problem = storage_refusal(e.fault, "a new version cannot be saved; learning will try again").what();
       } catch (const std::exception& e) {
-        // A failed round (disk full, say) is logged and not retried until new corrections come.
+        // Any other failure is the round's own: logged, and not retried until new corrections come.
         log(std::string("learning failed: ") + e.what());
         std::lock_guard failed(mutex);
         pending_ids.clear();
+        retrying = false;
       }
       lock.lock();
       training = false;
@@ -297,7 +431,7 @@ struct Learner::Impl {
       std::lock_guard lock(mutex);
       after = considered;
     }
-    const std::vector<feedback::Judgement> fresh = store.since(after);
+    const std::vector<feedback::Judgement> fresh = store->since(after);
     if (fresh.empty()) return finish(after, std::nullopt);
     const std::int64_t up_to = fresh.back().id;
     std::vector<feedback::Judgement> corrected, confirmed;
@@ -326,7 +460,8 @@ struct Learner::Impl {
       Metadata metadata = start->model.metadata;
       std::erase_if(metadata, [](const auto& entry) {
         return entry.first.starts_with("checkpoint.") || entry.first.starts_with("optimizer.") || entry.first.starts_with("improved.") ||
-               entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created";
+               entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created" ||
+               entry.first == "dataset.directory";  // an older model's training folder: /api/model shows metadata
       });
       const long learned = static_cast<long>(metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected.size());
       feedback::record_learning(metadata, verdict.validation_after, learned, up_to);
@@ -363,19 +498,31 @@ Learner::~Learner() = default;
 std::shared_ptr<const ServedModel> Learner::live() const { return impl_->live_model.load(); }
 
 std::string Learner::add(feedback::Judgement& judgement) {
-  judgement.id = impl_->store.add(judgement);
+  if (!impl_->store) throw RequestError(503, "feedback_unavailable", impl_->store_problem);
+  try {
+    judgement.id = impl_->store->add(judgement);
+  } catch (const feedback::StorageError& e) {
+    impl_->log(std::string("a judgement was not stored: ") + e.what());
+    const RequestError refusal = storage_refusal(e.fault, "the judgement was not stored");
+    {
+      std::lock_guard lock(impl_->mutex);
+      impl_->problem = refusal.what();
+    }
+    throw refusal;
+  }
   {
     std::lock_guard lock(impl_->mutex);
+    if (!impl_->retrying) impl_->problem.clear();
     ++impl_->judgements;
     if (!judgement.correct) {
       ++impl_->corrections;
-      if (impl_->options.data) {
+      if (impl_->learning_on()) {
         impl_->pending_ids.push_back(judgement.id);
         impl_->last_arrival = Clock::now();
       }
     }
   }
-  if (!impl_->options.data) return "off";
+  if (!impl_->learning_on()) return "off";
   if (judgement.correct) return "not_needed";
   impl_->wake.notify_all();
   return "queued";
@@ -384,8 +531,9 @@ std::string Learner::add(feedback::Judgement& judgement) {
 LearningStatus Learner::status() const {
   std::lock_guard lock(impl_->mutex);
   LearningStatus s;
-  s.enabled = impl_->options.data != nullptr;
-  s.disabled_reason = impl_->options.disabled_reason;
+  s.enabled = impl_->learning_on();
+  s.disabled_reason = impl_->store ? impl_->options.disabled_reason : impl_->store_problem;
+  s.problem = impl_->store ? impl_->problem : impl_->store_problem;
   s.judgements = impl_->judgements;
   s.corrections = impl_->corrections;
   s.pending = static_cast<std::int64_t>(impl_->pending_ids.size());
@@ -396,7 +544,7 @@ LearningStatus Learner::status() const {
 }
 
 bool Learner::learn_now() {
-  if (!impl_->options.data) return false;
+  if (!impl_->learning_on()) return false;
   {
     std::lock_guard lock(impl_->mutex);
     impl_->learn_requested = true;
@@ -407,9 +555,15 @@ bool Learner::learn_now() {
 
 int Learner::rollback(std::optional<int> version) {
   std::lock_guard changing(impl_->change);
-  const int now = impl_->versions.rollback(version);
+  int now = 0;
+  try {
+    now = impl_->versions.rollback(version);
+  } catch (const feedback::StorageError& e) {
+    impl_->log(std::string("rollback failed: ") + e.what());
+    throw storage_refusal(e.fault, "the model was not rolled back");
+  }
   impl_->live_model.store(impl_->load_current());
-  impl_->rebuild_earlier(impl_->store.since());
+  impl_->rebuild_earlier(impl_->store ? impl_->store->since() : std::vector<feedback::Judgement>{});
   impl_->log("rolled back to version " + std::to_string(now));
   return now;
 }

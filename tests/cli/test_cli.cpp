@@ -505,6 +505,25 @@ TEST_F(Cli, TrainAddsAFolderOfLabelledImagesToTheTrainingSet) {
   EXPECT_FALSE(fs::exists(dir / "n.safetensors"));
 }
 
+// A model file is handed to others: it records the data by its SHA-256s, never where it lay here.
+TEST_F(Cli, ModelFilesRecordNoPathOfThisMachine) {
+  write_drawn_mnist(dir / "data");
+  Outcome run = digits({"train", "--layers", "784,16,10", "--epochs", "1", "--batch", "8", "--data", (dir / "data").string(), "--out", "m.safetensors",
+                        "--threads", "1"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const Metadata trained = load_model(dir / "m.safetensors").metadata;
+  EXPECT_TRUE(trained.contains("dataset.sha256.train-images-idx3-ubyte"));
+  const Metadata builtin = parse_model(builtin_model_bytes(), "built-in").metadata;
+  EXPECT_EQ(builtin.at("dataset.sha256.t10k-images-idx3-ubyte"), "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7");
+  for (const Metadata* metadata : {&trained, &builtin}) {
+    EXPECT_FALSE(metadata->contains("dataset.directory"));
+    for (const auto& [key, value] : *metadata) {
+      EXPECT_EQ(value.find(dir.string()), std::string::npos) << key << " = " << value;
+      EXPECT_FALSE(value.starts_with("/")) << key << " = " << value << ": an absolute path";
+    }
+  }
+}
+
 TEST_F(Cli, ImproveOnAMissingFolderNamesIt) {
   const Outcome run = digits({"improve", "--no-mnist", "--images", "absent-folder", "--out", "x.safetensors"});
   EXPECT_EQ(run.status, 1);

@@ -216,6 +216,11 @@ TEST_F(Versions, AGarbledCurrentFileIsAnErrorNamingIt) {
     EXPECT_CONTAINS(e.what(), "current");
     EXPECT_CONTAINS(e.what(), "seven");
   }
+  // The versions are still listed (the server falls back on them), none of them as current.
+  const std::vector<VersionInfo> listed = versions.list();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_FALSE(listed[0].current);
+  EXPECT_TRUE(listed[0].problem.empty());
 }
 
 TEST_F(Versions, NumbersContinuePastRollbackAndNeverReuseAFile) {
