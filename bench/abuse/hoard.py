@@ -32,7 +32,8 @@ async def read_until_closed(reader, first_line):
             pass
 
 
-async def idle(tally, stop_at):
+async def idle(tally, stop_at, start_after):
+    await asyncio.sleep(start_after)
     while time.monotonic() < stop_at:
         try:
             reader, writer = await asyncio.open_connection(HOST, ARGS.port)
@@ -54,7 +55,8 @@ async def idle(tally, stop_at):
         await asyncio.sleep(0.05)
 
 
-async def slow(tally, stop_at):
+async def slow(tally, stop_at, start_after):
+    await asyncio.sleep(start_after)
     while time.monotonic() < stop_at:
         try:
             reader, writer = await asyncio.open_connection(HOST, ARGS.port)
@@ -103,7 +105,10 @@ async def report(tally, stop_at):
 async def main():
     tally = Tally()
     stop_at = time.monotonic() + ARGS.seconds
-    tasks = [idle(tally, stop_at) for _ in range(ARGS.idle)] + [slow(tally, stop_at) for _ in range(ARGS.slow)]
+    # Starts spread over --spread seconds, so that the server's timeouts close a few each second
+    # rather than all at once, and the count open stays near the target.
+    tasks = [idle(tally, stop_at, ARGS.spread * i / ARGS.idle) for i in range(ARGS.idle)]
+    tasks += [slow(tally, stop_at, ARGS.spread * i / ARGS.slow) for i in range(ARGS.slow)]
     await asyncio.gather(report(tally, stop_at), *tasks)
 
 
@@ -114,6 +119,7 @@ if __name__ == "__main__":
     parser.add_argument("--slow", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--status-every", type=float, default=5)
+    parser.add_argument("--spread", type=float, default=10, help="seconds over which the connections are first opened")
     ARGS = parser.parse_args()
     if ARGS.idle + ARGS.slow > 5000 or ARGS.seconds > 1800:
         sys.exit("hoard: at most 5,000 connections for at most 30 minutes")

@@ -1,5 +1,11 @@
 -- wrk script: the default request (GET of the URL given), reported as bench/http/predict.lua
 -- reports, one line each for throughput, latency percentiles and errors (bench/abuse/run reads them).
+-- DIGITS_BENCH_DELAY_MS: a pause before each request on a connection, so that the measurement
+-- samples latency at a steady rate instead of taking the whole CPU from the clients it measures beside.
+local pause = tonumber(os.getenv("DIGITS_BENCH_DELAY_MS") or "0")
+if pause > 0 then
+  function delay() return pause end
+end
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6
   local e = summary.errors

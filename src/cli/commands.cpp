@@ -48,7 +48,14 @@ Model load_model_or_builtin(const std::string& path) {
   return parse_model(builtin_model_bytes(), "built-in model");
 }
 
-std::string model_label(const std::string& path) { return path.empty() ? "built-in model" : path; }
+// A file's or folder's own name without the folders above it ("my_digits/" → "my_digits"): what
+// model metadata records of the paths it was made from, since the file leaves this machine.
+std::string last_part(const std::string& path) {
+  const fs::path normal = fs::path(path).lexically_normal();
+  return (normal.has_filename() ? normal.filename() : normal.parent_path().filename()).string();
+}
+
+std::string model_label(const std::string& path) { return path.empty() ? "built-in model" : last_part(path); }
 
 std::string describe(const Network& network) {
   std::string text;
@@ -226,7 +233,7 @@ int run_train_impl(const TrainOptions& options) {
 
   Metadata metadata;
   record_recipe(metadata, preset, recipe);
-  if (extra.size() > 0) metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + options.images;
+  if (extra.size() > 0) metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + last_part(options.images);
   TrainingDisplay display = TrainingDisplay::for_terminal();
   TrainingObserver observer = display.observer();
   if (!options.checkpoint.empty())
@@ -347,7 +354,7 @@ int run_improve_feedback(const ImproveOptions& options) {
   if (auto it = model.metadata.find(feedback::kCorrectionsLearnedKey); it != model.metadata.end()) learned_before = std::atol(it->second.c_str());
   feedback::record_learning(metadata, v.validation_after, learned_before + static_cast<long>(corrections.size()));
   metadata["improved.from"] = model_label(options.model);
-  metadata["improved.feedback"] = options.feedback;
+  metadata["improved.feedback"] = last_part(options.feedback);
   metadata["improved.extra_images"] = std::to_string(corrections.size());
   metadata["improved.steps"] = std::to_string(settings.steps);
   metadata["created"] = utc_timestamp();

@@ -186,22 +186,34 @@ int ModelVersions::rollback(std::optional<int> version) {
     for (std::size_t i = 0; i < saved.size(); ++i) text += (i ? ", " : "") + std::to_string(saved[i]);
     return text;
   };
-  const int live = current();
   int target = 0;
   if (version) {
-    target = *version;
+    target = *version;  // a garbled current is no obstacle: naming a version is how to repair it
   } else {
+    int live = 0;
+    try {
+      live = current();
+    } catch (const Error& e) {
+      throw StorageError(StorageFault::corrupt, std::string(e.what()) + "; name the version to roll back to");
+    }
     if (live == 0) throw Error("the starting model (version 0) is already current; there is nothing before it to roll back to");
     try {
       target = describe(live, load_model_metadata(file(live)), file(live).string()).parent;
     } catch (const Error& e) {
-      throw Error(std::string("cannot find the version before ") + std::to_string(live) + " (" + e.what() + "); name the version to roll back to");
+      throw StorageError(StorageFault::corrupt,
+                         std::string("cannot find the version before ") + std::to_string(live) + " (" + e.what() + "); name the version to roll back to");
     }
   }
   if (target < 0) throw Error("model version " + std::to_string(target) + " does not exist (versions count from 0, the starting model)");
   if (target > 0 && !std::binary_search(saved.begin(), saved.end(), target))
     throw Error("model version " + std::to_string(target) + " does not exist (" + saved_list() + ")");
-  if (target > 0) load(target);  // refuse to make a corrupt file live
+  if (target > 0) {
+    try {
+      load(target);  // refuse to make a corrupt file live
+    } catch (const Error& e) {
+      throw StorageError(StorageFault::corrupt, e.what());
+    }
+  }
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw StorageError(fault_of_errno(ec.value()), dir_.string() + ": cannot create the model versions folder: " + ec.message());

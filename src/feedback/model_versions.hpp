@@ -65,7 +65,9 @@ class ModelVersions {
   // Makes an earlier version live (0 = the starting model); without a version, the one before
   // current: the version current was fine-tuned from (its parent), so that rolling back undoes the
   // last accepted learning even after earlier rollbacks. Throws Error when that version does not
-  // exist, or when current is already 0 and no version is given. Returns the version now current.
+  // exist, or when current is already 0 and no version is given; StorageError when the target's
+  // file (or, without a version, current or its file) cannot be read, or current cannot be
+  // written. A garbled current does not stop a rollback to a named version. Returns the version now current.
   int rollback(std::optional<int> version = std::nullopt);
 
   // STATE_DIR/models/v0007.safetensors for 7.

@@ -61,14 +61,16 @@ double metadata_fraction(const Metadata& metadata, const char* key) {
 // What a client is told when the storage fails: the cause and what did not happen, never a path
 // (the log has the full message). A full disk is 507 Insufficient Storage (RFC 4918 §11.5), the
 // other faults 503: the server's trouble, not the request's.
-RequestError storage_refusal(feedback::StorageFault fault, const std::string& not_done) {
+// `damaged`: what a corrupt fault is about.
+RequestError storage_refusal(feedback::StorageFault fault, const std::string& not_done,
+                             const std::string& damaged = "the server's feedback database is damaged") {
   switch (fault) {
     case feedback::StorageFault::disk_full:
       return RequestError(507, "insufficient_storage", "the server's disk is full; " + not_done).with_header("Retry-After", "60");
     case feedback::StorageFault::read_only:
       return RequestError(503, "storage_read_only", "the server's state directory has become read-only; " + not_done);
     case feedback::StorageFault::corrupt:
-      return RequestError(503, "storage_corrupt", "the server's feedback database is damaged; " + not_done);
+      return RequestError(503, "storage_corrupt", damaged + "; " + not_done);
     case feedback::StorageFault::foreign:
       return RequestError(503, "feedback_unavailable", "the server's feedback database belongs to another program; " + not_done);
     case feedback::StorageFault::io:
@@ -409,7 +411,7 @@ struct Learner::Impl {
         std::lock_guard failed(mutex);
         retrying = true;
         retry_at = Clock::now() + options.retry_delay;
-        problem = storage_refusal(e.fault, "a new version cannot be saved; learning will try again").what();
+        problem = storage_refusal(e.fault, "a new version cannot be saved; learning will try again", "a file in the server's state directory is damaged").what();
       } catch (const std::exception& e) {
         // Any other failure is the round's own: logged, and not retried until new corrections come.
         log(std::string("learning failed: ") + e.what());
@@ -560,7 +562,7 @@ int Learner::rollback(std::optional<int> version) {
     now = impl_->versions.rollback(version);
   } catch (const feedback::StorageError& e) {
     impl_->log(std::string("rollback failed: ") + e.what());
-    throw storage_refusal(e.fault, "the model was not rolled back");
+    throw storage_refusal(e.fault, "the model was not rolled back", "a model version file on the server is damaged");
   }
   impl_->live_model.store(impl_->load_current());
   impl_->rebuild_earlier(impl_->store ? impl_->store->since() : std::vector<feedback::Judgement>{});

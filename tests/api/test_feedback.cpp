@@ -933,12 +933,19 @@ TEST(Faults, ACorruptVersionFileServesTheNewestEarlierVersionThatLoads) {
   fs::resize_file(second, fs::file_size(second) / 2);  // cut short
   {
     LogFile log;
-    LiveOptions options = without_learning();
+    LiveOptions options = without_learning(0, "tok");
     options.log = log.get();
     LiveServer live(state.path, options);
     EXPECT_EQ(live.model()["version"]["number"], 1);
     EXPECT_EQ(predict(live.port(), drawing(7)), 3);
     EXPECT_NE(log.text().find(second.string()), std::string::npos) << log.text();
+    // Rolling back to the damaged version is the server's trouble, not the admin's: 503, no path.
+    auto refused = live.post("/api/model/rollback", {{"version", 2}}, "tok");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 503) << refused->body;
+    EXPECT_EQ(parsed(refused)["error"]["code"], "storage_corrupt");
+    EXPECT_EQ(refused->body.find(state.path.string()), std::string::npos) << refused->body;
+    EXPECT_EQ(live.model()["version"]["number"], 1);
   }
   write_bytes(versions.file(1), "garbage, not a model");
   {

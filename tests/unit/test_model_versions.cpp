@@ -10,6 +10,7 @@
 
 #include "digits/error.hpp"
 #include "feedback/model_versions.hpp"
+#include "feedback/storage_error.hpp"
 
 using namespace digits;
 using namespace digits::feedback;
@@ -122,7 +123,13 @@ TEST_F(Versions, ACorruptFileIsListedWithItsProblemAndRefusedByLoadAndRollback) 
   EXPECT_CONTAINS(list[0].problem, "v0001.safetensors");
   EXPECT_TRUE(list[1].problem.empty());
   EXPECT_THROW(versions.load(1), Error);
-  EXPECT_THROW(versions.rollback(1), Error);
+  try {
+    versions.rollback(1);
+    FAIL() << "rolled back to a corrupt file";
+  } catch (const StorageError& e) {
+    EXPECT_EQ(e.fault, StorageFault::corrupt) << "the storage's fault, not the caller's";
+    EXPECT_CONTAINS(e.what(), "v0001.safetensors");
+  }
   EXPECT_EQ(versions.current(), 2) << "a failed rollback must leave current alone";
 }
 
@@ -221,6 +228,10 @@ TEST_F(Versions, AGarbledCurrentFileIsAnErrorNamingIt) {
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_FALSE(listed[0].current);
   EXPECT_TRUE(listed[0].problem.empty());
+  // Rolling back to its parent needs current; naming a version repairs it.
+  EXPECT_THROW(versions.rollback(), StorageError);
+  EXPECT_EQ(versions.rollback(1), 1);
+  EXPECT_EQ(versions.current(), 1);
 }
 
 TEST_F(Versions, NumbersContinuePastRollbackAndNeverReuseAFile) {
