@@ -1,10 +1,12 @@
 // Google Benchmark micro-benchmarks of the hot paths: one training step of the seed recipe, one
 // prediction of a single 28×28 image, the evaluation of the 10,000 MNIST test digits, and one
-// guarded fine-tune on corrections (fine_tune.hpp).
+// guarded fine-tune on corrections (fine_tune.hpp), and the decoding of the page's 280×280 PNG.
 // Run: build/release/bench/bench_micro   (MNIST from $DIGITS_DATA or data/mnist; random data otherwise)
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
@@ -12,6 +14,7 @@
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
+#include "digits/image.hpp"
 #include "digits/model_file.hpp"
 #include "digits/presets.hpp"
 #include "digits/random.hpp"
@@ -129,6 +132,28 @@ void BM_FineTuneGuarded(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(fine_tune_guarded(network, halves[0], {}, halves[1], halves[2], {}).verdict.accepted);
 }
 BENCHMARK(BM_FineTuneGuarded)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// A 280×280 drawing of a 7 as a PNG, the size the page sends: 8-bit gray as encode_png writes it.
+std::string drawing_png() {
+  GrayImage image{280, 280, std::vector<float>(280 * 280, 0.0f)};
+  auto ink_near = [](float x, float y, float x0, float y0, float x1, float y1) {  // within 9 px of the segment
+    const float dx = x1 - x0, dy = y1 - y0;
+    const float t = std::clamp(((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy), 0.0f, 1.0f);
+    return std::hypot(x - x0 - t * dx, y - y0 - t * dy) < 9.0f;
+  };
+  for (int y = 0; y < 280; ++y)
+    for (int x = 0; x < 280; ++x)
+      if (ink_near(x, y, 70, 60, 210, 60) || ink_near(x, y, 210, 60, 120, 230)) image.pixels[static_cast<std::size_t>(y * 280 + x)] = 255.0f;
+  return encode_png(image);
+}
+
+void BM_DecodePng280(benchmark::State& state) {
+  const std::string png = drawing_png();
+  const std::span bytes(reinterpret_cast<const unsigned char*>(png.data()), png.size());
+  for (auto _ : state) benchmark::DoNotOptimize(decode_image(bytes, "drawing").pixels.data());
+  state.SetLabel(std::to_string(png.size()) + " bytes");
+}
+BENCHMARK(BM_DecodePng280);
 
 }  // namespace
 

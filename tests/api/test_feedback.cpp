@@ -287,7 +287,7 @@ TEST(Feedback, BadInputSaysWhichField) {
   expect_400({{"image", image}, {"label", 7}, {"client_id", 12}}, "\"client_id\" must be a string");
   expect_400({{"image", "data:image/png;base64,@@"}, {"label", 7}}, "base64");
   expect_400({{"label", 7}}, "expected");
-  auto bad_image = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64("not a png")}, {"label", 7}});
+  auto bad_image = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64(std::string("\x89PNG\r\n\x1a\n", 8) + "but no more")}, {"label", 7}});
   ASSERT_TRUE(bad_image);
   EXPECT_EQ(bad_image->status, 400);
   EXPECT_EQ(parsed(bad_image)["error"]["code"], "bad_image");
