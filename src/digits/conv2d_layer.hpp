@@ -1,7 +1,7 @@
 // A 2-D convolution layer: Z = W ⋆ X + b, A = f(Z), over a batch of C×H×W maps (NCHW rows, see
 // tensor.hpp). Its forward and backward sit side by side in conv2d_layer.cpp, each twice: a plain
-// nested loop to check by hand, and the fast path (im2col, then the products of kernels.hpp) that
-// training uses. docs/how-it-works.md derives them.
+// nested loop to check by hand, and the fast path (im2col, then matrix products: kernels.hpp's
+// forward, Eigen's for the gradients) that training uses. docs/how-it-works.md derives them.
 #pragma once
 
 #include <string_view>

@@ -10,6 +10,7 @@
 
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
+#include "digits/presets.hpp"
 #include "digits/random.hpp"
 #include "digits/trainer.hpp"
 
@@ -77,6 +78,24 @@ TEST(Allocations, ConvTrainingStepsAllocateNothingOnceWarm) {
   network.train_step(X, labels, optimizer, 0.25f, 1);  // sizes every workspace
   const long before = allocations.load();
   for (std::uint64_t step = 2; step < 5; ++step) network.train_step(X, labels, optimizer, 0.25f, step);
+  EXPECT_EQ(allocations.load() - before, 0);
+}
+
+TEST(Allocations, TheCnnPresetsStepsAllocateNothingOnceWarm) {
+  // At the `cnn` preset's own sizes (batch 128, 32 and 64 filters of 5×5), where Eigen's products
+  // would take their blocking buffers from the heap if they outgrew its stack limit.
+  const Preset& cnn = find_preset("cnn");
+  Network network = build_network(cnn);
+  network.initialize(cnn.init, 1);
+  Optimizer optimizer(cnn.recipe.optimizer);
+  Rng rng(3);
+  Matrix X(cnn.recipe.batch, 784);
+  std::vector<std::uint8_t> labels(static_cast<std::size_t>(cnn.recipe.batch));
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform();
+  for (std::uint8_t& label : labels) label = static_cast<std::uint8_t>(rng.below(10));
+  network.train_step(X, labels, optimizer, cnn.recipe.dropout, 1);
+  const long before = allocations.load();
+  network.train_step(X, labels, optimizer, cnn.recipe.dropout, 2);
   EXPECT_EQ(allocations.load() - before, 0);
 }
 
