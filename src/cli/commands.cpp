@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "digits/builtin_model.hpp"
@@ -48,14 +49,30 @@ Model load_model_or_builtin(const std::string& path) {
   return parse_model(builtin_model_bytes(), "built-in model");
 }
 
-std::string model_label(const std::string& path) { return path.empty() ? "built-in model" : path; }
+// A file's or folder's own name without the folders above it ("my_digits/" → "my_digits"): what
+// model metadata records of the paths it was made from, since the file leaves this machine.
+std::string last_part(const std::string& path) {
+  const fs::path normal = fs::path(path).lexically_normal();
+  return (normal.has_filename() ? normal.filename() : normal.parent_path().filename()).string();
+}
+
+std::string model_label(const std::string& path) { return path.empty() ? "built-in model" : last_part(path); }
 
 std::string describe(const Network& network) {
   std::string text;
-  for (int size : network.sizes()) text += (text.empty() ? "" : "-") + std::to_string(size);
+  if (network.dense_only()) {
+    for (int size : network.sizes()) text += (text.empty() ? "" : "-") + std::to_string(size);
+  } else {
+    text = shape_text(network.input_shape()) + " → " + network.architecture();
+  }
   return text + " " + std::string(activation_name(network.hidden_activation()));
 }
 
+bool only_numbers(const std::string& text) {
+  return !text.empty() && text.find_first_not_of("0123456789,") == std::string::npos;
+}
+
+// --layers in its first form, dense sizes from the input's 784 to the 10 digits.
 std::vector<int> parse_layers(const std::string& text) {
   std::vector<int> sizes;
   std::stringstream stream(text);
@@ -165,7 +182,22 @@ int run_train_impl(const TrainOptions& options) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
-  if (options.layers) preset.sizes = parse_layers(*options.layers);
+  if (options.layers && only_numbers(*options.layers)) {
+    preset.sizes = parse_layers(*options.layers);
+    preset.layers.clear();
+  } else if (options.layers) {
+    preset.layers = *options.layers;  // layers of any kind: checked as the network is built, next
+  }
+  // Built before any data is read, so a layer list that cannot work is a usage error at once.
+  std::optional<Network> built;
+  try {
+    built.emplace(build_network(preset));
+  } catch (const Error& e) {
+    throw UsageError("--layers '" + preset.layers + "': " + e.what());
+  }
+  Network& network = *built;
+  if (network.inputs() != 784) throw UsageError("--layers: the network must take the 784 pixels of a 28×28 image");
+  if (network.classes() != 10) throw UsageError("--layers '" + preset.layers + "': the last layer must have 10 outputs (the digits)");
   if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
   TrainingRecipe& recipe = preset.recipe;
   try {
@@ -197,12 +229,12 @@ int run_train_impl(const TrainOptions& options) {
     extra = folder.data;
     extra.name = options.images;
   }
-  Network network(preset.sizes, preset.hidden, preset.input_scale);
   network.initialize(preset.init, recipe.seed);
   TrainingState state{Optimizer(recipe.optimizer), 0};
   if (!options.resume.empty()) {
     Model checkpoint = load_model(options.resume);
-    if (checkpoint.network.sizes() != network.sizes() || checkpoint.network.hidden_activation() != network.hidden_activation())
+    if (checkpoint.network.sizes() != network.sizes() || checkpoint.network.architecture() != network.architecture() ||
+        checkpoint.network.hidden_activation() != network.hidden_activation())
       throw Error(options.resume + ": its network (" + describe(checkpoint.network) + ") is not the recipe's (" + describe(network) + ")");
     state = restore_training_state(checkpoint, recipe.optimizer);
     network = std::move(checkpoint.network);
@@ -226,7 +258,7 @@ int run_train_impl(const TrainOptions& options) {
 
   Metadata metadata;
   record_recipe(metadata, preset, recipe);
-  if (extra.size() > 0) metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + options.images;
+  if (extra.size() > 0) metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + last_part(options.images);
   TrainingDisplay display = TrainingDisplay::for_terminal();
   TrainingObserver observer = display.observer();
   if (!options.checkpoint.empty())
@@ -347,7 +379,7 @@ int run_improve_feedback(const ImproveOptions& options) {
   if (auto it = model.metadata.find(feedback::kCorrectionsLearnedKey); it != model.metadata.end()) learned_before = std::atol(it->second.c_str());
   feedback::record_learning(metadata, v.validation_after, learned_before + static_cast<long>(corrections.size()));
   metadata["improved.from"] = model_label(options.model);
-  metadata["improved.feedback"] = options.feedback;
+  metadata["improved.feedback"] = last_part(options.feedback);
   metadata["improved.extra_images"] = std::to_string(corrections.size());
   metadata["improved.steps"] = std::to_string(settings.steps);
   metadata["created"] = utc_timestamp();

@@ -78,8 +78,10 @@ std::string admin_token(const ServeOptions& options) {
   return token;
 }
 
+// The model's source as clients see it (/api/health, /api/model, a version's metadata): the
+// file's name, never the folders above it, which would tell anyone who asks about this machine.
 server::ServedModel load_served_model(const std::string& path) {
-  if (!path.empty()) return {load_model(path), path};
+  if (!path.empty()) return {load_model(path), std::filesystem::path(path).filename().string()};
   return {parse_model(builtin_model_bytes(), "built-in model"), "built-in model"};
 }
 
@@ -159,7 +161,7 @@ void keep_request_buffers_in_the_heap() {
 int serve(const ServeOptions& options, bool open_browser) {
   keep_request_buffers_in_the_heap();
   server::ServedModel served = load_served_model(options.model);
-  const std::string source = served.source;
+  const std::string source = options.model.empty() ? served.source : options.model;  // this terminal may see the path
 
   // SIGINT and SIGTERM are blocked in every thread (the server's threads inherit the mask) and
   // taken by one thread with sigwait, which stops the server in order: no handler runs in the

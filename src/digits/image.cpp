@@ -1,54 +1,109 @@
 #include "digits/image.hpp"
 
-#include <stb_image.h>
 #include <stb_image_write.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
-#include <memory>
 
+#include "digits/decoders.hpp"
 #include "digits/error.hpp"
 #include "digits/file_util.hpp"
 
 namespace digits {
 
-GrayImage decode_image(std::span<const unsigned char> bytes, const std::string& source) {
-  if (bytes.empty()) throw Error(source + ": empty file");
-  if (bytes.size() > (std::size_t{1} << 30)) throw Error(source + ": larger than 1 GiB");
-  int width = 0, height = 0, channels = 0;
-  const int length = static_cast<int>(bytes.size());
-  if (!stbi_info_from_memory(bytes.data(), length, &width, &height, &channels))
-    throw Error(source + ": not an image this program reads (PNG, JPEG, BMP, PGM): " + stbi_failure_reason());
-  if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
-    throw Error(source + ": image is " + std::to_string(width) + "×" + std::to_string(height) + ", larger than " +
-                std::to_string(kMaxImageSide) + "×" + std::to_string(kMaxImageSide));
-  std::unique_ptr<unsigned char, decltype(&stbi_image_free)> decoded(
-      stbi_load_from_memory(bytes.data(), length, &width, &height, &channels, 0), &stbi_image_free);
-  if (!decoded) throw Error(source + ": cannot decode: " + stbi_failure_reason());
+namespace {
 
-  GrayImage image{width, height, std::vector<float>(static_cast<std::size_t>(width) * static_cast<std::size_t>(height))};
-  std::vector<float> alpha(image.pixels.size(), 255.0f);
-  const unsigned char* p = decoded.get();
-  for (std::size_t i = 0; i < image.pixels.size(); ++i, p += channels) {
-    const bool colour = channels >= 3;
-    image.pixels[i] = colour ? 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2] : p[0];
-    if (channels == 2 || channels == 4) alpha[i] = p[channels - 1];
-  }
+bool has_at(std::span<const unsigned char> bytes, std::size_t at, std::string_view magic) {
+  if (bytes.size() < at + magic.size()) return false;
+  return std::equal(magic.begin(), magic.end(), bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                    [](char m, unsigned char b) { return static_cast<unsigned char>(m) == b; });
+}
+
+// Formats we recognise but do not read, so that the refusal can name them.
+struct OtherFormat {
+  std::size_t at;
+  std::string_view magic, name;
+};
+constexpr std::array kOtherFormats = {
+    OtherFormat{0, "GIF87a", "a GIF image"},
+    OtherFormat{0, "GIF89a", "a GIF image"},
+    OtherFormat{8, "WEBP", "a WebP image"},
+    OtherFormat{0, std::string_view("II*\0", 4), "a TIFF image"},
+    OtherFormat{0, std::string_view("MM\0*", 4), "a TIFF image"},
+    OtherFormat{0, "#?RADIANCE", "a Radiance HDR image"},
+    OtherFormat{0, "#?RGBE", "a Radiance HDR image"},
+    OtherFormat{0, "8BPS", "a Photoshop image"},
+    OtherFormat{0, "\x53\x80\xf6\x34", "a Softimage PIC image"},
+    OtherFormat{0, "qoif", "a QOI image"},
+    OtherFormat{4, "ftyp", "an ISO media file (AVIF, HEIC…)"},
+    OtherFormat{0, "\xff\x0a", "a JPEG XL image"},
+    OtherFormat{0, std::string_view("\0\0\0\x0cjP  ", 8), "a JPEG 2000 image"},
+    OtherFormat{0, std::string_view("\0\0\0\x0cJXL ", 8), "a JPEG XL image"},
+    OtherFormat{0, "P1", "a PBM image"},
+    OtherFormat{0, "P4", "a PBM image"},
+    OtherFormat{0, "P3", "a PPM image"},
+    OtherFormat{0, "P6", "a PPM image"},
+    OtherFormat{0, "P7", "a PAM image"},
+    OtherFormat{0, "<svg", "an SVG image"},
+    OtherFormat{0, "<?xml", "an XML file"},
+};
+
+[[noreturn]] void refuse_format(std::span<const unsigned char> bytes, const std::string& source) {
+  for (const OtherFormat& other : kOtherFormats)
+    if (has_at(bytes, other.at, other.magic))
+      throw UnsupportedImage(source + ": " + std::string(other.name) + ", which digits does not read; it reads " + std::string(kImageFormats));
+  throw UnsupportedImage(source + ": not an image digits reads; it reads " + std::string(kImageFormats));
+}
+
+// The format from the magic bytes alone: a file's name or a data URL's MIME type may lie.
+Pixels decode_pixels(std::span<const unsigned char> bytes, const std::string& source) {
+  if (has_at(bytes, 0, "\x89PNG\r\n\x1a\n")) return decode_png(bytes, source);
+  if (has_at(bytes, 0, "\xff\xd8\xff")) return decode_jpeg(bytes, source);
+  if (has_at(bytes, 0, "BM")) return decode_bmp(bytes, source);
+  if (has_at(bytes, 0, "P5") || has_at(bytes, 0, "P2")) return decode_pgm(bytes, source);
+  refuse_format(bytes, source);
+}
+
+// Colour becomes luma, 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as JPEG's Y and MNIST's tools).
+// Transparency is laid over a background opposite to what is drawn: the opaque pixels' mean gray
+// decides it, so white strokes on a transparent canvas come out on black and black ones on white.
+GrayImage to_gray(const Pixels& decoded) {
+  const auto channels = static_cast<std::size_t>(decoded.channels);
+  GrayImage image{decoded.width, decoded.height, std::vector<float>(static_cast<std::size_t>(decoded.width) * static_cast<std::size_t>(decoded.height))};
+  const unsigned char* p = decoded.samples.data();
+  for (std::size_t i = 0; i < image.pixels.size(); ++i, p += channels)
+    image.pixels[i] = channels >= 3 ? 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2] : p[0];
   if (channels == 2 || channels == 4) {
-    // Lay the image over a background opposite to what is drawn: the opaque pixels' mean gray.
+    auto alpha = [&](std::size_t i) { return static_cast<float>(decoded.samples[i * channels + channels - 1]); };
     double drawn = 0, weight = 0;
     for (std::size_t i = 0; i < image.pixels.size(); ++i) {
-      drawn += static_cast<double>(image.pixels[i]) * alpha[i];
-      weight += alpha[i];
+      drawn += static_cast<double>(image.pixels[i]) * alpha(i);
+      weight += alpha(i);
     }
     const float background = weight > 0 && drawn / weight < 128.0 ? 255.0f : 0.0f;
     for (std::size_t i = 0; i < image.pixels.size(); ++i) {
-      const float a = alpha[i] / 255.0f;
+      const float a = alpha(i) / 255.0f;
       image.pixels[i] = a * image.pixels[i] + (1.0f - a) * background;
     }
   }
   return image;
+}
+
+}  // namespace
+
+void check_declared_size(std::uint64_t width, std::uint64_t height, const std::string& source) {
+  if (width == 0 || height == 0) throw Error(source + ": the header declares an image of " + std::to_string(width) + "×" + std::to_string(height) + " pixels");
+  if (width > kMaxImageSide || height > kMaxImageSide || width * height > static_cast<std::uint64_t>(kMaxImagePixels))
+    throw ImageTooLarge(source + ": " + std::to_string(width) + "×" + std::to_string(height) + " pixels is more than digits accepts (at most " +
+                        std::to_string(kMaxImageSide) + " pixels a side and " + std::to_string(kMaxImagePixels) + " in all)");
+}
+
+GrayImage decode_image(std::span<const unsigned char> bytes, const std::string& source) {
+  if (bytes.empty()) throw Error(source + ": empty file");
+  if (bytes.size() > (std::size_t{1} << 30)) throw Error(source + ": larger than 1 GiB");
+  return to_gray(decode_pixels(bytes, source));
 }
 
 GrayImage read_image(const std::filesystem::path& path) {

@@ -1,10 +1,21 @@
-// Grayscale images in and out: decoding PNG, JPEG, BMP and PGM (through stb_image) and writing PNG.
+// Grayscale images in and out: decoding PNG, JPEG, BMP and PGM, and writing PNG.
+//
+// Images come from people we do not know (HTTP requests, downloaded files), so decoding goes only
+// through parsers that are fuzzed: PNG through libspng and JPEG through libjpeg-turbo (both fuzzed
+// continuously by OSS-Fuzz), BMP and PGM through our own small strict readers (fuzz/). The format
+// is told by the bytes alone, never by a file name or a MIME type. Every decoder checks the size
+// its header declares before it allocates anything for the pixels. Writing goes through
+// stb_image_write, which only ever sees our own pixels.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "digits/error.hpp"
 
 namespace digits {
 
@@ -15,12 +26,34 @@ struct GrayImage {
   float at(int x, int y) const { return pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]; }
 };
 
+// The largest image decoded: at most 4096 pixels a side, and at most 12.6 million pixels in all
+// (4096×3072: a 12-megapixel photo fits, in either orientation). Peak memory of one decode is
+// about 12 bytes a pixel, so about 150 MB at the cap.
 inline constexpr int kMaxImageSide = 4096;
+inline constexpr std::int64_t kMaxImagePixels = std::int64_t{4096} * 3072;
 
-// Decodes an encoded image (PNG, JPEG, BMP, PGM/PPM, GIF's first frame) to gray. Colour becomes
-// luma (0.299 R + 0.587 G + 0.114 B). Transparency is laid over a background that contrasts with
-// the opaque pixels, so both dark strokes and light strokes on a transparent canvas stay visible.
-// Throws Error naming `source` if the bytes are no image or the image is larger than kMaxImageSide.
+// What decode_image reads, for messages: "PNG, JPEG, BMP and PGM".
+inline constexpr std::string_view kImageFormats = "PNG, JPEG, BMP and PGM";
+
+// Two refusals that callers answer differently from a broken file (the server: 400
+// unsupported_image and 413 image_too_large instead of 400 bad_image). Both are Errors.
+class UnsupportedImage : public Error {  // not one of kImageFormats: GIF, WebP, TGA, text…
+ public:
+  using Error::Error;
+};
+class ImageTooLarge : public Error {  // the header declares more than kMaxImageSide or kMaxImagePixels
+ public:
+  using Error::Error;
+};
+
+// Decodes an encoded image to gray. The format comes from the first bytes: PNG (any bit depth and
+// colour type, interlaced or not), JPEG (baseline or progressive; gray, YCbCr, RGB or CMYK),
+// uncompressed BMP (1, 4, 8, 16, 24 or 32 bits a pixel) or PGM (binary P5 or plain P2, 8 or 16
+// bits). Colour becomes luma (0.299 R + 0.587 G + 0.114 B); 16-bit samples keep their high 8 bits.
+// Transparency is laid over a background that contrasts with the opaque pixels, so both dark
+// strokes and light strokes on a transparent canvas stay visible.
+// Throws UnsupportedImage for another format, ImageTooLarge for a declared size over the limits
+// (before decoding anything), and Error for a broken file; every message starts with `source`.
 GrayImage decode_image(std::span<const unsigned char> bytes, const std::string& source);
 GrayImage read_image(const std::filesystem::path& path);
 

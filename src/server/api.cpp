@@ -53,22 +53,6 @@ std::string decode_image_field(const json& image) {
   return decode_data_url(image.get_ref<const std::string&>());
 }
 
-// PNG's IHDR chunk holds the size right after the signature: read it before decoding anything,
-// so an oversized image is refused without spending memory on it.
-void check_png_size(std::string_view bytes) {
-  static constexpr unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (bytes.size() < 24 || bytes.compare(0, 8, std::string_view(reinterpret_cast<const char*>(signature), 8)) != 0) return;
-  auto big_endian = [&](std::size_t at) {
-    std::uint32_t value = 0;
-    for (std::size_t i = 0; i < 4; ++i) value = value << 8 | static_cast<unsigned char>(bytes[at + i]);
-    return value;
-  };
-  const std::uint32_t width = big_endian(16), height = big_endian(20);
-  if (width > kMaxDrawingSide || height > kMaxDrawingSide)
-    throw RequestError(413, "image_too_large", "the image is " + std::to_string(width) + "×" + std::to_string(height) + " pixels; the largest accepted is " +
-                                                   std::to_string(kMaxDrawingSide) + "×" + std::to_string(kMaxDrawingSide));
-}
-
 GrayImage image_from_pixels(const json& request) {
   const json& width = request.at("width");
   const json& height = request.at("height");
@@ -104,11 +88,14 @@ SentDrawing drawing_from_request(const json& request) {
   if (has_image && has_pixels) throw invalid("send either \"image\" or \"pixels\", not both");
   if (has_image) {
     std::string bytes = decode_image_field(request["image"]);
-    check_png_size(bytes);
     const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-    try {
-      GrayImage image = decode_image(std::span<const unsigned char>(data, bytes.size()), "the image");
+    try {  // the format is told by the bytes, whatever the data URL's MIME type says
+      GrayImage image = decode_image(std::span<const unsigned char>(data, bytes.size()), "image");
       return {std::move(image), std::move(bytes)};
+    } catch (const UnsupportedImage& e) {
+      throw RequestError(400, "unsupported_image", e.what());
+    } catch (const ImageTooLarge& e) {  // refused from the header, before decoding
+      throw RequestError(413, "image_too_large", e.what());
     } catch (const Error& e) {
       throw RequestError(400, "bad_image", e.what());
     }
@@ -289,9 +276,19 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   json layers = json::array();
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const bool last = i + 1 == outputs.size();
-    layers.push_back({{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
-                      {"function", last ? std::string("softmax") : std::string(activation_name(network.layers[i].activation))},
-                      {"values", std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size())}});
+    const Layer& layer = network.layers[i];
+    if (std::holds_alternative<FlattenLayer>(layer)) continue;  // the previous layer's values again
+    std::string function = "max";  // pooling
+    if (const auto* dense = std::get_if<DenseLayer>(&layer)) function = activation_name(dense->activation);
+    if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) function = activation_name(conv->activation);
+    json entry = {{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
+                  {"function", last ? std::string("softmax") : function},
+                  {"values", std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size())}};
+    if (!std::holds_alternative<DenseLayer>(layer)) {  // a map: its values are channel by channel, row by row
+      const Shape shape = output_shape(layer);
+      entry["shape"] = {shape.channels, shape.height, shape.width};
+    }
+    layers.push_back(std::move(entry));
   }
 
   std::vector<int> seen(input.pixels.size());

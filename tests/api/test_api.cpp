@@ -189,7 +189,7 @@ TEST_F(Api, PredictShowsEveryLayersActivations) {
     const bool last = i + 1 == layers.size();
     EXPECT_EQ(layers[i]["layer"], last ? "output" : "hidden " + std::to_string(i + 1));
     EXPECT_EQ(layers[i]["function"], last ? "softmax" : "relu");
-    ASSERT_EQ(layers[i]["values"].size(), static_cast<std::size_t>(network.layers[i].out())) << i;
+    ASSERT_EQ(layers[i]["values"].size(), static_cast<std::size_t>(layer_outputs(network.layers[i]))) << i;
     double largest = 0;
     for (const json& v : layers[i]["values"]) {
       EXPECT_GE(v.get<double>(), 0.0) << "relu and softmax are never negative";
@@ -206,7 +206,7 @@ TEST_F(Api, PredictShowsEveryLayersActivations) {
   const std::string png = encode_png(drawing(7));
   const Preprocessed input = preprocess(decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "test"));
   const Matrix X = Eigen::Map<const Matrix>(input.pixels.data(), 1, 784) * network.input_scale;
-  const Matrix A1 = ((X * network.layers[0].W).rowwise() + network.layers[0].b).cwiseMax(0.0f);
+  const Matrix A1 = ((X * std::get<DenseLayer>(network.layers[0]).W).rowwise() + std::get<DenseLayer>(network.layers[0]).b).cwiseMax(0.0f);
   for (Eigen::Index j = 0; j < A1.cols(); ++j) EXPECT_NEAR(layers[0]["values"][static_cast<std::size_t>(j)].get<float>(), A1(0, j), 1e-4f + 1e-4f * A1(0, j)) << j;
 }
 
@@ -278,7 +278,7 @@ TEST_F(Api, WrongTypesSayWhichField) {
   expect_error(post_json("/api/predict", {{"image", "data:text/plain;base64,aGVsbG8="}}, 400), "invalid_request", "not of an image");
   expect_error(post_json("/api/predict", {{"image", "data:image/png,rawbytes"}}, 400), "invalid_request", "base64");
   expect_error(post_json("/api/predict", {{"image", "data:image/png;base64,@@@@"}}, 400), "invalid_request", "not base64");
-  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + encode_base64("not a png at all")}}, 400), "bad_image", "not an image");
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + encode_base64("not a png at all")}}, 400), "unsupported_image", "not an image");
   expect_error(post_json("/api/predict", json::object(), 400), "invalid_request", "expected");
   expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", {0, 0, 0}}}, 400), "invalid_request", "3 values but width × height is 4");
   expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", {0, 0, 0, "x"}}}, 400), "invalid_request", "\"pixels\"[3] is string");
@@ -288,6 +288,17 @@ TEST_F(Api, WrongTypesSayWhichField) {
   expect_error(post_json("/api/predict", {{"width", 2}, {"height", 2}, {"pixels", "0000"}}, 400), "invalid_request", "must be an array");
   expect_error(post_json("/api/predict", {{"pixels", {0}}}, 400), "invalid_request", "needs \"width\" and \"height\"");
   expect_error(post_json("/api/predict", {{"image", png_data_url(drawing(1))}, {"width", 1}, {"height", 1}, {"pixels", {0}}}, 400), "invalid_request", "not both");
+}
+
+TEST_F(Api, ImagesOfOtherFormatsAreUnsupportedWhateverTheirLabel) {
+  // The format comes from the bytes: a 1×1 GIF in a data URL that says image/png is still a GIF.
+  const std::string gif("GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;", 35);
+  for (const std::string type : {"image/png", "image/gif"}) {
+    const json answer = post_json("/api/predict", {{"image", "data:" + type + ";base64," + encode_base64(gif)}}, 400);
+    expect_error(answer, "unsupported_image", "a GIF image, which digits does not read; it reads PNG, JPEG, BMP and PGM");
+  }
+  // A PNG that is broken, not of another format, is a bad image.
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + encode_base64(encode_png(drawing(1)).substr(0, 60))}}, 400), "bad_image", "cannot decode the PNG");
 }
 
 TEST_F(Api, TooLargeImagesAndBodiesAreRefused) {

@@ -287,7 +287,7 @@ TEST(Feedback, BadInputSaysWhichField) {
   expect_400({{"image", image}, {"label", 7}, {"client_id", 12}}, "\"client_id\" must be a string");
   expect_400({{"image", "data:image/png;base64,@@"}, {"label", 7}}, "base64");
   expect_400({{"label", 7}}, "expected");
-  auto bad_image = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64("not a png")}, {"label", 7}});
+  auto bad_image = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64(std::string("\x89PNG\r\n\x1a\n", 8) + "but no more")}, {"label", 7}});
   ASSERT_TRUE(bad_image);
   EXPECT_EQ(bad_image->status, 400);
   EXPECT_EQ(parsed(bad_image)["error"]["code"], "bad_image");
@@ -376,7 +376,7 @@ TEST(Admin, RollbackAndLearnNeedTheAdminToken) {
 TEST(Restart, StartsOnTheCurrentVersionAndRefusesAnotherStartingModel) {
   TempDir state("state");
   Network reads_three = builtin().network;
-  reads_three.layers.back().b(0, 3) += 100;  // every drawing reads as 3: unmistakably this version
+  std::get<DenseLayer>(reads_three.layers.back()).b(0, 3) += 100;  // every drawing reads as 3: unmistakably this version
   ASSERT_EQ(save_version(state.path, reads_three), 1);
   {
     LiveServer live(state.path, without_learning());
@@ -921,7 +921,7 @@ TEST(Faults, ACorruptVersionFileServesTheNewestEarlierVersionThatLoads) {
   TempDir state("state");
   auto reads_as = [](int digit) {
     Network network = builtin().network;
-    network.layers.back().b(0, digit) += 100;  // every drawing reads as `digit`: unmistakably this version
+    std::get<DenseLayer>(network.layers.back()).b(0, digit) += 100;  // every drawing reads as `digit`: unmistakably this version
     return network;
   };
   ASSERT_EQ(save_version(state.path, reads_as(3)), 1);
@@ -986,7 +986,7 @@ TEST(Durability, KillNineWhileSavingAVersionRestartsOnTheLastCompleteOne) {
         j.correct = true;
         const std::int64_t id = store.add(j);
         if (::write(acks[1], &id, sizeof id) != sizeof id) ::_exit(1);
-        network.layers.back().b(0, i % 10) += 0.01f;
+        std::get<DenseLayer>(network.layers.back()).b(0, i % 10) += 0.01f;
         save_version(state.path, network);
       }
     }

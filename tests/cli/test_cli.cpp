@@ -213,6 +213,19 @@ TEST_F(Cli, NonNumericLayerSizeIsAUsageError) {
   EXPECT_CONTAINS(run.err, "--layers '784,abc,10'");
 }
 
+TEST_F(Cli, ConvLayersThatCannotWorkAreUsageErrorsNamingTheLayer) {
+  // 28 → 24 → 12 → 6 → 3 → 1: the fifth pool meets a 1×1 map. Checked before any data is read.
+  Outcome run = digits({"train", "--layers", "conv5x5x8,pool2,pool2,pool2,pool2,pool2,10", "--data", "absent"});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_CONTAINS(run.err, "layer 6 (pool2): 2×2 pooling needs a map of at least 2×2, its input is 8×1×1");
+  run = digits({"train", "--layers", "conv5x5x8,conv3x3x8s3,10", "--data", "absent"});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_CONTAINS(run.err, "cannot read 'conv3x3x8s3'");
+  run = digits({"train", "--layers", "conv5x5x8,pool2,fc12", "--data", "absent"});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_CONTAINS(run.err, "the last layer must have 10 outputs");
+}
+
 TEST_F(Cli, LayerSizesWithSpacesOrATrailingCommaAreUsageErrors) {
   for (const char* layers : {"784, 50,10", "784,50,10,", " 784,10", "784,,10"}) {
     const Outcome run = digits({"train", "--layers", layers, "--data", "absent"});
@@ -480,7 +493,7 @@ TEST_F(Cli, ImproveOnAFolderOfLabelledImagesWritesALoadableModel) {
   EXPECT_FALSE(improved.metadata.contains("accuracy.test"));  // no longer measured on MNIST
   const Model builtin = parse_model(builtin_model_bytes(), "built-in");
   ASSERT_EQ(improved.network.sizes(), builtin.network.sizes());
-  EXPECT_NE(improved.network.layers.back().W, builtin.network.layers.back().W) << "training changed nothing";
+  EXPECT_NE(std::get<DenseLayer>(improved.network.layers.back()).W, std::get<DenseLayer>(builtin.network.layers.back()).W) << "training changed nothing";
 
   // The improved model is usable by the command itself.
   const Outcome predicted = digits({"predict", "--model", "better.safetensors", "--json", good_png().string()});
@@ -508,14 +521,23 @@ TEST_F(Cli, TrainAddsAFolderOfLabelledImagesToTheTrainingSet) {
 // A model file is handed to others: it records the data by its SHA-256s, never where it lay here.
 TEST_F(Cli, ModelFilesRecordNoPathOfThisMachine) {
   write_drawn_mnist(dir / "data");
-  Outcome run = digits({"train", "--layers", "784,16,10", "--epochs", "1", "--batch", "8", "--data", (dir / "data").string(), "--out", "m.safetensors",
-                        "--threads", "1"});
+  fs::create_directories(dir / "extra");
+  for (int digit : {1, 4, 7}) write_png(dir / "extra" / (std::to_string(digit) + "_stroke.png"), strokes::draw(strokes::digit_strokes(digit), {}));
+  // Every path given as an absolute one, as a user's would be.
+  Outcome run = digits({"train", "--layers", "784,16,10", "--epochs", "1", "--batch", "8", "--data", (dir / "data").string(), "--images",
+                        (dir / "extra").string() + "/", "--out", "m.safetensors", "--threads", "1"});
   ASSERT_EQ(run.status, 0) << run.err;
   const Metadata trained = load_model(dir / "m.safetensors").metadata;
   EXPECT_TRUE(trained.contains("dataset.sha256.train-images-idx3-ubyte"));
+  EXPECT_EQ(trained.at("training.extra_images"), "3 from extra");
+  run = digits({"improve", "--model", (dir / "m.safetensors").string(), "--images", (dir / "extra").string(), "--data", (dir / "data").string(),
+                "--epochs", "1", "--out", "better.safetensors"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const Metadata improved = load_model(dir / "better.safetensors").metadata;
+  EXPECT_EQ(improved.at("improved.from"), "m.safetensors");
   const Metadata builtin = parse_model(builtin_model_bytes(), "built-in").metadata;
   EXPECT_EQ(builtin.at("dataset.sha256.t10k-images-idx3-ubyte"), "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7");
-  for (const Metadata* metadata : {&trained, &builtin}) {
+  for (const Metadata* metadata : {&trained, &improved, &builtin}) {
     EXPECT_FALSE(metadata->contains("dataset.directory"));
     for (const auto& [key, value] : *metadata) {
       EXPECT_EQ(value.find(dir.string()), std::string::npos) << key << " = " << value;
@@ -744,7 +766,7 @@ TEST_F(CliFeedback, ImproveFeedbackLearnsANewStyleAndWritesTheModel) {
   EXPECT_LE(std::stoi(counts[1]), 2) << "the built-in model already read the crosses as 5: the test shows no learning";
   EXPECT_CONTAINS(run.out, "saved better.safetensors");
   const Model better = load_model(dir / "better.safetensors");
-  EXPECT_EQ(better.metadata.at("improved.feedback"), "state/feedback.db");
+  EXPECT_EQ(better.metadata.at("improved.feedback"), "feedback.db");
   EXPECT_EQ(better.metadata.at("improved.extra_images"), "21");
   EXPECT_EQ(better.metadata.at(feedback::kCorrectionsLearnedKey), "21");
   EXPECT_EQ(better.metadata.at("improved.steps"), "150");
