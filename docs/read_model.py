@@ -9,6 +9,7 @@ on black, raw 0-255 values, already preprocessed the way digits does it (docs/mo
 The file format is described in docs/model-format.md.
 """
 import json
+import re
 import struct
 import sys
 
@@ -39,18 +40,69 @@ ACTIVATIONS = {
 }
 
 
+def conv2d(a, W, b, stride, pad):
+    """a: (n, C, H, W) maps; W: [out, in, k, k] as torch.nn.Conv2d; zero padding `pad` around."""
+    n, c, h, w = a.shape
+    k = W.shape[2]
+    a = np.pad(a, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    z = np.zeros((n, W.shape[0], ho, wo)) + b[None, :, None, None]
+    for ky in range(k):  # each kernel offset: one product over the input channels
+        for kx in range(k):
+            patch = a[:, :, ky : ky + stride * ho : stride, kx : kx + stride * wo : stride]
+            z += np.einsum("nchw,oc->nohw", patch, W[:, :, ky, kx])
+    return z
+
+
+def maxpool2(a):
+    """The largest of each 2x2 block; an odd last row or column is dropped."""
+    n, c, h, w = a.shape
+    a = a[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2)
+    return a.max(axis=(3, 5))
+
+
+def parse_layer(word):
+    """One word of a version-2 architecture: convKxKxN[s2][same], pool2, flatten, fcN or N."""
+    match = re.fullmatch(r"conv(\d+)x(\d+)x(\d+)(s2)?(same)?", word)
+    if match:
+        k = int(match.group(1))
+        return ("conv", k, 2 if match.group(4) else 1, (k - 1) // 2 if match.group(5) else 0)
+    if word in ("pool2", "flatten"):
+        return (word,)
+    return ("fc",)
+
+
 def predict_proba(metadata, tensors, pixels):
     """pixels: (n, 784) raw 0-255 values as preprocessing makes them. Returns (n, 10)."""
-    assert metadata["format"] == "digits-mlp" and metadata["format_version"] == "1"
-    layers = len(metadata["architecture"].split(",")) - 1
+    assert metadata["format"] == "digits-mlp" and metadata["format_version"] in ("1", "2")
+    if metadata["format_version"] == "1":  # dense layers only: architecture is the sizes
+        layers = [("fc",)] * (len(metadata["architecture"].split(",")) - 1)
+        shape = (-1,)
+    else:  # layers of any kind over an input of input_shape, e.g. 1,28,28
+        layers = [parse_layer(word) for word in metadata["architecture"].split(",")]
+        shape = tuple(int(v) for v in metadata["input_shape"].split(","))
     hidden = ACTIVATIONS[metadata["hidden_activation"]]
     # float64 throughout: a reference to compare the program's float32 against.
     a = np.asarray(pixels, dtype=np.float64) * float(np.float32(metadata["input_scale"]))
-    for k in range(1, layers + 1):
-        W = tensors[f"fc{k}.weight"].astype(np.float64)  # [out, in], like torch.nn.Linear
-        b = tensors[f"fc{k}.bias"].astype(np.float64)  # [out]
-        z = a @ W.T + b
-        a = hidden(z) if k < layers else z
+    a = a.reshape((a.shape[0],) + shape)  # each row is C*H*W values, channel by channel (NCHW)
+    convs = fcs = 0
+    for i, layer in enumerate(layers):
+        last = i + 1 == len(layers)
+        if layer[0] == "conv":
+            convs += 1
+            _, k, stride, pad = layer
+            a = conv2d(a, tensors[f"conv{convs}.weight"], tensors[f"conv{convs}.bias"], stride, pad)
+            a = hidden(a)
+        elif layer[0] == "pool2":
+            a = maxpool2(a)
+        elif layer[0] == "flatten":
+            a = a.reshape(a.shape[0], -1)
+        else:
+            fcs += 1
+            W = tensors[f"fc{fcs}.weight"].astype(np.float64)  # [out, in], like torch.nn.Linear
+            b = tensors[f"fc{fcs}.bias"].astype(np.float64)  # [out]
+            z = a @ W.T + b
+            a = z if last else hidden(z)
     z = a - a.max(axis=1, keepdims=True)  # softmax, stable: subtract each row's max
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

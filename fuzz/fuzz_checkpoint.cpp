@@ -14,12 +14,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const TrainingState state = restore_training_state(model, settings);
     // The moments restored must fit the layers they will update.
     if (state.optimizer.steps_taken > 0) {
-      if (state.optimizer.state.size() != model.network.layers.size()) __builtin_trap();
-      for (std::size_t i = 0; i < state.optimizer.state.size(); ++i) {
-        const auto& m = state.optimizer.state[i];
-        const auto& layer = model.network.layers[i];
-        if (m.W1.rows() != layer.W.rows() || m.W1.cols() != layer.W.cols() || m.b2.size() != layer.b.size()) __builtin_trap();
+      std::size_t i = 0;  // moments come one per layer with weights (dense or conv), in order
+      for (const Layer& layer : model.network.layers) {
+        const ConstParameters p = parameters(layer);
+        if (!p.W) continue;
+        if (i >= state.optimizer.state.size()) __builtin_trap();
+        const auto& m = state.optimizer.state[i++];
+        if (m.W1.rows() != p.W->rows() || m.W1.cols() != p.W->cols() || m.b2.size() != p.b->size()) __builtin_trap();
       }
+      if (i != state.optimizer.state.size()) __builtin_trap();
     }
   } catch (const Error&) {
   }

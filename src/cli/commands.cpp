@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "digits/builtin_model.hpp"
@@ -59,10 +60,19 @@ std::string model_label(const std::string& path) { return path.empty() ? "built-
 
 std::string describe(const Network& network) {
   std::string text;
-  for (int size : network.sizes()) text += (text.empty() ? "" : "-") + std::to_string(size);
+  if (network.dense_only()) {
+    for (int size : network.sizes()) text += (text.empty() ? "" : "-") + std::to_string(size);
+  } else {
+    text = shape_text(network.input_shape()) + " → " + network.architecture();
+  }
   return text + " " + std::string(activation_name(network.hidden_activation()));
 }
 
+bool only_numbers(const std::string& text) {
+  return !text.empty() && text.find_first_not_of("0123456789,") == std::string::npos;
+}
+
+// --layers in its first form, dense sizes from the input's 784 to the 10 digits.
 std::vector<int> parse_layers(const std::string& text) {
   std::vector<int> sizes;
   std::stringstream stream(text);
@@ -172,7 +182,22 @@ int run_train_impl(const TrainOptions& options) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
-  if (options.layers) preset.sizes = parse_layers(*options.layers);
+  if (options.layers && only_numbers(*options.layers)) {
+    preset.sizes = parse_layers(*options.layers);
+    preset.layers.clear();
+  } else if (options.layers) {
+    preset.layers = *options.layers;  // layers of any kind: checked as the network is built, next
+  }
+  // Built before any data is read, so a layer list that cannot work is a usage error at once.
+  std::optional<Network> built;
+  try {
+    built.emplace(build_network(preset));
+  } catch (const Error& e) {
+    throw UsageError("--layers '" + preset.layers + "': " + e.what());
+  }
+  Network& network = *built;
+  if (network.inputs() != 784) throw UsageError("--layers: the network must take the 784 pixels of a 28×28 image");
+  if (network.classes() != 10) throw UsageError("--layers '" + preset.layers + "': the last layer must have 10 outputs (the digits)");
   if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
   TrainingRecipe& recipe = preset.recipe;
   try {
@@ -204,12 +229,12 @@ int run_train_impl(const TrainOptions& options) {
     extra = folder.data;
     extra.name = options.images;
   }
-  Network network(preset.sizes, preset.hidden, preset.input_scale);
   network.initialize(preset.init, recipe.seed);
   TrainingState state{Optimizer(recipe.optimizer), 0};
   if (!options.resume.empty()) {
     Model checkpoint = load_model(options.resume);
-    if (checkpoint.network.sizes() != network.sizes() || checkpoint.network.hidden_activation() != network.hidden_activation())
+    if (checkpoint.network.sizes() != network.sizes() || checkpoint.network.architecture() != network.architecture() ||
+        checkpoint.network.hidden_activation() != network.hidden_activation())
       throw Error(options.resume + ": its network (" + describe(checkpoint.network) + ") is not the recipe's (" + describe(network) + ")");
     state = restore_training_state(checkpoint, recipe.optimizer);
     network = std::move(checkpoint.network);

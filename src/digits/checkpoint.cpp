@@ -8,7 +8,6 @@ namespace digits {
 
 namespace {
 
-std::string layer_name(std::size_t i) { return "optimizer.fc" + std::to_string(i + 1); }
 
 NamedTensor weight_tensor(std::string name, const WeightMatrix& W) {
   // Column-major (in × out) is row-major [out, in]: the bytes go as they are.
@@ -24,12 +23,15 @@ void save_checkpoint(const std::filesystem::path& path, const Network& network, 
   metadata["optimizer.kind"] = std::string(optimizer_name(state.optimizer.settings.kind));
   metadata["optimizer.steps_taken"] = std::to_string(state.optimizer.steps_taken);
   std::vector<NamedTensor> tensors;
+  const std::vector<std::string> names = network.parameter_names();  // fc1, fc2 … conv1 …: one per layer with weights
+  if (state.optimizer.state.size() > names.size()) throw Error("the optimizer holds moments for more layers than the network has");
   for (std::size_t i = 0; i < state.optimizer.state.size(); ++i) {
     const Optimizer::Moments& m = state.optimizer.state[i];
-    tensors.push_back(weight_tensor(layer_name(i) + ".weight.m", m.W1));
-    tensors.push_back(weight_tensor(layer_name(i) + ".weight.v", m.W2));
-    tensors.push_back(bias_tensor(layer_name(i) + ".bias.m", m.b1));
-    tensors.push_back(bias_tensor(layer_name(i) + ".bias.v", m.b2));
+    const std::string name = "optimizer." + names[i];
+    tensors.push_back(weight_tensor(name + ".weight.m", m.W1));
+    tensors.push_back(weight_tensor(name + ".weight.v", m.W2));
+    tensors.push_back(bias_tensor(name + ".bias.m", m.b1));
+    tensors.push_back(bias_tensor(name + ".bias.v", m.b2));
   }
   save_model(path, network, metadata, tensors);
 }
@@ -68,15 +70,17 @@ TrainingState restore_training_state(const Model& model, const OptimizerSettings
       throw Error("the checkpoint's " + name + " has " + std::to_string(it->second->values.size()) + " values, expected " + std::to_string(expected));
     return it->second->values;
   };
-  const auto& layers = model.network.layers;
-  state.optimizer.state.resize(layers.size());
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    Optimizer::Moments& m = state.optimizer.state[i];
-    const long long in = layers[i].in(), out = layers[i].out();
-    m.W1 = Eigen::Map<const WeightMatrix>(find(layer_name(i) + ".weight.m", in * out).data(), in, out);
-    m.W2 = Eigen::Map<const WeightMatrix>(find(layer_name(i) + ".weight.v", in * out).data(), in, out);
-    m.b1 = Eigen::Map<const RowVector>(find(layer_name(i) + ".bias.m", out).data(), 1, out);
-    m.b2 = Eigen::Map<const RowVector>(find(layer_name(i) + ".bias.v", out).data(), 1, out);
+  const std::vector<std::string> names = model.network.parameter_names();
+  for (std::size_t l = 0; l < model.network.layers.size(); ++l) {
+    const ConstParameters p = parameters(model.network.layers[l]);
+    if (!p.W) continue;
+    const std::string name = "optimizer." + names[state.optimizer.state.size()];
+    Optimizer::Moments& m = state.optimizer.state.emplace_back();
+    const long long in = p.W->rows(), out = p.W->cols();
+    m.W1 = Eigen::Map<const WeightMatrix>(find(name + ".weight.m", in * out).data(), in, out);
+    m.W2 = Eigen::Map<const WeightMatrix>(find(name + ".weight.v", in * out).data(), in, out);
+    m.b1 = Eigen::Map<const RowVector>(find(name + ".bias.m", out).data(), 1, out);
+    m.b2 = Eigen::Map<const RowVector>(find(name + ".bias.v", out).data(), 1, out);
   }
   return state;
 }

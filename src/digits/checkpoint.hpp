@@ -3,7 +3,8 @@
 //
 // On top of the model's own tensors and metadata, a checkpoint holds the optimizer's moments as
 // tensors optimizer.fc1.weight.m (first moment, or momentum's velocity) and .v (Adam's second
-// moment), optimizer.fc1.bias.m, … in the same [out, in] layout as the weights, and the metadata
+// moment), optimizer.fc1.bias.m, …, optimizer.conv1.… for a conv layer, each 2-D [out, in] (a conv
+// layer's [out, in·kh·kw]) in the byte order of the weights, and the metadata
 // checkpoint.epochs_done, optimizer.kind and optimizer.steps_taken. Every random draw of training
 // depends only on the seed, the epoch and the position in it, so nothing else is needed.
 #pragma once

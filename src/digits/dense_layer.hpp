@@ -23,6 +23,7 @@ class DenseLayer {
 
   int in() const { return static_cast<int>(W.rows()); }
   int out() const { return static_cast<int>(W.cols()); }
+  Shape output_shape() const { return {out(), 1, 1}; }  // a vector of `out` features
 
   void initialize(Init init, Rng& rng);
 

@@ -14,6 +14,7 @@
 #include "digits/error.hpp"
 #include "digits/file_util.hpp"
 #include "digits/json_depth.hpp"
+#include "digits/layer.hpp"
 
 namespace digits {
 
@@ -101,10 +102,38 @@ std::pair<json, Metadata> parse_header(std::span<const unsigned char> header_byt
   }
   if (required(metadata, "format", source) != kModelFormat)
     throw Error(source + ": format '" + metadata["format"] + "', expected '" + kModelFormat + "'");
-  if (required(metadata, "format_version", source) != std::to_string(kModelFormatVersion))
-    throw Error(source + ": format version " + metadata["format_version"] + ", this program reads version " +
-                std::to_string(kModelFormatVersion));
+  const std::string& version = required(metadata, "format_version", source);
+  if (version != std::to_string(kModelFormatVersion) && version != std::to_string(kModelFormatVersionLayers))
+    throw Error(source + ": format version " + version + ", this program reads versions " + std::to_string(kModelFormatVersion) +
+                " and " + std::to_string(kModelFormatVersionLayers));
   return {std::move(header), std::move(metadata)};
+}
+
+// A weight tensor's shape in the file: [out, in] for a dense layer, [out, in, kh, kw] for a conv.
+std::vector<long long> weight_shape(const Layer& layer) {
+  if (const auto* conv = std::get_if<Conv2dLayer>(&layer))
+    return {conv->output_shape().channels, conv->input_shape().channels, conv->kernel(), conv->kernel()};
+  const auto& dense = std::get<DenseLayer>(layer);
+  return {dense.out(), dense.in()};
+}
+
+// Version 2's input_shape, "1,28,28": three positive sizes.
+Shape parse_input_shape(const std::string& text, const std::string& source) {
+  int values[3] = {0, 0, 0};
+  std::size_t at = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t end = i < 2 ? text.find(',', at) : text.size();
+    const std::string part = end == std::string::npos ? "" : text.substr(at, end - at);
+    const bool digits_only = !part.empty() && part.size() <= 5 &&
+                             std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (!digits_only || std::stoi(part) <= 0 || std::stoi(part) > 4096)
+      throw Error(source + ": input_shape '" + text + "' is not three sizes like 1,28,28");
+    values[i] = std::stoi(part);
+    at = end + 1;
+  }
+  if (static_cast<long long>(values[0]) * values[1] * values[2] > (1 << 24))
+    throw Error(source + ": input_shape '" + text + "' is larger than any image this program reads");
+  return {values[0], values[1], values[2]};
 }
 
 }  // namespace
@@ -112,8 +141,16 @@ std::pair<json, Metadata> parse_header(std::span<const unsigned char> header_byt
 std::string serialize_model(const Network& network, const Metadata& given, const std::vector<NamedTensor>& extra) {
   Metadata metadata = given;
   metadata["format"] = kModelFormat;
-  metadata["format_version"] = std::to_string(kModelFormatVersion);
-  metadata["architecture"] = join_sizes(network.sizes());
+  if (network.dense_only()) {
+    metadata["format_version"] = std::to_string(kModelFormatVersion);
+    metadata["architecture"] = join_sizes(network.sizes());
+    metadata.erase("input_shape");
+  } else {
+    const Shape input = network.input_shape();
+    metadata["format_version"] = std::to_string(kModelFormatVersionLayers);
+    metadata["architecture"] = network.architecture();
+    metadata["input_shape"] = std::to_string(input.channels) + "," + std::to_string(input.height) + "," + std::to_string(input.width);
+  }
   metadata["hidden_activation"] = std::string(activation_name(network.hidden_activation()));
   metadata["output"] = "softmax";
   metadata["input_scale"] = format_float(network.input_scale);
@@ -121,17 +158,21 @@ std::string serialize_model(const Network& network, const Metadata& given, const
   json header = json::object();
   header["__metadata__"] = metadata;
   std::string data;
-  for (std::size_t i = 0; i < network.layers.size(); ++i) {
-    const DenseLayer& layer = network.layers[i];
-    const std::string prefix = "fc" + std::to_string(i + 1);
-    // Stored as [out, in] like torch.nn.Linear: row-major [out][in] is exactly the column-major
-    // layout in which W (in × out) lives in memory (tensor.hpp), so its bytes go out as they are.
+  const std::vector<std::string> names = network.parameter_names();
+  std::size_t named = 0;
+  for (const Layer& layer : network.layers) {
+    const ConstParameters p = parameters(layer);
+    if (!p.W) continue;
+    const std::string& prefix = names[named++];
+    // Stored as [out, in] like torch.nn.Linear, or [out, in, kh, kw] like torch.nn.Conv2d: row-major,
+    // that is exactly the column-major layout in which W lives in memory (tensor.hpp,
+    // conv2d_layer.hpp), so its bytes go out as they are.
     std::size_t begin = data.size();
-    data.append(reinterpret_cast<const char*>(layer.W.data()), sizeof(float) * static_cast<std::size_t>(layer.W.size()));
-    header[prefix + ".weight"] = {{"dtype", "F32"}, {"shape", {layer.out(), layer.in()}}, {"data_offsets", {begin, data.size()}}};
+    data.append(reinterpret_cast<const char*>(p.W->data()), sizeof(float) * static_cast<std::size_t>(p.W->size()));
+    header[prefix + ".weight"] = {{"dtype", "F32"}, {"shape", weight_shape(layer)}, {"data_offsets", {begin, data.size()}}};
     begin = data.size();
-    data.append(reinterpret_cast<const char*>(layer.b.data()), sizeof(float) * static_cast<std::size_t>(layer.b.size()));
-    header[prefix + ".bias"] = {{"dtype", "F32"}, {"shape", {layer.out()}}, {"data_offsets", {begin, data.size()}}};
+    data.append(reinterpret_cast<const char*>(p.b->data()), sizeof(float) * static_cast<std::size_t>(p.b->size()));
+    header[prefix + ".bias"] = {{"dtype", "F32"}, {"shape", {p.b->size()}}, {"data_offsets", {begin, data.size()}}};
   }
   for (const NamedTensor& tensor : extra) {
     if (!tensor.name.starts_with("optimizer.")) throw Error("extra tensor '" + tensor.name + "' must be named optimizer.…");
@@ -159,7 +200,21 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   Metadata metadata;
   std::tie(header, metadata) = parse_header(bytes.subspan(8, header_size), source);
   const std::span<const unsigned char> data = bytes.subspan(8 + header_size);
-  const std::vector<int> sizes = parse_sizes(required(metadata, "architecture", source), source);
+  const bool layered = metadata.at("format_version") == std::to_string(kModelFormatVersionLayers);
+  std::vector<int> sizes;
+  std::vector<LayerSpec> specs;
+  Shape input;
+  if (layered) {
+    input = parse_input_shape(required(metadata, "input_shape", source), source);
+    try {
+      specs = parse_layer_specs(required(metadata, "architecture", source));
+    } catch (const Error& e) {
+      throw Error(source + ": architecture '" + metadata["architecture"] + "': " + e.what());
+    }
+    if (specs.size() > kMaxLayers) throw Error(source + ": architecture '" + metadata["architecture"] + "' has more than " + std::to_string(kMaxLayers) + " layers");
+  } else {
+    sizes = parse_sizes(required(metadata, "architecture", source), source);
+  }
   Activation hidden;
   try {
     hidden = parse_activation(required(metadata, "hidden_activation", source));
@@ -176,15 +231,31 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
 
   // The architecture must fit the bytes actually present before any weights are allocated: a
   // tiny file claiming huge layers is refused, not a multi-gigabyte allocation.
-  std::uint64_t parameters = 0;
-  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) parameters += std::uint64_t(sizes[i]) * std::uint64_t(sizes[i + 1]) + std::uint64_t(sizes[i + 1]);
+  std::uint64_t parameter_count = 0;
+  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) parameter_count += std::uint64_t(sizes[i]) * std::uint64_t(sizes[i + 1]) + std::uint64_t(sizes[i + 1]);
+  if (layered) {
+    std::vector<Shape> shapes;
+    try {
+      shapes = plan_shapes(specs, input);  // no weights yet: only the sizes, checked
+    } catch (const Error& e) {
+      throw Error(source + ": architecture '" + metadata["architecture"] + "' on input " + metadata["input_shape"] + ": " + e.what());
+    }
+    Shape previous = input;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const std::uint64_t in = static_cast<std::uint64_t>(previous.size()), out = static_cast<std::uint64_t>(specs[i].size);
+      if (specs[i].kind == LayerSpec::Kind::dense) parameter_count += in * out + out;
+      if (specs[i].kind == LayerSpec::Kind::conv2d)
+        parameter_count += static_cast<std::uint64_t>(previous.channels) * std::uint64_t(specs[i].kernel * specs[i].kernel) * out + out;
+      previous = shapes[i];
+    }
+  }
   // (Small mismatches are left to the per-tensor checks below, whose messages name the tensor.)
   constexpr std::uint64_t kAllocationWorthChecking = 64 << 20;
-  if (parameters * sizeof(float) > data.size() && parameters * sizeof(float) > kAllocationWorthChecking)
-    throw Error(source + ": architecture " + metadata["architecture"] + " needs " + std::to_string(parameters * sizeof(float)) +
+  if (parameter_count * sizeof(float) > data.size() && parameter_count * sizeof(float) > kAllocationWorthChecking)
+    throw Error(source + ": architecture " + metadata["architecture"] + " needs " + std::to_string(parameter_count * sizeof(float)) +
                 " bytes of weights but the data section has " + std::to_string(data.size()) + " (truncated?)");
 
-  Network network(sizes, hidden, input_scale);
+  Network network = layered ? Network(specs, input, hidden, input_scale) : Network(sizes, hidden, input_scale);
   std::size_t tensors_expected = 1;  // __metadata__
   std::vector<std::tuple<std::uint64_t, std::uint64_t, std::string>> spans;  // every tensor's [begin, end), to check they tile the data
   std::uint64_t data_used = 0;
@@ -220,11 +291,14 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     data_used += end - begin;
     ++tensors_expected;
   };
-  for (std::size_t i = 0; i < network.layers.size(); ++i) {
-    DenseLayer& layer = network.layers[i];
-    const std::string prefix = "fc" + std::to_string(i + 1);
-    read_tensor(prefix + ".weight", {layer.out(), layer.in()}, layer.W.data());  // [out, in] = W column-major
-    read_tensor(prefix + ".bias", {layer.out()}, layer.b.data());
+  const std::vector<std::string> names = network.parameter_names();
+  std::size_t named = 0;
+  for (Layer& layer : network.layers) {
+    const Parameters p = parameters(layer);
+    if (!p.W) continue;
+    const std::string& prefix = names[named++];
+    read_tensor(prefix + ".weight", weight_shape(layer), p.W->data());  // [out, in(, kh, kw)] = W column-major
+    read_tensor(prefix + ".bias", {p.b->size()}, p.b->data());
   }
   // A checkpoint's optimizer state: any shape of at most 2 dimensions, validated like the rest.
   std::vector<NamedTensor> extra;
@@ -249,7 +323,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   }
   if (header.size() != tensors_expected) {
     for (const auto& [key, value] : header.items()) {
-      if (key != "__metadata__" && !(key.starts_with("fc") && (key.ends_with(".weight") || key.ends_with(".bias"))))
+      if (key != "__metadata__" && !((key.starts_with("fc") || key.starts_with("conv")) && (key.ends_with(".weight") || key.ends_with(".bias"))))
         throw Error(source + ": unexpected tensor '" + key + "' for architecture " + metadata["architecture"]);
     }
     throw Error(source + ": more tensors than the architecture " + metadata["architecture"] + " has layers");

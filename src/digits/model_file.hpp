@@ -4,6 +4,7 @@
 //   [8 bytes: N, little-endian u64] [N bytes: JSON header] [raw little-endian float32 data]
 //
 // Tensors are named like PyTorch's nn.Linear layers, fc1.weight (out × in), fc1.bias (out), fc2…,
+// and its nn.Conv2d layers, conv1.weight [out_channels, in_channels, kh, kw], conv1.bias, conv2…,
 // so a Python user can load them straight into torch. In memory our W is (in × out), the ancestor's
 // X·W convention, so it is transposed on the way out and back. Everything else a program needs to
 // rebuild and use the network travels in the header's __metadata__ (string → string).
@@ -21,7 +22,12 @@ namespace digits {
 using Metadata = std::map<std::string, std::string>;
 
 inline constexpr const char* kModelFormat = "digits-mlp";
+// Version 1: dense layers only, `architecture` the sizes "784,50,20,10". Version 2: layers of any
+// kind, `architecture` the layer list "conv5x5x32,pool2,flatten,fc10" (layer.hpp) and `input_shape`
+// "1,28,28". A network of dense layers alone is still written as version 1, so that programs from
+// before version 2 read it; both versions are read.
 inline constexpr int kModelFormatVersion = 1;
+inline constexpr int kModelFormatVersionLayers = 2;
 
 // A tensor beyond the network's own: checkpoints carry the optimizer's state as tensors named
 // "optimizer.…" (checkpoint.hpp). Values are row-major in `shape`.
@@ -38,7 +44,7 @@ struct Model {
 };
 
 // The file's bytes. The metadata keys that describe the network (format, format_version,
-// architecture, hidden_activation, output, input_scale) are written from the network itself and
+// architecture, input_shape (version 2), hidden_activation, output, input_scale) are written from the network itself and
 // override any of the same name in `metadata`. Extra tensors must be named "optimizer.…".
 std::string serialize_model(const Network& network, const Metadata& metadata, const std::vector<NamedTensor>& extra = {});
 

@@ -1,5 +1,6 @@
 #include "digits/network.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "digits/error.hpp"
@@ -8,40 +9,111 @@
 
 namespace digits {
 
-Network::Network(std::vector<int> sizes, Activation hidden, float input_scale)
-    : input_scale(input_scale), hidden_(hidden) {
+namespace {
+
+std::vector<LayerSpec> dense_specs(const std::vector<int>& sizes) {
   if (sizes.size() < 2) throw Error("a network needs at least an input and an output size");
+  std::vector<LayerSpec> specs;
+  for (std::size_t i = 1; i < sizes.size(); ++i) {
+    if (sizes[i] <= 0 || sizes[i - 1] <= 0)
+      throw Error("a dense layer needs positive sizes, got " + std::to_string(sizes[i - 1]) + "×" + std::to_string(sizes[i]));
+    specs.push_back({.kind = LayerSpec::Kind::dense, .size = sizes[i]});
+  }
+  return specs;
+}
+
+}  // namespace
+
+Network::Network(std::vector<int> sizes, Activation hidden, float input_scale)
+    : Network(dense_specs(sizes), Shape{sizes.empty() ? 0 : sizes.front(), 1, 1}, hidden, input_scale) {}
+
+Network::Network(std::vector<LayerSpec> specs, Shape input, Activation hidden, float input_scale)
+    : input_scale(input_scale), specs_(std::move(specs)), input_(input), hidden_(hidden) {
   if (!(input_scale > 0.0f)) throw Error("the input scale must be positive");
-  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
-    const bool last = i + 2 == sizes.size();
-    layers.emplace_back(sizes[i], sizes[i + 1], last ? Activation::identity : hidden);
+  if (input.channels <= 0 || input.height <= 0 || input.width <= 0) throw Error("the input needs positive sizes, got " + shape_text(input));
+  const std::vector<Shape> shapes = plan_shapes(specs_, input);  // checks every size, inserts flattens
+  Shape shape = input;
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
+    const LayerSpec& spec = specs_[i];
+    const Activation activation = i + 1 == specs_.size() ? Activation::identity : hidden;
+    switch (spec.kind) {
+      case LayerSpec::Kind::dense: layers.emplace_back(DenseLayer(shape.size(), spec.size, activation)); break;
+      case LayerSpec::Kind::conv2d:
+        layers.emplace_back(Conv2dLayer(shape, spec.size, spec.kernel, spec.stride, spec.padding, activation));
+        break;
+      case LayerSpec::Kind::maxpool2: layers.emplace_back(MaxPool2Layer(shape)); break;
+      case LayerSpec::Kind::flatten: layers.emplace_back(FlattenLayer(shape)); break;
+    }
+    shape = shapes[i];
   }
 }
 
 void Network::initialize(Init init, std::uint64_t seed) {
-  Rng rng(seed);
-  for (DenseLayer& layer : layers) layer.initialize(init, rng);
+  Rng rng(seed);  // one stream through the layers in order, so a seed gives one set of weights
+  for (Layer& layer : layers) {
+    if (auto* dense = std::get_if<DenseLayer>(&layer)) dense->initialize(init, rng);
+    if (auto* conv = std::get_if<Conv2dLayer>(&layer)) conv->initialize(init, rng);
+  }
 }
 
 std::vector<int> Network::sizes() const {
   std::vector<int> sizes{inputs()};
-  for (const DenseLayer& layer : layers) sizes.push_back(layer.out());
+  for (const Layer& layer : layers) sizes.push_back(layer_outputs(layer));
   return sizes;
+}
+
+bool Network::dense_only() const {
+  for (const Layer& layer : layers)
+    if (!std::holds_alternative<DenseLayer>(layer)) return false;
+  return true;
 }
 
 std::size_t Network::parameter_count() const {
   std::size_t count = 0;
-  for (const DenseLayer& layer : layers) count += static_cast<std::size_t>(layer.W.size() + layer.b.size());
+  for (const Layer& layer : layers) {
+    const ConstParameters p = parameters(layer);
+    if (p.W) count += static_cast<std::size_t>(p.W->size() + p.b->size());
+  }
   return count;
+}
+
+std::vector<std::string> Network::parameter_names() const {
+  std::vector<std::string> names;
+  int convs = 0, denses = 0;
+  for (const Layer& layer : layers) {
+    if (std::holds_alternative<Conv2dLayer>(layer)) names.push_back("conv" + std::to_string(++convs));
+    if (std::holds_alternative<DenseLayer>(layer)) names.push_back("fc" + std::to_string(++denses));
+  }
+  return names;
+}
+
+void Network::copy_weights_from(const Network& other) {
+  if (other.architecture() != architecture() || other.inputs() != inputs()) throw Error("copy_weights_from: the networks differ in shape");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const Parameters to = parameters(layers[i]);
+    const ConstParameters from = parameters(other.layers[i]);
+    if (to.W) *to.W = *from.W, *to.b = *from.b;
+  }
 }
 
 Matrix Network::predict_proba(const Matrix& pixels) const {
   if (pixels.cols() != inputs())
     throw Error("the network takes " + std::to_string(inputs()) + " inputs per image, got " + std::to_string(pixels.cols()));
+  // im2col copies each image k² times: a few hundred images at a time keep a conv network's
+  // workspaces to tens of megabytes (evaluate() hands over a thousand, which would take hundreds).
+  constexpr Eigen::Index kRowsAtOnce = 256;
+  if (!dense_only() && pixels.rows() > kRowsAtOnce) {
+    Matrix P(pixels.rows(), classes());
+    for (Eigen::Index first = 0; first < pixels.rows(); first += kRowsAtOnce) {
+      const Eigen::Index count = std::min(kRowsAtOnce, pixels.rows() - first);
+      P.middleRows(first, count) = predict_proba(pixels.middleRows(first, count));
+    }
+    return P;
+  }
   Matrix A = pixels * input_scale;
   Matrix next;
-  for (const DenseLayer& layer : layers) {
-    layer.infer(A, next);
+  for (const Layer& layer : layers) {
+    infer(layer, A, next);
     A.swap(next);
   }
   softmax(A, A);
@@ -53,7 +125,7 @@ std::vector<Matrix> Network::activations(const Matrix& pixels) const {
     throw Error("the network takes " + std::to_string(inputs()) + " inputs per image, got " + std::to_string(pixels.cols()));
   std::vector<Matrix> outputs(layers.size());
   Matrix X = pixels * input_scale;
-  for (std::size_t i = 0; i < layers.size(); ++i) layers[i].infer(i == 0 ? X : outputs[i - 1], outputs[i]);
+  for (std::size_t i = 0; i < layers.size(); ++i) infer(layers[i], i == 0 ? X : outputs[i - 1], outputs[i]);
   softmax(outputs.back(), outputs.back());  // the last layer's logits become probabilities
   return outputs;
 }
@@ -85,15 +157,17 @@ void draw_dropout_mask(Matrix& mask, Eigen::Index rows, Eigen::Index cols, float
 float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer, float dropout,
                           std::uint64_t dropout_seed) {
   if (dropout < 0 || dropout >= 1) throw Error("the dropout rate must be in [0, 1)");
-  const std::size_t hidden = layers.size() - 1;
+  const std::size_t last = layers.size() - 1;
   const bool dropping = dropout > 0;
+  // Dropout acts on the hidden dense layers' outputs, masks drawn in layer order.
+  auto drops = [&](std::size_t i) { return dropping && i < last && std::holds_alternative<DenseLayer>(layers[i]); };
   std::optional<Rng> rng;
-  if (dropping) keep_.resize(hidden), dropped_.resize(hidden), rng.emplace(dropout_seed);
+  if (dropping) keep_.resize(layers.size()), dropped_.resize(layers.size()), rng.emplace(dropout_seed);
   // Forward: each layer's output is the next one's input (after dropout, when training with it).
   const Matrix* A = &X;
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    A = &layers[i].forward(*A);
-    if (dropping && i < hidden) {
+    A = &forward(layers[i], *A);
+    if (drops(i)) {
       draw_dropout_mask(keep_[i], A->rows(), A->cols(), dropout, *rng);
       dropped_[i] = A->cwiseProduct(keep_[i]);  // A ⊙ mask
       A = &dropped_[i];
@@ -105,11 +179,11 @@ float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels,
   // Through dropout: ∂loss/∂A = ∂loss/∂(A ⊙ mask) ⊙ mask.
   const Matrix* dA = &dZ_;
   for (std::size_t i = layers.size(); i-- > 0;) {
-    if (dropping && i < hidden) {
+    if (drops(i)) {
       dA_ = dA->cwiseProduct(keep_[i]);
       dA = &dA_;
     }
-    dA = &layers[i].backward(*dA, /*compute_dX=*/i > 0);
+    dA = &backward(layers[i], *dA, /*compute_dX=*/i > 0);
   }
   optimizer.step(layers);
   return loss;

@@ -1,4 +1,4 @@
-// The network: an ordered list of dense layers, then softmax. Nothing more.
+// The network: an ordered list of layers (layer.hpp: dense, conv2d, maxpool2, flatten), then softmax.
 #pragma once
 
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "digits/dense_layer.hpp"
+#include "digits/layer.hpp"
 #include "digits/tensor.hpp"
 
 namespace digits {
@@ -20,14 +20,29 @@ class Network {
   // (1 for the ancestor's raw pixels, 1/255 for pixels in 0–1). The weights start at zero: call
   // initialize() or load them.
   Network(std::vector<int> sizes, Activation hidden, float input_scale);
+  // Layers of any kind over images of shape `input` (1×28×28 for MNIST), as parse_layer_specs reads
+  // them: "conv5x5x32,pool2,conv5x5x64,pool2,fc256,10". Every conv and dense layer but the last
+  // uses `hidden`. Throws Error for a shape that cannot work, naming the layer and the sizes.
+  Network(std::vector<LayerSpec> specs, Shape input, Activation hidden, float input_scale);
 
   void initialize(Init init, std::uint64_t seed);
 
+  // Values per sample: the input's, then each layer's output ({784, 50, 20, 10} for the seed).
   std::vector<int> sizes() const;
-  int inputs() const { return layers.front().in(); }
-  int classes() const { return layers.back().out(); }
+  // The layer list with every flatten written out, "conv5x5x32,pool2,flatten,fc10" (layer.hpp).
+  std::string architecture() const { return layer_specs_text(specs_); }
+  const std::vector<LayerSpec>& specs() const { return specs_; }
+  bool dense_only() const;  // only dense layers (whatever the input's shape): the model file's version 1 describes it
+  Shape input_shape() const { return input_; }
+  int inputs() const { return input_.size(); }
+  int classes() const { return layer_outputs(layers.back()); }
   Activation hidden_activation() const { return hidden_; }
   std::size_t parameter_count() const;
+  // The model file's name of each layer with weights, in order: conv1, conv2 … for convolutions,
+  // fc1, fc2 … for dense layers, as PyTorch's MNIST example names them.
+  std::vector<std::string> parameter_names() const;
+  // Copies W and b of every layer from `other`, a network of the same architecture.
+  void copy_weights_from(const Network& other);
 
   // Probabilities for each image. pixels: (n × inputs) raw pixel values in 0–255, white ink on
   // black, as preprocess() makes them; the input scaling is applied here. Returns (n × classes).
@@ -38,26 +53,28 @@ class Network {
 
   // What every layer computed, for looking inside (the app's "Inside the network" panel).
   // pixels: (n × inputs) raw 0–255, as for predict_proba. Returns one matrix per layer, in order:
-  // element i is layer i's output A = f(X·W + b), (n × layers[i].out()); the last element is the
-  // softmax probabilities, equal to predict_proba's. Const like predict_proba; it keeps every
-  // layer's output instead of dropping each after use, which is all that differs from it.
+  // element i is layer i's output, (n × layer_outputs(layers[i])), NCHW rows for a map; the last
+  // element is the softmax probabilities, equal to predict_proba's. Const like predict_proba; it
+  // keeps every layer's output instead of dropping each after use, which is all that differs from it.
   std::vector<Matrix> activations(const Matrix& pixels) const;
 
   // One step of mini-batch gradient descent on an already scaled batch X (batch × inputs):
   // forward, loss, backward, then the optimizer's update. Returns the batch's mean loss.
-  // With a dropout rate p > 0, each hidden activation is kept with probability 1 − p and scaled
-  // by 1/(1 − p) ("inverted" dropout, Srivastava et al. 2014), so prediction needs no change; the
-  // masks are drawn from dropout_seed alone.
+  // With a dropout rate p > 0, each hidden dense layer's activation is kept with probability 1 − p
+  // and scaled by 1/(1 − p) ("inverted" dropout, Srivastava et al. 2014), so prediction needs no
+  // change; the masks are drawn from dropout_seed alone.
   float train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer,
                    float dropout = 0, std::uint64_t dropout_seed = 0);
 
-  std::vector<DenseLayer> layers;
+  std::vector<Layer> layers;
   float input_scale;
 
  private:
+  std::vector<LayerSpec> specs_;  // one per layer
+  Shape input_;
   Activation hidden_;
   Matrix P_, dZ_;                      // train_step's workspaces: probabilities and ∂loss/∂logits
-  std::vector<Matrix> keep_, dropped_;  // dropout: each hidden layer's mask (0 or 1/(1−p)) and A ⊙ mask
+  std::vector<Matrix> keep_, dropped_;  // dropout: each hidden dense layer's mask (0 or 1/(1−p)) and A ⊙ mask
   Matrix dA_;
 };
 

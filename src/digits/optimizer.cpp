@@ -54,19 +54,28 @@ void update(const OptimizerSettings& s, long long t, Tensor& theta, const Tensor
 
 }  // namespace
 
-void Optimizer::step(std::vector<DenseLayer>& layers) {
-  if (state.size() != layers.size()) {
-    state.assign(layers.size(), {});
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      state[i].W1 = state[i].W2 = WeightMatrix::Zero(layers[i].W.rows(), layers[i].W.cols());
-      state[i].b1 = state[i].b2 = RowVector::Zero(layers[i].b.size());
+void Optimizer::step(std::vector<Layer>& layers) {
+  std::size_t with_weights = 0;
+  for (Layer& layer : layers) with_weights += parameters(layer).W != nullptr;
+  if (state.size() != with_weights) {
+    state.clear();
+    for (Layer& layer : layers) {
+      const Parameters p = parameters(layer);
+      if (!p.W) continue;
+      Moments& m = state.emplace_back();
+      m.W1 = m.W2 = WeightMatrix::Zero(p.W->rows(), p.W->cols());
+      m.b1 = m.b2 = RowVector::Zero(p.b->size());
     }
   }
   ++steps_taken;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    if (settings.weight_decay > 0) layers[i].dW += settings.weight_decay * layers[i].W;  // ∂/∂W of (λ/2)·‖W‖²
-    update(settings, steps_taken, layers[i].W, layers[i].dW, state[i].W1, state[i].W2);
-    update(settings, steps_taken, layers[i].b, layers[i].db, state[i].b1, state[i].b2);
+  std::size_t i = 0;  // which layer with weights
+  for (Layer& layer : layers) {
+    const Parameters p = parameters(layer);
+    if (!p.W) continue;
+    if (settings.weight_decay > 0) *p.dW += settings.weight_decay * *p.W;  // ∂/∂W of (λ/2)·‖W‖²
+    update(settings, steps_taken, *p.W, *p.dW, state[i].W1, state[i].W2);
+    update(settings, steps_taken, *p.b, *p.db, state[i].b1, state[i].b2);
+    ++i;
   }
 }
 

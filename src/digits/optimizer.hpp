@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-#include "digits/dense_layer.hpp"
+#include "digits/layer.hpp"
 
 namespace digits {
 
@@ -26,7 +26,8 @@ class Optimizer {
  public:
   explicit Optimizer(OptimizerSettings settings) : settings(settings) {}
 
-  // Updates every layer's W and b from its dW and db (for θ standing for either):
+  // Updates W and b of every layer that has them (dense and conv) from its dW and db (for θ
+  // standing for either):
   //   sgd:       θ ← θ − η·dθ
   //   momentum:  v ← μ·v + dθ;          θ ← θ − η·v
   //   nesterov:  v ← μ·v + dθ;          θ ← θ − η·(dθ + μ·v)          (Sutskever et al., 2013)
@@ -34,12 +35,12 @@ class Optimizer {
   //              m ← β₁·m + (1−β₁)·dθ;  v ← β₂·v + (1−β₂)·dθ²
   //              θ ← θ − η·m̂ / (√v̂ + ε),  m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)   (Kingma & Ba, 2015)
   // With weight decay, dθ is first replaced by dθ + λ·θ for the weights.
-  void step(std::vector<DenseLayer>& layers);
+  void step(std::vector<Layer>& layers);
 
   OptimizerSettings settings;
   long long steps_taken = 0;
 
-  // Each layer's running moments; empty until the first step. Saved in checkpoints so that
+  // The running moments of each layer with weights, in order; empty until the first step. Saved in checkpoints so that
   // training resumes exactly where it stopped.
   struct Moments {
     WeightMatrix W1, W2;  // first and second moments (momentum uses only the first: the velocity)

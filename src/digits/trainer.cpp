@@ -176,12 +176,7 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
     if (observer.on_checkpoint) observer.on_checkpoint(network, state);
   }
   if (pending.valid()) collect(pending.get());
-  if (best) {
-    for (std::size_t i = 0; i < network.layers.size(); ++i) {
-      network.layers[i].W = best->layers[i].W;
-      network.layers[i].b = best->layers[i].b;
-    }
-  }
+  if (best) network.copy_weights_from(*best);
   return reports;
 }
 

@@ -218,6 +218,11 @@ struct Store::Impl {
     }
     // (A future schema version migrates here: if schema_version < kSchemaVersion, ALTER and bump.)
 
+    // Ids must be the rowid, which AUTOINCREMENT hands out: in a table whose id is an ordinary
+    // column (another program's CREATE TABLE), every judgement stored got the id NULL (fuzz_store).
+    if (integer("SELECT count(*) FROM pragma_table_info('judgements') WHERE name = 'id' AND pk = 1 AND upper(type) = 'INTEGER'") != 1)
+      throw StorageError(StorageFault::foreign, path.string() + ": its judgements table has no INTEGER PRIMARY KEY id; not a digits feedback database");
+
     insert = prepare(
         "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");

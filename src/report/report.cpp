@@ -76,6 +76,7 @@ std::string tidy(const std::string& value) {
 }
 
 std::string architecture(const Network& network) {
+  if (!network.dense_only()) return escape_html(shape_text(network.input_shape()) + " → " + network.architecture());
   std::string text;
   for (int size : network.sizes()) text += (text.empty() ? "" : " → ") + std::to_string(size);
   return text;
@@ -183,7 +184,7 @@ std::string header(const ReportContents& c) {
           with_commas(e.total) + (from_folder ? " images" : " test images") + " read right (" + with_commas(e.correct) + "); " +
           with_commas(e.total - e.correct) + " mistakes." + (from_folder ? "" : " The network never trained on these images.") + "</span></div>";
   html += "<dl class=\"facts\">";
-  html += "<dt>Network</dt><dd>" + architecture(network) + " neurons: " + std::to_string(network.inputs()) + " pixels in, " +
+  html += "<dt>Network</dt><dd>" + architecture(network) + (network.dense_only() ? " neurons: " : ": ") + std::to_string(network.inputs()) + " pixels in, " +
           std::to_string(network.layers.size() - 1) + " hidden layer" + (network.layers.size() == 2 ? "" : "s") + " (" +
           escape_html(activation_name(network.hidden_activation())) + "), " + std::to_string(network.classes()) + " digits out (softmax); " +
           with_commas(network.parameter_count()) + " weights and biases</dd>";
@@ -314,9 +315,12 @@ std::string mistakes_section(const ReportContents& c) {
 }
 
 std::string weights_section(const ReportContents& c) {
-  const DenseLayer& first = c.network->layers.front();
   constexpr int kMaxShown = 512;
   std::string html = "<section id=\"weights\"><h2>What the first layer looks for</h2>";
+  // A conv network's first layer is a set of small kernels: drawing them is still to be written.
+  if (!std::holds_alternative<DenseLayer>(c.network->layers.front()))
+    return html + "<p>This network starts with a convolution; its kernels are not drawn yet.</p></section>";
+  const DenseLayer& first = std::get<DenseLayer>(c.network->layers.front());
   if (first.in() != 28 * 28) return html + "<p>This network's input is not a 28&times;28 image, so its weights cannot be drawn as one.</p></section>";
   const int units = first.out(), shown = std::min(units, kMaxShown);
   const bool hidden = c.network->layers.size() > 1;

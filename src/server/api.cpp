@@ -276,9 +276,19 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   json layers = json::array();
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const bool last = i + 1 == outputs.size();
-    layers.push_back({{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
-                      {"function", last ? std::string("softmax") : std::string(activation_name(network.layers[i].activation))},
-                      {"values", std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size())}});
+    const Layer& layer = network.layers[i];
+    if (std::holds_alternative<FlattenLayer>(layer)) continue;  // the previous layer's values again
+    std::string function = "max";  // pooling
+    if (const auto* dense = std::get_if<DenseLayer>(&layer)) function = activation_name(dense->activation);
+    if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) function = activation_name(conv->activation);
+    json entry = {{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
+                  {"function", last ? std::string("softmax") : function},
+                  {"values", std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size())}};
+    if (!std::holds_alternative<DenseLayer>(layer)) {  // a map: its values are channel by channel, row by row
+      const Shape shape = output_shape(layer);
+      entry["shape"] = {shape.channels, shape.height, shape.width};
+    }
+    layers.push_back(std::move(entry));
   }
 
   std::vector<int> seen(input.pixels.size());

@@ -189,7 +189,7 @@ TEST_F(Api, PredictShowsEveryLayersActivations) {
     const bool last = i + 1 == layers.size();
     EXPECT_EQ(layers[i]["layer"], last ? "output" : "hidden " + std::to_string(i + 1));
     EXPECT_EQ(layers[i]["function"], last ? "softmax" : "relu");
-    ASSERT_EQ(layers[i]["values"].size(), static_cast<std::size_t>(network.layers[i].out())) << i;
+    ASSERT_EQ(layers[i]["values"].size(), static_cast<std::size_t>(layer_outputs(network.layers[i]))) << i;
     double largest = 0;
     for (const json& v : layers[i]["values"]) {
       EXPECT_GE(v.get<double>(), 0.0) << "relu and softmax are never negative";
@@ -206,7 +206,7 @@ TEST_F(Api, PredictShowsEveryLayersActivations) {
   const std::string png = encode_png(drawing(7));
   const Preprocessed input = preprocess(decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "test"));
   const Matrix X = Eigen::Map<const Matrix>(input.pixels.data(), 1, 784) * network.input_scale;
-  const Matrix A1 = ((X * network.layers[0].W).rowwise() + network.layers[0].b).cwiseMax(0.0f);
+  const Matrix A1 = ((X * std::get<DenseLayer>(network.layers[0]).W).rowwise() + std::get<DenseLayer>(network.layers[0]).b).cwiseMax(0.0f);
   for (Eigen::Index j = 0; j < A1.cols(); ++j) EXPECT_NEAR(layers[0]["values"][static_cast<std::size_t>(j)].get<float>(), A1(0, j), 1e-4f + 1e-4f * A1(0, j)) << j;
 }
 

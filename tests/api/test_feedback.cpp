@@ -376,7 +376,7 @@ TEST(Admin, RollbackAndLearnNeedTheAdminToken) {
 TEST(Restart, StartsOnTheCurrentVersionAndRefusesAnotherStartingModel) {
   TempDir state("state");
   Network reads_three = builtin().network;
-  reads_three.layers.back().b(0, 3) += 100;  // every drawing reads as 3: unmistakably this version
+  std::get<DenseLayer>(reads_three.layers.back()).b(0, 3) += 100;  // every drawing reads as 3: unmistakably this version
   ASSERT_EQ(save_version(state.path, reads_three), 1);
   {
     LiveServer live(state.path, without_learning());
@@ -921,7 +921,7 @@ TEST(Faults, ACorruptVersionFileServesTheNewestEarlierVersionThatLoads) {
   TempDir state("state");
   auto reads_as = [](int digit) {
     Network network = builtin().network;
-    network.layers.back().b(0, digit) += 100;  // every drawing reads as `digit`: unmistakably this version
+    std::get<DenseLayer>(network.layers.back()).b(0, digit) += 100;  // every drawing reads as `digit`: unmistakably this version
     return network;
   };
   ASSERT_EQ(save_version(state.path, reads_as(3)), 1);
@@ -986,7 +986,7 @@ TEST(Durability, KillNineWhileSavingAVersionRestartsOnTheLastCompleteOne) {
         j.correct = true;
         const std::int64_t id = store.add(j);
         if (::write(acks[1], &id, sizeof id) != sizeof id) ::_exit(1);
-        network.layers.back().b(0, i % 10) += 0.01f;
+        std::get<DenseLayer>(network.layers.back()).b(0, i % 10) += 0.01f;
         save_version(state.path, network);
       }
     }

@@ -213,6 +213,19 @@ TEST_F(Cli, NonNumericLayerSizeIsAUsageError) {
   EXPECT_CONTAINS(run.err, "--layers '784,abc,10'");
 }
 
+TEST_F(Cli, ConvLayersThatCannotWorkAreUsageErrorsNamingTheLayer) {
+  // 28 → 24 → 12 → 6 → 3 → 1: the fifth pool meets a 1×1 map. Checked before any data is read.
+  Outcome run = digits({"train", "--layers", "conv5x5x8,pool2,pool2,pool2,pool2,pool2,10", "--data", "absent"});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_CONTAINS(run.err, "layer 6 (pool2): 2×2 pooling needs a map of at least 2×2, its input is 8×1×1");
+  run = digits({"train", "--layers", "conv5x5x8,conv3x3x8s3,10", "--data", "absent"});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_CONTAINS(run.err, "cannot read 'conv3x3x8s3'");
+  run = digits({"train", "--layers", "conv5x5x8,pool2,fc12", "--data", "absent"});
+  EXPECT_EQ(run.status, 2) << run.err;
+  EXPECT_CONTAINS(run.err, "the last layer must have 10 outputs");
+}
+
 TEST_F(Cli, LayerSizesWithSpacesOrATrailingCommaAreUsageErrors) {
   for (const char* layers : {"784, 50,10", "784,50,10,", " 784,10", "784,,10"}) {
     const Outcome run = digits({"train", "--layers", layers, "--data", "absent"});
@@ -480,7 +493,7 @@ TEST_F(Cli, ImproveOnAFolderOfLabelledImagesWritesALoadableModel) {
   EXPECT_FALSE(improved.metadata.contains("accuracy.test"));  // no longer measured on MNIST
   const Model builtin = parse_model(builtin_model_bytes(), "built-in");
   ASSERT_EQ(improved.network.sizes(), builtin.network.sizes());
-  EXPECT_NE(improved.network.layers.back().W, builtin.network.layers.back().W) << "training changed nothing";
+  EXPECT_NE(std::get<DenseLayer>(improved.network.layers.back()).W, std::get<DenseLayer>(builtin.network.layers.back()).W) << "training changed nothing";
 
   // The improved model is usable by the command itself.
   const Outcome predicted = digits({"predict", "--model", "better.safetensors", "--json", good_png().string()});

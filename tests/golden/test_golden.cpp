@@ -1,11 +1,14 @@
 // A golden test against the NumPy ancestor's math: one fixed batch through a 784-50-20-10 ReLU
 // network on raw 0–255 pixels, as the ancestor trained. tests/golden/ancestor_reference.py computes
 // the logits, the loss, every gradient and the loss over a few SGD steps in float64; ours must
-// agree to float32 accuracy.
+// agree to float32 accuracy. CnnGolden does the same for a small CNN against
+// tests/golden/cnn_reference.py: the probabilities, the loss, every gradient and one SGD step.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "digits/loss.hpp"
@@ -18,10 +21,12 @@ using json = nlohmann::json;
 
 namespace {
 
-json run_reference(const json& input) {
-  const std::string in_path = testing::TempDir() + "golden_case.json", out_path = testing::TempDir() + "golden_reference.json";
+json run_reference(const json& input, const std::string& script = REFERENCE_SCRIPT) {
+  // Named after the script: ctest runs the two golden tests at once.
+  const std::string stem = testing::TempDir() + std::filesystem::path(script).stem().string();
+  const std::string in_path = stem + "_case.json", out_path = stem + "_out.json";
   std::ofstream(in_path) << input.dump();
-  const std::string command = std::string(PYTHON) + " " + REFERENCE_SCRIPT + " < " + in_path + " > " + out_path;
+  const std::string command = std::string(PYTHON) + " " + script + " < " + in_path + " > " + out_path;
   if (std::system(command.c_str()) != 0) throw std::runtime_error("the NumPy reference failed: " + command);
   return json::parse(std::ifstream(out_path));
 }
@@ -57,7 +62,8 @@ TEST(Golden, MatchesTheNumpyAncestorOnAFixedBatch) {
   input["labels"] = labels;
   input["X"] = json::array();
   for (int i = 0; i < batch; ++i) input["X"].push_back(std::vector<float>(X.row(i).data(), X.row(i).data() + 784));
-  for (const DenseLayer& layer : network.layers) {
+  for (const Layer& any : network.layers) {
+    const DenseLayer& layer = std::get<DenseLayer>(any);
     json W = json::array();
     for (int k = 0; k < layer.in(); ++k) {
       std::vector<float> row(static_cast<std::size_t>(layer.out()));
@@ -79,9 +85,10 @@ TEST(Golden, MatchesTheNumpyAncestorOnAFixedBatch) {
   Optimizer frozen({.kind = OptimizerKind::sgd, .learning_rate = 0});
   network.train_step(X, labels, frozen);
   for (std::size_t l = 0; l < network.layers.size(); ++l) {
-    const Matrix dW = network.layers[l].dW;
+    const DenseLayer& layer = std::get<DenseLayer>(network.layers[l]);
+    const Matrix dW = layer.dW;
     EXPECT_LT(relative_difference(dW, reference["dW"][l]), 1e-4) << "dW of layer " << l + 1;
-    EXPECT_LT(relative_difference(network.layers[l].db, json::array({reference["db"][l]})), 1e-4) << "db of layer " << l + 1;
+    EXPECT_LT(relative_difference(layer.db, json::array({reference["db"][l]})), 1e-4) << "db of layer " << l + 1;
   }
 
   // A few steps of the ancestor's SGD follow the same losses.
@@ -90,4 +97,102 @@ TEST(Golden, MatchesTheNumpyAncestorOnAFixedBatch) {
     const double expected = reference["losses"][step];
     EXPECT_NEAR(network.train_step(X, labels, sgd), expected, 1e-3 * std::abs(expected) + 1e-5) << "step " << step + 1;
   }
+}
+
+namespace {
+
+// ‖ours − reference‖ / ‖reference‖ over a flat run of floats.
+double relative_difference(const float* ours, const json& reference) {
+  double difference = 0, norm = 0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const double r = reference[i];
+    difference += (ours[i] - r) * (ours[i] - r);
+    norm += r * r;
+  }
+  return std::sqrt(difference / norm);
+}
+
+}  // namespace
+
+TEST(CnnGolden, OneForwardPassAndOneSgdStepMatchNumpy) {
+  // Two channels in, "same" padding, pooling, stride 2, flatten, two dense layers; batch 4.
+  const Shape input{2, 12, 12};
+  Network network(parse_layer_specs("conv3x3x3same,pool2,conv3x3x4s2,fc6,5"), input, Activation::relu, 1.0f);
+  ASSERT_EQ(network.architecture(), "conv3x3x3same,pool2,conv3x3x4s2,flatten,fc6,fc5");
+  network.initialize(Init::he, 2025);
+  Rng rng(8);
+  for (Layer& layer : network.layers) {
+    const Parameters p = parameters(layer);
+    if (p.W) for (Eigen::Index o = 0; o < p.b->size(); ++o) (*p.b)(o) = 0.1f * rng.normal();
+  }
+  const int batch = 4;
+  Matrix X(batch, input.size());
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform();
+  const std::vector<std::uint8_t> labels{0, 3, 1, 4};
+
+  json layers = json::array();
+  for (const Layer& layer : network.layers) {
+    const ConstParameters p = parameters(layer);
+    json entry;
+    // W's bytes are torch's layout ([out][in] or [out][in][kh][kw]); NumPy reshapes them.
+    if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) {
+      const int o = conv->output_shape().channels, c = conv->input_shape().channels, k = conv->kernel();
+      json W = json::array();
+      for (int a = 0; a < o; ++a) {
+        json per_in = json::array();
+        for (int b = 0; b < c; ++b) {
+          json rows = json::array();
+          for (int ky = 0; ky < k; ++ky) {
+            std::vector<float> row;
+            for (int kx = 0; kx < k; ++kx) row.push_back(conv->W((b * k + ky) * k + kx, a));
+            rows.push_back(row);
+          }
+          per_in.push_back(rows);
+        }
+        W.push_back(per_in);
+      }
+      entry = {{"kind", "conv2d"}, {"W", W}, {"stride", conv->stride()}, {"pad", conv->pad()}, {"relu", true}};
+    } else if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
+      json W = json::array();
+      for (int j = 0; j < dense->out(); ++j) W.push_back(std::vector<float>(dense->W.col(j).data(), dense->W.col(j).data() + dense->in()));
+      entry = {{"kind", "dense"}, {"W", W}, {"relu", dense->activation == Activation::relu}};
+    } else {
+      entry = {{"kind", std::holds_alternative<MaxPool2Layer>(layer) ? "maxpool2" : "flatten"}};
+    }
+    if (p.b) entry["b"] = std::vector<float>(p.b->data(), p.b->data() + p.b->size());
+    layers.push_back(entry);
+  }
+  json input_case = {{"input_shape", {input.channels, input.height, input.width}}, {"labels", labels}, {"lr", 0.1}, {"layers", layers}};
+  input_case["X"] = json::array();
+  for (int i = 0; i < batch; ++i) input_case["X"].push_back(std::vector<float>(X.row(i).data(), X.row(i).data() + X.cols()));
+  const json reference = run_reference(input_case, CNN_REFERENCE_SCRIPT);
+
+  // The forward pass: probabilities and loss.
+  const Matrix P = network.predict_proba(X);
+  EXPECT_LT(relative_difference(P, reference["P"]), 1e-5);
+  // One step of SGD with learning rate 0.1: its loss, its gradients, the weights it leaves.
+  Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 0.1f});
+  const float loss = network.train_step(X, labels, sgd);
+  EXPECT_NEAR(loss, reference["loss"].get<double>(), 1e-5 * std::abs(reference["loss"].get<double>()));
+  std::size_t l = 0;
+  for (Layer& layer : network.layers) {
+    const Parameters p = parameters(layer);
+    if (!p.W) continue;
+    ASSERT_LT(l, reference["gradients"].size());
+    const json& g = reference["gradients"][l];
+    EXPECT_GT(std::sqrt(std::inner_product(g["dW"].begin(), g["dW"].end(), g["dW"].begin(), 0.0,
+                                           std::plus<>(), [](const json& a, const json& b) { return a.get<double>() * b.get<double>(); })),
+              1e-3) << "layer " << l + 1 << "'s reference gradient is all but zero: the test would prove little";
+    EXPECT_LT(relative_difference(p.dW->data(), g["dW"]), 1e-4) << "dW of weighted layer " << l + 1;
+    EXPECT_LT(relative_difference(p.db->data(), g["db"]), 1e-4) << "db of weighted layer " << l + 1;
+    EXPECT_LT(relative_difference(p.W->data(), reference["stepped"][l]["W"]), 1e-5) << "W after the step, layer " << l + 1;
+    EXPECT_LT(relative_difference(p.b->data(), reference["stepped"][l]["b"]), 1e-5) << "b after the step, layer " << l + 1;
+    ++l;
+  }
+  EXPECT_EQ(l, 4u);
+  const Matrix P_after = network.predict_proba(X);
+  double loss_after = 0;
+  for (int i = 0; i < batch; ++i) loss_after -= std::log(static_cast<double>(P_after(i, labels[static_cast<std::size_t>(i)])));
+  EXPECT_NEAR(loss_after / batch, reference["loss_after"].get<double>(), 1e-5 * std::abs(reference["loss_after"].get<double>()));
+  EXPECT_LT(reference["loss_after"].get<double>(), reference["loss"].get<double>());  // the step helped
 }

@@ -2,7 +2,8 @@
 // 28×28 inputs the program feeds its network, so Python can be given the same numbers.
 //
 //   dump_input --make DIR     writes drawn digits (DIR/*.png) and models (DIR/*.safetensors): the
-//                             built-in model and random ones of each activation and input scale;
+//                             built-in model, random ones of each activation and input scale, and
+//                             random conv networks;
 //                             prints each file's path on a line
 //   dump_input FILE…          prints a JSON array: per image, preprocess(read_image(FILE)) —
 //                             784 raw 0–255 values, printed with 9 digits so float32 is exact
@@ -63,9 +64,34 @@ void make(const fs::path& dir) {
     network.initialize(r.init, 5);
     std::mt19937 rng(9);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (DenseLayer& layer : network.layers) {
+    for (Layer& any : network.layers) {
+      DenseLayer& layer = std::get<DenseLayer>(any);
       for (Eigen::Index j = 0; j < layer.b.size(); ++j) layer.b(j) = normal(rng);
-      if (&layer == &network.layers.back()) layer.W *= 4.0f;  // logits spread a few units apart
+      if (&any == &network.layers.back()) layer.W *= 4.0f;  // logits spread a few units apart
+    }
+    const fs::path path = dir / (std::string(r.name) + ".safetensors");
+    save_model(path, network, {{"note", "random weights for the Python reader's test"}});
+    std::printf("%s\n", path.c_str());
+  }
+
+  // Random conv networks (format version 2): "same" padding, stride 2, pooling, several channels.
+  struct Layered {
+    const char* name;
+    const char* layers;
+    Activation hidden;
+    Init init;
+  };
+  for (const Layered& r : {Layered{"cnn-relu", "conv5x5x6,pool2,conv3x3x8s2same,fc16,10", Activation::relu, Init::he},
+                           Layered{"cnn-tanh", "conv3x3x4same,conv3x3x5s2,pool2,10", Activation::tanh, Init::xavier}}) {
+    Network network(parse_layer_specs(r.layers), {1, 28, 28}, r.hidden, 1.0f / 255.0f);
+    network.initialize(r.init, 6);
+    std::mt19937 rng(10);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (Layer& layer : network.layers) {
+      const Parameters p = parameters(layer);
+      if (!p.W) continue;
+      for (Eigen::Index j = 0; j < p.b->size(); ++j) (*p.b)(j) = 0.3f * normal(rng);
+      if (&layer == &network.layers.back()) *p.W *= 12.0f;  // logits spread a few units apart
     }
     const fs::path path = dir / (std::string(r.name) + ".safetensors");
     save_model(path, network, {{"note", "random weights for the Python reader's test"}});

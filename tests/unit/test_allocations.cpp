@@ -10,6 +10,7 @@
 
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
+#include "digits/presets.hpp"
 #include "digits/random.hpp"
 #include "digits/trainer.hpp"
 
@@ -61,6 +62,41 @@ TEST(Allocations, TrainingStepsAllocateNothingOnceWarm) {
 #endif
     EXPECT_EQ(allocations.load() - before, 0) << optimizer_name(kind);
   }
+}
+
+TEST(Allocations, ConvTrainingStepsAllocateNothingOnceWarm) {
+  // Every kind of layer, at sizes where the products are real work: conv (valid, then stride 2
+  // with "same" padding), pooling, flatten, dense; dropout on the hidden dense layer.
+  Rng rng(2);
+  Network network(parse_layer_specs("conv5x5x16,pool2,conv3x3x32s2same,fc64,10"), {1, 28, 28}, Activation::relu, 1.0f / 255);
+  network.initialize(Init::he, 1);
+  Optimizer optimizer({.kind = OptimizerKind::nesterov, .learning_rate = 0.01f});
+  Matrix X(64, 784);
+  std::vector<std::uint8_t> labels(64);
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform();
+  for (std::uint8_t& label : labels) label = static_cast<std::uint8_t>(rng.below(10));
+  network.train_step(X, labels, optimizer, 0.25f, 1);  // sizes every workspace
+  const long before = allocations.load();
+  for (std::uint64_t step = 2; step < 5; ++step) network.train_step(X, labels, optimizer, 0.25f, step);
+  EXPECT_EQ(allocations.load() - before, 0);
+}
+
+TEST(Allocations, TheCnnPresetsStepsAllocateNothingOnceWarm) {
+  // At the `cnn` preset's own sizes (batch 128, 32 and 64 filters of 5×5), where Eigen's products
+  // would take their blocking buffers from the heap if they outgrew its stack limit.
+  const Preset& cnn = find_preset("cnn");
+  Network network = build_network(cnn);
+  network.initialize(cnn.init, 1);
+  Optimizer optimizer(cnn.recipe.optimizer);
+  Rng rng(3);
+  Matrix X(cnn.recipe.batch, 784);
+  std::vector<std::uint8_t> labels(static_cast<std::size_t>(cnn.recipe.batch));
+  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = rng.uniform();
+  for (std::uint8_t& label : labels) label = static_cast<std::uint8_t>(rng.below(10));
+  network.train_step(X, labels, optimizer, cnn.recipe.dropout, 1);
+  const long before = allocations.load();
+  network.train_step(X, labels, optimizer, cnn.recipe.dropout, 2);
+  EXPECT_EQ(allocations.load() - before, 0);
 }
 
 TEST(Allocations, TheCounterSeesAllocations) {

@@ -84,7 +84,7 @@ Dataset only_label(const Dataset& data, int label, std::size_t count) {
 
 bool same_weights(const Network& a, const Network& b) {
   for (std::size_t i = 0; i < a.layers.size(); ++i) {
-    if (a.layers[i].W != b.layers[i].W || a.layers[i].b != b.layers[i].b) return false;
+    if (std::get<DenseLayer>(a.layers[i]).W != std::get<DenseLayer>(b.layers[i]).W || std::get<DenseLayer>(a.layers[i]).b != std::get<DenseLayer>(b.layers[i]).b) return false;
   }
   return true;
 }

@@ -2,6 +2,7 @@
 // parser is kept in the seed corpus as fuzz/corpus/TARGET/finding-*, and here it must be refused
 // with a message that names the problem, through the same function the target called.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "digits/checkpoint.hpp"
 #include "digits/error.hpp"
 #include "digits/model_file.hpp"
+#include "feedback/store.hpp"
 #include "server/api.hpp"
 
 namespace digits {
@@ -93,6 +95,19 @@ TEST(FuzzFindings, Fp32InputOutsidePixelRangeIsRefused) {
     EXPECT_EQ(e.status, 400);
     EXPECT_NE(std::string(e.what()).find("raw pixel values 0–255; found 1e+300"), std::string::npos) << e.what();
   }
+}
+
+// fuzz_store: a database with our application id whose judgements table declares id as an
+// ordinary column ("INTEGER PRIMARYEAUYK T OINCREMENT", a mangled CREATE TABLE) opened, and every
+// judgement add() stored got the id NULL: since() and the learner could never tell them apart.
+TEST(FuzzFindings, FeedbackDatabaseWhoseIdIsNoPrimaryKeyIsRefused) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("digits-finding-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "feedback.db", std::ios::binary) << finding("store", "finding-id-not-primary-key");
+  }
+  expect_error([&] { feedback::Store store(dir / "feedback.db"); }, "has no INTEGER PRIMARY KEY id");
+  std::filesystem::remove_all(dir);
 }
 
 // The same bound on a model file's JSON header: its error messages dump() parts of the header.

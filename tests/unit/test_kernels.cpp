@@ -16,13 +16,13 @@ M random(int rows, int cols, Rng& rng) {
   return m;
 }
 
-struct Shape {
+struct ProductShape {
   int batch, in, out;
 };
 
 }  // namespace
 
-class Kernels : public ::testing::TestWithParam<Shape> {};
+class Kernels : public ::testing::TestWithParam<ProductShape> {};
 
 TEST_P(Kernels, AgreeWithThePlainVersions) {
   const auto [batch, in, out] = GetParam();
@@ -50,8 +50,8 @@ TEST_P(Kernels, AgreeWithThePlainVersions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Kernels,
-                         ::testing::Values(Shape{40, 784, 50}, Shape{1, 784, 10}, Shape{7, 100, 13}, Shape{128, 784, 256},
-                                           Shape{3, 65, 1}, Shape{41, 800, 800}, Shape{40, 50, 20}, Shape{2, 17, 3}),
+                         ::testing::Values(ProductShape{40, 784, 50}, ProductShape{1, 784, 10}, ProductShape{7, 100, 13}, ProductShape{128, 784, 256},
+                                           ProductShape{3, 65, 1}, ProductShape{41, 800, 800}, ProductShape{40, 50, 20}, ProductShape{2, 17, 3}),
                          [](const auto& info) {
                            return std::to_string(info.param.batch) + "x" + std::to_string(info.param.in) + "x" + std::to_string(info.param.out);
                          });

@@ -181,7 +181,7 @@ TEST_P(NetworkGradient, TrainStepGradientsMatchFiniteDifferences) {
   Network network({8, 7, 5, 4}, GetParam(), 1.0f);
   network.initialize(Init::xavier, 3);
   Rng rng(5);
-  for (DenseLayer& layer : network.layers) layer.b = random_matrix(1, layer.out(), rng, 0.1f);
+  for (Layer& layer : network.layers) std::get<DenseLayer>(layer).b = random_matrix(1, std::get<DenseLayer>(layer).out(), rng, 0.1f);
   const Matrix X = random_matrix(6, 8, rng);
   const std::vector<std::uint8_t> labels{0, 1, 2, 3, 1, 2};
   Optimizer frozen({.kind = OptimizerKind::sgd, .learning_rate = 0.0f});
@@ -197,7 +197,8 @@ TEST_P(NetworkGradient, TrainStepGradientsMatchFiniteDifferences) {
   std::vector<double> analytic, numeric;
   double norm = 0;
   int checked = 0;
-  for (DenseLayer& layer : network.layers) {
+  for (Layer& any : network.layers) {
+    DenseLayer& layer = std::get<DenseLayer>(any);
     const WeightMatrix dW = layer.dW;
     for (Eigen::Index i = 0; i < layer.W.size(); ++i) {
       const float saved = layer.W.data()[i];
@@ -252,7 +253,7 @@ TEST(Network, InputScaleIsAppliedInPrediction) {
 TEST(Network, AncestorInitHasTheAncestorsSpread) {
   Network network({784, 50, 20, 10}, Activation::relu, 1.0f);
   network.initialize(Init::ancestor, 1);
-  const Matrix& W = network.layers[0].W;
+  const Matrix& W = std::get<DenseLayer>(network.layers[0]).W;
   const double mean = W.mean();
   const double stddev = std::sqrt((W.array() - mean).square().mean());
   EXPECT_NEAR(mean, 0.0, 1e-3);
@@ -263,15 +264,15 @@ TEST(Network, AncestorInitHasTheAncestorsSpread) {
 TEST(Network, ActivationsAreEachLayersOutputComputedByHand) {
   Network network({6, 5, 4, 3}, Activation::relu, 1.0f / 255.0f);
   network.initialize(Init::he, 3);
-  for (DenseLayer& layer : network.layers) layer.b.setConstant(0.1f);  // nonzero biases, so forgetting b shows
+  for (Layer& layer : network.layers) std::get<DenseLayer>(layer).b.setConstant(0.1f);  // nonzero biases, so forgetting b shows
   Rng rng(4);
   const Matrix pixels = (random_matrix(2, 6, rng).array().abs() * 200.0f).matrix();
   const std::vector<Matrix> A = network.activations(pixels);
   ASSERT_EQ(A.size(), 3u);
   // By hand: A1 = relu(s·X·W1 + b1), A2 = relu(A1·W2 + b2), P = softmax(A2·W3 + b3).
   const Matrix X = pixels * network.input_scale;
-  const Matrix A1 = ((X * network.layers[0].W).rowwise() + network.layers[0].b).cwiseMax(0.0f);
-  const Matrix A2 = ((A1 * network.layers[1].W).rowwise() + network.layers[1].b).cwiseMax(0.0f);
+  const Matrix A1 = ((X * std::get<DenseLayer>(network.layers[0]).W).rowwise() + std::get<DenseLayer>(network.layers[0]).b).cwiseMax(0.0f);
+  const Matrix A2 = ((A1 * std::get<DenseLayer>(network.layers[1]).W).rowwise() + std::get<DenseLayer>(network.layers[1]).b).cwiseMax(0.0f);
   EXPECT_EQ(A[0].rows(), 2);
   EXPECT_EQ(A[0].cols(), 5);
   EXPECT_EQ(A[1].cols(), 4);

@@ -71,7 +71,7 @@ TEST_F(Versions, AddSavesNumberedFilesAndMovesCurrent) {
 
   // What was saved is what comes back, with the version facts in its metadata.
   const Model loaded = versions.load(1);
-  EXPECT_EQ(loaded.network.layers[0].W, network_number(1).layers[0].W);
+  EXPECT_EQ(std::get<DenseLayer>(loaded.network.layers[0]).W, std::get<DenseLayer>(network_number(1).layers[0]).W);
   EXPECT_EQ(loaded.metadata.at("note"), "kept");
   EXPECT_EQ(loaded.metadata.at(kVersionKey), "1");
   EXPECT_EQ(loaded.metadata.at(kParentKey), "0");
@@ -241,5 +241,5 @@ TEST_F(Versions, NumbersContinuePastRollbackAndNeverReuseAFile) {
   versions.rollback(0);
   EXPECT_EQ(versions.add(network_number(3), {}), 3);
   EXPECT_EQ(versions.load(3).metadata.at(kParentKey), "0");
-  EXPECT_EQ(versions.load(2).network.layers[0].W, network_number(2).layers[0].W) << "version 2 was overwritten";
+  EXPECT_EQ(std::get<DenseLayer>(versions.load(2).network.layers[0]).W, std::get<DenseLayer>(network_number(2).layers[0]).W) << "version 2 was overwritten";
 }

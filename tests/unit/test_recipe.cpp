@@ -40,8 +40,10 @@ Network network_for_quadrants(std::uint64_t seed) {
 }
 
 bool same_weights(const Network& a, const Network& b) {
-  for (std::size_t i = 0; i < a.layers.size(); ++i)
-    if (a.layers[i].W != b.layers[i].W || a.layers[i].b != b.layers[i].b) return false;
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    const ConstParameters p = parameters(a.layers[i]), q = parameters(b.layers[i]);
+    if (p.W && (*p.W != *q.W || *p.b != *q.b)) return false;
+  }
   return true;
 }
 
@@ -95,15 +97,16 @@ TEST(Schedule, IsAppliedDuringTraining) {
 
 TEST(WeightDecay, ShrinksWeightsWithNoGradient) {
   // With a zero gradient, decay alone gives W ← W − η·λ·W = (1 − ηλ)·W; biases are untouched.
-  std::vector<DenseLayer> layers{DenseLayer(3, 2, Activation::identity)};
-  layers[0].W.setConstant(2.0f);
-  layers[0].b.setConstant(1.0f);
-  layers[0].dW = WeightMatrix::Zero(3, 2);
-  layers[0].db = RowVector::Zero(2);
+  std::vector<Layer> layers{DenseLayer(3, 2, Activation::identity)};
+  DenseLayer& dense = std::get<DenseLayer>(layers[0]);
+  dense.W.setConstant(2.0f);
+  dense.b.setConstant(1.0f);
+  dense.dW = WeightMatrix::Zero(3, 2);
+  dense.db = RowVector::Zero(2);
   Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 0.5f, .weight_decay = 0.1f});
   sgd.step(layers);
-  EXPECT_FLOAT_EQ(layers[0].W(1, 1), 2.0f * (1 - 0.05f));
-  EXPECT_FLOAT_EQ(layers[0].b(0), 1.0f);
+  EXPECT_FLOAT_EQ(dense.W(1, 1), 2.0f * (1 - 0.05f));
+  EXPECT_FLOAT_EQ(dense.b(0), 1.0f);
 }
 
 TEST(Dropout, ChangesTrainingYetStillLearnsAndIsSeeded) {

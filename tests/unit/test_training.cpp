@@ -50,7 +50,8 @@ TrainingRecipe quick_recipe(OptimizerKind kind = OptimizerKind::sgd, float learn
 
 bool same_weights(const Network& a, const Network& b) {
   for (std::size_t i = 0; i < a.layers.size(); ++i) {
-    if (a.layers[i].W != b.layers[i].W || a.layers[i].b != b.layers[i].b) return false;
+    const ConstParameters p = parameters(a.layers[i]), q = parameters(b.layers[i]);
+    if (p.W && (*p.W != *q.W || *p.b != *q.b)) return false;
   }
   return true;
 }
@@ -124,24 +125,26 @@ INSTANTIATE_TEST_SUITE_P(EveryOptimizer, Convergence,
                          [](const auto& info) { return std::string(optimizer_name(info.param.first)); });
 
 TEST(Optimizer, SgdStepIsLearningRateTimesGradient) {
-  std::vector<DenseLayer> layers{DenseLayer(2, 1, Activation::identity)};
-  layers[0].W << 1.0f, 2.0f;
-  layers[0].b << 0.5f;
-  layers[0].dW = Matrix(2, 1);
-  layers[0].dW << 0.1f, -0.2f;
-  layers[0].db = RowVector(1);
-  layers[0].db << 1.0f;
+  std::vector<Layer> layers{DenseLayer(2, 1, Activation::identity)};
+  DenseLayer& dense = std::get<DenseLayer>(layers[0]);
+  dense.W << 1.0f, 2.0f;
+  dense.b << 0.5f;
+  dense.dW = Matrix(2, 1);
+  dense.dW << 0.1f, -0.2f;
+  dense.db = RowVector(1);
+  dense.db << 1.0f;
   Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 0.5f});
   sgd.step(layers);
-  EXPECT_FLOAT_EQ(layers[0].W(0, 0), 0.95f);
-  EXPECT_FLOAT_EQ(layers[0].W(1, 0), 2.1f);
-  EXPECT_FLOAT_EQ(layers[0].b(0), 0.0f);
+  EXPECT_FLOAT_EQ(dense.W(0, 0), 0.95f);
+  EXPECT_FLOAT_EQ(dense.W(1, 0), 2.1f);
+  EXPECT_FLOAT_EQ(dense.b(0), 0.0f);
 }
 
 TEST(Optimizer, AdamFirstStepMovesEachWeightByTheLearningRate) {
   // With bias correction, Adam's first step is −η·sign(g) (up to ε), whatever the gradient's size.
-  std::vector<DenseLayer> layers{DenseLayer(2, 1, Activation::identity), DenseLayer(1, 1, Activation::identity)};
-  for (DenseLayer& layer : layers) {
+  std::vector<Layer> layers{DenseLayer(2, 1, Activation::identity), DenseLayer(1, 1, Activation::identity)};
+  for (Layer& any : layers) {
+    DenseLayer& layer = std::get<DenseLayer>(any);
     layer.W.setZero();
     layer.b.setZero();
     layer.dW = Matrix::Constant(layer.W.rows(), 1, 1e-3f);
@@ -150,9 +153,9 @@ TEST(Optimizer, AdamFirstStepMovesEachWeightByTheLearningRate) {
   Optimizer adam({.kind = OptimizerKind::adam, .learning_rate = 0.01f});
   adam.step(layers);
   EXPECT_EQ(adam.steps_taken, 1);  // once per step, not once per tensor
-  for (const DenseLayer& layer : layers) {
-    EXPECT_NEAR(layer.W(0, 0), -0.01f, 1e-6);
-    EXPECT_NEAR(layer.b(0), 0.01f, 1e-6);
+  for (const Layer& layer : layers) {
+    EXPECT_NEAR(std::get<DenseLayer>(layer).W(0, 0), -0.01f, 1e-6);
+    EXPECT_NEAR(std::get<DenseLayer>(layer).b(0), 0.01f, 1e-6);
   }
 }
 
