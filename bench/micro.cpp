@@ -1,6 +1,7 @@
 // Google Benchmark micro-benchmarks of the hot paths: one training step of the seed recipe, one
 // prediction of a single 28×28 image, the evaluation of the 10,000 MNIST test digits, and one
-// guarded fine-tune on corrections (fine_tune.hpp), and the decoding of the page's 280×280 PNG.
+// guarded fine-tune on corrections (fine_tune.hpp), the decoding of the page's 280×280 PNG, and the
+// cost of hostile images: refused at once, or the most work the limits allow.
 // Run: build/release/bench/bench_micro   (MNIST from $DIGITS_DATA or data/mnist; random data otherwise)
 #include <benchmark/benchmark.h>
 
@@ -15,6 +16,7 @@
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
 #include "digits/image.hpp"
+#include "image_files.hpp"  // tests/unit: PNG written by hand, JPEG through libjpeg
 #include "digits/model_file.hpp"
 #include "digits/presets.hpp"
 #include "digits/random.hpp"
@@ -192,6 +194,71 @@ void BM_DecodePng280(benchmark::State& state) {
   state.SetLabel(std::to_string(png.size()) + " bytes");
 }
 BENCHMARK(BM_DecodePng280);
+
+// The same drawing as the page really sends it: canvas.toDataURL gives 8-bit RGBA.
+void BM_DecodePng280Rgba(benchmark::State& state) {
+  const GrayImage gray = decode_image(testing::as_bytes(drawing_png()), "drawing");
+  testing::Png rgba{.width = 280, .height = 280, .depth = 8, .colour_type = 6};
+  for (float v : gray.pixels) rgba.samples.insert(rgba.samples.end(), {static_cast<std::uint16_t>(v), static_cast<std::uint16_t>(v), static_cast<std::uint16_t>(v), 255});
+  const std::string png = rgba.encode();
+  for (auto _ : state) benchmark::DoNotOptimize(decode_image(testing::as_bytes(png), "drawing").pixels.data());
+  state.SetLabel(std::to_string(png.size()) + " bytes");
+}
+BENCHMARK(BM_DecodePng280Rgba);
+
+// Hostile inputs of issue 11, refused: each must cost microseconds, not the seconds and hundreds
+// of megabytes stb_image spent. Arg 0: the 55-byte Radiance HDR header claiming 4096×4096
+// (stb_image: 1.35 s, 265 MB); 1: a 100 KB PNG declaring 30,000×30,000 pixels.
+void BM_RefuseHostile(benchmark::State& state) {
+  std::string bytes;
+  if (state.range(0) == 0) {
+    bytes = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4096 +X 4096\n" + std::string(4, '\0');
+  } else {
+    std::string rows;
+    while (rows.size() < 100'000'000) rows += std::string(1 + 30000, '\0');
+    bytes = testing::kPngSignature + testing::png_ihdr(30000, 30000, 8, 0) + testing::png_chunk("IDAT", testing::zlib_compress(rows)) + testing::png_chunk("IEND", "");
+  }
+  for (auto _ : state) {
+    try {
+      decode_image(testing::as_bytes(bytes), "hostile");
+      state.SkipWithError("decoded");
+    } catch (const Error& e) {
+      benchmark::DoNotOptimize(e.what());
+    }
+  }
+  state.SetLabel(std::to_string(bytes.size()) + " bytes");
+}
+BENCHMARK(BM_RefuseHostile)->Arg(0)->Arg(1);
+
+// The most work a JPEG may ask for: 4096×3072 colour (the pixel cap), progressive with 100 scans
+// (the scan cap), each scan one pass over all the blocks. Arg 0: decoded; 1: a 101st scan, refused.
+void BM_DecodeLargestProgressiveJpeg(benchmark::State& state) {
+  testing::Jpeg jpeg{.width = 4096, .height = 3072, .components = 3, .quality = 90};
+  jpeg.samples.resize(std::size_t{4096} * 3072 * 3);
+  for (std::size_t i = 0; i < jpeg.samples.size(); ++i) jpeg.samples[i] = static_cast<unsigned char>((i * 7919) >> 10);
+  // DC for all components; then component 0 one coefficient a scan (63 scans), components 1 and
+  // 2 one a scan up to 18 and 16, the rest in one: 1 + 63 + 19 + 17 = 100 scans.
+  jpeg.scans.push_back({3, {0, 1, 2, 0}, 0, 0, 0, 0});
+  for (int k = 1; k <= 63; ++k) jpeg.scans.push_back({1, {0, 0, 0, 0}, k, k, 0, 0});
+  for (auto [component, singles] : {std::pair{1, 18}, std::pair{2, 16}}) {
+    for (int k = 1; k <= singles; ++k) jpeg.scans.push_back({1, {component, 0, 0, 0}, k, k, 0, 0});
+    jpeg.scans.push_back({1, {component, 0, 0, 0}, singles + 1, 63, 0, 0});
+  }
+  if (state.range(0) == 1) {  // split the last band: 101 scans
+    jpeg.scans.back().Se = 62;
+    jpeg.scans.push_back({1, {2, 0, 0, 0}, 63, 63, 0, 0});
+  }
+  const std::string bytes = jpeg.encode();
+  for (auto _ : state) {
+    try {
+      benchmark::DoNotOptimize(decode_image(testing::as_bytes(bytes), "largest").pixels.data());
+    } catch (const Error& e) {
+      benchmark::DoNotOptimize(e.what());
+    }
+  }
+  state.SetLabel(std::to_string(jpeg.scans.size()) + " scans, " + std::to_string(bytes.size()) + " bytes");
+}
+BENCHMARK(BM_DecodeLargestProgressiveJpeg)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 // before it is read, and the size before anything is allocated. fuzz/ fuzzes it through
 // decode_image. The layout: Microsoft's "BITMAPINFOHEADER structure" and "Bitmap Storage" pages.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdio>
 #include <cstdint>
@@ -29,22 +30,29 @@ std::string hex(std::uint32_t value) {
   return text;
 }
 
-// One channel of a 16- or 32-bit pixel: a run of contiguous bits, scaled to 0–255.
-struct Mask {
-  std::uint32_t mask = 0, max = 0;
-  int shift = 0;
-
-  Mask(std::uint32_t bits, const std::string& source) : mask(bits) {
+// One channel of a 16- or 32-bit pixel: a run of contiguous bits, scaled to 0–255, through a table
+// for runs of up to 8 bits (all the usual masks: 5-5-5, 5-6-5, 8-8-8-8), by division otherwise.
+class Mask {
+ public:
+  Mask(std::uint32_t bits, const std::string& source) : mask_(bits) {
     if (bits == 0) return;
-    shift = std::countr_zero(bits);
-    max = bits >> shift;
-    if ((max & (max + 1)) != 0) throw Error(source + ": the BMP's colour mask " + hex(bits) + " is not one run of bits");
+    shift_ = std::countr_zero(bits);
+    max_ = bits >> shift_;
+    if ((max_ & (max_ + 1)) != 0) throw Error(source + ": the BMP's colour mask " + hex(bits) + " is not one run of bits");
+    if (max_ <= 255)
+      for (std::uint32_t v = 0; v <= max_; ++v) table_[v] = scale(v);
   }
   unsigned char operator()(std::uint32_t pixel) const {
-    if (max == 0) return 0;
-    const std::uint64_t value = (pixel & mask) >> shift;
-    return static_cast<unsigned char>((value * 255 + max / 2) / max);
+    const std::uint32_t value = (pixel & mask_) >> shift_;
+    return max_ <= 255 ? table_[value] : scale(value);
   }
+
+ private:
+  unsigned char scale(std::uint64_t value) const { return max_ == 0 ? 0 : static_cast<unsigned char>((value * 255 + max_ / 2) / max_); }
+
+  std::uint32_t mask_ = 0, max_ = 0;
+  int shift_ = 0;
+  std::array<unsigned char, 256> table_{};
 };
 
 }  // namespace

@@ -27,8 +27,9 @@ struct GrayImage {
 };
 
 // The largest image decoded: at most 4096 pixels a side, and at most 12.6 million pixels in all
-// (4096×3072: a 12-megapixel photo fits, in either orientation). Peak memory of one decode is
-// about 12 bytes a pixel, so about 150 MB at the cap.
+// (4096×3072: a 12-megapixel photo fits, in either orientation). At the cap, `digits predict`
+// peaks at 116 MB for a PNG and 140 MB for a progressive JPEG (19 MB of it the program itself),
+// and decoding takes 0.1–0.2 s.
 inline constexpr int kMaxImageSide = 4096;
 inline constexpr std::int64_t kMaxImagePixels = std::int64_t{4096} * 3072;
 
