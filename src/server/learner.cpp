@@ -19,6 +19,7 @@
 
 #include "digits/error.hpp"
 #include "digits/file_util.hpp"
+#include "digits/json_depth.hpp"
 #include "digits/sha256.hpp"
 #include "digits/trainer.hpp"
 #include "feedback/model_versions.hpp"
@@ -300,21 +301,31 @@ struct Learner::Impl {
     if (!in) return;
     std::stringstream text;
     text << in.rdbuf();
-    const json state = json::parse(text.str(), nullptr, false);
-    if (state.is_discarded() || !state.is_object()) {
-      log(learning_file().string() + " is not valid JSON; ignored");
-      return;
-    }
-    considered = std::max(considered, state.value("considered_up_to", std::int64_t{0}));
-    if (const auto it = state.find("last_attempt"); it != state.end() && it->is_object()) {
-      LearningAttempt a;
-      a.accepted = it->value("accepted", false);
-      a.reason = it->value("reason", "");
-      a.up_to_judgement_id = it->value("up_to_judgement_id", std::int64_t{0});
-      a.validation_before = it->value("validation_before", 0.0);
-      a.validation_after = it->value("validation_after", 0.0);
-      a.at = it->value("at", "");
-      last_attempt = a;
+    // Damaged or written by someone else: the file is a convenience, so it is ignored (the
+    // versions still say how far learning got), never a reason not to start.
+    const std::string ignored = learning_file().string() + " is not what digits writes there; ignored";
+    try {
+      const json state = parse_json_bounded(text.str());
+      if (!state.is_object()) {
+        log(ignored);
+        return;
+      }
+      const std::int64_t read_considered = state.value("considered_up_to", std::int64_t{0});
+      std::optional<LearningAttempt> read_attempt;
+      if (const auto it = state.find("last_attempt"); it != state.end() && it->is_object()) {
+        LearningAttempt a;
+        a.accepted = it->value("accepted", false);
+        a.reason = it->value("reason", "");
+        a.up_to_judgement_id = it->value("up_to_judgement_id", std::int64_t{0});
+        a.validation_before = it->value("validation_before", 0.0);
+        a.validation_after = it->value("validation_after", 0.0);
+        a.at = it->value("at", "");
+        read_attempt = a;
+      }
+      considered = std::max(considered, read_considered);
+      last_attempt = read_attempt;
+    } catch (const std::exception&) {  // invalid JSON, too deep, or a field of the wrong type
+      log(ignored);
     }
   }
 

@@ -917,6 +917,22 @@ TEST(Faults, AnotherProgramsDatabaseIsLeftAloneJudgementsAreRefusedPredictionsGo
   EXPECT_TRUE(files_named(state.path, "feedback.db.corrupt-").empty());
 }
 
+// learning.json only saves the learner from reconsidering judgements: damaged, it is ignored.
+TEST(Faults, ALearningStateOfTheWrongShapeIsIgnored) {
+  for (const std::string& text : {std::string(R"({"considered_up_to": "seven", "last_attempt": {"accepted": 1}})"), std::string("[1, 2]"),
+                                   std::string(R"({"last_attempt": {"reason": 5}})"), std::string(100, '[') + std::string(100, ']')}) {
+    TempDir state("state");
+    write_bytes(state.path / "learning.json", text);
+    LogFile log;
+    LiveOptions options = without_learning();
+    options.log = log.get();
+    LiveServer live(state.path, options);
+    EXPECT_EQ(predict(live.port(), drawing(7)), 7) << text;
+    EXPECT_EQ(post_feedback(live, drawing(7), 7)["id"], 1) << text;
+    EXPECT_NE(log.text().find((state.path / "learning.json").string() + " is not what digits writes there; ignored"), std::string::npos) << log.text();
+  }
+}
+
 TEST(Faults, ACorruptVersionFileServesTheNewestEarlierVersionThatLoads) {
   TempDir state("state");
   auto reads_as = [](int digit) {
