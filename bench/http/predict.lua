@@ -1,19 +1,10 @@
 -- wrk script: POST the drawing in $DIGITS_BENCH_BODY to /api/predict, then report throughput,
--- latency percentiles and every kind of error on one line each (bench/http/run reads them).
+-- latency percentiles and every kind of error on one line each (report.lua; bench/http/run reads them).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local file = assert(io.open(os.getenv("DIGITS_BENCH_BODY"), "rb"))
 wrk.body = file:read("*a")
 file:close()
 
-function done(summary, latency, requests)
-  local seconds = summary.duration / 1e6
-  local e = summary.errors
-  io.write(string.format("requests: %d in %.1f s\n", summary.requests, seconds))
-  io.write(string.format("requests/s: %.0f\n", summary.requests / seconds))
-  io.write(string.format("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
-    latency:percentile(99.9) / 1000, latency.max / 1000))
-  io.write(string.format("errors: connect %d, read %d, write %d, timeout %d, non-2xx %d\n",
-    e.connect, e.read, e.write, e.timeout, e.status))
-end
+-- The report: bench/http/report.lua, beside this file.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
