@@ -87,7 +87,8 @@ double forward_multiply_adds(const Network& network) {
   return total;
 }
 
-// One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn): gather, forward, loss,
+// One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn) on 1 or 2 threads (the
+// second argument): gather, forward, loss,
 // backward, update. GFLOP/s counts 2 FLOPs per multiply-add, three products per layer (forward,
 // dW, dX), the first layer's dX included though it is skipped: the usual 6 × forward estimate.
 void BM_TrainStepConvPreset(benchmark::State& state) {
@@ -95,6 +96,7 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   const Dataset& data = test_images();
   Network network = build_network(preset);
   network.initialize(preset.init, 1);
+  network.set_threads(static_cast<int>(state.range(1)));
   Optimizer optimizer(preset.recipe.optimizer);
   const std::size_t batch = static_cast<std::size_t>(preset.recipe.batch);
   std::vector<std::size_t> order(data.size());
@@ -113,7 +115,7 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   state.counters["samples/s"] = benchmark::Counter(samples, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(samples * 6 * forward_multiply_adds(network) / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_TrainStepConvPreset)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStepConvPreset)->ArgsProduct({{0, 1}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // One 28×28 image through the built-in model, already preprocessed.
 void BM_PredictOneBuiltin(benchmark::State& state) {
