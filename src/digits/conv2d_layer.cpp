@@ -186,20 +186,39 @@ void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Eigen::Index first
   const int k = layer.kernel(), s = layer.stride(), p = layer.pad();
   const Eigen::Index positions = out.height * out.width;
   assert(dX.cols() == in.size() && dcolumns.cols() == count * positions);
-  if (s == 1 && p == 0) {  // no edges, as in im2col
+#if defined(__AVX512F__)
+  if (s == 1 && p == 0 && in.width <= 32) {
+    // No edges, and an image row fits two registers. Each row of dX gathers from every (ky, kx)
+    // whose window covers it; adding into dX in memory, one shifted window after the other, makes
+    // each load wait for the store just before it (they overlap). So the sums for one row of dX
+    // are made in registers, each window read at its shift with a masked load, and stored once.
     for (Eigen::Index n = first; n < first + count; ++n) {
       float* image = dX.data() + n * dX.cols();
-      std::fill(image, image + dX.cols(), 0.0f);
       for (int c = 0; c < in.channels; ++c)
-        for (int ky = 0; ky < k; ++ky)
-          for (int kx = 0; kx < k; ++kx) {
-            const float* __restrict row = dcolumns.data() + ((c * k + ky) * k + kx) * dcolumns.cols() + (n - first) * positions;
-            float* __restrict target = image + (c * in.height + ky) * in.width + kx;
-            for (int y = 0; y < out.height; ++y) add_short(row + y * out.width, target + y * in.width, out.width);
+        for (int iy = 0; iy < in.height; ++iy) {
+          __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();  // columns 0–15 and 16–31
+          for (int ky = std::max(0, iy - out.height + 1); ky <= std::min(k - 1, iy); ++ky) {
+            const int y = iy - ky;
+            const float* rows = dcolumns.data() + ((c * k + ky) * k) * dcolumns.cols() + (n - first) * positions + y * out.width;
+            for (int kx = 0; kx < k; ++kx) {
+              // Window (ky, kx) adds row y of its columns to dX columns kx … kx + W′ − 1.
+              const float* window = rows + kx * dcolumns.cols() - kx;  // window[ix] lands on column ix
+              const auto lanes = [&](int from) {
+                const int lo = std::max(kx - from, 0), hi = std::min(kx + out.width - from, 16);
+                return hi <= lo ? __mmask16(0) : static_cast<__mmask16>(((1u << (hi - lo)) - 1) << lo);
+              };
+              low = _mm512_add_ps(low, _mm512_maskz_loadu_ps(lanes(0), window));
+              if (in.width > 16) high = _mm512_add_ps(high, _mm512_maskz_loadu_ps(lanes(16), window + 16));
+            }
           }
+          float* target = image + (c * in.height + iy) * in.width;
+          _mm512_mask_storeu_ps(target, static_cast<__mmask16>((1u << std::min(in.width, 16)) - 1), low);
+          if (in.width > 16) _mm512_mask_storeu_ps(target + 16, static_cast<__mmask16>((1u << (in.width - 16)) - 1), high);
+        }
     }
     return;
   }
+#endif
   for (Eigen::Index n = first; n < first + count; ++n) {
     float* image = dX.data() + n * dX.cols();
     std::fill(image, image + dX.cols(), 0.0f);
