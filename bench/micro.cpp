@@ -16,6 +16,7 @@
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
+#include "digits/kernels.hpp"
 #include "digits/image.hpp"
 #include "image_files.hpp"  // tests/unit: PNG written by hand, JPEG through libjpeg
 #include "digits/model_file.hpp"
@@ -56,9 +57,11 @@ Network seed_network() {
 
 // One step of the seed recipe: gather a batch of 40 uint8 images as floats, forward, loss,
 // backward, SGD update. 9.84 GFLOP per 60,000-sample epoch, i.e. 6.56 MFLOP per step.
+// Second argument: 1 sums the first layer over non-zero pixels (kernels.hpp), 0 forces the dense product.
 void BM_TrainStepSeed(benchmark::State& state) {
   const Dataset& data = test_images();
   Network network = seed_network();
+  std::get<DenseLayer>(network.layers[0]).skip_zero_inputs = state.range(1) != 0;
   Optimizer optimizer(find_preset("seed").recipe.optimizer);
   const int batch = static_cast<int>(state.range(0));
   std::vector<std::size_t> order(data.size());
@@ -76,7 +79,40 @@ void BM_TrainStepSeed(benchmark::State& state) {
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * batch, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * batch * flops_per_sample / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_TrainStepSeed)->Arg(40)->Arg(128);
+BENCHMARK(BM_TrainStepSeed)->ArgsProduct({{40, 128}, {0, 1}});
+
+// The seed network's first layer forward alone, Z = X·W + b over batches of 40 test digits:
+// first argument 0 dense_forward, 1 dense_forward_sparse_input; second argument 0 raw pixels as
+// the seed recipe feeds them, 1 the `fast` preset's distortions (0–1 pixels, fewer exact zeros).
+// The counter "sparse" is the share of batches the sparse sums ran on (the rest fell back).
+void BM_FirstLayerForwardSeed(benchmark::State& state) {
+  const Dataset& data = test_images();
+  const Network network = seed_network();
+  const DenseLayer& layer = std::get<DenseLayer>(network.layers[0]);
+  const Preset& fast = find_preset("fast");
+  std::vector<std::size_t> order(data.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  Rng(2).shuffle(order);
+  std::vector<Matrix> batches(50);
+  std::vector<std::uint8_t> labels;
+  for (std::size_t n = 0; n < batches.size(); ++n) {
+    const auto indices = std::span(order).subspan(n * 40, 40);
+    if (state.range(1) == 0) gather_batch(data, indices, 1.0f, batches[n], labels);
+    else augment_batch(data, indices, fast.recipe.augment, 7, fast.input_scale, batches[n], labels, n * 40);
+  }
+  Matrix Z;
+  SparseInputWorkspace workspace;
+  std::size_t n = 0;
+  long sparse = 0;
+  for (auto _ : state) {
+    const Matrix& X = batches[n++ % batches.size()];
+    if (state.range(0) == 0) dense_forward(X, layer.W, layer.b, Z);
+    else sparse += dense_forward_sparse_input(X, layer.W, layer.b, Z, workspace);
+    benchmark::DoNotOptimize(Z.data());
+  }
+  state.counters["sparse"] = static_cast<double>(sparse) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_FirstLayerForwardSeed)->ArgsProduct({{0, 1}, {0, 1}});
 
 // Multiply-adds of one image's forward pass: C′·H′·W′·C·k² per conv layer, in·out per dense one.
 double forward_multiply_adds(const Network& network) {

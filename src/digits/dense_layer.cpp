@@ -38,23 +38,67 @@ void DenseLayer::initialize(Init init, Rng& rng) {
   b.setZero();
 }
 
-const Matrix& DenseLayer::forward(const Matrix& X) {
+namespace {
+
+// Items first…first+count−1 of share `share` when `size` items are cut into `shares`.
+struct Share {
+  Eigen::Index first, count;
+};
+Share share_of(Eigen::Index size, int shares, int share) {
+  const Eigen::Index first = size * share / shares, end = size * (share + 1) / shares;
+  return {first, end - first};
+}
+
+}  // namespace
+
+bool DenseLayer::splits(Eigen::Index batch) const {
+  return static_cast<long>(batch) * in() * out() >= kSplitWork && batch >= kShares;
+}
+
+const Matrix& DenseLayer::forward(const Matrix& X, WorkerPool* pool) {
   X_ = &X;
-  dense_forward(X, W, b, Z_);  // Z = X·W + b    (batch × in)·(in × out), b broadcast over the batch
-  activation_forward(activation, Z_, A_);
+  const Eigen::Index batch = X.rows();
+  if (!splits(batch)) {
+    // Z = X·W + b    (batch × in)·(in × out), b broadcast over the batch
+    if (skip_zero_inputs) dense_forward_sparse_input(X, W, b, Z_, sparse_);
+    else dense_forward(X, W, b, Z_);
+    activation_forward(activation, Z_, A_);
+    return A_;
+  }
+  Z_.resize(batch, out());
+  A_.resize(batch, out());
+  run_tasks(pool, kShares, [&](int share) {  // the same, a share of the rows at a time
+    const auto [first, count] = share_of(batch, kShares, share);
+    dense_forward_rows(X, W, b, Z_, first, count);
+    activation_forward_rows(activation, Z_, A_, first, count);
+  });
   return A_;
 }
 
-const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX) {
+const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX, WorkerPool* pool) {
   activation_backward(activation, Z_, A_, dA, dZ_);  // dZ = dA ⊙ f′(Z)
-  dense_weight_gradient(*X_, dZ_, dW);               // dW = Xᵀ·dZ
   db = dZ_.colwise().sum();                          // db = Σ_rows dZ
-  if (compute_dX) {
-    dX_.resize(dZ_.rows(), in());
-    dX_.noalias() = dZ_ * W.transpose();             // dX = dZ·Wᵀ
-  } else {
-    dX_.resize(0, 0);
+  const Eigen::Index batch = dA.rows();
+  if (compute_dX) dX_.resize(batch, in());
+  else dX_.resize(0, 0);
+  if (!splits(batch)) {
+    dense_weight_gradient(*X_, dZ_, dW);                // dW = Xᵀ·dZ
+    if (compute_dX) dX_.noalias() = dZ_ * W.transpose();  // dX = dZ·Wᵀ
+    return dX_;
   }
+  // The same in shares, one job: tasks 0…kShares−1 each take a share of dW's columns (which needs
+  // every row of X and dZ but nothing from the other shares: no partial sums to add up), the next
+  // kShares a share of dX's rows.
+  dW.resize(in(), out());
+  run_tasks(pool, compute_dX ? 2 * kShares : kShares, [&](int task) {
+    if (task < kShares) {
+      const auto [first, count] = share_of(out(), kShares, task);
+      dense_weight_gradient_columns(*X_, dZ_, dW, first, count);
+    } else {
+      const auto [first, count] = share_of(batch, kShares, task - kShares);
+      dX_.middleRows(first, count).noalias() = dZ_.middleRows(first, count) * W.transpose();
+    }
+  });
   return dX_;
 }
 

@@ -3,8 +3,10 @@
 #pragma once
 
 #include "digits/activation.hpp"
+#include "digits/kernels.hpp"
 #include "digits/random.hpp"
 #include "digits/tensor.hpp"
+#include "digits/worker_pool.hpp"
 
 namespace digits {
 
@@ -29,15 +31,20 @@ class DenseLayer {
 
   // Training forward: Z = X·W + b, A = f(Z); keeps X, Z and A for backward.
   // X: (batch × in) and must outlive the backward call; returns A: (batch × out).
-  const Matrix& forward(const Matrix& X);
+  // With skip_zero_inputs, Z is summed over the non-zero inputs only where that is faster
+  // (dense_forward_sparse_input in kernels.hpp: a first layer over pixels, with few neurons).
+  // A large layer (kSplitWork multiply-adds or more) cuts its products into kShares shares, by
+  // rows of Z, run on `pool`'s threads when given one; the shares depend on the sizes alone.
+  const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
 
   // Backward, given dA = ∂loss/∂A (batch × out):
   //   dZ = dA ⊙ f′(Z)                 (batch × out)
   //   dW = Xᵀ·dZ                      (in × out)
   //   db = Σ_rows dZ                  (1 × out)
   //   dX = dZ·Wᵀ                      (batch × in), only when wanted: the first layer's is unused
-  // Returns dX (empty when not computed).
-  const Matrix& backward(const Matrix& dA, bool compute_dX);
+  // Returns dX (empty when not computed). A large layer splits dW by columns and dX by rows into
+  // kShares shares that depend on the sizes alone, so the number of threads changes no bit.
+  const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
   // Inference forward into a caller's buffer; keeps nothing, so it is safe to call concurrently.
   void infer(const Matrix& X, Matrix& A) const;
@@ -47,10 +54,18 @@ class DenseLayer {
   RowVector b;      // (1 × out)
   WeightMatrix dW;  // ∂loss/∂W (in × out), set by backward
   RowVector db;  // ∂loss/∂b (1 × out), set by backward
+  bool skip_zero_inputs = true;  // false: always the dense product (tests and benchmarks compare)
+
+  // The split: shares enough for the cores we have; only products of at least kSplitWork
+  // multiply-adds (batch·in·out) are split, below that handing out the shares costs more than it saves.
+  static constexpr int kShares = 4;
+  static constexpr long kSplitWork = 4'000'000;
 
  private:
+  bool splits(Eigen::Index batch) const;  // whether this batch's products are cut into shares
   const Matrix* X_ = nullptr;  // the input of the last forward
   Matrix Z_, A_, dZ_, dX_;     // workspaces, sized once per batch shape and reused
+  SparseInputWorkspace sparse_;
 };
 
 }  // namespace digits

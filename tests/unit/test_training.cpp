@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "digits/network.hpp"
+#include "digits/optimizer.hpp"
 #include "digits/random.hpp"
 #include "digits/trainer.hpp"
 
@@ -83,6 +85,40 @@ TEST(Training, OneThreadAndManyGiveTheSameWeightsAndReports) {
     EXPECT_EQ(reports_two[i].loss, reports_one[i].loss);
     EXPECT_EQ(reports_two[i].test_accuracy, reports_one[i].test_accuracy);
     EXPECT_EQ(reports_two[i].train_accuracy, reports_one[i].train_accuracy);
+  }
+}
+
+// A dense layer large enough to split its products (DenseLayer::kSplitWork) cuts them into shares
+// fixed by the sizes alone, so one thread or several train the same weights, bit for bit, as
+// ConvTraining.WeightsDoNotDependOnTheNumberOfThreads checks for convolutions. Batch 130 makes
+// uneven shares of rows; 300 and 200 columns uneven shares of dW's columns.
+TEST(Training, LargeDenseLayersGiveTheSameWeightsOnAnyNumberOfThreads) {
+  EXPECT_GE(130L * 784 * 300, DenseLayer::kSplitWork);
+  EXPECT_GE(130L * 300 * 200, DenseLayer::kSplitWork);
+  auto train = [](int threads) {
+    Network network({784, 300, 200, 10}, Activation::relu, 1.0f / 255.0f);
+    network.initialize(Init::he, 2);
+    network.set_threads(threads);
+    Optimizer optimizer({.kind = OptimizerKind::nesterov, .learning_rate = 0.05f, .momentum = 0.9f});
+    std::vector<std::uint8_t> labels(130);
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::uint8_t>(i % 10);
+    for (std::uint64_t step = 0; step < 4; ++step) {
+      Rng rng(40 + step);
+      Matrix X(130, 784);
+      for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = static_cast<float>(rng.below(256)) / 255.0f;
+      network.train_step(X, labels, optimizer);
+    }
+    return network;
+  };
+  const Network one = train(1);
+  for (int threads : {2, 3}) {
+    const Network many = train(threads);
+    EXPECT_EQ(many.threads(), threads);
+    for (std::size_t i = 0; i < one.layers.size(); ++i) {
+      const ConstParameters a = parameters(one.layers[i]), b = parameters(many.layers[i]);
+      EXPECT_EQ(std::memcmp(a.W->data(), b.W->data(), sizeof(float) * static_cast<std::size_t>(a.W->size())), 0) << "layer " << i;
+      EXPECT_EQ(std::memcmp(a.b->data(), b.b->data(), sizeof(float) * static_cast<std::size_t>(a.b->size())), 0) << "layer " << i;
+    }
   }
 }
 
