@@ -569,4 +569,16 @@ int run_improve(const ImproveOptions& options) {
   return kSuccess;
 }
 
+// `convert`: the same model, its weights stored as F16 or F32 (model_file.hpp); metadata and a
+// checkpoint's optimizer state (always F32) go along unchanged.
+int run_convert(const ConvertOptions& options) {
+  const Model model = load_model_or_builtin(options.model);
+  const Storage storage = options.dtype == "f16" ? Storage::f16 : Storage::f32;
+  save_model(options.out, model.network, model.metadata, model.extra, storage);
+  std::error_code ec;
+  std::printf("saved %s: %s, weights as %s, %ju bytes\n", options.out.c_str(), model_label(options.model).c_str(), storage == Storage::f16 ? "F16" : "F32",
+              static_cast<std::uintmax_t>(fs::file_size(options.out, ec)));
+  return kSuccess;
+}
+
 }  // namespace digits::cli
