@@ -313,6 +313,12 @@ document.addEventListener('keydown', (event) => {
 
 // ---- the model's description, for the footer ----
 
+// "784–50–20–10" for a dense network; its layers, "conv5x5x16, pool2, … fc10", for any other.
+function describeLayers(model) {
+  const dense = !Array.isArray(model.network) || model.network.every((layer) => layer.kind === 'dense');
+  return dense ? model.layers.join('–') : model.architecture.split(',').filter((layer) => layer !== 'flatten').join(', ');
+}
+
 async function describeModel() {
   try {
     const model = await (await fetch('/api/model')).json();
@@ -321,7 +327,7 @@ async function describeModel() {
     const accuracy = model.accuracy && model.accuracy.test_percent !== undefined
       ? ` · ${model.accuracy.test_percent}% right on the 10,000 MNIST test digits` : '';
     document.getElementById('model-info').textContent =
-      `Network ${model.layers.join('–')} (${model.hidden_activation}), ` +
+      `Network ${describeLayers(model)} (${model.hidden_activation}), ` +
       `${model.parameters.toLocaleString('en')} weights${accuracy} · ${model.source}.`;
   } catch (error) {
     // The footer keeps its default text; drawing and reading still work.

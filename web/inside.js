@@ -1,6 +1,8 @@
 // digits: the "Inside the network" panel. For the current drawing it shows what every layer
 // computed: the 28×28 input the network read, each hidden layer's neurons as a grid of squares
-// lit by how active they are, and the ten outputs. It follows the readings through the events
+// lit by how active they are, and the ten outputs. For a convolutional network also the first
+// convolution's learned kernels (from GET /api/model) and each conv and pooling layer's maps, one
+// small grey picture per channel. It follows the readings through the events
 // app.js announces ('digits:reading' after every answer, live ones too; 'digits:cleared' after an
 // erase) and draws the `activations` that POST /api/predict returns (docs/api.md).
 'use strict';
@@ -35,10 +37,15 @@
     if (event.key === 'Enter') event.stopPropagation();
   });
 
+  const intro = panel.querySelector('.inside-intro');
+  const INTRO = intro.innerHTML;
+  const CONV_INTRO = ' A <strong>convolution</strong> slides small kernels it learned over the image: each makes one map, ' +
+    'a grey picture that is bright where its pattern is.';
   const layersBox = panel.querySelector('#inside-layers');
   const statusLine = panel.querySelector('#inside-status');
   let blocks = [];     // one per drawn layer: { kind, element, canvas?, cells?, caption, columns, rows, units, values }
-  let shapeKey = '';   // the layer sizes the blocks were built for
+  let shapeKey = '';   // the layers the blocks were built for
+  let kernels = null;  // the first convolution's kernels from GET /api/model, or null
 
   // ---- colours: dark for silent, brighter and warmer for more active ----
 
@@ -79,6 +86,10 @@
     return `Each square is one of the ${units} neurons of ${which}; brighter = more active. ${what}`;
   }
 
+  function describeDense(units) {
+    return `Each square is one of the ${units} neurons of this dense layer; brighter = more active. Every one reads all the maps before it: whole shapes, not strokes.`;
+  }
+
   function makeBlock(kind, heading, size, caption) {
     const element = document.createElement('figure');
     element.className = `inside-layer inside-${kind}`;
@@ -92,9 +103,65 @@
     return element;
   }
 
-  function build(sizes) {
+  // A network's layers as the panel draws them, from a reading's `activations` or from GET
+  // /api/model: { kind: 'dense', units } or { kind: 'conv2d' | 'maxpool2', shape: [C, H, W] }; the
+  // last is the output.
+  function layoutOfReading(layers) {
+    return layers.map((layer) => (Array.isArray(layer.shape)
+      ? { kind: layer.kind === 'maxpool2' ? 'maxpool2' : 'conv2d', shape: layer.shape }
+      : { kind: 'dense', units: layer.values.length }));
+  }
+  function layoutOfModel(model) {
+    if (!Array.isArray(model.network)) return model.layers.slice(1).map((units) => ({ kind: 'dense', units }));
+    return model.network.filter((layer) => layer.kind !== 'flatten').map((layer) => (layer.kind === 'dense'
+      ? { kind: 'dense', units: layer.output[0] } : { kind: layer.kind, shape: layer.output }));
+  }
+  const layoutKey = (layout) => layout.map((l) => (l.shape ? `${l.kind}:${l.shape.join('x')}` : `${l.units}`)).join('-');
+
+  // One canvas of `count` tiles, each width × height, in a grid with a gap between them: the maps
+  // of a layer or the kernels of a convolution, one small picture each.
+  function makeTiles(block, count, width, height, label) {
+    const { columns, rows } = gridShape(count);
+    const gap = Math.max(1, Math.round(width / 8));
+    const canvas = document.createElement('canvas');
+    canvas.width = columns * (width + gap) - gap;
+    canvas.height = rows * (height + gap) - gap;
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', label);
+    Object.assign(canvas.dataset, { tiles: count, columns, tileWidth: width, tileHeight: height, gap });  // for the browser test
+    block.querySelector('.inside-picture').append(canvas);
+    return { canvas, columns, rows, gap, width, height, count };
+  }
+
+  function makeMaps(layout, index, convNumber, poolNumber) {
+    const layer = layout[index];
+    const [channels, height, width] = layer.shape;
+    const size = `${channels} maps of ${height} × ${width}`;
+    const conv = layer.kind === 'conv2d';
+    const heading = conv ? `Convolution ${convNumber}` : `Max pooling ${poolNumber}`;
+    const block = makeBlock('maps', heading, size, describeMaps(layer, index));
+    if (channels > 16) block.classList.add('inside-wide');  // two columns, so each picture stays visible
+    const entry = { kind: 'maps', element: block, layer, index, heading, bytes: null,
+      ...makeTiles(block, channels, width, height, `The ${size} of ${heading.toLowerCase()}, one grey picture per channel`) };
+    entry.canvas.addEventListener('mousemove', (event) => showMap(entry, event));
+    return entry;
+  }
+
+  function describeMaps(layer, index) {
+    const channels = layer.shape[0];
+    if (layer.kind === 'maxpool2') {
+      return `The maps before, half the size: each pixel keeps the largest of a 2 × 2 block, so a pattern found a pixel to the side counts the same.`;
+    }
+    return index === 0
+      ? `Each of the ${channels} filters slides a small kernel it learned over your drawing; its picture is bright where the kernel's pattern is.`
+      : `Each of the ${channels} filters reads all the maps before it at once: bright where a pattern of patterns is.`;
+  }
+
+  function build(layout) {
     layersBox.replaceChildren();
     blocks = [];
+    const hasMaps = layout.some((layer) => layer.shape);
+    intro.innerHTML = hasMaps ? INTRO + CONV_INTRO : INTRO;
     // The input: the 28×28 image the network read.
     const input = makeBlock('input', 'Input', '784 pixels',
       'Your drawing as the network reads it: cropped, scaled into 20 × 20 and centred in 28 × 28, like the digits it learned from.');
@@ -106,24 +173,43 @@
     input.querySelector('.inside-picture').append(inputCanvas);
     blocks.push({ kind: 'input', element: input, canvas: inputCanvas });
 
-    // The hidden layers: a grid of neurons each.
-    const hiddenCount = sizes.length - 1;
-    sizes.slice(0, -1).forEach((units, index) => {
+    // A first convolution's kernels: what it learned, the same for every drawing.
+    if (layout[0].kind === 'conv2d') {
+      const block = makeBlock('kernels', 'Kernels of convolution 1', `${layout[0].shape[0]} learned patterns`,
+        'The weights each filter of the first convolution learned: light where it wants ink, dark where it wants none, grey for weights near 0.');
+      blocks.push({ kind: 'kernels', element: block, tiles: null });
+    }
+
+    // The hidden layers: maps for a conv or pooling layer, a grid of neurons for a dense one.
+    const hiddenCount = layout.length - 1;
+    let convs = 0;
+    let pools = 0;
+    let denses = 0;
+    layout.slice(0, -1).forEach((layer, index) => {
+      if (layer.shape) {
+        if (layer.kind === 'conv2d') convs++; else pools++;
+        blocks.push(makeMaps(layout, index, convs, pools));
+        return;
+      }
+      const units = layer.units;
       const { columns, rows } = gridShape(units);
-      const block = makeBlock('hidden', `Hidden layer ${index + 1}`, `${units} neurons`, describeHidden(index, units, hiddenCount));
+      denses++;
+      const heading = hasMaps ? `Dense layer ${denses}` : `Hidden layer ${index + 1}`;
+      const block = makeBlock('hidden', heading, `${units} neurons`,
+        hasMaps ? describeDense(units) : describeHidden(index, units, hiddenCount));
       const canvas = document.createElement('canvas');
       canvas.width = columns * CELL - GAP;
       canvas.height = rows * CELL - GAP;
       canvas.setAttribute('role', 'img');
-      canvas.setAttribute('aria-label', `The ${units} neurons of hidden layer ${index + 1}, lit by their activity`);
+      canvas.setAttribute('aria-label', `The ${units} neurons of ${heading.toLowerCase()}, lit by their activity`);
       block.querySelector('.inside-picture').append(canvas);
-      const entry = { kind: 'hidden', element: block, canvas, columns, rows, units, values: null, index };
+      const entry = { kind: 'hidden', element: block, canvas, columns, rows, units, values: null, index, heading, hasMaps };
       canvas.addEventListener('mousemove', (event) => showNeuron(entry, event));
       blocks.push(entry);
     });
 
     // The output: one square per digit.
-    const classes = sizes[sizes.length - 1];
+    const classes = layout[layout.length - 1].units;
     const output = makeBlock('output', 'Output', `${classes} neurons, one per digit`,
       'Softmax turns the ten sums into probabilities that add up to 100%. The brightest is the answer.');
     const list = document.createElement('ol');
@@ -139,6 +225,7 @@
     }
     output.querySelector('.inside-picture').append(list);
     blocks.push({ kind: 'output', element: output, cells });
+    paintKernels();
     clear();
   }
 
@@ -153,7 +240,32 @@
     const row = Math.floor(((event.clientY - box.top) / box.height) * entry.rows);
     const neuron = row * entry.columns + column;
     entry.canvas.title = neuron >= 0 && neuron < entry.values.length
-      ? `neuron ${neuron + 1} of hidden layer ${entry.index + 1}: ${entry.values[neuron].toFixed(2)}` : '';
+      ? `neuron ${neuron + 1} of ${entry.heading.toLowerCase()}: ${entry.values[neuron].toFixed(2)}` : '';
+  }
+
+  // Which tile of a tiled canvas the mouse is over, or -1.
+  function tileAt(tiles, event) {
+    const box = tiles.canvas.getBoundingClientRect();
+    const x = ((event.clientX - box.left) / box.width) * tiles.canvas.width;
+    const y = ((event.clientY - box.top) / box.height) * tiles.canvas.height;
+    const column = Math.floor(x / (tiles.width + tiles.gap));
+    const row = Math.floor(y / (tiles.height + tiles.gap));
+    const tile = row * tiles.columns + column;
+    return column < tiles.columns && tile >= 0 && tile < tiles.count ? tile : -1;
+  }
+
+  // The tooltip of a map: its channel and its largest value.
+  function showMap(entry, event) {
+    const tile = entry.bytes ? tileAt(entry, event) : -1;
+    if (tile < 0) {
+      entry.canvas.title = '';
+      return;
+    }
+    const size = entry.width * entry.height;
+    let largest = 0;
+    for (let i = tile * size; i < (tile + 1) * size; i++) largest = Math.max(largest, entry.bytes[i]);
+    const value = entry.low + (largest / 255) * (entry.high - entry.low);
+    entry.canvas.title = `map ${tile + 1} of ${entry.heading.toLowerCase()}: largest value ${value.toFixed(2)}`;
   }
 
   // ---- drawing a reading ----
@@ -182,6 +294,84 @@
     }
   }
 
+  // Draws tile t from values[t·w·h …] as grey levels 0–255; every tile dim when values is null.
+  function paintTiles(tiles, grey) {
+    const context = tiles.canvas.getContext('2d');
+    context.clearRect(0, 0, tiles.canvas.width, tiles.canvas.height);
+    const size = tiles.width * tiles.height;
+    for (let t = 0; t < tiles.count; t++) {
+      const x = (t % tiles.columns) * (tiles.width + tiles.gap);
+      const y = Math.floor(t / tiles.columns) * (tiles.height + tiles.gap);
+      if (!grey) {
+        context.fillStyle = css(RAMP[0]);
+        context.fillRect(x, y, tiles.width, tiles.height);
+        continue;
+      }
+      const image = context.createImageData(tiles.width, tiles.height);
+      for (let i = 0; i < size; i++) {
+        const v = grey(t * size + i);
+        image.data.set([v, v, v, 255], 4 * i);
+      }
+      context.putImageData(image, x, y);
+    }
+  }
+
+  // A map layer's bytes (base64 in the reading; 0 = its smallest value, 255 = its largest).
+  function decodeMaps(layer) {
+    if (typeof layer.maps !== 'string') return null;
+    const text = atob(layer.maps);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    return bytes;
+  }
+
+  function paintMaps(entry, layer) {
+    entry.bytes = layer ? decodeMaps(layer) : null;
+    entry.low = layer ? layer.low : 0;
+    entry.high = layer ? layer.high : 0;
+    const bytes = entry.bytes;
+    paintTiles(entry, bytes ? (i) => bytes[i] : null);
+    const caption = entry.element.querySelector('figcaption');
+    caption.textContent = describeMaps(entry.layer, entry.index);
+    if (!layer) return;
+    if (!bytes) {
+      caption.textContent += ' (Too many values to send with every reading: not shown.)';
+      return;
+    }
+    const size = entry.width * entry.height;
+    let lit = 0;
+    for (let t = 0; t < entry.count; t++) {
+      for (let i = t * size; i < (t + 1) * size; i++) {
+        if (bytes[i] > 0) {
+          lit++;
+          break;
+        }
+      }
+    }
+    caption.textContent += ` Now ${lit} of ${entry.count} light up somewhere.`;
+  }
+
+  // The first convolution's kernels, grey 128 for a weight of 0, lighter for positive weights,
+  // darker for negative, scaled by the largest weight of them all.
+  function paintKernels() {
+    const entry = blocks.find((b) => b.kind === 'kernels');
+    if (!entry || !kernels) return;
+    const [count, channels, height, width] = kernels.shape;
+    if (!entry.tiles) {
+      entry.tiles = makeTiles(entry.element, count, width, height, `The ${count} kernels of the first convolution, ${height} × ${width} weights each`);
+      entry.element.querySelector('.inside-size').textContent = `${kernels.count} learned patterns of ${height} × ${width}` +
+        (count < kernels.count ? ` (the first ${count} shown)` : '');
+    }
+    let largest = 0;
+    for (const w of kernels.values) largest = Math.max(largest, Math.abs(w));
+    const size = channels * height * width;  // a kernel's weights; the first channel's are drawn
+    paintTiles(entry.tiles, (i) => {
+      const t = Math.floor(i / (height * width));
+      const w = kernels.values[t * size + (i % (height * width))];
+      return Math.round(128 + (largest > 0 ? (127 * w) / largest : 0));
+    });
+  }
+
   function paintOutput(cells, probabilities) {
     const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
     cells.forEach((cell, digit) => {
@@ -198,7 +388,7 @@
 
   function captionFor(entry, layer) {
     const active = layer.values.filter((v) => v > 0).length;
-    const base = describeHidden(entry.index, entry.units, blocks.filter((b) => b.kind === 'hidden').length);
+    const base = hiddenCaption(entry);
     return layer.function === 'relu'
       ? `${base} Now ${active} of ${entry.units} are active; the rest summed to less than zero and pass on 0 (ReLU).`
       : base;
@@ -207,11 +397,11 @@
   function show(reading) {
     const layers = reading.activations;
     if (!Array.isArray(layers) || layers.length < 1) return;
-    const sizes = layers.map((layer) => layer.values.length);
-    const key = sizes.join('-');
+    const layout = layoutOfReading(layers);
+    const key = layoutKey(layout);
     if (key !== shapeKey) {
       shapeKey = key;
-      build(sizes);
+      build(layout);
     }
     for (const entry of blocks) {
       if (entry.kind === 'input') paintInput(entry.canvas, reading.input);
@@ -221,10 +411,15 @@
         paintGrid(entry, layer.values);
         entry.element.querySelector('figcaption').textContent = captionFor(entry, layer);
       }
+      if (entry.kind === 'maps') paintMaps(entry, layers[entry.index]);
       if (entry.kind === 'output') paintOutput(entry.cells, layers[layers.length - 1].values);
     }
     panel.dataset.state = 'reading';
     statusLine.textContent = `The network reads a ${reading.digit}: follow it from the pixels to the answer.`;
+  }
+
+  function hiddenCaption(entry) {
+    return entry.hasMaps ? describeDense(entry.units) : describeHidden(entry.index, entry.units, blocks.filter((b) => b.kind === 'hidden').length);
   }
 
   function clear() {
@@ -233,9 +428,9 @@
       if (entry.kind === 'hidden') {
         entry.values = null;
         paintGrid(entry, null);
-        entry.element.querySelector('figcaption').textContent =
-          describeHidden(entry.index, entry.units, blocks.filter((b) => b.kind === 'hidden').length);
+        entry.element.querySelector('figcaption').textContent = hiddenCaption(entry);
       }
+      if (entry.kind === 'maps') paintMaps(entry, null);
       if (entry.kind === 'output') paintOutput(entry.cells, null);
     }
     panel.dataset.state = 'empty';
@@ -245,13 +440,23 @@
   document.addEventListener('digits:reading', (event) => show(event.detail.reading));
   document.addEventListener('digits:cleared', clear);
 
-  // Draw the empty layers from the model's shape before the first reading.
-  fetch('/api/model')
-    .then((response) => response.json())
-    .then((model) => {
-      if (shapeKey || !Array.isArray(model.layers)) return;  // a reading came first and built them
-      shapeKey = model.layers.slice(1).join('-');
-      build(model.layers.slice(1));
-    })
-    .catch(() => {});  // without it the panel is built by the first reading
+  // Draw the empty layers from the model's shape before the first reading, and the first
+  // convolution's kernels; again after the model has learned (its kernels moved).
+  function describeModel() {
+    fetch('/api/model')
+      .then((response) => response.json())
+      .then((model) => {
+        kernels = model.kernels && Array.isArray(model.kernels.shape) ? model.kernels : null;
+        if (!Array.isArray(model.layers)) return;
+        const layout = layoutOfModel(model);
+        if (!shapeKey) {  // else a reading came first and built them
+          shapeKey = layoutKey(layout);
+          build(layout);
+        }
+        paintKernels();
+      })
+      .catch(() => {});  // without it the panel is built by the first reading
+  }
+  describeModel();
+  document.addEventListener('digits:model-changed', describeModel);
 })();

@@ -40,6 +40,13 @@ inline constexpr double kUnsureBelow = 0.7;
 // sends 280×280; the body limit (HttpLimits::max_body_bytes) bounds the JSON pixel form further.
 inline constexpr int kMaxDrawingSide = 4096;
 
+// Bounds on what the page's "Inside the network" panel is sent. A conv or pooling layer's maps go
+// one byte a value, at most kMaxMapBytes of them per answer (the cnn preset's four map layers
+// hold 28,160); a layer past the budget is sent with its shape and "maps": null. GET /api/model
+// sends at most kMaxKernelsShown of the first convolution's kernels.
+inline constexpr std::size_t kMaxMapBytes = 65536;
+inline constexpr int kMaxKernelsShown = 64;
+
 // The longest client_id a judgement may carry, in bytes: the page sends a UUID (36).
 inline constexpr std::size_t kMaxClientIdBytes = 64;
 
@@ -78,12 +85,13 @@ struct LearningStatus {
 
 // GET /api/health
 nlohmann::json health(const ServedModel& served);
-// GET /api/model: architecture, parameter count, accuracy and every metadata entry of the file,
-// the live version and what the learner is doing.
+// GET /api/model: architecture (every layer with its shape), parameter count, accuracy, the first
+// convolution's kernels (null without one), every metadata entry of the file, the live version
+// and what the learner is doing.
 nlohmann::json model_info(const ServedModel& served, const LearningStatus& learning);
 // POST /api/predict: a drawing as a PNG data URL or raw gray pixels → digit, the ten
-// probabilities, the 28×28 input the network saw, every layer's output (activations) and the
-// time taken.
+// probabilities, the 28×28 input the network saw, every layer's output (activations: a dense
+// layer's values as numbers, a conv or pooling layer's maps as base64 bytes) and the time taken.
 nlohmann::json predict_drawing(const ServedModel& served, std::string_view body);
 
 // POST /api/feedback, the part without state: the drawing decoded and preprocessed as predict
@@ -107,6 +115,8 @@ nlohmann::json v2_infer(const ServedModel& served, std::string_view body);
 // A data URL of an image ("data:image/png;base64,iVBOR…") → the image file's bytes; throws
 // RequestError (400) when it is no base64 data URL of an image.
 std::string decode_data_url(std::string_view url);
+// Standard base64 with padding (RFC 4648 §4): every 3 bytes become 4 characters.
+std::string encode_base64(std::string_view bytes);
 // Strict standard base64 (RFC 4648 §4), padding optional; throws RequestError on any other byte.
 std::string decode_base64(std::string_view text);
 

@@ -2,12 +2,14 @@
 // playwright-core. Starts `digits serve --port 0`, draws digits with mouse strokes (and one with a
 // finger on the phone layout), reads them with "Tell the Number", watches the "Inside the network"
 // panel follow each reading, erases, then says Right and Wrong (picking the true digit) on a server
-// that learns, and follows the page until the model has learned from the correction; saves screenshots.
+// that learns, and follows the page until the model has learned from the correction; then serves a
+// small convolutional network it trains for one epoch and checks the panel's kernels and feature
+// maps; saves screenshots.
 //
 //   node draw-digits.test.mjs <path to digits> <screenshot dir>
 //
 // Exits 0 when every check passes, 1 on the first failure, 77 (ctest's "skipped") without Chromium.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -500,6 +502,104 @@ async function judgeOnPage(context, url, layout) {
   check(problems.length === 0, `no errors in the page${problems.length ? ': ' + problems.join(' | ') : ''}`);
 }
 
+// ---- a convolutional network: kernels and feature maps (web/inside.js) ----
+
+// The panel's tiled canvases (the first convolution's kernels, each conv and pooling layer's maps):
+// per canvas its fingerprint, how many tiles show anything brighter than an empty tile, and how
+// many grey levels it uses.
+async function tilesView(page) {
+  return page.evaluate(() => {
+    const fingerprint = (data) => {
+      let hash = 2166136261;
+      for (let i = 0; i < data.length; i++) hash = Math.imul(hash ^ data[i], 16777619) >>> 0;
+      return hash.toString(16);
+    };
+    const describe = (canvas) => {
+      const { tiles, columns, tileWidth, tileHeight, gap } = Object.fromEntries(Object.entries(canvas.dataset).map(([k, v]) => [k, Number(v)]));
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let litTiles = 0;
+      const greys = new Set();
+      for (let t = 0; t < tiles; t++) {
+        const x0 = (t % columns) * (tileWidth + gap);
+        const y0 = Math.floor(t / columns) * (tileHeight + gap);
+        let lit = false;
+        for (let y = y0; y < y0 + tileHeight; y++) {
+          for (let x = x0; x < x0 + tileWidth; x++) {
+            const i = 4 * (y * canvas.width + x);
+            if (data[i] === data[i + 1] && data[i + 1] === data[i + 2]) greys.add(data[i]);
+            if (data[i] === data[i + 1] && data[i] > 40) lit = true;  // grey and not black; an empty tile is blue-grey (42, 48, 64)
+          }
+        }
+        litTiles += lit ? 1 : 0;
+      }
+      return { tiles, litTiles, greys: greys.size, fingerprint: fingerprint(data) };
+    };
+    const panel = document.getElementById('inside');
+    return {
+      layers: [...panel.querySelectorAll('.inside-layer')].map((layer) => layer.dataset.layer),
+      kernels: [...panel.querySelectorAll('.inside-kernels canvas')].map(describe),
+      maps: [...panel.querySelectorAll('.inside-maps')].map((block) => ({ layer: block.dataset.layer, size: block.querySelector('.inside-size').textContent, ...describe(block.querySelector('canvas')) })),
+      top: (panel.querySelector('.inside-digits li.top .inside-digit') || {}).textContent || null,
+    };
+  });
+}
+
+async function exerciseConv(layout) {
+  console.log(`a convolutional network, ${layout.name}`);
+  if (!existsSync(path.join(mnistDir, 'train-images-idx3-ubyte')) && !existsSync(path.join(mnistDir, 'train-images-idx3-ubyte.gz'))) {
+    check(false, `MNIST is needed in ${mnistDir} to train the small conv model`);
+    return;
+  }
+  // One epoch of a small CNN: about 98% on MNIST's test set, in a few seconds.
+  const dir = mkdtempSync(path.join(tmpdir(), 'digits-cnn-'));
+  stateDirs.push(dir);
+  const model = path.join(dir, 'cnn.safetensors');
+  const trained = spawnSync(digitsBinary, ['train', '--preset', 'cnn-fast', '--layers', 'conv5x5x8,pool2,fc32,10', '--augment', 'none',
+    '--epochs', '1', '--threads', '1', '--data', mnistDir, '--out', model], { encoding: 'utf8' });
+  check(trained.status === 0, `digits train makes a small conv model (${(trained.stdout || '').trim().split('\n').pop()})`);
+  if (trained.status !== 0) return;
+  const { server, url } = await startServer(['--model', model, '--no-learning']);
+  try {
+    await withBrowser(layout, async (context) => {
+      const page = context.pages()[0] || (await context.newPage());
+      const problems = [];
+      page.on('pageerror', (error) => problems.push(error.message));
+      page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()); });
+      await page.goto(url, { waitUntil: 'networkidle' });
+      await page.waitForFunction(() => document.querySelectorAll('#inside .inside-kernels canvas').length > 0, null, { timeout: 10000 });
+      const empty = await tilesView(page);
+      check(['Kernels of convolution 1', 'Convolution 1', 'Max pooling 1', 'Dense layer 1', 'Output'].every((name) => empty.layers.includes(name)),
+        `the panel shows the conv network's layers: ${empty.layers.join(' → ')}`);
+      check(empty.maps.length === 2 && empty.maps.every((maps) => maps.tiles === 8 && maps.litTiles === 0),
+        `before a reading, conv and pooling show 8 empty maps each (${empty.maps.map((m) => `${m.layer}: ${m.size}`).join('; ')})`);
+      const [kernels] = empty.kernels;
+      check(kernels && kernels.tiles === 8 && kernels.litTiles === 8 && kernels.greys > 20,
+        `the first convolution's 8 learned kernels are drawn in grey (${kernels ? `${kernels.litTiles} of ${kernels.tiles}, ${kernels.greys} grey levels` : 'missing'})`);
+
+      const seen = {};
+      for (const [digit, placement] of [[7, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 }], [1, { left: 0.3, top: 0.1, width: 0.4, height: 0.8 }]]) {
+        await drawWithMouse(page, digit, placement);
+        await page.getByRole('button', { name: /Tell the Number/ }).click();
+        const reading = await waitForReading(page);
+        const view = await tilesView(page);
+        seen[digit] = view;
+        check(reading.digit.replace('?', '') === String(digit) && view.top === String(digit), `the conv model reads the ${digit} (${reading.digit}; brightest output ${view.top})`);
+        check(view.maps.length === 2 && view.maps.every((maps) => maps.litTiles >= 4 && maps.greys > 10),
+          `the ${digit}'s feature maps are drawn, one grey picture per channel (${view.maps.map((m) => `${m.layer}: ${m.litTiles} of ${m.tiles} lit, ${m.greys} greys`).join('; ')})`);
+        if (digit === 7) await page.locator('#inside').screenshot({ path: path.join(screenshotDir, `${layout.name}-cnn-inside.png`) });
+        await page.getByRole('button', { name: /Erase/ }).click();
+        const erased = await tilesView(page);
+        check(erased.maps.every((maps, i) => maps.fingerprint === empty.maps[i].fingerprint) && erased.kernels[0].fingerprint === kernels.fingerprint,
+          `after the ${digit}, Erase empties the maps and keeps the kernels`);
+      }
+      check(seen[7].maps.length === 2 && seen[7].maps.every((maps, i) => maps.fingerprint !== seen[1].maps[i].fingerprint), 'a 7 and a 1 light different maps');
+      check(problems.length === 0, `no errors in the page${problems.length ? ': ' + problems.join(' | ') : ''}`);
+    });
+  } finally {
+    await stopServer(server);
+  }
+}
+
 // ---- main ----
 
 // MNIST for the learning server's replay and validation: $DIGITS_DATA, else the repository's data/mnist.
@@ -512,6 +612,7 @@ try {
   await exercise(url, phone);
   await exerciseFeedback(desktop);
   await exerciseFeedback(phone);
+  await exerciseConv(desktop);
 } catch (error) {
   console.log(`  FAIL  ${error.stack || error}`);
   failures++;
