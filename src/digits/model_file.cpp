@@ -155,19 +155,35 @@ void append_values(std::string& data, const float* values, std::size_t count, St
 
 }  // namespace
 
+namespace {
+
+// A float's bits and back (std::bit_cast, which emscripten 3.1.6's libc++ lacks).
+std::uint32_t bits_of(float value) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+}
+float float_of(std::uint32_t bits) {
+  float value = 0;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+}  // namespace
+
 // IEEE 754 binary16: 1 sign bit, 5 exponent bits (bias 15), 10 mantissa bits; binary32 has 8
 // exponent bits (bias 127) and 23 mantissa bits. A normal float32 keeps its sign, rebiases its
 // exponent (127 − 15 = 112) and rounds its mantissa to 10 bits; below 2^−14, F16's smallest normal
 // number, values are multiples of 2^−24 (subnormal).
 std::uint16_t float_to_f16(float value) {
   if (!std::isfinite(value)) throw Error("a value that is not finite");
-  const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  const std::uint32_t bits = bits_of(value);
   const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
   const std::uint32_t magnitude = bits & 0x7fffffffu;
   if (magnitude >= 0x477ff000u)  // 65520 and up round to infinity; 65504 is F16's largest
     throw Error(format_float(value) + " is beyond F16's largest value, 65504");
   if (magnitude < 0x38800000u) {  // below 2^−14: a count of 2^−24, rounded to nearest even
-    const float scaled = std::bit_cast<float>(magnitude) * 16777216.0f;  // × 2^24, exact
+    const float scaled = float_of(magnitude) * 16777216.0f;  // × 2^24, exact
     return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::nearbyint(scaled)));
   }
   // Rebias the exponent and drop the mantissa's low 13 bits, rounding to nearest, ties to even.
@@ -185,8 +201,8 @@ float f16_to_float(std::uint16_t half) {
     const float magnitude = static_cast<float>(mantissa) / 16777216.0f;
     return sign ? -magnitude : magnitude;
   }
-  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));  // infinity or NaN
-  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  if (exponent == 31) return float_of(sign | 0x7f800000u | (mantissa << 13));  // infinity or NaN
+  return float_of(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
 std::string serialize_model(const Network& network, const Metadata& given, const std::vector<NamedTensor>& extra, Storage storage) {
