@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   improve_cmd->add_option("--seed", improve.seed, "Seed for the shuffles")->capture_default_str();
   CLI::Option* metrics_opt = improve_cmd->add_option("--metrics", improve.metrics, "Write one CSV row per epoch to this file");
   CLI::Option* feedback_opt = improve_cmd->add_option("--feedback", improve.feedback,
-      "Instead: a guarded fine-tune on stored judgements (STATE_DIR/feedback.db, or an exported feedback-images-idx3-ubyte); writes --out only if the guard accepts it");
+      "Instead: a guarded fine-tune on stored judgements (STATE_DIR/feedback.db, the page's digits-feedback.json, or an exported feedback-images-idx3-ubyte); writes --out only if the guard accepts it");
   feedback_opt->excludes("--images")->excludes("--idx")->excludes("--no-mnist")->excludes("--epochs")->excludes(metrics_opt);
   improve_cmd->add_option("--steps", improve.steps, "With --feedback: fine-tuning steps (default 150)")->check(CLI::PositiveNumber)->needs(feedback_opt);
 

@@ -839,7 +839,23 @@ TEST_F(CliFeedback, ImproveFeedbackNamesABadSource) {
   write_bytes(dir / "notes.txt", "hello");
   run = digits({"improve", "--feedback", "notes.txt", "--data", "data", "--out", "x.safetensors"});
   EXPECT_EQ(run.status, 1);
-  EXPECT_CONTAINS(run.err, "notes.txt: neither a feedback database nor an IDX images file");
+  EXPECT_CONTAINS(run.err, "notes.txt: neither a feedback database, nor the page's export (JSON), nor an IDX images file");
+  // The page's export (web/wasm-mode.js): JSON, checked field by field.
+  const std::vector<std::pair<std::string, std::string>> exports = {
+      {"{\"judgements\": []}", "JSON, but not the page's export"},
+      {R"({"format": "digits-feedback", "version": 2, "judgements": []})", "export version 2"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": []})", "holds no judgements"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 12, "drawing": ""}]})", "judgement 1: \"label\" must be a digit 0–9"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 1, "drawing": "data:text/plain;base64,aGk="}]})", "judgement 1: \"image\" is a data URL of 'text/plain;base64'"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 1, "drawing": "data:image/png;base64,aGk="}]})", "judgement 1: not an image digits reads"},
+      {"{\"format\": ", "not valid JSON"},
+  };
+  for (const auto& [text, message] : exports) {
+    write_bytes(dir / "export.json", text);
+    run = digits({"improve", "--feedback", "export.json", "--data", "data", "--out", "x.safetensors"});
+    EXPECT_EQ(run.status, 1) << text;
+    EXPECT_CONTAINS(run.err, "export.json: " + message);
+  }
   fs::create_directories(dir / "lonely");
   write_idx(drawn_digits(), dir / "lonely/feedback-images-idx3-ubyte", dir / "elsewhere-labels");
   run = digits({"improve", "--feedback", "lonely/feedback-images-idx3-ubyte", "--data", "data", "--out", "x.safetensors"});
