@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "digits/augment.hpp"
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
@@ -87,7 +88,8 @@ double forward_multiply_adds(const Network& network) {
   return total;
 }
 
-// One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn): gather, forward, loss,
+// One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn) on 1 or 2 threads (the
+// second argument): gather, forward, loss,
 // backward, update. GFLOP/s counts 2 FLOPs per multiply-add, three products per layer (forward,
 // dW, dX), the first layer's dX included though it is skipped: the usual 6 × forward estimate.
 void BM_TrainStepConvPreset(benchmark::State& state) {
@@ -95,6 +97,7 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   const Dataset& data = test_images();
   Network network = build_network(preset);
   network.initialize(preset.init, 1);
+  network.set_threads(static_cast<int>(state.range(1)));
   Optimizer optimizer(preset.recipe.optimizer);
   const std::size_t batch = static_cast<std::size_t>(preset.recipe.batch);
   std::vector<std::size_t> order(data.size());
@@ -113,7 +116,29 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   state.counters["samples/s"] = benchmark::Counter(samples, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(samples * 6 * forward_multiply_adds(network) / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_TrainStepConvPreset)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStepConvPreset)->ArgsProduct({{0, 1}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Distorting one batch of the cnn preset (its default augmentation, elastic included), on the one
+// thread that prepares the next batch while the step trains: its time per image sets how much of
+// the second core the training steps can have.
+void BM_AugmentBatchCnnPreset(benchmark::State& state) {
+  const Preset& preset = find_preset("cnn");
+  const Dataset& data = test_images();
+  const std::size_t batch = static_cast<std::size_t>(preset.recipe.batch);
+  std::vector<std::size_t> order(data.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  Matrix X;
+  std::vector<std::uint8_t> labels;
+  std::size_t first = 0;
+  for (auto _ : state) {
+    if (first + batch > order.size()) first = 0;
+    augment_batch(data, std::span(order).subspan(first, batch), preset.recipe.augment, 7, preset.input_scale, X, labels, first);
+    benchmark::DoNotOptimize(X.data());
+    first += batch;
+  }
+  state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AugmentBatchCnnPreset)->Unit(benchmark::kMillisecond);
 
 // One 28×28 image through the built-in model, already preprocessed.
 void BM_PredictOneBuiltin(benchmark::State& state) {
@@ -133,6 +158,21 @@ void BM_PredictOneSeed(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(network.predict_proba(pixels));
 }
 BENCHMARK(BM_PredictOneSeed);
+
+// One drawing through the cnn preset's network (weights as initialised: the time does not depend
+// on them), as the server predicts it, and with every layer's output kept for "Inside the network".
+void BM_PredictOneCnnPreset(benchmark::State& state) {
+  Network network = build_network(find_preset("cnn"));
+  network.initialize(Init::he, 1);
+  const auto image = test_images().image(0);
+  Matrix pixels(1, 784);
+  for (int i = 0; i < 784; ++i) pixels(0, i) = image[static_cast<std::size_t>(i)];
+  for (auto _ : state) {
+    if (state.range(0) == 0) benchmark::DoNotOptimize(network.predict_proba(pixels));
+    else benchmark::DoNotOptimize(network.activations(pixels));
+  }
+}
+BENCHMARK(BM_PredictOneCnnPreset)->Arg(0)->Arg(1);
 
 // All 10,000 test digits, counted into a confusion matrix.
 void BM_EvaluateTestSetSeed(benchmark::State& state) {

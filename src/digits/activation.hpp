@@ -27,4 +27,10 @@ void activation_forward(Activation activation, const Matrix& Z, Matrix& A);
 void activation_backward(Activation activation, const Matrix& Z, const Matrix& A, const Matrix& dA,
                          Matrix& dZ);
 
+// The same for rows first…first+count−1 only, into outputs already sized: a batch's shares
+// (conv2d_layer.cpp) apply them on their own threads.
+void activation_forward_rows(Activation activation, const Matrix& Z, Matrix& A, Eigen::Index first, Eigen::Index count);
+void activation_backward_rows(Activation activation, const Matrix& Z, const Matrix& A, const Matrix& dA, Matrix& dZ,
+                              Eigen::Index first, Eigen::Index count);
+
 }  // namespace digits

@@ -1,11 +1,15 @@
 #include "digits/conv2d_layer.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <string>
 
 #include "digits/error.hpp"
-#include "digits/kernels.hpp"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace digits {
 
@@ -95,118 +99,258 @@ void conv2d_backward_plain(const Conv2dLayer& layer, const Matrix& X, const Matr
 // ---------------------------------------------------------------------------------------------
 // The fast path: im2col turns the convolution into one matrix product (and its backward into two).
 
-void im2col(const Conv2dLayer& layer, const Matrix& X, Matrix& columns) {
+namespace {
+
+// Output columns x whose input column x·s + kx − p falls inside the image: [begin, end).
+struct Span {
+  int begin, end;
+};
+
+// The rows im2col copies are short (8 to 28 values for MNIST's maps) and there are many of them:
+// a call to memcpy for each would cost more than the copy. These copy or add `count` values in
+// registers, 16 at a time where the CPU has AVX-512.
+inline void copy_short(const float* from, float* to, int count) {
+#if defined(__AVX512F__)
+  for (; count >= 16; count -= 16, from += 16, to += 16) _mm512_storeu_ps(to, _mm512_loadu_ps(from));
+  const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1);
+  _mm512_mask_storeu_ps(to, lanes, _mm512_maskz_loadu_ps(lanes, from));
+#else
+  for (int i = 0; i < count; ++i) to[i] = from[i];
+#endif
+}
+inline void add_short(const float* from, float* to, int count) {
+#if defined(__AVX512F__)
+  for (; count >= 16; count -= 16, from += 16, to += 16) _mm512_storeu_ps(to, _mm512_add_ps(_mm512_loadu_ps(to), _mm512_loadu_ps(from)));
+  const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1);
+  _mm512_mask_storeu_ps(to, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, to), _mm512_maskz_loadu_ps(lanes, from)));
+#else
+  for (int i = 0; i < count; ++i) to[i] += from[i];
+#endif
+}
+inline void zero_short(float* to, int count) {
+  for (int i = 0; i < count; ++i) to[i] = 0.0f;
+}
+Span inside_columns(int kx, int stride, int pad, int in_width, int out_width) {
+  int begin = 0, end = out_width;
+  while (begin < end && begin * stride + kx - pad < 0) ++begin;
+  while (end > begin && (end - 1) * stride + kx - pad >= in_width) --end;
+  return {begin, end};
+}
+
+}  // namespace
+
+void im2col(const Conv2dLayer& layer, const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& columns) {
   const Shape in = layer.input_shape(), out = layer.output_shape();
   const int k = layer.kernel(), s = layer.stride(), p = layer.pad();
   const Eigen::Index positions = out.height * out.width;
-  columns.resize(X.rows() * positions, in.channels * k * k);
-  for (Eigen::Index n = 0; n < X.rows(); ++n) {
+  assert(columns.rows() == in.channels * k * k && columns.cols() == count * positions);
+  if (s == 1 && p == 0) {  // the common case, without edges: each row is a window of the image
+    for (Eigen::Index n = first; n < first + count; ++n)
+      for (int c = 0; c < in.channels; ++c)
+        for (int ky = 0; ky < k; ++ky)
+          for (int kx = 0; kx < k; ++kx) {
+            float* __restrict row = columns.data() + ((c * k + ky) * k + kx) * columns.cols() + (n - first) * positions;
+            const float* __restrict source = X.data() + n * X.cols() + (c * in.height + ky) * in.width + kx;
+            for (int y = 0; y < out.height; ++y) copy_short(source + y * in.width, row + y * out.width, out.width);
+          }
+    return;
+  }
+  for (Eigen::Index n = first; n < first + count; ++n) {
     const float* image = X.data() + n * X.cols();
-    for (int y = 0; y < out.height; ++y)
-      for (int x = 0; x < out.width; ++x) {
-        float* row = columns.data() + (n * positions + y * out.width + x) * columns.cols();
-        for (int c = 0; c < in.channels; ++c)
-          for (int ky = 0; ky < k; ++ky) {
+    for (int c = 0; c < in.channels; ++c)
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+          // Row (c, ky, kx): what each output position sees through this one weight.
+          float* row = columns.data() + ((c * k + ky) * k + kx) * columns.cols() + (n - first) * positions;
+          const Span inside = inside_columns(kx, s, p, in.width, out.width);
+          for (int y = 0; y < out.height; ++y, row += out.width) {
             const int iy = y * s + ky - p;
             if (iy < 0 || iy >= in.height) {  // the kernel row hangs over the top or bottom edge
-              for (int kx = 0; kx < k; ++kx) *row++ = 0.0f;
+              zero_short(row, out.width);
               continue;
             }
-            const float* source = image + (c * in.height + iy) * in.width;
-            for (int kx = 0; kx < k; ++kx) {
-              const int ix = x * s + kx - p;
-              *row++ = ix >= 0 && ix < in.width ? source[ix] : 0.0f;
-            }
+            const float* source = image + (c * in.height + iy) * in.width + kx - p;  // source[x·s] is what x sees
+            zero_short(row, inside.begin);
+            if (s == 1)
+              copy_short(source + inside.begin, row + inside.begin, inside.end - inside.begin);
+            else
+              for (int x = inside.begin; x < inside.end; ++x) row[x] = source[x * s];
+            zero_short(row + inside.end, out.width - inside.end);
           }
-      }
+        }
   }
 }
 
-void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Matrix& dX) {
+void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Eigen::Index first, Eigen::Index count, Matrix& dX) {
   const Shape in = layer.input_shape(), out = layer.output_shape();
   const int k = layer.kernel(), s = layer.stride(), p = layer.pad();
-  const Eigen::Index positions = out.height * out.width, batch = dcolumns.rows() / positions;
-  dX.resize(batch, in.size());
-  dX.setZero();
-  for (Eigen::Index n = 0; n < batch; ++n) {
-    float* image = dX.data() + n * dX.cols();
-    for (int y = 0; y < out.height; ++y)
-      for (int x = 0; x < out.width; ++x) {
-        const float* row = dcolumns.data() + (n * positions + y * out.width + x) * dcolumns.cols();
-        for (int c = 0; c < in.channels; ++c)
-          for (int ky = 0; ky < k; ++ky) {
-            const int iy = y * s + ky - p;
-            if (iy < 0 || iy >= in.height) {  // gradients of padding go nowhere
-              row += k;
-              continue;
-            }
-            float* target = image + (c * in.height + iy) * in.width;
-            for (int kx = 0; kx < k; ++kx, ++row) {
-              const int ix = x * s + kx - p;
-              if (ix >= 0 && ix < in.width) target[ix] += *row;
+  const Eigen::Index positions = out.height * out.width;
+  assert(dX.cols() == in.size() && dcolumns.cols() == count * positions);
+#if defined(__AVX512F__)
+  if (s == 1 && p == 0 && in.width <= 32) {
+    // No edges, and an image row fits two registers. Each row of dX gathers from every (ky, kx)
+    // whose window covers it; adding into dX in memory, one shifted window after the other, makes
+    // each load wait for the store just before it (they overlap). So the sums for one row of dX
+    // are made in registers, each window read at its shift with a masked load, and stored once.
+    for (Eigen::Index n = first; n < first + count; ++n) {
+      float* image = dX.data() + n * dX.cols();
+      for (int c = 0; c < in.channels; ++c)
+        for (int iy = 0; iy < in.height; ++iy) {
+          __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();  // columns 0–15 and 16–31
+          for (int ky = std::max(0, iy - out.height + 1); ky <= std::min(k - 1, iy); ++ky) {
+            const int y = iy - ky;
+            const float* rows = dcolumns.data() + ((c * k + ky) * k) * dcolumns.cols() + (n - first) * positions + y * out.width;
+            for (int kx = 0; kx < k; ++kx) {
+              // Window (ky, kx) adds row y of its columns to dX columns kx … kx + W′ − 1.
+              const float* window = rows + kx * dcolumns.cols() - kx;  // window[ix] lands on column ix
+              const auto lanes = [&](int from) {
+                const int lo = std::max(kx - from, 0), hi = std::min(kx + out.width - from, 16);
+                return hi <= lo ? __mmask16(0) : static_cast<__mmask16>(((1u << (hi - lo)) - 1) << lo);
+              };
+              low = _mm512_add_ps(low, _mm512_maskz_loadu_ps(lanes(0), window));
+              if (in.width > 16) high = _mm512_add_ps(high, _mm512_maskz_loadu_ps(lanes(16), window + 16));
             }
           }
-      }
+          float* target = image + (c * in.height + iy) * in.width;
+          _mm512_mask_storeu_ps(target, static_cast<__mmask16>((1u << std::min(in.width, 16)) - 1), low);
+          if (in.width > 16) _mm512_mask_storeu_ps(target + 16, static_cast<__mmask16>((1u << (in.width - 16)) - 1), high);
+        }
+    }
+    return;
+  }
+#endif
+  for (Eigen::Index n = first; n < first + count; ++n) {
+    float* image = dX.data() + n * dX.cols();
+    std::fill(image, image + dX.cols(), 0.0f);
+    for (int c = 0; c < in.channels; ++c)
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+          const float* row = dcolumns.data() + ((c * k + ky) * k + kx) * dcolumns.cols() + (n - first) * positions;
+          const Span inside = inside_columns(kx, s, p, in.width, out.width);
+          for (int y = 0; y < out.height; ++y, row += out.width) {
+            const int iy = y * s + ky - p;
+            if (iy < 0 || iy >= in.height) continue;  // gradients of padding go nowhere
+            float* target = image + (c * in.height + iy) * in.width + kx - p;
+            if (s == 1)
+              add_short(row + inside.begin, target + inside.begin, inside.end - inside.begin);
+            else
+              for (int x = inside.begin; x < inside.end; ++x) target[x * s] += row[x];
+          }
+        }
   }
 }
 
 namespace {
 
-// The product gives one row per output position, (batch·H′·W′ × C′); a sample's row in NCHW order
-// is channel-major. These two copies move between them:  Z[n, o·P + q] = Zr[n·P + q, o].
-void positions_to_maps(const Matrix& Zr, Eigen::Index batch, Matrix& Z) {
-  const Eigen::Index channels = Zr.cols(), positions = Zr.rows() / batch;
-  Z.resize(batch, channels * positions);
-  for (Eigen::Index n = 0; n < batch; ++n)
-    for (Eigen::Index q = 0; q < positions; ++q)
-      for (Eigen::Index o = 0; o < channels; ++o) Z(n, o * positions + q) = Zr(n * positions + q, o);
+// Samples [first, first + count) of share `share` when `batch` samples are cut into `shares`.
+struct Share {
+  Eigen::Index first, count;
+};
+Share share_of(Eigen::Index batch, int shares, int share) {
+  const Eigen::Index first = batch * share / shares, end = batch * (share + 1) / shares;
+  return {first, end - first};
 }
 
-void maps_to_positions(const Matrix& Z, Eigen::Index channels, Matrix& Zr) {
-  const Eigen::Index batch = Z.rows(), positions = Z.cols() / channels;
-  Zr.resize(batch * positions, channels);
-  for (Eigen::Index n = 0; n < batch; ++n)
-    for (Eigen::Index o = 0; o < channels; ++o)
-      for (Eigen::Index q = 0; q < positions; ++q) Zr(n * positions + q, o) = Z(n, o * positions + q);
+// The product gives one row per filter, Zᵗ (C′ × count·P) for samples first…; a sample's row in
+// NCHW order is filter-major. These move a sample's P values per filter between them, adding the
+// bias on the way:   Z[n, o·P + q] = Zᵗ[o, (n − first)·P + q] + b[o]
+void filters_to_maps(const Matrix& Zt, const RowVector& b, Eigen::Index first, Eigen::Index count, Matrix& Z) {
+  const Eigen::Index channels = Zt.rows(), positions = Z.cols() / channels;
+  for (Eigen::Index n = first; n < first + count; ++n)
+    for (Eigen::Index o = 0; o < channels; ++o) {
+      const float* from = Zt.data() + o * Zt.cols() + (n - first) * positions;
+      float* to = Z.data() + n * Z.cols() + o * positions;
+      for (Eigen::Index q = 0; q < positions; ++q) to[q] = from[q] + b(o);
+    }
+}
+//   dZᵗ[o, (n − first)·P + q] = dZ[n, o·P + q]
+void maps_to_filters(const Matrix& dZ, Eigen::Index first, Eigen::Index count, Matrix& dZt) {
+  const Eigen::Index channels = dZt.rows(), positions = dZ.cols() / channels;
+  for (Eigen::Index n = first; n < first + count; ++n)
+    for (Eigen::Index o = 0; o < channels; ++o) {
+      const float* from = dZ.data() + n * dZ.cols() + o * positions;
+      std::copy(from, from + positions, dZt.data() + o * dZt.cols() + (n - first) * positions);
+    }
 }
 
 }  // namespace
 
-const Matrix& Conv2dLayer::forward(const Matrix& X) {
+int Conv2dLayer::group() const {
+  // About 512 output positions per product: X̂ then takes C·k·k × 512 floats (1.6 MB for 800
+  // rows), which stays in a core's L2 cache between im2col, the product and col2im. Eigen's
+  // products run at 100–130 GFLOP/s there, against 60–80 on a whole batch's X̂ from memory.
+  const int positions = output_.height * output_.width;
+  return std::max(1, 512 / positions);
+}
+
+const Matrix& Conv2dLayer::forward(const Matrix& X, WorkerPool* pool) {
   assert(X.cols() == in());
   X_ = &X;
-  im2col(*this, X, columns_);             // X̂                (batch·H′·W′ × C·k·k)
-  dense_forward(columns_, W, b, Zr_);     // Zr = X̂·W + b      (batch·H′·W′ × C′)
-  positions_to_maps(Zr_, X.rows(), Z_);   // Z                 (batch × C′·H′·W′)
-  activation_forward(activation, Z_, A_); // A = f(Z)
+  const Eigen::Index batch = X.rows(), positions = output_.height * output_.width;
+  const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, batch));
+  Z_.resize(batch, out());
+  A_.resize(batch, out());
+  run_tasks(pool, shares, [&](int share) {
+    const auto [share_first, share_count] = share_of(batch, shares, share);
+    Workspace& w = workspaces_[share];
+    for (Eigen::Index first = share_first; first < share_first + share_count; first += group()) {
+      const Eigen::Index count = std::min<Eigen::Index>(group(), share_first + share_count - first);
+      w.columns.resize(W.rows(), count * positions);
+      w.Zt.resize(W.cols(), count * positions);
+      im2col(*this, X, first, count, w.columns);    // X̂       (C·k·k × count·P)
+      w.Zt.noalias() = W.transpose() * w.columns;   // Zᵗ = Wᵀ·X̂ (C′ × count·P)
+      filters_to_maps(w.Zt, b, first, count, Z_);   // Z = Zᵗ + b, as NCHW rows
+    }
+    activation_forward_rows(activation, Z_, A_, share_first, share_count);  // A = f(Z)
+  });
   return A_;
 }
 
-const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX) {
-  activation_backward(activation, Z_, A_, dA, dZ_);       // dZ = dA ⊙ f′(Z)
-  maps_to_positions(dZ_, output_.channels, dZr_);         // dZr                (batch·H′·W′ × C′)
-  // dW = X̂ᵀ·dZr (C·k·k × C′), a sum over batch·H′·W′ rows: so many that Eigen's cache-blocked
-  // product beats dense_weight_gradient, which streams all of X̂ once per six filters (the cnn
-  // preset's step: 117 → 78 ms; bench_micro's BM_TrainStepConvPreset). It allocates nothing at the
-  // presets' sizes (test_allocations.cpp).
-  dW.resize(W.rows(), W.cols());
-  dW.noalias() = columns_.transpose() * dZr_;
-  db = dZr_.colwise().sum();                              // db = Σ_rows dZr
-  if (compute_dX) {
-    dcolumns_.resize(dZr_.rows(), W.rows());
-    dcolumns_.noalias() = dZr_ * W.transpose();           // dX̂ = dZr·Wᵀ         (batch·H′·W′ × C·k·k)
-    col2im(*this, dcolumns_, dX_);                        // dX = col2im(dX̂)    (batch × C·H·W)
-  } else {
-    dX_.resize(0, 0);
-  }
+const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPool* pool) {
+  const Eigen::Index batch = dA.rows(), positions = output_.height * output_.width;
+  const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, batch));
+  dZ_.resize(batch, out());
+  if (compute_dX) dX_.resize(batch, in());
+  else dX_.resize(0, 0);
+  run_tasks(pool, shares, [&](int share) {
+    const auto [share_first, share_count] = share_of(batch, shares, share);
+    Workspace& w = workspaces_[share];
+    activation_backward_rows(activation, Z_, A_, dA, dZ_, share_first, share_count);  // dZ = dA ⊙ f′(Z)
+    w.dW.setZero(W.rows(), W.cols());
+    w.db.setZero(W.cols());
+    for (Eigen::Index first = share_first; first < share_first + share_count; first += group()) {
+      const Eigen::Index count = std::min<Eigen::Index>(group(), share_first + share_count - first);
+      w.columns.resize(W.rows(), count * positions);
+      w.dZt.resize(W.cols(), count * positions);
+      im2col(*this, *X_, first, count, w.columns);     // X̂ again: cheaper than keeping it from forward
+      maps_to_filters(dZ_, first, count, w.dZt);       // dZᵗ       (C′ × count·P)
+      w.dW.noalias() += w.columns * w.dZt.transpose(); // dW += X̂·dZᵗᵀ
+      w.db += w.dZt.rowwise().sum().transpose();       // db += Σ_columns dZᵗ
+      if (compute_dX) {
+        w.dcolumns.resize(W.rows(), count * positions);
+        w.dcolumns.noalias() = W * w.dZt;              // dX̂ = W·dZᵗ (C·k·k × count·P)
+        col2im(*this, w.dcolumns, first, count, dX_);  // dX = col2im(dX̂)
+      }
+    }
+  });
+  // The shares' parts, added in share order whatever thread computed them.
+  dW = workspaces_[0].dW;
+  db = workspaces_[0].db;
+  for (int share = 1; share < shares; ++share) dW += workspaces_[share].dW, db += workspaces_[share].db;
   return dX_;
 }
 
 void Conv2dLayer::infer(const Matrix& X, Matrix& A) const {
-  Matrix columns, Zr, Z;
-  im2col(*this, X, columns);
-  dense_forward(columns, W, b, Zr);
-  positions_to_maps(Zr, X.rows(), Z);
+  const Eigen::Index batch = X.rows(), positions = output_.height * output_.width;
+  Matrix columns, Zt, Z(batch, out());
+  for (Eigen::Index first = 0; first < batch; first += group()) {
+    const Eigen::Index count = std::min<Eigen::Index>(group(), batch - first);
+    columns.resize(W.rows(), count * positions);
+    Zt.resize(W.cols(), count * positions);
+    im2col(*this, X, first, count, columns);
+    Zt.noalias() = W.transpose() * columns;
+    filters_to_maps(Zt, b, first, count, Z);
+  }
   activation_forward(activation, Z, A);
 }
 

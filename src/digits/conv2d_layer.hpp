@@ -1,7 +1,8 @@
 // A 2-D convolution layer: Z = W ⋆ X + b, A = f(Z), over a batch of C×H×W maps (NCHW rows, see
 // tensor.hpp). Its forward and backward sit side by side in conv2d_layer.cpp, each twice: a plain
-// nested loop to check by hand, and the fast path (im2col, then matrix products: kernels.hpp's
-// forward, Eigen's for the gradients) that training uses. docs/how-it-works.md derives them.
+// nested loop to check by hand, and the fast path that training uses: im2col, then one matrix
+// product per share of the batch (Eigen's), the shares spread over a WorkerPool's threads.
+// docs/how-it-works.md derives them.
 #pragma once
 
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "digits/dense_layer.hpp"
 #include "digits/random.hpp"
 #include "digits/tensor.hpp"
+#include "digits/worker_pool.hpp"
 
 namespace digits {
 
@@ -36,22 +38,31 @@ class Conv2dLayer {
   // He/Xavier count a filter's inputs, C·k·k, as a dense layer counts `in`.
   void initialize(Init init, Rng& rng);
 
-  // Training forward, the fast path; keeps X, the columns, Z and A for backward.
-  // X: (batch × C·H·W), must outlive backward; returns A: (batch × C′·H′·W′).
-  const Matrix& forward(const Matrix& X);
+  // Training forward, the fast path; keeps X, Z and A for backward. With X̂ = im2col(X) and Zᵗ
+  // the pre-activations with one row per filter (below), a group of samples at a time:
+  //   Zᵗ = Wᵀ·X̂                                (C′ × batch·H′·W′)
+  //   Z  = Zᵗ + b, rearranged to NCHW rows       (batch × C′·H′·W′)
+  //   A  = f(Z)
+  // X: (batch × C·H·W), must outlive backward; returns A. The batch is cut into shares (kShares
+  // of them at most, fixed by the batch size alone) that run on `pool`'s threads when given one.
+  const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
 
-  // Backward, given dA = ∂loss/∂A (batch × C′·H′·W′), with Zr, dZr the pre-activations and their
-  // gradients with one row per output position (batch·H′·W′ × C′) and X̂ = im2col(X):
-  //   dZ  = dA ⊙ f′(Z)                         (batch × C′·H′·W′)
-  //   dW  = X̂ᵀ·dZr                             (C·k·k × C′)
-  //   db  = Σ_rows dZr                          (1 × C′)
-  //   dX̂  = dZr·Wᵀ                              (batch·H′·W′ × C·k·k)
-  //   dX  = col2im(dX̂): each column entry added back to the pixel it was copied from (batch × C·H·W)
+  // Backward, given dA = ∂loss/∂A (batch × C′·H′·W′):
+  //   dZ  = dA ⊙ f′(Z)                          (batch × C′·H′·W′), and dZᵗ its rows per filter
+  //   dW  = Σ_groups X̂·dZᵗᵀ                    (C·k·k × C′), each share's groups in order,
+  //                                             then the shares' sums in share order
+  //   db  = Σ_groups Σ_columns dZᵗ              (1 × C′)
+  //   dX̂  = W·dZᵗ                               (C·k·k × batch·H′·W′)
+  //   dX  = col2im(dX̂): each entry added back onto the pixel it was copied from (batch × C·H·W)
   // dX only when wanted. Returns dX (empty when not computed).
-  const Matrix& backward(const Matrix& dA, bool compute_dX);
+  const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
   // Inference forward into a caller's buffer; keeps nothing, so it is safe to call concurrently.
   void infer(const Matrix& X, Matrix& A) const;
+
+  // The most shares a training batch is cut into: enough for the cores we have, few enough that
+  // each share's product stays large. Changing it changes the order dW's shares are added in.
+  static constexpr int kShares = 4;
 
   Activation activation;
   // (C·k·k × C′): column o is filter o, its weights in the order [c][ky][kx]. Column-major, that is
@@ -66,8 +77,18 @@ class Conv2dLayer {
   Shape input_, output_;
   int kernel_, stride_, pad_;
   Padding padding_;
+  // Samples per product: enough output positions for an efficient product, few enough that the
+  // columns stay in cache (conv2d_layer.cpp says how many).
+  int group() const;
+
   const Matrix* X_ = nullptr;
-  Matrix columns_, Zr_, Z_, A_, dZ_, dZr_, dcolumns_, dX_;  // workspaces, sized once per batch and reused
+  Matrix Z_, A_, dZ_, dX_;  // the batch's, sized once per batch size and reused
+  struct Workspace {        // one share's, reused group after group
+    Matrix columns, Zt, dZt, dcolumns;
+    WeightMatrix dW;        // the share's part of dW and db
+    RowVector db;
+  };
+  Workspace workspaces_[kShares];
 };
 
 // The output side of a kernel moved over `side` input values: ⌊(side + 2·pad − kernel)/stride⌋ + 1,
@@ -86,15 +107,17 @@ void conv2d_forward_plain(const Conv2dLayer& layer, const Matrix& X, Matrix& Z);
 void conv2d_backward_plain(const Conv2dLayer& layer, const Matrix& X, const Matrix& dZ, WeightMatrix& dW, RowVector& db,
                            Matrix& dX);
 
-// The fast path's two reshapes (Chellapilla et al. 2006; Darknet's im2col_cpu and col2im_cpu).
-// im2col: row n·H′·W′ + y·W′ + x of `columns` holds the C·k·k input values that output position
-// (y, x) of sample n sees, in W's order [c][ky][kx], zeros where the kernel hangs over the edge.
-// Then the whole convolution is one product, Zr = columns·W + b.
-//   X: (batch × C·H·W) → columns: (batch·H′·W′ × C·k·k)
-void im2col(const Conv2dLayer& layer, const Matrix& X, Matrix& columns);
+// The fast path's two reshapes (Chellapilla et al. 2006; Caffe's im2col_cpu and col2im_cpu).
+// im2col: column n·H′·W′ + y·W′ + x of `columns` holds the C·k·k input values that output
+// position (y, x) of sample n sees, in W's order [c][ky][kx], zeros where the kernel hangs over
+// the edge. Then the whole convolution is one product, Zᵗ = Wᵀ·columns. Row (c, ky, kx) of
+// `columns` is the input channel c shifted by (ky, kx), so it is built from whole rows of the image.
+//   samples first…first+count−1 of X: (batch × C·H·W) → their columns of `columns`,
+//   which must already be (C·k·k × batch·H′·W′)
+void im2col(const Conv2dLayer& layer, const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& columns);
 // col2im, im2col's adjoint: adds each entry of dcolumns back onto the input value it was copied
 // from (a pixel seen by several positions gathers all their gradients; padding's are dropped).
-//   dcolumns: (batch·H′·W′ × C·k·k) → dX: (batch × C·H·W)
-void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Matrix& dX);
+//   the samples' columns of dcolumns: (C·k·k × batch·H′·W′) → their rows of dX: (batch × C·H·W)
+void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Eigen::Index first, Eigen::Index count, Matrix& dX);
 
 }  // namespace digits

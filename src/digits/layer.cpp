@@ -7,11 +7,17 @@
 namespace digits {
 
 // std::visit calls the lambda with whichever kind the layer holds; each kind has these functions.
-const Matrix& forward(Layer& layer, const Matrix& X) {
-  return std::visit([&](auto& kind) -> const Matrix& { return kind.forward(X); }, layer);
+const Matrix& forward(Layer& layer, const Matrix& X, WorkerPool* pool) {
+  return std::visit([&](auto& kind) -> const Matrix& {
+    if constexpr (requires { kind.forward(X, pool); }) return kind.forward(X, pool);
+    else return kind.forward(X);
+  }, layer);
 }
-const Matrix& backward(Layer& layer, const Matrix& dA, bool compute_dX) {
-  return std::visit([&](auto& kind) -> const Matrix& { return kind.backward(dA, compute_dX); }, layer);
+const Matrix& backward(Layer& layer, const Matrix& dA, bool compute_dX, WorkerPool* pool) {
+  return std::visit([&](auto& kind) -> const Matrix& {
+    if constexpr (requires { kind.backward(dA, compute_dX, pool); }) return kind.backward(dA, compute_dX, pool);
+    else return kind.backward(dA, compute_dX);
+  }, layer);
 }
 void infer(const Layer& layer, const Matrix& X, Matrix& A) {
   std::visit([&](const auto& kind) { kind.infer(X, A); }, layer);

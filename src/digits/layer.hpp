@@ -22,9 +22,10 @@ namespace digits {
 
 using Layer = std::variant<DenseLayer, Conv2dLayer, MaxPool2Layer, FlattenLayer>;
 
-// Each one switches on the kind and calls that class's function of the same name.
-const Matrix& forward(Layer& layer, const Matrix& X);                           // training forward
-const Matrix& backward(Layer& layer, const Matrix& dA, bool compute_dX);       // returns dX
+// Each one switches on the kind and calls that class's function of the same name. The kinds that
+// cut a batch into shares (conv2d) run them on `pool`'s threads; the others ignore it.
+const Matrix& forward(Layer& layer, const Matrix& X, WorkerPool* pool = nullptr);                      // training forward
+const Matrix& backward(Layer& layer, const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);  // returns dX
 void infer(const Layer& layer, const Matrix& X, Matrix& A);                     // inference, const
 Shape output_shape(const Layer& layer);
 int layer_outputs(const Layer& layer);  // values per sample out: output_shape().size()

@@ -1,5 +1,6 @@
 #include "digits/maxpool2_layer.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <string>
 
@@ -28,31 +29,48 @@ std::pair<float, int> block_max(const float* image, Shape in, int c, int y, int 
 
 }  // namespace
 
-const Matrix& MaxPool2Layer::forward(const Matrix& X) {
+const Matrix& MaxPool2Layer::forward(const Matrix& X, WorkerPool* pool) {
   assert(X.cols() == in());
   A_.resize(X.rows(), out());
   argmax_.resize(static_cast<std::size_t>(X.rows() * out()));
-  for (Eigen::Index n = 0; n < X.rows(); ++n)
-    for (int c = 0; c < output_.channels; ++c)
-      for (int y = 0; y < output_.height; ++y)
-        for (int x = 0; x < output_.width; ++x) {
-          const int j = (c * output_.height + y) * output_.width + x;
-          const auto [value, column] = block_max(X.data() + n * X.cols(), input_, c, y, x);
-          A_(n, j) = value;
-          argmax_[static_cast<std::size_t>(n * out() + j)] = column;
+  // Row by row of the output: the two input rows under it, four candidates per output value, read
+  // in the order block_max reads them (so ties go the same way). Samples are independent: each
+  // thread takes a share of them.
+  const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, X.rows()));
+  run_tasks(pool, shares, [&](int share) {
+    for (Eigen::Index n = X.rows() * share / shares; n < X.rows() * (share + 1) / shares; ++n) {
+      const float* image = X.data() + n * X.cols();
+      float* pooled = A_.data() + n * A_.cols();
+      int* from = argmax_.data() + n * out();
+      for (int c = 0; c < output_.channels; ++c)
+        for (int y = 0; y < output_.height; ++y) {
+          const int top = (c * input_.height + 2 * y) * input_.width, bottom = top + input_.width;
+          for (int x = 0; x < output_.width; ++x, ++pooled, ++from) {
+            int best = top + 2 * x;
+            for (const int column : {top + 2 * x + 1, bottom + 2 * x, bottom + 2 * x + 1})
+              if (image[column] > image[best]) best = column;  // strictly greater: a tie keeps the first
+            *pooled = image[best];
+            *from = best;
+          }
         }
+    }
+  });
   return A_;
 }
 
-const Matrix& MaxPool2Layer::backward(const Matrix& dA, bool compute_dX) {
+const Matrix& MaxPool2Layer::backward(const Matrix& dA, bool compute_dX, WorkerPool* pool) {
   if (!compute_dX) {
     dX_.resize(0, 0);
     return dX_;
   }
   dX_.resize(dA.rows(), in());
-  dX_.setZero();
-  for (Eigen::Index n = 0; n < dA.rows(); ++n)
-    for (Eigen::Index j = 0; j < dA.cols(); ++j) dX_(n, argmax_[static_cast<std::size_t>(n * out() + j)]) += dA(n, j);
+  const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, dA.rows()));
+  run_tasks(pool, shares, [&](int share) {
+    const Eigen::Index first = dA.rows() * share / shares, end = dA.rows() * (share + 1) / shares;
+    dX_.middleRows(first, end - first).setZero();
+    for (Eigen::Index n = first; n < end; ++n)
+      for (Eigen::Index j = 0; j < dA.cols(); ++j) dX_(n, argmax_[static_cast<std::size_t>(n * out() + j)]) += dA(n, j);
+  });
   return dX_;
 }
 

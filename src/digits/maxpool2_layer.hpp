@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "digits/tensor.hpp"
+#include "digits/worker_pool.hpp"
 
 namespace digits {
 
@@ -20,15 +21,18 @@ class MaxPool2Layer {
   int out() const { return output_.size(); }
 
   // X: (batch × C·H·W) → A: (batch × C·⌊H/2⌋·⌊W/2⌋). Remembers where each maximum came from.
-  const Matrix& forward(const Matrix& X);
+  // Samples are shared out over `pool`'s threads when given one.
+  const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
 
   // Backward: the maximum alone moved the output, with slope 1, so
   //   dX[n, c, 2y + i, 2x + j] = dA[n, c, y, x] where (i, j) was the block's maximum, 0 elsewhere.
   // A tie goes to the first maximum in reading order (as PyTorch does): the others get 0.
   // dA: (batch × C·H′·W′) → dX: (batch × C·H·W); nothing when compute_dX is false.
-  const Matrix& backward(const Matrix& dA, bool compute_dX);
+  const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
   void infer(const Matrix& X, Matrix& A) const;
+
+  static constexpr int kShares = 4;  // as many as a conv layer's
 
  private:
   Shape input_, output_;

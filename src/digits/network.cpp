@@ -96,6 +96,11 @@ void Network::copy_weights_from(const Network& other) {
   }
 }
 
+void Network::set_threads(int threads) {
+  if (threads <= 1) pool_.reset();
+  else if (!pool_ || pool_->threads() != threads) pool_ = std::make_shared<WorkerPool>(threads);
+}
+
 Matrix Network::predict_proba(const Matrix& pixels) const {
   if (pixels.cols() != inputs())
     throw Error("the network takes " + std::to_string(inputs()) + " inputs per image, got " + std::to_string(pixels.cols()));
@@ -166,7 +171,7 @@ float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels,
   // Forward: each layer's output is the next one's input (after dropout, when training with it).
   const Matrix* A = &X;
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    A = &forward(layers[i], *A);
+    A = &forward(layers[i], *A, pool_.get());
     if (drops(i)) {
       draw_dropout_mask(keep_[i], A->rows(), A->cols(), dropout, *rng);
       dropped_[i] = A->cwiseProduct(keep_[i]);  // A ⊙ mask
@@ -183,7 +188,7 @@ float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels,
       dA_ = dA->cwiseProduct(keep_[i]);
       dA = &dA_;
     }
-    dA = &backward(layers[i], *dA, /*compute_dX=*/i > 0);
+    dA = &backward(layers[i], *dA, /*compute_dX=*/i > 0, pool_.get());
   }
   optimizer.step(layers);
   return loss;

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "digits/layer.hpp"
 #include "digits/tensor.hpp"
+#include "digits/worker_pool.hpp"
 
 namespace digits {
 
@@ -66,6 +68,11 @@ class Network {
   float train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer,
                    float dropout = 0, std::uint64_t dropout_seed = 0);
 
+  // How many threads train_step may use (1: the caller's alone). The batch's shares and the
+  // order their gradients are added in never depend on it, so neither do the weights.
+  void set_threads(int threads);
+  int threads() const { return pool_ ? pool_->threads() : 1; }
+
   std::vector<Layer> layers;
   float input_scale;
 
@@ -76,6 +83,7 @@ class Network {
   Matrix P_, dZ_;                      // train_step's workspaces: probabilities and ∂loss/∂logits
   std::vector<Matrix> keep_, dropped_;  // dropout: each hidden dense layer's mask (0 or 1/(1−p)) and A ⊙ mask
   Matrix dA_;
+  std::shared_ptr<WorkerPool> pool_;  // shared by copies (snapshots), which only predict
 };
 
 }  // namespace digits

@@ -82,6 +82,7 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
   const std::size_t batches = (train.size() + batch - 1) / batch;
   const bool augmenting = !recipe.augment.is_none();
   const int threads = resolve_threads(recipe.threads);
+  network.set_threads(threads);  // a conv layer's shares of each batch run on these
   std::vector<std::size_t> order(train.size());
 
   // Each epoch's report is finished by measuring accuracy on a snapshot of the weights. With more

@@ -314,12 +314,77 @@ std::string mistakes_section(const ReportContents& c) {
   return html + "</div></section>";
 }
 
+// The legend of the red-white-blue pictures of weights.
+std::string weights_scale() {
+  return "<div class=\"scale\"><span>pushes the sum down</span><span class=\"bar\" style=\"background:linear-gradient(to right," + diverging_colour(-1) + "," +
+         diverging_colour(-0.5f) + "," + diverging_colour(0) + "," + diverging_colour(0.5f) + "," + diverging_colour(1) +
+         ")\"></span><span>pushes it up</span><span class=\"note\">(each square scaled to its own largest weight)</span></div>";
+}
+
+// A first layer that is a convolution: its kernels, each k×k weights (its input channels side by
+// side), and the maps they make of the first evaluated image.
+std::string kernels_html(const ReportContents& c, const Conv2dLayer& conv) {
+  constexpr int kMaxShown = 512;
+  const int count = static_cast<int>(conv.W.cols()), shown = std::min(count, kMaxShown);
+  const int k = conv.kernel(), channels = conv.input_shape().channels;
+  std::string html = format(
+      "<p>The first layer is a <b>convolution of %d kernels</b>, each %d&times;%d weights. A kernel slides over the image: at every position it adds up "
+      "the %d pixels under it, each times its own weight, so its sum is high where that patch of the image looks like the kernel. Below, each square is "
+      "one kernel's weights. <b>Red</b>: ink there raises the sum; <b>blue</b>: ink there lowers it; <b>white</b>: the kernel ignores that pixel. "
+      "A red stripe beside a blue one finds an edge at that angle; a red blob, a stroke. Before training every kernel is random noise.</p>",
+      count, k, k, k * k * channels);
+  html += weights_scale();
+  if (shown < count) html += format("<p class=\"note\">The first %d of the %d kernels.</p>", shown, count);
+  html += "<div class=\"units kernels\">";
+  for (int o = 0; o < shown; ++o) {
+    // Column o of W (C·k·k × C′, stored column by column) is kernel o, [c][ky][kx]: each channel's
+    // k×k block is drawn beside the one before.
+    std::vector<float> picture(static_cast<std::size_t>(k * k * channels));
+    float largest = 0;
+    for (int ch = 0; ch < channels; ++ch)
+      for (int y = 0; y < k; ++y)
+        for (int x = 0; x < k; ++x) {
+          const float w = conv.W((ch * k + y) * k + x, o);
+          picture[static_cast<std::size_t>(y * k * channels + ch * k + x)] = w;
+          largest = std::max(largest, std::abs(w));
+        }
+    html += format("<figure class=\"unit kernel\"><img src=\"%s\" width=\"%d\" height=\"%d\" alt=\"weights of kernel %d\" title=\"kernel %d: largest weight %.3g\">"
+                   "<figcaption>%d</figcaption></figure>",
+                   diverging_png_data_url(picture, k * channels, k, largest).c_str(), k * channels, k, o + 1, o + 1, static_cast<double>(largest), o + 1);
+  }
+  html += "</div>";
+
+  // What they find in one image: the first layer's maps for the first evaluated one.
+  if (c.images->size() == 0 || c.images->features() != c.network->inputs()) return html;
+  const auto image = c.images->image(0);
+  Matrix pixels(1, c.network->inputs());
+  for (Eigen::Index i = 0; i < pixels.cols(); ++i) pixels(0, i) = image[static_cast<std::size_t>(i)];
+  const Matrix maps = c.network->activations(pixels).front();  // (1 × C′·H′·W′), after the activation
+  const Shape shape = conv.output_shape();
+  const int side = shape.height * shape.width;
+  html += format("<p>What the %d kernels find in the first image%s, a %d: one map each, %d&times;%d, white where its pattern is and black where "
+                 "the sum was below zero (ReLU passes on 0). Each map is scaled to its own largest value.</p>",
+                 shown, c.image_names.empty() ? "" : (" (" + escape_html(c.image_names.front()) + ")").c_str(), c.images->labels.front(), shape.height, shape.width);
+  std::vector<std::uint8_t> grey(static_cast<std::size_t>(side));
+  html += format("<div class=\"units maps\"><figure class=\"unit input\"><img src=\"%s\" width=\"28\" height=\"28\" alt=\"the image\"><figcaption>image</figcaption></figure>",
+                 gray_png_data_url(image, c.images->cols, c.images->rows).c_str());
+  for (int o = 0; o < shown; ++o) {
+    const float* map = maps.data() + static_cast<std::ptrdiff_t>(o) * side;
+    const float high = *std::max_element(map, map + side), low = std::min(0.0f, *std::min_element(map, map + side));
+    for (int i = 0; i < side; ++i) grey[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(high > low ? std::lround(255 * (map[i] - low) / (high - low)) : 0);
+    html += format("<figure class=\"unit map\"><img src=\"%s\" width=\"%d\" height=\"%d\" alt=\"map of kernel %d\" title=\"kernel %d: largest value %.3g\">"
+                   "<figcaption>%d</figcaption></figure>",
+                   gray_png_data_url(grey, shape.width, shape.height).c_str(), shape.width, shape.height, o + 1, o + 1, static_cast<double>(high), o + 1);
+  }
+  return html + "</div>";
+}
+
 std::string weights_section(const ReportContents& c) {
   constexpr int kMaxShown = 512;
   std::string html = "<section id=\"weights\"><h2>What the first layer looks for</h2>";
-  // A conv network's first layer is a set of small kernels: drawing them is still to be written.
+  if (const auto* conv = std::get_if<Conv2dLayer>(&c.network->layers.front())) return html + kernels_html(c, *conv) + "</section>";
   if (!std::holds_alternative<DenseLayer>(c.network->layers.front()))
-    return html + "<p>This network starts with a convolution; its kernels are not drawn yet.</p></section>";
+    return html + "<p>This network does not start with a layer that has weights, so there are none to draw.</p></section>";
   const DenseLayer& first = std::get<DenseLayer>(c.network->layers.front());
   if (first.in() != 28 * 28) return html + "<p>This network's input is not a 28&times;28 image, so its weights cannot be drawn as one.</p></section>";
   const int units = first.out(), shown = std::min(units, kMaxShown);
@@ -330,9 +395,7 @@ std::string weights_section(const ReportContents& c) {
                  "neuron looks for, and the blue where it wants no ink. Before training every square is random noise; the strokes and blobs are what training "
                  "put there. Many neurons look for a piece of a digit rather than a whole one: the next layers combine them.</p>",
                  hidden ? "hidden layer" : "layer", units);
-  html += "<div class=\"scale\"><span>pushes the sum down</span><span class=\"bar\" style=\"background:linear-gradient(to right," + diverging_colour(-1) + "," +
-          diverging_colour(-0.5f) + "," + diverging_colour(0) + "," + diverging_colour(0.5f) + "," + diverging_colour(1) +
-          ")\"></span><span>pushes it up</span><span class=\"note\">(each square scaled to its own largest weight)</span></div>";
+  html += weights_scale();
   // Pixels that are blank in every image (MNIST's outer border) never feed the sum, so training
   // never moves their weights off their random start: drawn gray, they do not pass for a pattern.
   // Only with enough images to know; a small folder would blank out real strokes.

@@ -341,13 +341,31 @@ json feedback_answer(const feedback::Judgement& stored, const std::string& learn
 json v2_server_metadata() { return {{"name", "digits"}, {"version", "0.1.0"}, {"extensions", json::array()}}; }
 
 json v2_model_metadata(const ServedModel& served) {
-  const int classes = served.model.network.classes();
+  const Network& network = served.model.network;
+  // The layers in one line, as the protocol's parameters are strings or numbers:
+  // "conv1 conv5x5x16 relu → 16×24×24; pool1 pool2 max → 16×12×12; …; fc2 fc10 softmax → 10".
+  std::string layers;
+  for (const json& layer : describe_layers(network)) {
+    std::string output;
+    for (const json& side : layer["output"]) output += (output.empty() ? "" : "×") + std::to_string(side.get<int>());
+    const std::string function = layer["function"] == "none" ? "" : " " + layer["function"].get<std::string>();
+    const std::string spec = layer["spec"] == layer["name"] ? "" : " " + layer["spec"].get<std::string>();
+    layers += (layers.empty() ? "" : "; ") + layer["name"].get<std::string>() + spec + function + " → " + output;
+  }
+  // The input is the 28×28 image whatever the network: a dense one reads it as 784 values (its
+  // input_shape() is 784×1×1), a conv one as one channel of 28×28.
   return {
       {"name", kV2ModelName},
+      {"versions", {std::to_string(served.version)}},
       {"platform", kModelFormat},
       {"inputs", {{{"name", "input"}, {"datatype", "UINT8"}, {"shape", {-1, kInputSide, kInputSide}}}}},
-      {"outputs", {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, classes}}}}},
-      {"parameters", {{"source", served.source}, {"also_accepts", "FP32 [-1,784] of raw 0-255 pixel values"}}},
+      {"outputs", {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, network.classes()}}}}},
+      {"parameters",
+       {{"source", served.source},
+        {"also_accepts", "FP32 [-1," + std::to_string(network.inputs()) + "] of raw 0-255 pixel values"},
+        {"architecture", network.architecture()},
+        {"layers", layers},
+        {"parameter_count", network.parameter_count()}}},
   };
 }
 

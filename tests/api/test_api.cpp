@@ -357,6 +357,10 @@ TEST_F(Api, V2HealthAndMetadata) {
   EXPECT_EQ(model["outputs"][0]["name"], "probabilities");
   EXPECT_EQ(model["outputs"][0]["datatype"], "FP32");
   EXPECT_EQ(model["outputs"][0]["shape"], json({-1, 10}));
+  // Every layer, the last giving the ten probabilities (test_conv_api.cpp checks the text in full).
+  const std::string layers = model["parameters"]["layers"];
+  EXPECT_TRUE(layers.ends_with(" softmax → 10")) << layers;
+  EXPECT_EQ(static_cast<std::size_t>(std::count(layers.begin(), layers.end(), ';')) + 1, builtin().network.layers.size()) << layers;
   EXPECT_EQ(get_json("/v2/models/digits/ready")["ready"], true);
   expect_v2_error(get_json("/v2/models/resnet", 404), "no model named 'resnet'");
 }

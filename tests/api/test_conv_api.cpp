@@ -140,6 +140,26 @@ TEST(ConvApi, ModelDescribesEveryLayerAndTheFirstKernels) {
   EXPECT_TRUE(server::model_info({builtin(), "built-in model"}, {})["kernels"].is_null());
 }
 
+TEST(ConvApi, V2MetadataGivesTheShapesAndTheLayers) {
+  const json metadata = server::v2_model_metadata(small_cnn());
+  EXPECT_EQ(metadata["name"], "digits");
+  EXPECT_EQ(metadata["versions"], json({"0"}));
+  EXPECT_EQ(metadata["inputs"], json({{{"name", "input"}, {"datatype", "UINT8"}, {"shape", {-1, 28, 28}}}}));
+  EXPECT_EQ(metadata["outputs"], json({{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, 10}}}}));
+  const json& parameters = metadata["parameters"];
+  EXPECT_EQ(parameters["source"], "a test conv model");
+  EXPECT_EQ(parameters["also_accepts"], "FP32 [-1,784] of raw 0-255 pixel values");
+  EXPECT_EQ(parameters["architecture"], "conv5x5x8,pool2,conv3x3x4,pool2,flatten,fc16,fc10");
+  EXPECT_EQ(parameters["layers"],
+            "conv1 conv5x5x8 relu → 8×24×24; pool1 pool2 max → 8×12×12; conv2 conv3x3x4 relu → 4×10×10; pool2 max → 4×5×5; "
+            "flatten → 100; fc1 fc16 relu → 16; fc2 fc10 softmax → 10");
+  EXPECT_EQ(parameters["parameter_count"], small_cnn().model.network.parameter_count());
+  for (const auto& [name, value] : parameters.items()) EXPECT_TRUE(value.is_string() || value.is_number()) << name << ": the protocol's parameters are strings, numbers or booleans";
+
+  // A model of another number of classes says so.
+  EXPECT_EQ(server::v2_model_metadata(conv_model("conv3x3x4,pool2,fc3"))["outputs"][0]["shape"], json({-1, 3}));
+}
+
 TEST(ConvApi, AtMost64KernelsAreSent) {
   const json kernels = server::model_info(conv_model("conv3x3x100,pool2,fc10"), {})["kernels"];
   EXPECT_EQ(kernels["count"], 100);

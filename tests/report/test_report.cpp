@@ -25,6 +25,7 @@
 #include "digits/dataset.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
+#include "digits/model_file.hpp"
 #include "digits/random.hpp"
 #include "report/charts.hpp"
 #include "report/html.hpp"
@@ -331,6 +332,35 @@ TEST_F(Report, TrainWritesTheChartsMatrixAndGalleries) {
 
   // Written atomically: nothing of the temporary file is left beside it.
   for (const auto& entry : fs::directory_iterator(dir)) EXPECT_FALSE(entry.path().filename().string().starts_with(".report.html")) << entry.path();
+}
+
+TEST_F(Report, AConvNetworkShowsItsFirstKernelsAndTheMapsTheyMake) {
+  write_blocks_data();
+  const Outcome run = digits({"train", "--preset", "cnn-fast", "--layers", "conv5x5x6,pool2,10", "--augment", "none", "--epochs", "1", "--data", "data",
+                              "--threads", "1", "--out", "model.safetensors", "--report", "report.html"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::string html = read_bytes(dir / "report.html");
+  expect_self_contained(html);
+  EXPECT_CONTAINS(html, "convolution of 6 kernels</b>, each 5&times;5 weights");
+  EXPECT_EQ(check_units(html), 0u) << "no 28×28 neuron weights: the first layer is no dense layer";
+
+  // Each kernel is drawn from the saved weights, red-white-blue, scaled to its largest weight.
+  const Model model = load_model(dir / "model.safetensors");
+  const auto& W = std::get<Conv2dLayer>(model.network.layers.front()).W;
+  const auto kernels = all_matches(html, std::regex(R"re(<figure class="unit kernel"><img src="([^"]+)")re"));
+  ASSERT_EQ(kernels.size(), 6u);
+  for (std::size_t o = 0; o < kernels.size(); ++o) {
+    const std::vector<float> weights(W.col(static_cast<Eigen::Index>(o)).data(), W.col(static_cast<Eigen::Index>(o)).data() + 25);
+    const float largest = W.col(static_cast<Eigen::Index>(o)).cwiseAbs().maxCoeff();
+    EXPECT_EQ(kernels[o][1], report::diverging_png_data_url(weights, 5, 5, largest)) << "kernel " << o + 1;
+  }
+  // And what they make of the first test image: the image, then one 24×24 map per kernel, not all alike.
+  const std::string input = element(html, "<figure class=\"unit input\">", "</figure>");
+  ASSERT_FALSE(input.empty());
+  const auto maps = all_matches(html, std::regex(R"re(<figure class="unit map"><img src="([^"]+)")re"));
+  ASSERT_EQ(maps.size(), 6u);
+  for (const auto& map : maps) EXPECT_EQ(png_size(map[1]), std::make_pair(24, 24));
+  EXPECT_NE(maps[0][1], maps[1][1]);
 }
 
 TEST_F(Report, EvaluateShowsTheRecipeInsteadOfCharts) {

@@ -516,3 +516,30 @@ TEST(ConvTraining, LossFallsOnAFixedBatch) {
   for (int step = 0; step < 60; ++step) last = network.train_step(X, labels, optimizer, 0.2f, static_cast<std::uint64_t>(step));
   EXPECT_LT(last, 0.5f * first);
 }
+
+// The shares of a batch and the order their gradients are added in depend on the batch alone, so
+// one thread or several train the same weights, bit for bit. Batch 10 is cut into 4 uneven shares.
+TEST(ConvTraining, WeightsDoNotDependOnTheNumberOfThreads) {
+  auto train = [](int threads) {
+    Network network(parse_layer_specs("conv3x3x6same,pool2,conv3x3x8,fc16,10"), {1, 12, 12}, Activation::relu, 1);
+    network.initialize(Init::he, 2);
+    network.set_threads(threads);
+    Optimizer optimizer({.kind = OptimizerKind::nesterov, .learning_rate = 0.05f, .momentum = 0.9f});
+    std::vector<std::uint8_t> labels(10);
+    std::iota(labels.begin(), labels.end(), std::uint8_t{0});
+    for (int step = 0; step < 5; ++step)
+      network.train_step(random_matrix(10, network.inputs(), 40 + static_cast<std::uint64_t>(step)), labels, optimizer);
+    return network;
+  };
+  const Network one = train(1);
+  for (int threads : {2, 3}) {
+    const Network many = train(threads);
+    EXPECT_EQ(many.threads(), threads);
+    for (std::size_t i = 0; i < one.layers.size(); ++i) {
+      const ConstParameters a = parameters(one.layers[i]), b = parameters(many.layers[i]);
+      if (!a.W) continue;
+      EXPECT_EQ(std::memcmp(a.W->data(), b.W->data(), sizeof(float) * static_cast<std::size_t>(a.W->size())), 0) << "layer " << i;
+      EXPECT_EQ(std::memcmp(a.b->data(), b.b->data(), sizeof(float) * static_cast<std::size_t>(a.b->size())), 0) << "layer " << i;
+    }
+  }
+}

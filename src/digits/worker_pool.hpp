@@ -1,0 +1,61 @@
+// A fixed set of threads that run the shares of one job together: `run(tasks, task)` calls
+// task(0) … task(tasks − 1), spread over the pool's threads and the caller's, and returns when all
+// are done. Training splits a batch into shares whose boundaries depend on the batch alone, never
+// on the number of threads, and adds the shares' gradients in share order: so the weights come out
+// bit for bit the same whatever --threads is (tests/unit/test_conv.cpp checks it).
+//
+// The threads wait on a condition variable between jobs and take tasks from an atomic counter; a
+// job costs a few microseconds to hand out, against the milliseconds of a conv layer's products.
+// A task must not throw. No allocations per job. Callers on several threads take turns.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace digits {
+
+class WorkerPool {
+ public:
+  // threads counts the caller: WorkerPool(2) starts one thread of its own. At least 1.
+  explicit WorkerPool(int threads);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  template <typename Task>
+  void run(int tasks, const Task& task) {
+    run_erased(tasks, [](const void* context, int index) { (*static_cast<const Task*>(context))(index); }, &task);
+  }
+
+ private:
+  using Function = void (*)(const void* context, int index);
+  void run_erased(int tasks, Function function, const void* context);
+  void take_tasks();  // runs tasks of the current job until none is left
+  void work();        // a pool thread's loop
+
+  std::vector<std::thread> workers_;
+  std::mutex running_;  // one job at a time: a second caller waits for the first's to end
+  std::mutex mutex_;
+  std::condition_variable job_posted_, job_finished_;
+  std::uint64_t job_ = 0;  // counts jobs, so a waking thread knows whether a new one was posted
+  bool stopping_ = false;
+  Function function_ = nullptr;
+  const void* context_ = nullptr;
+  int tasks_ = 0;
+  std::atomic<int> next_task_{0};
+  int busy_ = 0;  // pool threads still inside the current job
+};
+
+// Runs task(0 … tasks − 1) on the pool, or one after another on the caller's thread without one.
+template <typename Task>
+void run_tasks(WorkerPool* pool, int tasks, const Task& task) {
+  if (pool && pool->threads() > 1 && tasks > 1) return pool->run(tasks, task);
+  for (int i = 0; i < tasks; ++i) task(i);
+}
+
+}  // namespace digits
