@@ -193,8 +193,8 @@
     const kept = await allJudgements();
     if (kept.length === 0) return;
     const corrections = kept.filter((j) => !j.correct).length;
-    keptText.textContent = `Your answers stay in this browser: ${kept.length} kept (${corrections} correction${corrections === 1 ? '' : 's'}). ` +
-      '`digits improve --feedback FILE` can learn from them.';
+    keptText.textContent = `Your answers stay in this browser: ${kept.length} kept (${corrections} correction${corrections === 1 ? '' : 's'}), ` +
+      'for digits improve --feedback to learn from.';
     downloadButton.hidden = false;
   }
 
