@@ -88,6 +88,23 @@ double forward_multiply_adds(const Network& network) {
   return total;
 }
 
+// The test set's images in order, `batch` at a time, starting over when they run out.
+class TestBatches {
+ public:
+  explicit TestBatches(std::size_t batch) : batch_(batch), order_(test_images().size()) {
+    std::iota(order_.begin(), order_.end(), std::size_t{0});
+  }
+  std::span<const std::size_t> next() {
+    first_ = first_ + 2 * batch_ > order_.size() ? 0 : first_ + batch_;
+    return std::span<const std::size_t>(order_).subspan(first_, batch_);
+  }
+  std::size_t first() const { return first_; }  // the position of next()'s first image
+
+ private:
+  std::size_t batch_, first_ = 0;
+  std::vector<std::size_t> order_;
+};
+
 // One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn) on 1 or 2 threads (the
 // second argument): gather, forward, loss,
 // backward, update. GFLOP/s counts 2 FLOPs per multiply-add, three products per layer (forward,
@@ -100,16 +117,12 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   network.set_threads(static_cast<int>(state.range(1)));
   Optimizer optimizer(preset.recipe.optimizer);
   const std::size_t batch = static_cast<std::size_t>(preset.recipe.batch);
-  std::vector<std::size_t> order(data.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
+  TestBatches batches(batch);
   Matrix X;
   std::vector<std::uint8_t> labels;
-  std::size_t first = 0;
   for (auto _ : state) {
-    if (first + batch > order.size()) first = 0;
-    gather_batch(data, std::span(order).subspan(first, batch), network.input_scale, X, labels);
-    benchmark::DoNotOptimize(network.train_step(X, labels, optimizer, preset.recipe.dropout, first));
-    first += batch;
+    gather_batch(data, batches.next(), network.input_scale, X, labels);
+    benchmark::DoNotOptimize(network.train_step(X, labels, optimizer, preset.recipe.dropout, batches.first()));
   }
   const double samples = static_cast<double>(state.iterations() * batch);
   state.SetLabel(preset.name);
@@ -125,16 +138,12 @@ void BM_AugmentBatchCnnPreset(benchmark::State& state) {
   const Preset& preset = find_preset("cnn");
   const Dataset& data = test_images();
   const std::size_t batch = static_cast<std::size_t>(preset.recipe.batch);
-  std::vector<std::size_t> order(data.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
+  TestBatches batches(batch);
   Matrix X;
   std::vector<std::uint8_t> labels;
-  std::size_t first = 0;
   for (auto _ : state) {
-    if (first + batch > order.size()) first = 0;
-    augment_batch(data, std::span(order).subspan(first, batch), preset.recipe.augment, 7, preset.input_scale, X, labels, first);
+    augment_batch(data, batches.next(), preset.recipe.augment, 7, preset.input_scale, X, labels, batches.first());
     benchmark::DoNotOptimize(X.data());
-    first += batch;
   }
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
 }
