@@ -26,9 +26,10 @@ def load(path):
     body = data[8 + header_size :]
     tensors = {}
     for name, entry in header.items():
-        assert entry["dtype"] == "F32", f"{name}: dtype {entry['dtype']}"
+        dtype = {"F32": "<f4", "F16": "<f2"}[entry["dtype"]]  # float32, or float16 to halve the file
         begin, end = entry["data_offsets"]  # relative to the start of the data section
-        tensors[name] = np.frombuffer(body[begin:end], dtype="<f4").reshape(entry["shape"])
+        values = np.frombuffer(body[begin:end], dtype=dtype).reshape(entry["shape"])
+        tensors[name] = values.astype(np.float32)  # F16 widens exactly, as the program reads it
     return metadata, tensors
 
 

@@ -18,6 +18,7 @@
 #include "digits/fine_tune.hpp"
 #include "digits/image.hpp"
 #include "digits/image_folder.hpp"
+#include "digits/json_depth.hpp"
 #include "digits/model_file.hpp"
 #include "digits/preprocess.hpp"
 #include "digits/presets.hpp"
@@ -26,6 +27,7 @@
 #include "feedback/store.hpp"
 #include "progress.hpp"
 #include "report/report.hpp"
+#include "server/api.hpp"
 
 namespace digits::cli {
 
@@ -299,8 +301,52 @@ int run_train_impl(const TrainOptions& options) {
   return kSuccess;
 }
 
-// The judgements behind `improve --feedback PATH`: a feedback database, an exported IDX images file
-// (its labels file beside it, named with labels-idx1 for images-idx3), or a folder holding either.
+// The file the page without a server downloads (web/wasm-mode.js; docs/feedback.md, "The page's
+// export"): JSON, {"format": "digits-feedback", "version": 1, "judgements": [{"label": 7,
+// "drawing": "data:image/png;base64,…", …}, …]}. Each drawing is decoded and preprocessed here, by
+// the same functions as a judgement sent to the server; the other fields are for people.
+Dataset read_page_export(const fs::path& path) {
+  constexpr std::uintmax_t kMaxExportBytes = std::uintmax_t{1} << 30;  // about 50,000 drawings
+  std::error_code ec;
+  if (fs::file_size(path, ec) > kMaxExportBytes) throw Error(path.string() + ": larger than 1 GiB; not an export of the page's judgements");
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path.string() + ": read error");
+  nlohmann::json file;
+  try {
+    file = parse_json_bounded(text);
+  } catch (const std::exception& e) {
+    throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!file.is_object() || file.value("format", "") != "digits-feedback")
+    throw Error(path.string() + ": JSON, but not the page's export (its \"format\" is not \"digits-feedback\")");
+  if (file.value("version", 0) != 1) throw Error(path.string() + ": export version " + file["version"].dump() + "; this program reads version 1");
+  if (!file.contains("judgements") || !file["judgements"].is_array()) throw Error(path.string() + ": no \"judgements\" array");
+  Dataset data;
+  data.name = path.string();
+  for (std::size_t i = 0; i < file["judgements"].size(); ++i) {
+    const nlohmann::json& j = file["judgements"][i];
+    const std::string where = path.string() + ": judgement " + std::to_string(i + 1);
+    if (!j.is_object() || !j.contains("label") || !j["label"].is_number_integer() || j["label"].get<long long>() < 0 || j["label"].get<long long>() > 9)
+      throw Error(where + ": \"label\" must be a digit 0–9");
+    if (!j.contains("drawing") || !j["drawing"].is_string()) throw Error(where + ": \"drawing\" must be a data URL of a PNG");
+    std::string bytes;
+    try {
+      bytes = server::decode_data_url(j["drawing"].get<std::string>());
+    } catch (const server::RequestError& e) {
+      throw Error(where + ": " + e.what());
+    }
+    const Preprocessed input = preprocess(decode_image({reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()}, where));
+    for (float v : input.pixels) data.pixels.push_back(static_cast<std::uint8_t>(std::clamp(std::lround(v), 0L, 255L)));
+    data.labels.push_back(static_cast<std::uint8_t>(j["label"].get<int>()));
+  }
+  if (data.size() == 0) throw Error(path.string() + ": holds no judgements");
+  return data;
+}
+
+// The judgements behind `improve --feedback PATH`: a feedback database, the page's export (JSON),
+// an exported IDX images file (its labels file beside it, named with labels-idx1 for images-idx3),
+// or a folder holding a database or IDX files.
 Dataset read_feedback(const fs::path& given) {
   std::error_code ec;
   fs::path path = given;
@@ -322,10 +368,16 @@ Dataset read_feedback(const fs::path& given) {
     if (data.size() == 0) throw Error(path.string() + ": holds no judgements yet");
     return data;
   }
+  in.clear();
+  in.seekg(0);
+  char first = ' ';
+  while (in.get(first) && std::isspace(static_cast<unsigned char>(first))) {
+  }
+  if (first == '{') return read_page_export(path);
   std::string labels_name = path.filename().string();
   const std::size_t at = labels_name.find("images-idx3");
   if (at == std::string::npos)
-    throw Error(path.string() + ": neither a feedback database nor an IDX images file named like feedback-images-idx3-ubyte");
+    throw Error(path.string() + ": neither a feedback database, nor the page's export (JSON), nor an IDX images file named like feedback-images-idx3-ubyte");
   labels_name.replace(at, std::string("images-idx3").size(), "labels-idx1");
   const fs::path labels = path.parent_path() / labels_name;
   if (!fs::exists(labels, ec)) throw Error(path.string() + ": its labels file " + labels.string() + " is missing");
@@ -566,6 +618,18 @@ int run_improve(const ImproveOptions& options) {
   save_model(options.out, model.network, metadata);
   write_metrics(options.metrics, reports);
   std::printf("saved %s\n", options.out.c_str());
+  return kSuccess;
+}
+
+// `convert`: the same model, its weights stored as F16 or F32 (model_file.hpp); metadata and a
+// checkpoint's optimizer state (always F32) go along unchanged.
+int run_convert(const ConvertOptions& options) {
+  const Model model = load_model_or_builtin(options.model);
+  const Storage storage = options.dtype == "f16" ? Storage::f16 : Storage::f32;
+  save_model(options.out, model.network, model.metadata, model.extra, storage);
+  std::error_code ec;
+  std::printf("saved %s: %s, weights as %s, %ju bytes\n", options.out.c_str(), model_label(options.model).c_str(), storage == Storage::f16 ? "F16" : "F32",
+              static_cast<std::uintmax_t>(fs::file_size(options.out, ec)));
   return kSuccess;
 }
 

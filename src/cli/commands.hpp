@@ -54,6 +54,11 @@ struct ImproveOptions {
   bool batch_given = false;  // --batch was given (the fine-tune's default batch differs from training's)
 };
 
+struct ConvertOptions {
+  std::string model, out;
+  std::string dtype = "f16";  // f16 or f32: how the weights are stored
+};
+
 struct FeedbackExportOptions {
   std::string state_dir;  // empty: feedback::default_state_dir()
   std::string out;
@@ -73,6 +78,7 @@ int run_train(const TrainOptions& options);
 int run_evaluate(const EvaluateOptions& options);
 int run_predict(const PredictOptions& options);
 int run_improve(const ImproveOptions& options);
+int run_convert(const ConvertOptions& options);
 int run_feedback_export(const FeedbackExportOptions& options);
 int run_model_list(const ModelVersionsOptions& options);
 int run_model_rollback(const ModelVersionsOptions& options);

@@ -61,6 +61,12 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--model", predict.model, model_help);
   predict_cmd->add_flag("--json", predict.json, "Print one JSON object per file, with all ten probabilities");
 
+  ConvertOptions convert;
+  CLI::App* convert_cmd = app.add_subcommand("convert", "Write a model again with its weights stored as F16 (half the bytes, for the page without a server) or F32");
+  convert_cmd->add_option("--model", convert.model, model_help);
+  convert_cmd->add_option("--dtype", convert.dtype, "f16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
+  convert_cmd->add_option("--out", convert.out, "Where to write it")->required();
+
   ImproveOptions improve;
   CLI::App* improve_cmd = app.add_subcommand("improve", "Continue training a model, on MNIST and/or extra labelled images, or (--feedback) fine-tune it on the app's judgements behind a guard");
   improve_cmd->add_option("--model", improve.model, "Model to start from (default: the built-in one)");
@@ -75,7 +81,7 @@ int main(int argc, char** argv) {
   improve_cmd->add_option("--seed", improve.seed, "Seed for the shuffles")->capture_default_str();
   CLI::Option* metrics_opt = improve_cmd->add_option("--metrics", improve.metrics, "Write one CSV row per epoch to this file");
   CLI::Option* feedback_opt = improve_cmd->add_option("--feedback", improve.feedback,
-      "Instead: a guarded fine-tune on stored judgements (STATE_DIR/feedback.db, or an exported feedback-images-idx3-ubyte); writes --out only if the guard accepts it");
+      "Instead: a guarded fine-tune on stored judgements (STATE_DIR/feedback.db, the page's digits-feedback.json, or an exported feedback-images-idx3-ubyte); writes --out only if the guard accepts it");
   feedback_opt->excludes("--images")->excludes("--idx")->excludes("--no-mnist")->excludes("--epochs")->excludes(metrics_opt);
   improve_cmd->add_option("--steps", improve.steps, "With --feedback: fine-tuning steps (default 150)")->check(CLI::PositiveNumber)->needs(feedback_opt);
 
@@ -155,6 +161,7 @@ int main(int argc, char** argv) {
     if (*evaluate_cmd) return run_evaluate(evaluate);
     if (*predict_cmd) return run_predict(predict);
     if (*improve_cmd) return run_improve(improve);
+    if (*convert_cmd) return run_convert(convert);
     if (*export_cmd) return run_feedback_export(feedback_export);
     if (*list_cmd) return run_model_list(versions);
     if (*rollback_cmd) return run_model_rollback(versions);

@@ -68,7 +68,13 @@ struct BatchPart {
 
 GuardVerdict judge(const Network& live, const Network& candidate, const Dataset& corrections, const Dataset& validation,
                    const FineTuneSettings& settings) {
-  const Evaluation validation_before = evaluate(live, validation, settings.threads);
+  Evaluation validation_before;
+  if (settings.live_validation_correct >= 0) {
+    validation_before.total = validation.size();
+    validation_before.correct = static_cast<std::size_t>(settings.live_validation_correct);
+  } else {
+    validation_before = evaluate(live, validation, settings.threads);
+  }
   const Evaluation validation_after = evaluate(candidate, validation, settings.threads);
   const Evaluation corrections_before = evaluate(live, corrections, settings.threads);
   const Evaluation corrections_after = evaluate(candidate, corrections, settings.threads);
@@ -76,6 +82,8 @@ GuardVerdict judge(const Network& live, const Network& candidate, const Dataset&
   GuardVerdict verdict;
   verdict.validation_before = validation_before.accuracy();
   verdict.validation_after = validation_after.accuracy();
+  verdict.validation_correct_before = static_cast<long long>(validation_before.correct);
+  verdict.validation_correct_after = static_cast<long long>(validation_after.correct);
   verdict.corrections_before = corrections_before.accuracy();
   verdict.corrections_after = corrections_after.accuracy();
 
@@ -133,6 +141,9 @@ FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections
   if (corrections.size() == 0) throw Error("fine-tune: no new corrections to learn from");
   if (replay.size() == 0) throw Error("fine-tune: the replay set is empty (it keeps the network from forgetting)");
   if (validation.size() == 0) throw Error("fine-tune: the validation set is empty (the guard needs one)");
+  if (settings.live_validation_correct > static_cast<long long>(validation.size()))
+    throw Error("fine-tune: the live network cannot read " + std::to_string(settings.live_validation_correct) + " of " +
+                std::to_string(validation.size()) + " validation images right");
   for (const Dataset* data : {&corrections, &earlier, &replay, &validation}) check_fits(live, *data);
 
   // Each batch: new corrections first, then earlier corrections, then MNIST replay. With 32 and

@@ -136,9 +136,76 @@ Shape parse_input_shape(const std::string& text, const std::string& source) {
   return {values[0], values[1], values[2]};
 }
 
+// Appends a tensor's values as the file stores them: float32 as they are, or each rounded to F16.
+void append_values(std::string& data, const float* values, std::size_t count, Storage storage, const std::string& name) {
+  if (storage == Storage::f32) {
+    data.append(reinterpret_cast<const char*>(values), sizeof(float) * count);
+    return;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint16_t half = 0;
+    try {
+      half = float_to_f16(values[i]);
+    } catch (const Error& e) {
+      throw Error("tensor " + name + " cannot be stored as F16: " + e.what());
+    }
+    data.append(reinterpret_cast<const char*>(&half), sizeof half);
+  }
+}
+
 }  // namespace
 
-std::string serialize_model(const Network& network, const Metadata& given, const std::vector<NamedTensor>& extra) {
+namespace {
+
+// A float's bits and back (std::bit_cast, which emscripten 3.1.6's libc++ lacks).
+std::uint32_t bits_of(float value) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+}
+float float_of(std::uint32_t bits) {
+  float value = 0;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+}  // namespace
+
+// IEEE 754 binary16: 1 sign bit, 5 exponent bits (bias 15), 10 mantissa bits; binary32 has 8
+// exponent bits (bias 127) and 23 mantissa bits. A normal float32 keeps its sign, rebiases its
+// exponent (127 − 15 = 112) and rounds its mantissa to 10 bits; below 2^−14, F16's smallest normal
+// number, values are multiples of 2^−24 (subnormal).
+std::uint16_t float_to_f16(float value) {
+  if (!std::isfinite(value)) throw Error("a value that is not finite");
+  const std::uint32_t bits = bits_of(value);
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+  const std::uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x477ff000u)  // 65520 and up round to infinity; 65504 is F16's largest
+    throw Error(format_float(value) + " is beyond F16's largest value, 65504");
+  if (magnitude < 0x38800000u) {  // below 2^−14: a count of 2^−24, rounded to nearest even
+    const float scaled = float_of(magnitude) * 16777216.0f;  // × 2^24, exact
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::nearbyint(scaled)));
+  }
+  // Rebias the exponent and drop the mantissa's low 13 bits, rounding to nearest, ties to even.
+  // A carry out of the mantissa correctly moves to the next exponent.
+  std::uint32_t half = (magnitude - (112u << 23)) >> 13;
+  const std::uint32_t dropped = magnitude & 0x1fffu;
+  if (dropped > 0x1000u || (dropped == 0x1000u && (half & 1u))) ++half;
+  return static_cast<std::uint16_t>(sign | half);
+}
+
+float f16_to_float(std::uint16_t half) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(half & 0x8000u) << 16;
+  const std::uint32_t exponent = (half >> 10) & 0x1fu, mantissa = half & 0x3ffu;
+  if (exponent == 0) {  // zero or subnormal: mantissa × 2^−24
+    const float magnitude = static_cast<float>(mantissa) / 16777216.0f;
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 31) return float_of(sign | 0x7f800000u | (mantissa << 13));  // infinity or NaN
+  return float_of(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+std::string serialize_model(const Network& network, const Metadata& given, const std::vector<NamedTensor>& extra, Storage storage) {
   Metadata metadata = given;
   metadata["format"] = kModelFormat;
   if (network.dense_only()) {
@@ -158,6 +225,7 @@ std::string serialize_model(const Network& network, const Metadata& given, const
   json header = json::object();
   header["__metadata__"] = metadata;
   std::string data;
+  const char* dtype = storage == Storage::f16 ? "F16" : "F32";
   const std::vector<std::string> names = network.parameter_names();
   std::size_t named = 0;
   for (const Layer& layer : network.layers) {
@@ -168,11 +236,11 @@ std::string serialize_model(const Network& network, const Metadata& given, const
     // that is exactly the column-major layout in which W lives in memory (tensor.hpp,
     // conv2d_layer.hpp), so its bytes go out as they are.
     std::size_t begin = data.size();
-    data.append(reinterpret_cast<const char*>(p.W->data()), sizeof(float) * static_cast<std::size_t>(p.W->size()));
-    header[prefix + ".weight"] = {{"dtype", "F32"}, {"shape", weight_shape(layer)}, {"data_offsets", {begin, data.size()}}};
+    append_values(data, p.W->data(), static_cast<std::size_t>(p.W->size()), storage, prefix + ".weight");
+    header[prefix + ".weight"] = {{"dtype", dtype}, {"shape", weight_shape(layer)}, {"data_offsets", {begin, data.size()}}};
     begin = data.size();
-    data.append(reinterpret_cast<const char*>(p.b->data()), sizeof(float) * static_cast<std::size_t>(p.b->size()));
-    header[prefix + ".bias"] = {{"dtype", "F32"}, {"shape", {p.b->size()}}, {"data_offsets", {begin, data.size()}}};
+    append_values(data, p.b->data(), static_cast<std::size_t>(p.b->size()), storage, prefix + ".bias");
+    header[prefix + ".bias"] = {{"dtype", dtype}, {"shape", {p.b->size()}}, {"data_offsets", {begin, data.size()}}};
   }
   for (const NamedTensor& tensor : extra) {
     if (!tensor.name.starts_with("optimizer.")) throw Error("extra tensor '" + tensor.name + "' must be named optimizer.…");
@@ -190,8 +258,8 @@ std::string serialize_model(const Network& network, const Metadata& given, const
 }
 
 void save_model(const std::filesystem::path& path, const Network& network, const Metadata& metadata,
-                const std::vector<NamedTensor>& extra) {
-  write_file_atomically(path, serialize_model(network, metadata, extra));
+                const std::vector<NamedTensor>& extra, Storage storage) {
+  write_file_atomically(path, serialize_model(network, metadata, extra, storage));
 }
 
 Model parse_model(std::span<const unsigned char> bytes, const std::string& source) {
@@ -250,22 +318,27 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     }
   }
   // (Small mismatches are left to the per-tensor checks below, whose messages name the tensor.)
+  // Every weight takes at least 2 bytes (F16).
   constexpr std::uint64_t kAllocationWorthChecking = 64 << 20;
-  if (parameter_count * sizeof(float) > data.size() && parameter_count * sizeof(float) > kAllocationWorthChecking)
-    throw Error(source + ": architecture " + metadata["architecture"] + " needs " + std::to_string(parameter_count * sizeof(float)) +
+  if (parameter_count * 2 > data.size() && parameter_count * sizeof(float) > kAllocationWorthChecking)
+    throw Error(source + ": architecture " + metadata["architecture"] + " needs at least " + std::to_string(parameter_count * 2) +
                 " bytes of weights but the data section has " + std::to_string(data.size()) + " (truncated?)");
 
   Network network = layered ? Network(specs, input, hidden, input_scale) : Network(sizes, hidden, input_scale);
   std::size_t tensors_expected = 1;  // __metadata__
   std::vector<std::tuple<std::uint64_t, std::uint64_t, std::string>> spans;  // every tensor's [begin, end), to check they tile the data
   std::uint64_t data_used = 0;
-  // Reads tensor `name` of the given shape into destination (shape's product floats).
-  auto read_tensor = [&](const std::string& name, std::vector<long long> shape, float* destination) {
+  // Reads tensor `name` of the given shape into destination (shape's product floats): F32, or F16
+  // where f16_allowed (the network's tensors; a checkpoint's optimizer state is always F32).
+  auto read_tensor = [&](const std::string& name, std::vector<long long> shape, float* destination, bool f16_allowed) {
     if (!header.contains(name)) throw Error(source + ": tensor " + name + " is missing");
     const json& entry = header[name];
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
       throw Error(source + ": tensor " + name + " lacks dtype, shape or data_offsets");
-    if (entry["dtype"] != "F32") throw Error(source + ": tensor " + name + " has dtype " + entry["dtype"].dump() + ", expected \"F32\"");
+    const bool f16 = f16_allowed && entry["dtype"] == "F16";
+    if (entry["dtype"] != "F32" && !f16)
+      throw Error(source + ": tensor " + name + " has dtype " + entry["dtype"].dump() + ", expected \"F32\"" + (f16_allowed ? " or \"F16\"" : ""));
+    const std::uint64_t element_bytes = f16 ? 2 : 4;
     if (entry["shape"] != json(shape))
       throw Error(source + ": tensor " + name + " has shape " + entry["shape"].dump() + " but the architecture needs " + json(shape).dump());
     const json& offsets = entry["data_offsets"];
@@ -281,9 +354,17 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     if (begin > end || end > data.size())
       throw Error(source + ": tensor " + name + " lies at bytes " + std::to_string(begin) + "–" + std::to_string(end) +
                   " but the data section has " + std::to_string(data.size()) + " bytes (truncated?)");
-    if (end - begin != count * sizeof(float))
-      throw Error(source + ": tensor " + name + " spans " + std::to_string(end - begin) + " bytes, its shape needs " + std::to_string(count * sizeof(float)));
-    if (end > begin) std::memcpy(destination, data.data() + begin, end - begin);
+    if (end - begin != count * element_bytes)
+      throw Error(source + ": tensor " + name + " spans " + std::to_string(end - begin) + " bytes, its shape needs " + std::to_string(count * element_bytes));
+    if (f16) {
+      for (std::uint64_t i = 0; i < count; ++i) {
+        std::uint16_t half = 0;
+        std::memcpy(&half, data.data() + begin + 2 * i, 2);
+        destination[i] = f16_to_float(half);
+      }
+    } else if (end > begin) {
+      std::memcpy(destination, data.data() + begin, end - begin);
+    }
     spans.emplace_back(begin, end, name);
     for (std::uint64_t i = 0; i < count; ++i) {
       if (!std::isfinite(destination[i])) throw Error(source + ": tensor " + name + " holds a NaN or infinite value");
@@ -297,8 +378,8 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     const Parameters p = parameters(layer);
     if (!p.W) continue;
     const std::string& prefix = names[named++];
-    read_tensor(prefix + ".weight", weight_shape(layer), p.W->data());  // [out, in(, kh, kw)] = W column-major
-    read_tensor(prefix + ".bias", {p.b->size()}, p.b->data());
+    read_tensor(prefix + ".weight", weight_shape(layer), p.W->data(), true);  // [out, in(, kh, kw)] = W column-major
+    read_tensor(prefix + ".bias", {p.b->size()}, p.b->data(), true);
   }
   // A checkpoint's optimizer state: any shape of at most 2 dimensions, validated like the rest.
   std::vector<NamedTensor> extra;
@@ -318,7 +399,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     }
     if (count * sizeof(float) > data.size()) throw Error(source + ": tensor " + key + " is larger than the file's data");
     tensor.values.resize(count);
-    read_tensor(key, tensor.shape, tensor.values.data());
+    read_tensor(key, tensor.shape, tensor.values.data(), false);
     extra.push_back(std::move(tensor));
   }
   if (header.size() != tensors_expected) {

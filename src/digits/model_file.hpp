@@ -3,6 +3,9 @@
 //
 //   [8 bytes: N, little-endian u64] [N bytes: JSON header] [raw little-endian float32 data]
 //
+// The network's tensors may instead be stored as float16 (safetensors' F16), half the bytes, for
+// a page that downloads its model (docs/app.md, "Without a server"); they are read back as float32.
+//
 // Tensors are named like PyTorch's nn.Linear layers, fc1.weight (out × in), fc1.bias (out), fc2…,
 // and its nn.Conv2d layers, conv1.weight [out_channels, in_channels, kh, kw], conv1.bias, conv2…,
 // so a Python user can load them straight into torch. In memory our W is (in × out), the ancestor's
@@ -10,6 +13,7 @@
 // rebuild and use the network travels in the header's __metadata__ (string → string).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <span>
@@ -37,6 +41,17 @@ struct NamedTensor {
   std::vector<float> values;
 };
 
+// How the network's weights are stored: F32 (float32, every program's default) or F16 (IEEE 754
+// half precision: 11 significant bits, so about 3 decimal digits, and at most 65504). The
+// optimizer's tensors of a checkpoint are always F32.
+enum class Storage { f32, f16 };
+
+// float32 → float16, rounding to nearest (ties to even), as numpy's astype(float16) does. Throws
+// Error for a value beyond F16's range (|x| ≥ 65520 rounds to infinity) or not finite.
+std::uint16_t float_to_f16(float value);
+// float16 → float32, exactly (every F16 value is a float32 value).
+float f16_to_float(std::uint16_t half);
+
 struct Model {
   Network network;
   Metadata metadata;
@@ -46,15 +61,19 @@ struct Model {
 // The file's bytes. The metadata keys that describe the network (format, format_version,
 // architecture, input_shape (version 2), hidden_activation, output, input_scale) are written from the network itself and
 // override any of the same name in `metadata`. Extra tensors must be named "optimizer.…".
-std::string serialize_model(const Network& network, const Metadata& metadata, const std::vector<NamedTensor>& extra = {});
+// Storage::f16 stores the network's tensors as F16: each weight rounded to the nearest F16 value,
+// an Error for a weight beyond its range.
+std::string serialize_model(const Network& network, const Metadata& metadata, const std::vector<NamedTensor>& extra = {},
+                            Storage storage = Storage::f32);
 
 // Writes the model atomically: temporary file, fsync, rename.
 void save_model(const std::filesystem::path& path, const Network& network, const Metadata& metadata,
-                const std::vector<NamedTensor>& extra = {});
+                const std::vector<NamedTensor>& extra = {}, Storage storage = Storage::f32);
 
-// Parses and validates a model: header length, JSON, format and version, dtypes, each tensor's
-// shape against the architecture, offsets against the data size, and finite values. Any defect
-// throws Error naming `source` and what was wrong. A round trip is bit-exact.
+// Parses and validates a model: header length, JSON, format and version, dtypes (F32, or F16 for
+// the network's tensors), each tensor's shape against the architecture, offsets against the data
+// size, and finite values. Any defect throws Error naming `source` and what was wrong. A round
+// trip is bit-exact (an F16 file read and written again as F16 gives the same bytes).
 Model parse_model(std::span<const unsigned char> bytes, const std::string& source);
 Model load_model(const std::filesystem::path& path);
 

@@ -48,11 +48,11 @@ const std::vector<Preset>& presets() {
     // the feedback guard's validation digits, so the app's guard is measured on unseen digits.
     best.recipe.validation = 5000;
 
-    // The two conv presets follow the literature and have not yet been timed or measured over seeds
-    // on the 2-core machine (issue 12): their epochs are estimates from the arithmetic per image.
-    // A first smoke run (2026-12-03, a loaded machine): one epoch of cnn-fast took 27 s of CPU time
-    // and read 99.01% of the test set, so today's conv path must get about three times faster
-    // (bench_micro's BM_TrainStepConvPreset) before 12 epochs fit in two minutes, or fewer epochs do.
+    // The two conv presets follow the literature. Measured on the 2-core machine (Intel Xeon,
+    // AVX-512), 2026-12-03, seeds 1–3, other developers' builds sharing the cores:
+    //   cnn-fast  99.54, 99.56, 99.71% (mean 99.60%), 79–141 s
+    //   cnn       99.63, 99.55, 99.61% (mean 99.60%), 661–704 s (1,168 s for seed 1, which shared
+    //             the cores with a second training for its first ten minutes)
     //
     // cnn-fast: a LeNet-like pair of 5×5 convolutions, twice LeNet-5's channels (LeCun et al. 1998,
     // 99.05% without distortions); about 1.1 million multiply-adds per image forward, so a few

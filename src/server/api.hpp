@@ -13,6 +13,7 @@
 
 #include "digits/model_file.hpp"
 #include "feedback/store.hpp"
+#include "server/reading.hpp"  // kUnsureBelow, the layers and a reading as JSON, encode_base64
 
 namespace digits::server {
 
@@ -31,21 +32,9 @@ class RequestError : public std::runtime_error {
   std::map<std::string, std::string> headers;  // sent with the error: Retry-After, WWW-Authenticate
 };
 
-// A prediction whose top probability is below this is shown as unsure rather than as an answer.
-// Chosen so that clear drawings (typically above 0.9) pass and scribbles and ambiguous shapes
-// (a 4 that could be a 9 splits about evenly) do not; docs/app.md states the rule.
-inline constexpr double kUnsureBelow = 0.7;
-
 // The largest drawing the server decodes, in pixels per side: the library's own limit. The page
 // sends 280×280; the body limit (HttpLimits::max_body_bytes) bounds the JSON pixel form further.
 inline constexpr int kMaxDrawingSide = 4096;
-
-// Bounds on what the page's "Inside the network" panel is sent. A conv or pooling layer's maps go
-// one byte a value, at most kMaxMapBytes of them per answer (the cnn preset's four map layers
-// hold 28,160); a layer past the budget is sent with its shape and "maps": null. GET /api/model
-// sends at most kMaxKernelsShown of the first convolution's kernels.
-inline constexpr std::size_t kMaxMapBytes = 65536;
-inline constexpr int kMaxKernelsShown = 64;
 
 // The longest client_id a judgement may carry, in bytes: the page sends a UUID (36).
 inline constexpr std::size_t kMaxClientIdBytes = 64;
@@ -115,8 +104,6 @@ nlohmann::json v2_infer(const ServedModel& served, std::string_view body);
 // A data URL of an image ("data:image/png;base64,iVBOR…") → the image file's bytes; throws
 // RequestError (400) when it is no base64 data URL of an image.
 std::string decode_data_url(std::string_view url);
-// Standard base64 with padding (RFC 4648 §4): every 3 bytes become 4 characters.
-std::string encode_base64(std::string_view bytes);
 // Strict standard base64 (RFC 4648 §4), padding optional; throws RequestError on any other byte.
 std::string decode_base64(std::string_view text);
 

@@ -46,7 +46,7 @@ std::vector<Matrix> library_activations(const Network& network, int digit) {
 }
 
 TEST(ConvApi, Base64RoundTrips) {
-  for (const std::string bytes : {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("\x00\xff\x80 digits", 10)}) {
+  for (const std::string& bytes : {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("\x00\xff\x80 digits", 10)}) {
     EXPECT_EQ(server::decode_base64(server::encode_base64(bytes)), bytes);
   }
   EXPECT_EQ(server::encode_base64("foob"), "Zm9vYg==");

@@ -381,6 +381,25 @@ TEST_F(Cli, PredictWithASavedModelMatchesTheBuiltInOne) {
   EXPECT_EQ(json_lines(builtin.out).at(0).at("probabilities"), json_lines(from_file.out).at(0).at("probabilities"));
 }
 
+// `convert --dtype f16` halves the file; the F16 model reads the drawing as the F32 one does,
+// within F16's rounding, and converting back to F32 gives the rounded weights, not the originals.
+TEST_F(Cli, ConvertWritesAnF16ModelThatPredictsAlike) {
+  const fs::path half = dir / "half.safetensors", back = dir / "back.safetensors";
+  const Outcome run = digits({"convert", "--dtype", "f16", "--out", half.string()});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "weights as F16");
+  const std::uintmax_t f32_size = fs::file_size(builtin_model_file());
+  EXPECT_LT(fs::file_size(half), f32_size * 51 / 100);
+  const auto f32 = json_lines(digits({"predict", "--json", good_png().string()}).out).at(0);
+  const auto f16 = json_lines(digits({"predict", "--json", "--model", half.string(), good_png().string()}).out).at(0);
+  EXPECT_EQ(f16.at("digit"), f32.at("digit"));
+  for (int d = 0; d < 10; ++d) EXPECT_NEAR(f16.at("probabilities")[d].get<double>(), f32.at("probabilities")[d].get<double>(), 1e-3);
+  ASSERT_EQ(digits({"convert", "--model", half.string(), "--dtype", "f32", "--out", back.string()}).status, 0);
+  EXPECT_EQ(fs::file_size(back), f32_size);
+  EXPECT_EQ(json_lines(digits({"predict", "--json", "--model", back.string(), good_png().string()}).out).at(0), f16);
+  EXPECT_EQ(digits({"convert", "--dtype", "f8", "--out", back.string()}).status, 2);
+}
+
 TEST_F(Cli, PredictReportsEachBadFileAndStillPredictsTheOthers) {
   const fs::path good = good_png();
   write_bytes(dir / "notes.txt", "hello, I am not an image\n");
@@ -820,7 +839,23 @@ TEST_F(CliFeedback, ImproveFeedbackNamesABadSource) {
   write_bytes(dir / "notes.txt", "hello");
   run = digits({"improve", "--feedback", "notes.txt", "--data", "data", "--out", "x.safetensors"});
   EXPECT_EQ(run.status, 1);
-  EXPECT_CONTAINS(run.err, "notes.txt: neither a feedback database nor an IDX images file");
+  EXPECT_CONTAINS(run.err, "notes.txt: neither a feedback database, nor the page's export (JSON), nor an IDX images file");
+  // The page's export (web/wasm-mode.js): JSON, checked field by field.
+  const std::vector<std::pair<std::string, std::string>> exports = {
+      {"{\"judgements\": []}", "JSON, but not the page's export"},
+      {R"({"format": "digits-feedback", "version": 2, "judgements": []})", "export version 2"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": []})", "holds no judgements"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 12, "drawing": ""}]})", "judgement 1: \"label\" must be a digit 0–9"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 1, "drawing": "data:text/plain;base64,aGk="}]})", "judgement 1: \"image\" is a data URL of 'text/plain;base64'"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 1, "drawing": "data:image/png;base64,aGk="}]})", "judgement 1: not an image digits reads"},
+      {"{\"format\": ", "not valid JSON"},
+  };
+  for (const auto& [text, message] : exports) {
+    write_bytes(dir / "export.json", text);
+    run = digits({"improve", "--feedback", "export.json", "--data", "data", "--out", "x.safetensors"});
+    EXPECT_EQ(run.status, 1) << text;
+    EXPECT_CONTAINS(run.err, "export.json: " + message);
+  }
   fs::create_directories(dir / "lonely");
   write_idx(drawn_digits(), dir / "lonely/feedback-images-idx3-ubyte", dir / "elsewhere-labels");
   run = digits({"improve", "--feedback", "lonely/feedback-images-idx3-ubyte", "--data", "data", "--out", "x.safetensors"});

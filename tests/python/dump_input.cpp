@@ -96,7 +96,14 @@ void make(const fs::path& dir) {
     const fs::path path = dir / (std::string(r.name) + ".safetensors");
     save_model(path, network, {{"note", "random weights for the Python reader's test"}});
     std::printf("%s\n", path.c_str());
+    // The same weights stored as F16 (docs/model-format.md): the reader widens them as the program does.
+    const fs::path f16 = dir / (std::string(r.name) + "-f16.safetensors");
+    save_model(f16, network, {{"note", "random weights, F16"}}, {}, Storage::f16);
+    std::printf("%s\n", f16.c_str());
   }
+  const Model builtin_model = parse_model(builtin, "built-in model");
+  save_model(dir / "builtin-f16.safetensors", builtin_model.network, builtin_model.metadata, {}, Storage::f16);
+  std::printf("%s\n", (dir / "builtin-f16.safetensors").c_str());
 }
 
 void dump(const std::vector<std::string>& files) {

@@ -228,6 +228,31 @@ TEST(FineTune, TheStartingModelIsASecondReferenceAgainstSlowDrift) {
   EXPECT_TRUE(fine_tune_guarded(world().live, corrections, {}, world().replay, validation, settings).verdict.accepted);
 }
 
+TEST(FineTune, ALiveCountTheCallerKnowsIsUsedInsteadOfMeasuringItAgain) {
+  const Dataset corrections = vertical_strokes(20, 4, 3);
+  const FineTuneResult measured = fine_tune_guarded(world().live, corrections, {}, world().replay, world().validation, {});
+  ASSERT_TRUE(measured.verdict.accepted) << measured.verdict.reason;
+  EXPECT_EQ(measured.verdict.validation_correct_before, static_cast<long long>(evaluate(world().live, world().validation, 1).correct));
+  EXPECT_EQ(measured.verdict.validation_correct_after, static_cast<long long>(evaluate(measured.candidate, world().validation, 1).correct));
+
+  // Told the count it just measured: the same verdict, word for word.
+  FineTuneSettings told;
+  told.live_validation_correct = measured.verdict.validation_correct_before;
+  const FineTuneResult same = fine_tune_guarded(world().live, corrections, {}, world().replay, world().validation, told);
+  EXPECT_EQ(same.verdict.reason, measured.verdict.reason);
+  EXPECT_EQ(same.verdict.validation_correct_before, measured.verdict.validation_correct_before);
+  EXPECT_DOUBLE_EQ(same.verdict.validation_before, measured.verdict.validation_before);
+
+  // Told another count, the guard believes it: it was not measured again.
+  told.live_validation_correct = measured.verdict.validation_correct_before - 7;
+  const FineTuneResult believed = fine_tune_guarded(world().live, corrections, {}, world().replay, world().validation, told);
+  EXPECT_EQ(believed.verdict.validation_correct_before, told.live_validation_correct);
+  EXPECT_DOUBLE_EQ(believed.verdict.validation_before, static_cast<double>(told.live_validation_correct) / static_cast<double>(world().validation.size()));
+
+  told.live_validation_correct = static_cast<long long>(world().validation.size()) + 1;
+  EXPECT_THROW(fine_tune_guarded(world().live, corrections, {}, world().replay, world().validation, told), Error);
+}
+
 TEST(FineTune, EarlierCorrectionsAreReplayed) {
   // With earlier corrections of the new style in the mix, the new ones (of another digit's label)
   // do not erase them: both styles are read after the fine-tune.

@@ -435,9 +435,9 @@ TEST(ModelFileRejects, AnInputScaleThatIsNotAPositiveNumber) {
 }
 
 TEST(ModelFileRejects, AnotherDtype) {
-  const std::string message = error_after([](Parts& p) { p.header["fc2.weight"]["dtype"] = "F16"; });
+  const std::string message = error_after([](Parts& p) { p.header["fc2.weight"]["dtype"] = "F64"; });
   EXPECT_CONTAINS(message, kSource);
-  EXPECT_CONTAINS(message, "tensor fc2.weight has dtype \"F16\", expected \"F32\"");
+  EXPECT_CONTAINS(message, "tensor fc2.weight has dtype \"F64\", expected \"F32\" or \"F16\"");
 }
 
 TEST(ModelFileRejects, AWrongShape) {
@@ -653,4 +653,100 @@ TEST(ModelFileRejects, AHugeArchitectureInATinyFileWithoutAllocatingIt) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0) << "3: loaded, 4: Error without the file name, 5: std::bad_alloc, 6: another exception";
+}
+
+// ---- F16 storage ----
+
+// Known encodings (IEEE 754 binary16), rounding to nearest with ties to even, the subnormals, and
+// the largest value; numpy's astype(float16) gives the same (tests/python checks the reader).
+TEST(ModelFileF16, ConvertsKnownValues) {
+  EXPECT_EQ(float_to_f16(0.0f), 0x0000);
+  EXPECT_EQ(float_to_f16(-0.0f), 0x8000);
+  EXPECT_EQ(float_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(float_to_f16(-2.0f), 0xc000);
+  EXPECT_EQ(float_to_f16(0.1f), 0x2e66);           // 0.0999755859375, the nearest
+  EXPECT_EQ(float_to_f16(65504.0f), 0x7bff);       // the largest
+  EXPECT_EQ(float_to_f16(65519.0f), 0x7bff);       // still rounds down to it
+  EXPECT_EQ(float_to_f16(std::ldexp(1.0f, -14)), 0x0400);  // the smallest normal
+  EXPECT_EQ(float_to_f16(std::ldexp(1.0f, -24)), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(float_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // half of it: a tie, to even (0)
+  EXPECT_EQ(float_to_f16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 × 2^−24: a tie, to even (2)
+  EXPECT_EQ(float_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // halfway between 1 and the next: to even
+  EXPECT_EQ(float_to_f16(1.0f + std::ldexp(3.0f, -11)), 0x3c02);  // halfway between 0x3c01 and 0x3c02: to even
+  EXPECT_EQ(float_to_f16(2047.5f), 0x6800);        // rounds up into the next exponent: 2048
+  EXPECT_FLOAT_EQ(f16_to_float(0x2e66), 0.0999755859375f);
+  EXPECT_EQ(f16_to_float(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(f16_to_float(0x8400), -std::ldexp(1.0f, -14));
+  EXPECT_NE(error_of([] { float_to_f16(65520.0f); }).find("65504"), std::string::npos);
+  EXPECT_FALSE(error_of([] { float_to_f16(std::numeric_limits<float>::infinity()); }).empty());
+  EXPECT_FALSE(error_of([] { float_to_f16(std::numeric_limits<float>::quiet_NaN()); }).empty());
+}
+
+// Every finite F16 value survives F16 → float32 → F16, and float32 values between two F16 values
+// go to the nearer one.
+TEST(ModelFileF16, EveryValueRoundTrips) {
+  for (std::uint32_t bits = 0; bits < 0x10000; ++bits) {
+    const auto half = static_cast<std::uint16_t>(bits);
+    if ((half & 0x7c00) == 0x7c00) continue;  // infinity and NaN
+    ASSERT_EQ(float_to_f16(f16_to_float(half)), half) << std::hex << bits;
+  }
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-3.0f, 3.0f);
+  for (int i = 0; i < 100000; ++i) {
+    const float x = uniform(rng);
+    const std::uint16_t h = float_to_f16(x);
+    const float at = f16_to_float(h);
+    const float below = f16_to_float(static_cast<std::uint16_t>(h - 1)), above = f16_to_float(static_cast<std::uint16_t>(h + 1));
+    ASSERT_LE(std::abs(x - at), std::abs(x - below)) << x;
+    ASSERT_LE(std::abs(x - at), std::abs(x - above)) << x;
+  }
+}
+
+// An F16 file: the network's tensors say "F16" and take 2 bytes a value; it loads to the rounded
+// weights, and writing it again as F16 gives the same bytes.
+TEST(ModelFileF16, SavesAndLoadsHalfTheBytes) {
+  const Network original = sample_network();
+  const std::string f32 = serialize_model(original, sample_metadata());
+  const std::string f16 = serialize_model(original, sample_metadata(), {}, Storage::f16);
+  const Parts parts = split(f16);
+  EXPECT_EQ(parts.header["fc1.weight"]["dtype"], "F16");
+  EXPECT_EQ(parts.header["fc3.bias"]["dtype"], "F16");
+  EXPECT_EQ(parts.data.size() * 2, split(f32).data.size());
+  const Model loaded = parse(f16);
+  for (std::size_t i = 0; i < loaded.network.layers.size(); ++i) {
+    const ConstParameters from = parameters(original.layers[i]), to = parameters(loaded.network.layers[i]);
+    for (Eigen::Index k = 0; k < from.W->size(); ++k) ASSERT_EQ(to.W->data()[k], f16_to_float(float_to_f16(from.W->data()[k])));
+    for (Eigen::Index k = 0; k < from.b->size(); ++k) ASSERT_EQ(to.b->data()[k], f16_to_float(float_to_f16(from.b->data()[k])));
+  }
+  EXPECT_EQ(serialize_model(loaded.network, loaded.metadata, {}, Storage::f16), f16);
+  EXPECT_EQ(loaded.metadata.at("note"), sample_metadata().at("note"));
+}
+
+// A checkpoint's optimizer state stays F32 in an F16 file, and an F16 optimizer tensor is refused.
+TEST(ModelFileF16, OptimizerStateStaysF32) {
+  const std::vector<NamedTensor> extra = {{"optimizer.fc1.bias.m", {7}, {1, 2, 3, 4, 5, 6, 7.5f}}};
+  const std::string bytes = serialize_model(sample_network(), {}, extra, Storage::f16);
+  Parts parts = split(bytes);
+  EXPECT_EQ(parts.header["optimizer.fc1.bias.m"]["dtype"], "F32");
+  EXPECT_EQ(parse(bytes).extra.at(0).values, extra[0].values);
+  parts.header["optimizer.fc1.bias.m"]["dtype"] = "F16";
+  EXPECT_NE(parse_error(join(parts)).find("expected \"F32\""), std::string::npos);
+}
+
+// The checks hold for F16 too: the byte count follows the dtype, and an F16 infinity is refused.
+TEST(ModelFileF16, RejectsWhatF32Rejects) {
+  const std::string bytes = serialize_model(sample_network(), {}, {}, Storage::f16);
+  Parts parts = split(bytes);
+  parts.header["fc3.bias"]["dtype"] = "F32";  // 3 values need 12 bytes; the tensor spans 6
+  EXPECT_NE(parse_error(join(parts)).find("spans 6 bytes, its shape needs 12"), std::string::npos);
+  parts = split(bytes);
+  const std::uint64_t begin = parts.header["fc1.weight"]["data_offsets"][0];
+  parts.data[begin] = '\x00', parts.data[begin + 1] = '\x7c';  // +infinity
+  EXPECT_NE(parse_error(join(parts)).find("NaN or infinite"), std::string::npos);
+  parts = split(bytes);
+  parts.header["fc1.weight"]["dtype"] = "BF16";
+  EXPECT_NE(parse_error(join(parts)).find("expected \"F32\" or \"F16\""), std::string::npos);
+  Network large = sample_network();
+  std::get<DenseLayer>(large.layers[0]).W(0, 0) = 70000.0f;
+  EXPECT_NE(error_of([&] { serialize_model(large, {}, {}, Storage::f16); }).find("fc1.weight cannot be stored as F16"), std::string::npos);
 }

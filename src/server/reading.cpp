@@ -1,0 +1,158 @@
+#include "server/reading.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace digits::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+// What each layer is called, in order: conv1, conv2 … and fc1, fc2 … as the model file names
+// their weights (Network::parameter_names), pool1, pool2 … and flatten for the layers without.
+std::vector<std::string> layer_names(const Network& network) {
+  std::vector<std::string> names;
+  int convs = 0, pools = 0, denses = 0;
+  for (const Layer& layer : network.layers) {
+    if (std::holds_alternative<Conv2dLayer>(layer)) names.push_back("conv" + std::to_string(++convs));
+    if (std::holds_alternative<MaxPool2Layer>(layer)) names.push_back("pool" + std::to_string(++pools));
+    if (std::holds_alternative<FlattenLayer>(layer)) names.push_back("flatten");
+    if (std::holds_alternative<DenseLayer>(layer)) names.push_back("fc" + std::to_string(++denses));
+  }
+  return names;
+}
+
+const char* kind_name(const Layer& layer) {
+  if (std::holds_alternative<Conv2dLayer>(layer)) return "conv2d";
+  if (std::holds_alternative<MaxPool2Layer>(layer)) return "maxpool2";
+  if (std::holds_alternative<FlattenLayer>(layer)) return "flatten";
+  return "dense";
+}
+
+// What layer i applies to its sum: its activation, "softmax" for the last, "max" for pooling,
+// "none" for flatten.
+std::string function_name(const Network& network, std::size_t i) {
+  if (i + 1 == network.layers.size()) return "softmax";
+  const Layer& layer = network.layers[i];
+  if (const auto* dense = std::get_if<DenseLayer>(&layer)) return std::string(activation_name(dense->activation));
+  if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) return std::string(activation_name(conv->activation));
+  return std::holds_alternative<MaxPool2Layer>(layer) ? "max" : "none";
+}
+
+bool is_map(const Layer& layer) { return std::holds_alternative<Conv2dLayer>(layer) || std::holds_alternative<MaxPool2Layer>(layer); }
+
+json shape_array(Shape shape) { return {shape.channels, shape.height, shape.width}; }
+
+// A map layer's output for the page's grey pictures, one byte a value: 0 stands for `low` (the
+// smallest value, or 0 when none is negative), 255 for `high` (the largest), linear between.
+// Bytes rather than numbers: with the cnn-fast preset's network, the answer for a drawn 7 is 23 KB;
+// with its 14,080 map values as JSON numbers it was 140 KB.
+json map_entry(const Matrix& A) {
+  const float low = std::min(0.0f, A.minCoeff()), high = A.maxCoeff();
+  const float scale = high > low ? 255.0f / (high - low) : 0.0f;
+  std::string bytes(static_cast<std::size_t>(A.size()), '\0');
+  for (Eigen::Index i = 0; i < A.size(); ++i) bytes[static_cast<std::size_t>(i)] = static_cast<char>(std::lround((A.data()[i] - low) * scale));
+  return {{"low", low}, {"high", high}, {"maps", encode_base64(bytes)}};
+}
+
+}  // namespace
+
+json describe_layers(const Network& network) {
+  const std::vector<std::string> names = layer_names(network);
+  json layers = json::array();
+  for (std::size_t i = 0; i < network.layers.size(); ++i) {
+    const Layer& layer = network.layers[i];
+    const ConstParameters p = parameters(layer);
+    layers.push_back({
+        {"name", names[i]},
+        {"kind", kind_name(layer)},
+        {"spec", layer_spec_text(network.specs()[i])},
+        {"output", is_map(layer) ? shape_array(output_shape(layer)) : json::array({layer_outputs(layer)})},
+        {"function", function_name(network, i)},
+        {"parameters", p.W ? p.W->size() + p.b->size() : 0},
+    });
+  }
+  return layers;
+}
+
+// At most kMaxKernelsShown of them, so the answer stays small whatever the model.
+json first_layer_kernels(const Network& network) {
+  const auto* conv = std::get_if<Conv2dLayer>(&network.layers.front());
+  if (!conv) return nullptr;
+  const int count = static_cast<int>(conv->W.cols());
+  const int shown = std::min(count, kMaxKernelsShown);
+  // W is (C·k·k × C′) column-major: column o is filter o in the order [c][ky][kx], so the first
+  // `shown` columns are the first `shown` filters, PyTorch's [out, in, kh, kw] order.
+  const float* W = conv->W.data();
+  return {
+      {"layer", "conv1"},
+      {"count", count},
+      {"shape", {shown, conv->input_shape().channels, conv->kernel(), conv->kernel()}},
+      {"values", std::vector<float>(W, W + static_cast<std::ptrdiff_t>(shown) * conv->W.rows())},
+  };
+}
+
+json reading(const Network& network, const Preprocessed& input) {
+  const std::vector<Matrix> outputs =
+      network.activations(Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size())));
+  const Matrix& probabilities = outputs.back();
+  int digit = 0;
+  const double top = probabilities.row(0).maxCoeff(&digit);
+  json layers = json::array();
+  const std::vector<std::string> names = layer_names(network);
+  std::size_t map_bytes = 0;  // of kMaxMapBytes
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const bool last = i + 1 == outputs.size();
+    const Layer& layer = network.layers[i];
+    if (std::holds_alternative<FlattenLayer>(layer)) continue;  // the previous layer's values again
+    json entry = {{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
+                  {"name", names[i]},
+                  {"kind", kind_name(layer)},
+                  {"function", function_name(network, i)}};
+    if (is_map(layer)) {  // C maps of H×W: grey pictures, channel by channel, row by row
+      entry["shape"] = shape_array(output_shape(layer));
+      const auto bytes = static_cast<std::size_t>(outputs[i].size());
+      if (map_bytes + bytes <= kMaxMapBytes) {
+        map_bytes += bytes;
+        entry.update(map_entry(outputs[i]));
+      } else {
+        entry["maps"] = nullptr;  // past the answer's budget: the page says so
+      }
+    } else {
+      entry["values"] = std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size());
+    }
+    layers.push_back(std::move(entry));
+  }
+
+  std::vector<int> seen(input.pixels.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) seen[i] = static_cast<int>(std::lround(input.pixels[i]));
+  return {
+      {"digit", digit},
+      {"probability", top},
+      {"unsure", top < kUnsureBelow},
+      {"probabilities", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())},
+      {"input", {{"width", kInputSide}, {"height", kInputSide}, {"pixels", seen}}},
+      {"inverted", input.inverted},
+      {"activations", layers},
+  };
+}
+
+std::string encode_base64(std::string_view bytes) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string text;
+  text.reserve((bytes.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
+    std::uint32_t group = 0;  // three bytes, the missing ones 0
+    for (std::size_t k = 0; k < 3; ++k) group = group << 8 | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
+    for (std::size_t k = 0; k < 4; ++k) text.push_back(k <= n ? kAlphabet[group >> (18 - 6 * k) & 63] : '=');
+  }
+  return text;
+}
+
+}  // namespace digits::server

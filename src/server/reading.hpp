@@ -1,0 +1,47 @@
+// What the page is told about a network and about one reading of a drawing, as JSON: the parts of
+// GET /api/model and POST /api/predict that describe layers and activations (docs/api.md). One
+// code for both places the page gets them from: the server (api.cpp) and, without a server, the
+// same functions compiled to WebAssembly (src/web_wasm), so "Inside the network" draws the same
+// answer from either. Needs the library and nlohmann-json only: no HTTP, no SQLite.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "digits/network.hpp"
+#include "digits/preprocess.hpp"
+
+namespace digits::server {
+
+// A prediction whose top probability is below this is shown as unsure rather than as an answer.
+// Chosen so that clear drawings (typically above 0.9) pass and scribbles and ambiguous shapes
+// (a 4 that could be a 9 splits about evenly) do not; docs/app.md states the rule.
+inline constexpr double kUnsureBelow = 0.7;
+
+// Bounds on what the page's "Inside the network" panel is sent. A conv or pooling layer's maps go
+// one byte a value, at most kMaxMapBytes of them per answer (the cnn preset's four map layers
+// hold 28,160); a layer past the budget is sent with its shape and "maps": null. GET /api/model
+// sends at most kMaxKernelsShown of the first convolution's kernels.
+inline constexpr std::size_t kMaxMapBytes = 65536;
+inline constexpr int kMaxKernelsShown = 64;
+
+// Every layer for clients (GET /api/model, the v2 metadata): its name, kind, how the command line
+// writes it, the shape it outputs ([C, H, W] for a map, [n] for a vector), its function and how
+// many weights it has.
+nlohmann::json describe_layers(const Network& network);
+
+// The first layer's kernels when it is a convolution, for the page's pictures; null otherwise.
+nlohmann::json first_layer_kernels(const Network& network);
+
+// One drawing read by the network, from its preprocessed input: digit, probability, unsure, the
+// ten probabilities, the 28×28 input the network saw, inverted, and every layer's output
+// (activations: a dense layer's values as numbers, a conv or pooling layer's maps as base64
+// bytes). POST /api/predict's answer without its time.
+nlohmann::json reading(const Network& network, const Preprocessed& input);
+
+// Standard base64 with padding (RFC 4648 §4): every 3 bytes become 4 characters.
+std::string encode_base64(std::string_view bytes);
+
+}  // namespace digits::server
