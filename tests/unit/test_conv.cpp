@@ -14,6 +14,7 @@
 #include "digits/layer.hpp"
 #include "digits/model_file.hpp"
 #include "digits/network.hpp"
+#include "../support/same_weights.hpp"
 #include "digits/optimizer.hpp"
 #include "digits/random.hpp"
 
@@ -535,11 +536,6 @@ TEST(ConvTraining, WeightsDoNotDependOnTheNumberOfThreads) {
   for (int threads : {2, 3}) {
     const Network many = train(threads);
     EXPECT_EQ(many.threads(), threads);
-    for (std::size_t i = 0; i < one.layers.size(); ++i) {
-      const ConstParameters a = parameters(one.layers[i]), b = parameters(many.layers[i]);
-      if (!a.W) continue;
-      EXPECT_EQ(std::memcmp(a.W->data(), b.W->data(), sizeof(float) * static_cast<std::size_t>(a.W->size())), 0) << "layer " << i;
-      EXPECT_EQ(std::memcmp(a.b->data(), b.b->data(), sizeof(float) * static_cast<std::size_t>(a.b->size())), 0) << "layer " << i;
-    }
+    support::expect_same_weights(one, many);
   }
 }

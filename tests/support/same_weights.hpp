@@ -1,0 +1,24 @@
+// Whether two networks of the same architecture hold the same weights bit for bit: the check behind
+// every "the weights do not depend on the number of threads" test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "digits/layer.hpp"
+#include "digits/network.hpp"
+
+namespace digits::support {
+
+inline void expect_same_weights(const Network& a, const Network& b) {
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    const ConstParameters p = parameters(a.layers[i]), q = parameters(b.layers[i]);
+    if (!p.W) continue;  // pooling and flatten learn nothing
+    EXPECT_EQ(std::memcmp(p.W->data(), q.W->data(), sizeof(float) * static_cast<std::size_t>(p.W->size())), 0) << "layer " << i;
+    EXPECT_EQ(std::memcmp(p.b->data(), q.b->data(), sizeof(float) * static_cast<std::size_t>(p.b->size())), 0) << "layer " << i;
+  }
+}
+
+}  // namespace digits::support
