@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <span>
 
 #include "digits/augment.hpp"
 #include "digits/builtin_model.hpp"
@@ -113,6 +114,27 @@ void BM_FirstLayerForwardSeed(benchmark::State& state) {
   state.counters["sparse"] = static_cast<double>(sparse) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_FirstLayerForwardSeed)->ArgsProduct({{0, 1}, {0, 1}});
+
+// Z = X·W + b for the dense shapes of the presets, on random numbers: (batch, in, out) =
+// seed's first layer, fast's two hidden layers, best's two hidden layers. dense_forward picks the
+// hand-written kernel up to kFewNeurons neurons and Eigen's product above (kernels.cpp).
+void BM_DenseForward(benchmark::State& state) {
+  const long batch = state.range(0), in = state.range(1), out = state.range(2);
+  Rng rng(3);
+  Matrix X(batch, in);
+  WeightMatrix W(in, out);
+  for (float& x : std::span(X.data(), static_cast<std::size_t>(X.size()))) x = rng.normal();
+  for (float& w : std::span(W.data(), static_cast<std::size_t>(W.size()))) w = rng.normal();
+  const RowVector b = RowVector::Zero(out);
+  Matrix Z;
+  for (auto _ : state) {
+    dense_forward(X, W, b, Z);
+    benchmark::DoNotOptimize(Z.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * double(batch * in * out) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DenseForward)->Args({40, 784, 50})->Args({64, 784, 512})->Args({64, 512, 256})->Args({128, 784, 768})->Args({128, 768, 768});
 
 // Multiply-adds of one image's forward pass: C′·H′·W′·C·k² per conv layer, in·out per dense one.
 double forward_multiply_adds(const Network& network) {

@@ -498,20 +498,25 @@ std::uint64_t augment_seed(std::uint64_t seed, std::size_t position) { return se
 
 void augment_batch(const Dataset& data, std::span<const std::size_t> indices, const AugmentSettings& settings,
                    std::uint64_t seed, float scale, Matrix& X, std::vector<std::uint8_t>& labels,
-                   std::size_t first_position) {
+                   std::size_t first_position, WorkerPool* pool) {
   validate(settings);
+  for (const std::size_t index : indices)
+    if (index >= data.size())
+      throw Error("augment_batch: index " + std::to_string(index) + " but " + data.name + " holds " + std::to_string(data.size()) + " images");
   const auto features = static_cast<Eigen::Index>(data.features());
   X.resize(static_cast<Eigen::Index>(indices.size()), features);
   labels.resize(indices.size());
-  for (std::size_t r = 0; r < indices.size(); ++r) {
-    if (indices[r] >= data.size())
-      throw Error("augment_batch: index " + std::to_string(indices[r]) + " but " + data.name + " holds " + std::to_string(data.size()) + " images");
-    Rng rng(augment_seed(seed, first_position + r));
-    const Result result = warp(data.image(indices[r]), data.rows, data.cols, settings, rng);
-    float* row = X.data() + static_cast<Eigen::Index>(r) * features;
-    write_shifted(result, data.rows, data.cols, [&](int at, float value) { row[at] = value * scale; });
-    labels[r] = data.labels[indices[r]];
-  }
+  constexpr int kShares = 4;
+  run_tasks(pool, kShares, [&](int share) {  // rows r_first…r_end−1, each from its own seed
+    const std::size_t r_first = indices.size() * share / kShares, r_end = indices.size() * (share + 1) / kShares;
+    for (std::size_t r = r_first; r < r_end; ++r) {
+      Rng rng(augment_seed(seed, first_position + r));
+      const Result result = warp(data.image(indices[r]), data.rows, data.cols, settings, rng);
+      float* row = X.data() + static_cast<Eigen::Index>(r) * features;
+      write_shifted(result, data.rows, data.cols, [&](int at, float value) { row[at] = value * scale; });
+      labels[r] = data.labels[indices[r]];
+    }
+  });
 }
 
 }  // namespace digits

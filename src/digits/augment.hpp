@@ -14,6 +14,7 @@
 #include "digits/dataset.hpp"
 #include "digits/random.hpp"
 #include "digits/tensor.hpp"
+#include "digits/worker_pool.hpp"
 
 namespace digits {
 
@@ -75,9 +76,10 @@ std::uint64_t augment_seed(std::uint64_t seed, std::size_t position);
 // Rng(augment_seed(seed, first_position + r)), so every row depends only on (seed, its position,
 // its image) — never on threads, batch size or the order of calls. Give the trainer's positions
 // in the epoch (first_position = the batch's offset) and a seed per epoch, and splitting a batch,
-// changing the batch size or running on another thread gives the same images.
+// changing the batch size or running on another thread gives the same images. With a pool, the
+// rows are shared among its threads.
 void augment_batch(const Dataset& data, std::span<const std::size_t> indices, const AugmentSettings& settings,
                    std::uint64_t seed, float scale, Matrix& X, std::vector<std::uint8_t>& labels,
-                   std::size_t first_position = 0);
+                   std::size_t first_position = 0, WorkerPool* pool = nullptr);
 
 }  // namespace digits

@@ -33,8 +33,8 @@ class DenseLayer {
   // X: (batch × in) and must outlive the backward call; returns A: (batch × out).
   // With skip_zero_inputs, Z is summed over the non-zero inputs only where that is faster
   // (dense_forward_sparse_input in kernels.hpp: a first layer over pixels, with few neurons).
-  // A large layer (kSplitWork multiply-adds or more) cuts its products into kShares shares, by
-  // rows of Z, run on `pool`'s threads when given one; the shares depend on the sizes alone.
+  // A large layer (kSplitWork multiply-adds or more) cuts its product into kShares shares, by
+  // columns of Z (neurons), run on `pool`'s threads when given one; the shares depend on the sizes alone.
   const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
 
   // Backward, given dA = ∂loss/∂A (batch × out):
@@ -42,7 +42,7 @@ class DenseLayer {
   //   dW = Xᵀ·dZ                      (in × out)
   //   db = Σ_rows dZ                  (1 × out)
   //   dX = dZ·Wᵀ                      (batch × in), only when wanted: the first layer's is unused
-  // Returns dX (empty when not computed). A large layer splits dW by columns and dX by rows into
+  // Returns dX (empty when not computed). A large layer splits dW and dX by columns into
   // kShares shares that depend on the sizes alone, so the number of threads changes no bit.
   const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 

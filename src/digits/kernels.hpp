@@ -16,12 +16,17 @@ void dense_forward(const Matrix& X, const WeightMatrix& W, const RowVector& b, M
 // dW = Xᵀ·dZ.              X: (batch × in), dZ: (batch × out), dW: (in × out)
 void dense_weight_gradient(const Matrix& X, const Matrix& dZ, WeightMatrix& dW);
 
+// The tuned forward is a hand-written kernel for layers of at most kFewNeurons neurons (the seed
+// recipe's 50) and Eigen's product above that.
+inline constexpr long kFewNeurons = 64;
+
 // The same products over one share of the work, for threads to split them (dense_layer.cpp):
-//   rows first…first+count−1 of Z = X·W + b          Z already (batch × out)
+//   columns first…first+count−1 of Z = X·W + b        Z already (batch × out), Eigen's product
 //   columns first…first+count−1 of dW = Xᵀ·dZ         dW already (in × out)
-// Every entry is computed exactly as by the whole product, so a split never changes a bit.
-void dense_forward_rows(const Matrix& X, const WeightMatrix& W, const RowVector& b, Matrix& Z, Eigen::Index first,
-                        Eigen::Index count);
+// A share's entries depend on the share's bounds alone, so fixed bounds give the same bits
+// whichever thread computes them.
+void dense_forward_columns(const Matrix& X, const WeightMatrix& W, const RowVector& b, Matrix& Z, Eigen::Index first,
+                           Eigen::Index count);
 void dense_weight_gradient_columns(const Matrix& X, const Matrix& dZ, WeightMatrix& dW, Eigen::Index first,
                                    Eigen::Index count);
 

@@ -190,7 +190,7 @@ float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels,
     }
     dA = &backward(layers[i], *dA, /*compute_dX=*/i > 0, pool_.get());
   }
-  optimizer.step(layers);
+  optimizer.step(layers, pool_.get());
   return loss;
 }
 

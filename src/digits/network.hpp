@@ -72,6 +72,7 @@ class Network {
   // order their gradients are added in never depend on it, so neither do the weights.
   void set_threads(int threads);
   int threads() const { return pool_ ? pool_->threads() : 1; }
+  WorkerPool* pool() const { return pool_.get(); }  // the threads set_threads gave it (null: one)
 
   std::vector<Layer> layers;
   float input_scale;

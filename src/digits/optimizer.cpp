@@ -25,23 +25,38 @@ OptimizerKind parse_optimizer(std::string_view name) {
 
 namespace {
 
-// One tensor's update; θ, dθ, m, v are a weight matrix or a bias row and their state.
-template <typename Tensor>
-void update(const OptimizerSettings& s, long long t, Tensor& theta, const Tensor& dtheta, Tensor& m, Tensor& v) {
-  const float lr = s.learning_rate;
+// One stretch of one tensor's update: θ, dθ, m, v are the same elements of a weight matrix (or a
+// bias row) and of its state, seen as flat vectors: every element's update needs only its own
+// values, so a tensor cut into stretches updates exactly as a whole.
+using Flat = Eigen::Map<Eigen::VectorXf>;
+void update(const OptimizerSettings& s, long long t, float weight_decay, Flat theta, Flat dtheta, Flat m, Flat v) {
+  const float lr = s.learning_rate, mu = s.momentum, lambda = weight_decay;
+  // One pass over the elements for the first three (the update is limited by memory, not arithmetic);
+  // g is dθ with the weight decay's λ·θ, the gradient of (λ/2)·‖θ‖², added. __restrict: the four
+  // tensors never overlap, and without the promise the compiler updates one element at a time.
+  float* __restrict w = theta.data();
+  const float* __restrict dw = dtheta.data();
+  float* __restrict velocity = m.data();
+  const Eigen::Index n = theta.size();
   switch (s.kind) {
     case OptimizerKind::sgd:
-      theta.noalias() -= lr * dtheta;
+      for (Eigen::Index i = 0; i < n; ++i) w[i] -= lr * (dw[i] + lambda * w[i]);
       break;
     case OptimizerKind::momentum:
-      m = s.momentum * m + dtheta;
-      theta.noalias() -= lr * m;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        velocity[i] = mu * velocity[i] + (dw[i] + lambda * w[i]);
+        w[i] -= lr * velocity[i];
+      }
       break;
     case OptimizerKind::nesterov:
-      m = s.momentum * m + dtheta;
-      theta.noalias() -= lr * (dtheta + s.momentum * m);
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const float g = dw[i] + lambda * w[i];
+        velocity[i] = mu * velocity[i] + g;
+        w[i] -= lr * (g + mu * velocity[i]);
+      }
       break;
     case OptimizerKind::adam: {
+      if (lambda > 0) dtheta += lambda * theta;
       m = s.beta1 * m + (1.0f - s.beta1) * dtheta;
       v = s.beta2 * v + (1.0f - s.beta2) * dtheta.cwiseAbs2();
       const float correction1 = 1.0f - std::pow(s.beta1, static_cast<float>(t));
@@ -52,9 +67,15 @@ void update(const OptimizerSettings& s, long long t, Tensor& theta, const Tensor
   }
 }
 
+// Elements first…first+count−1 of a tensor (a matrix or a row, stored contiguously) as a flat vector.
+template <typename Tensor>
+Flat stretch(Tensor& tensor, Eigen::Index first, Eigen::Index count) {
+  return Flat(tensor.data() + first, count);
+}
+
 }  // namespace
 
-void Optimizer::step(std::vector<Layer>& layers) {
+void Optimizer::step(std::vector<Layer>& layers, WorkerPool* pool) {
   std::size_t with_weights = 0;
   for (Layer& layer : layers) with_weights += parameters(layer).W != nullptr;
   if (state.size() != with_weights) {
@@ -68,15 +89,25 @@ void Optimizer::step(std::vector<Layer>& layers) {
     }
   }
   ++steps_taken;
-  std::size_t i = 0;  // which layer with weights
-  for (Layer& layer : layers) {
-    const Parameters p = parameters(layer);
-    if (!p.W) continue;
-    if (settings.weight_decay > 0) *p.dW += settings.weight_decay * *p.W;  // ∂/∂W of (λ/2)·‖W‖²
-    update(settings, steps_taken, *p.W, *p.dW, state[i].W1, state[i].W2);
-    update(settings, steps_taken, *p.b, *p.db, state[i].b1, state[i].b2);
-    ++i;
-  }
+  // Every tensor is cut into the same kShares stretches; the shares run on the pool's threads
+  // when the network is large enough for that to pay (a few microseconds per job).
+  Eigen::Index elements = 0;
+  for (Layer& layer : layers)
+    if (const Parameters p = parameters(layer); p.W) elements += p.W->size();
+  run_tasks(elements >= kSplitElements ? pool : nullptr, kShares, [&](int share) {
+    std::size_t i = 0;  // which layer with weights
+    for (Layer& layer : layers) {
+      const Parameters p = parameters(layer);
+      if (!p.W) continue;
+      Moments& moments = state[i++];
+      const Eigen::Index W_first = p.W->size() * share / kShares, W_count = p.W->size() * (share + 1) / kShares - W_first;
+      update(settings, steps_taken, settings.weight_decay, stretch(*p.W, W_first, W_count), stretch(*p.dW, W_first, W_count),
+             stretch(moments.W1, W_first, W_count), stretch(moments.W2, W_first, W_count));
+      const Eigen::Index b_first = p.b->size() * share / kShares, b_count = p.b->size() * (share + 1) / kShares - b_first;
+      update(settings, steps_taken, 0.0f, stretch(*p.b, b_first, b_count), stretch(*p.db, b_first, b_count),  // biases: no decay
+             stretch(moments.b1, b_first, b_count), stretch(moments.b2, b_first, b_count));
+    }
+  });
 }
 
 }  // namespace digits

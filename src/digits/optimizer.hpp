@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "digits/layer.hpp"
+#include "digits/worker_pool.hpp"
 
 namespace digits {
 
@@ -35,7 +36,11 @@ class Optimizer {
   //              m ← β₁·m + (1−β₁)·dθ;  v ← β₂·v + (1−β₂)·dθ²
   //              θ ← θ − η·m̂ / (√v̂ + ε),  m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)   (Kingma & Ba, 2015)
   // With weight decay, dθ is first replaced by dθ + λ·θ for the weights.
-  void step(std::vector<Layer>& layers);
+  // The updates run on `pool`'s threads, when given one, for networks of kSplitElements weights
+  // or more; each element's update is the same wherever it runs.
+  void step(std::vector<Layer>& layers, WorkerPool* pool = nullptr);
+  static constexpr int kShares = 4;
+  static constexpr Eigen::Index kSplitElements = 200'000;
 
   OptimizerSettings settings;
   long long steps_taken = 0;

@@ -117,19 +117,18 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
     }
   };
 
-  // Batch b's images: augmented (on another thread, one batch ahead, when there are threads to
-  // spare) or plain.
+  // Batch b's images: augmented (its rows shared among the training threads) or plain.
   auto prepare = [&](int epoch, std::size_t b, Matrix& X, std::vector<std::uint8_t>& labels) {
     const std::size_t first = b * batch, count = std::min(batch, train.size() - first);
     const auto indices = std::span<const std::size_t>(order).subspan(first, count);
     if (augmenting)  // each image's distortion depends only on (seed, epoch, its position in the epoch)
       augment_batch(train, indices, recipe.augment, derive_seed(recipe.seed, kAugment, static_cast<std::uint64_t>(epoch)),
-                    network.input_scale, X, labels, first);
+                    network.input_scale, X, labels, first, network.pool());
     else
       gather_batch(train, indices, network.input_scale, X, labels);
   };
-  std::array<Matrix, 2> X;
-  std::array<std::vector<std::uint8_t>, 2> labels;
+  Matrix X;
+  std::vector<std::uint8_t> labels;
 
   for (int epoch = state.epochs_done + 1; epoch <= recipe.epochs; ++epoch) {
     if (recipe.patience > 0 && epochs_since_best >= recipe.patience) break;
@@ -139,22 +138,13 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     float learning_rate = recipe.optimizer.learning_rate;
-    std::future<void> next;
-    prepare(epoch, 0, X[0], labels[0]);
     for (std::size_t b = 0; b < batches; ++b) {
-      Matrix& current_X = X[b % 2];
-      std::vector<std::uint8_t>& current_labels = labels[b % 2];
-      if (next.valid()) next.get();
-      if (b + 1 < batches) {
-        if (augmenting && threads > 1)
-          next = std::async(std::launch::async, [&, b] { prepare(epoch, b + 1, X[(b + 1) % 2], labels[(b + 1) % 2]); });
-      }
+      prepare(epoch, b, X, labels);
       const double progress = (epoch - 1) + static_cast<double>(b) / static_cast<double>(batches);
       learning_rate = static_cast<float>(learning_rate_at(recipe.schedule, recipe.optimizer.learning_rate, progress, recipe.epochs));
       state.optimizer.settings.learning_rate = learning_rate;
-      loss_sum += network.train_step(current_X, current_labels, state.optimizer, recipe.dropout,
+      loss_sum += network.train_step(X, labels, state.optimizer, recipe.dropout,
                                      derive_seed(recipe.seed, kDropout, static_cast<std::uint64_t>(epoch), b));
-      if (b + 1 < batches && !next.valid()) prepare(epoch, b + 1, X[(b + 1) % 2], labels[(b + 1) % 2]);
       if (observer.on_batch && (b % 50 == 49 || b + 1 == batches)) {
         const double elapsed = seconds_since(start);
         const std::size_t seen = std::min(train.size(), (b + 1) * batch);

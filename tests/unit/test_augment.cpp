@@ -143,6 +143,14 @@ TEST(Augment, ABatchRowDependsOnlyOnTheSeedAndItsPosition) {
     for (int c = 0; c < 784; ++c) ASSERT_EQ(whole(static_cast<Eigen::Index>(r), c), out[static_cast<std::size_t>(c)] * (1.0f / 255)) << r;
   }
 
+  // Shared among a pool's threads: the same rows.
+  WorkerPool pool(3);
+  Matrix shared;
+  std::vector<std::uint8_t> labels_shared;
+  augment_batch(data, indices, settings, 42, 1.0f / 255, shared, labels_shared, 0, &pool);
+  EXPECT_EQ(shared, whole);
+  EXPECT_EQ(labels_shared, labels);
+
   // A different seed gives different images of the same labels.
   augment_batch(data, indices, settings, 43, 1.0f / 255, reversed, labels_reversed);
   EXPECT_NE(reversed, whole);
