@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "digits/base64.hpp"
 #include "digits/error.hpp"
 
 namespace digits::report {
@@ -48,20 +49,6 @@ std::string png_data_url(const unsigned char* pixels, int width, int height, int
 }
 
 }  // namespace
-
-std::string encode_base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string text;
-  text.reserve((bytes.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    // Three bytes (24 bits) → four 6-bit digits; a short last group is padded with '='.
-    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
-    std::uint32_t group = 0;
-    for (std::size_t k = 0; k < 3; ++k) group = group << 8 | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
-    for (std::size_t k = 0; k < 4; ++k) text.push_back(k <= n ? kAlphabet[group >> (18 - 6 * k) & 63] : '=');
-  }
-  return text;
-}
 
 std::string gray_png_data_url(std::span<const std::uint8_t> pixels, int width, int height) {
   if (pixels.size() != static_cast<std::size_t>(width) * static_cast<std::size_t>(height)) throw Error("a gray picture's size does not match its pixels");

@@ -5,12 +5,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <string_view>
 
 namespace digits::report {
-
-// Standard base64 (RFC 4648 §4) with padding: every 3 bytes become 4 characters of A–Z a–z 0–9 + /.
-std::string encode_base64(std::string_view bytes);
 
 // A gray image (0 black … 255 white, row-major, width × height bytes) as a PNG data URL.
 std::string gray_png_data_url(std::span<const std::uint8_t> pixels, int width, int height);

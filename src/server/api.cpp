@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <span>
 #include <vector>
 
+#include "digits/base64.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/json_depth.hpp"
@@ -165,35 +165,11 @@ std::string decode_data_url(std::string_view url) {
   const std::string_view header = url.substr(5, comma - 5);  // "image/png;base64"
   if (!header.starts_with("image/")) throw invalid("\"image\" is a data URL of '" + std::string(header) + "', not of an image");
   if (!header.ends_with(";base64")) throw invalid("\"image\" must be base64-encoded (data:image/png;base64,…)");
-  return decode_base64(url.substr(comma + 1));
-}
-
-std::string decode_base64(std::string_view text) {
-  auto sextet = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  if (text.size() % 4 == 1) throw RequestError(400, "invalid_request", "the image's base64 text has a wrong length");
-  std::string bytes;
-  bytes.reserve(text.size() * 3 / 4);
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    const int value = sextet(c);
-    if (value < 0) throw RequestError(400, "invalid_request", "the image's base64 text holds a character that is not base64");
-    buffer = buffer << 6 | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(static_cast<char>(buffer >> bits & 0xff));
-    }
+  try {
+    return decode_base64(url.substr(comma + 1));
+  } catch (const Error& e) {
+    throw invalid(std::string("the image's ") + e.what());
   }
-  return bytes;
 }
 
 json health(const ServedModel& served) { return {{"status", "ok"}, {"model", served.source}}; }

@@ -13,7 +13,7 @@
 
 #include "digits/model_file.hpp"
 #include "feedback/store.hpp"
-#include "server/reading.hpp"  // kUnsureBelow, the layers and a reading as JSON, encode_base64
+#include "server/reading.hpp"  // kUnsureBelow, the layers and a reading as JSON
 
 namespace digits::server {
 
@@ -102,9 +102,7 @@ nlohmann::json v2_model_metadata(const ServedModel& served);
 nlohmann::json v2_infer(const ServedModel& served, std::string_view body);
 
 // A data URL of an image ("data:image/png;base64,iVBOR…") → the image file's bytes; throws
-// RequestError (400) when it is no base64 data URL of an image.
+// RequestError (400) when it is no base64 data URL of an image (digits::decode_base64 says which).
 std::string decode_data_url(std::string_view url);
-// Strict standard base64 (RFC 4648 §4), padding optional; throws RequestError on any other byte.
-std::string decode_base64(std::string_view text);
 
 }  // namespace digits::server

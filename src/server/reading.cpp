@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "digits/base64.hpp"
 
 namespace digits::server {
 
@@ -140,19 +141,6 @@ json reading(const Network& network, const Preprocessed& input) {
       {"inverted", input.inverted},
       {"activations", layers},
   };
-}
-
-std::string encode_base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string text;
-  text.reserve((bytes.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
-    std::uint32_t group = 0;  // three bytes, the missing ones 0
-    for (std::size_t k = 0; k < 3; ++k) group = group << 8 | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
-    for (std::size_t k = 0; k < 4; ++k) text.push_back(k <= n ? kAlphabet[group >> (18 - 6 * k) & 63] : '=');
-  }
-  return text;
 }
 
 }  // namespace digits::server

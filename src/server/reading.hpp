@@ -8,7 +8,6 @@
 #include <cstddef>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <string_view>
 
 #include "digits/network.hpp"
 #include "digits/preprocess.hpp"
@@ -40,8 +39,5 @@ nlohmann::json first_layer_kernels(const Network& network);
 // (activations: a dense layer's values as numbers, a conv or pooling layer's maps as base64
 // bytes). POST /api/predict's answer without its time.
 nlohmann::json reading(const Network& network, const Preprocessed& input);
-
-// Standard base64 with padding (RFC 4648 §4): every 3 bytes become 4 characters.
-std::string encode_base64(std::string_view bytes);
 
 }  // namespace digits::server

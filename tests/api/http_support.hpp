@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../support/strokes.hpp"
+#include "digits/base64.hpp"
 #include "digits/builtin_model.hpp"
 #include "digits/image.hpp"
 #include "digits/model_file.hpp"
@@ -29,24 +30,6 @@ namespace digits::api_testing {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-inline std::string encode_base64(std::string_view bytes) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string text;
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 | static_cast<unsigned char>(bytes[i + 1]) << 8 | static_cast<unsigned char>(bytes[i + 2]);
-    for (int shift : {18, 12, 6, 0}) text += alphabet[v >> shift & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
-    text += {alphabet[v >> 18 & 63], alphabet[v >> 12 & 63], '=', '='};
-  } else if (i + 2 == bytes.size()) {
-    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 | static_cast<unsigned char>(bytes[i + 1]) << 8;
-    text += {alphabet[v >> 18 & 63], alphabet[v >> 12 & 63], alphabet[v >> 6 & 63], '='};
-  }
-  return text;
-}
 
 inline GrayImage drawing(int digit, testing::Placement placement = {}) { return testing::draw(testing::digit_strokes(digit), placement); }
 

@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { drawWithFinger, drawWithMouse, strokesOnPad } from './drawing.mjs';
+
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const [digitsBinary, screenshotDir = 'screenshots'] = process.argv.slice(2);
 if (!digitsBinary) {
@@ -71,29 +73,9 @@ function stopServer(server) {
   });
 }
 
-// ---- drawing ----
+// ---- drawing (drawing.mjs) ----
 
-// Digit shapes as strokes in a unit box, (0, 0) top left.
-function ellipse(cx, cy, rx, ry, steps = 48) {
-  const points = [];
-  for (let i = 0; i <= steps; i++) {
-    const t = -Math.PI / 2 + (2 * Math.PI * i) / steps;
-    points.push([cx + rx * Math.cos(t), cy + ry * Math.sin(t)]);
-  }
-  return points;
-}
-const SHAPES = {
-  1: [[[0.35, 0.22], [0.55, 0.04], [0.55, 0.96]]],
-  7: [[[0.12, 0.06], [0.88, 0.06], [0.42, 0.96]]],
-  0: [ellipse(0.5, 0.5, 0.36, 0.46)],
-  // Styles MNIST's writers hardly used, for the feedback test to teach: the first the model gets
-  // wrong is the one corrected.
-  'digital 6': [[[0.85, 0.05], [0.15, 0.05], [0.15, 0.95], [0.85, 0.95], [0.85, 0.5], [0.15, 0.5]]],
-  'digital 9': [[[0.85, 0.5], [0.15, 0.5], [0.15, 0.05], [0.85, 0.05], [0.85, 0.95], [0.15, 0.95]]],
-  'slashed 0': [ellipse(0.5, 0.5, 0.32, 0.45), [[0.85, 0.0], [0.15, 1.0]]],
-  // The seven of the Eastern Arabic digits, ٧: a V. MNIST has none; the built-in model reads it as 4.
-  'Eastern Arabic 7': [[[0.1, 0.05], [0.5, 0.95], [0.9, 0.05]]],
-};
+// Unusual styles for the feedback test to teach, where they land on the pad.
 const UNUSUAL = [
   { shape: 'Eastern Arabic 7', digit: '7', placement: { left: 0.25, top: 0.12, width: 0.45, height: 0.76 } },
   { shape: 'digital 6', digit: '6', placement: { left: 0.25, top: 0.12, width: 0.45, height: 0.76 } },
@@ -102,51 +84,6 @@ const UNUSUAL = [
   { shape: 'slashed 0', digit: '0', placement: { left: 0.2, top: 0.1, width: 0.55, height: 0.8 } },
   { shape: 'digital 9', digit: '9', placement: { left: 0.5, top: 0.05, width: 0.4, height: 0.6 } },
 ];
-
-// Points every few pixels along a polyline, so the page sees a dense, realistic stream.
-function densify(points, spacing) {
-  const dense = [points[0]];
-  for (let i = 1; i < points.length; i++) {
-    const [x0, y0] = points[i - 1];
-    const [x1, y1] = points[i];
-    const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0) / spacing));
-    for (let s = 1; s <= steps; s++) dense.push([x0 + ((x1 - x0) * s) / steps, y0 + ((y1 - y0) * s) / steps]);
-  }
-  return dense;
-}
-
-// placement: where the digit's unit box lands, as fractions of the pad {left, top, width, height}.
-async function strokesOnPad(page, digit, placement) {
-  const box = await page.locator('#pad').boundingBox();
-  return SHAPES[digit].map((stroke) =>
-    densify(
-      stroke.map(([u, v]) => [
-        box.x + (placement.left + u * placement.width) * box.width,
-        box.y + (placement.top + v * placement.height) * box.height,
-      ]),
-      4,
-    ),
-  );
-}
-
-async function drawWithMouse(page, digit, placement) {
-  await page.locator('#pad').scrollIntoViewIfNeeded();  // a button clicked further down may have scrolled it away
-  for (const stroke of await strokesOnPad(page, digit, placement)) {
-    await page.mouse.move(stroke[0][0], stroke[0][1]);
-    await page.mouse.down();
-    for (const [x, y] of stroke.slice(1)) await page.mouse.move(x, y);
-    await page.mouse.up();
-  }
-}
-
-async function drawWithFinger(page, cdp, digit, placement) {
-  for (const stroke of await strokesOnPad(page, digit, placement)) {
-    const touch = ([x, y]) => ({ touchPoints: [{ x, y, radiusX: 4, radiusY: 4, force: 1, id: 1 }] });
-    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', ...touch(stroke[0]) });
-    for (const point of stroke.slice(1)) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', ...touch(point) });
-    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
-  }
-}
 
 // ---- reading the page ----
 

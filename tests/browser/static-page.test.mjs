@@ -17,6 +17,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { SHAPES, digitOf, drawWithMouse } from './drawing.mjs';
+
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOLERANCE = 1e-5;  // each probability, page against `digits predict`
 const [digitsBinary, webDir, screenshotDir = 'screenshots'] = process.argv.slice(2);
@@ -65,59 +67,9 @@ function stop(server) {
   });
 }
 
-// ---- drawing: the shapes of draw-digits.test.mjs, and more digits in the same manner ----
+// ---- drawing (drawing.mjs): a point every 8 px along each stroke (draw-digits: 4), for speed ----
 
-function ellipse(cx, cy, rx, ry, steps = 48, from = -Math.PI / 2, to = (3 * Math.PI) / 2) {
-  const points = [];
-  for (let i = 0; i <= steps; i++) {
-    const t = from + ((to - from) * i) / steps;
-    points.push([cx + rx * Math.cos(t), cy + ry * Math.sin(t)]);
-  }
-  return points;
-}
-const SHAPES = {
-  1: [[[0.35, 0.22], [0.55, 0.04], [0.55, 0.96]]],
-  7: [[[0.12, 0.06], [0.88, 0.06], [0.42, 0.96]]],
-  0: [ellipse(0.5, 0.5, 0.36, 0.46)],
-  'digital 6': [[[0.85, 0.05], [0.15, 0.05], [0.15, 0.95], [0.85, 0.95], [0.85, 0.5], [0.15, 0.5]]],
-  'digital 9': [[[0.85, 0.5], [0.15, 0.5], [0.15, 0.05], [0.85, 0.05], [0.85, 0.95], [0.15, 0.95]]],
-  'slashed 0': [ellipse(0.5, 0.5, 0.32, 0.45), [[0.85, 0.0], [0.15, 1.0]]],
-  'Eastern Arabic 7': [[[0.1, 0.05], [0.5, 0.95], [0.9, 0.05]]],
-  // More digits, drawn as one would with a mouse.
-  2: [[...ellipse(0.5, 0.3, 0.32, 0.25, 24, -Math.PI, Math.PI / 4), [0.15, 0.95], [0.9, 0.95]]],
-  3: [[...ellipse(0.48, 0.27, 0.3, 0.22, 24, -Math.PI * 0.85, Math.PI / 2), ...ellipse(0.48, 0.72, 0.34, 0.24, 24, -Math.PI / 2, Math.PI * 0.85)]],
-  4: [[[0.62, 0.05], [0.1, 0.65], [0.92, 0.65]], [[0.65, 0.3], [0.65, 0.98]]],
-  5: [[[0.85, 0.05], [0.25, 0.05], [0.2, 0.45], ...ellipse(0.5, 0.68, 0.35, 0.28, 24, -Math.PI * 0.75, Math.PI * 0.85)]],
-  8: [[...ellipse(0.5, 0.27, 0.26, 0.22, 32, Math.PI / 2, Math.PI * 2.5), ...ellipse(0.5, 0.72, 0.32, 0.25, 32, -Math.PI / 2, Math.PI * 1.5)]],
-  'plain 6': [[[0.7, 0.05], ...ellipse(0.5, 0.68, 0.3, 0.28, 32, Math.PI, 3 * Math.PI)]],
-  'plain 9': [[...ellipse(0.5, 0.3, 0.3, 0.26, 32, 0, 2 * Math.PI), [0.8, 0.3], [0.72, 0.98]]],
-};
-const DIGIT_OF = { 'digital 6': 6, 'digital 9': 9, 'slashed 0': 0, 'Eastern Arabic 7': 7, 'plain 6': 6, 'plain 9': 9 };
-const digitOf = (shape) => DIGIT_OF[shape] ?? Number(shape);
-
-function densify(points, spacing) {
-  const dense = [points[0]];
-  for (let i = 1; i < points.length; i++) {
-    const [x0, y0] = points[i - 1];
-    const [x1, y1] = points[i];
-    const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0) / spacing));
-    for (let s = 1; s <= steps; s++) dense.push([x0 + ((x1 - x0) * s) / steps, y0 + ((y1 - y0) * s) / steps]);
-  }
-  return dense;
-}
-
-async function drawWithMouse(page, shape, placement) {
-  await page.locator('#pad').scrollIntoViewIfNeeded();  // a button clicked further down may have scrolled it away
-  const box = await page.locator('#pad').boundingBox();
-  for (const stroke of SHAPES[shape]) {
-    const points = densify(stroke.map(([u, v]) => [box.x + (placement.left + u * placement.width) * box.width,
-      box.y + (placement.top + v * placement.height) * box.height]), 8);  // a point every 8 px (draw-digits: 4), for speed
-    await page.mouse.move(points[0][0], points[0][1]);
-    await page.mouse.down();
-    for (const [x, y] of points.slice(1)) await page.mouse.move(x, y);
-    await page.mouse.up();
-  }
-}
+const SPACING = 8;
 
 // 100 drawings: every shape in turn, small and large, all over the pad (a fixed pseudo-random walk).
 function drawings() {
@@ -221,7 +173,7 @@ async function builtIn(url) {
 
     const readings = [];
     for (const { shape, placement } of drawings()) {
-      await drawWithMouse(page, shape, placement);
+      await drawWithMouse(page, shape, placement, SPACING);
       readings.push({ shape, ...(await tellTheNumber(page)) });
       await page.getByRole('button', { name: /Erase/ }).click();
     }
@@ -230,7 +182,7 @@ async function builtIn(url) {
     const files = compareWithNative(path.join(webDir, 'model.safetensors'), readings, 'builtin');
 
     // Inside the network follows a reading, in the page alone.
-    await drawWithMouse(page, 7, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 });
+    await drawWithMouse(page, 7, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 }, SPACING);
     await tellTheNumber(page);
     const inside = await page.evaluate(() => ({
       state: document.getElementById('inside').dataset.state,
@@ -279,7 +231,7 @@ async function builtIn(url) {
       { shape: 0, placement: { left: 0.2, top: 0.1, width: 0.6, height: 0.8 } },
     ];
     for (const { shape, placement } of teach) {
-      await drawWithMouse(page, shape, placement);
+      await drawWithMouse(page, shape, placement, SPACING);
       const { reading, drawing } = await tellTheNumber(page);
       const truth = digitOf(shape);
       if (reading.digit === truth) {
@@ -350,12 +302,12 @@ async function convModel() {
       const page = await openPage(context, url, () => {});
       const readings = [];
       for (const { shape, placement } of drawings().slice(0, 12)) {
-        await drawWithMouse(page, shape, placement);
+        await drawWithMouse(page, shape, placement, SPACING);
         readings.push(await tellTheNumber(page));
         await page.getByRole('button', { name: /Erase/ }).click();
       }
       compareWithNative(model, readings, 'conv');
-      await drawWithMouse(page, 4, { left: 0.2, top: 0.1, width: 0.6, height: 0.8 });
+      await drawWithMouse(page, 4, { left: 0.2, top: 0.1, width: 0.6, height: 0.8 }, SPACING);
       const { reading } = await tellTheNumber(page);
       const maps = reading.activations.filter((layer) => layer.kind === 'conv2d' || layer.kind === 'maxpool2');
       const pictures = await page.locator('#inside canvas').count();

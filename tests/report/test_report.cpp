@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "../support/strokes.hpp"
+#include "digits/base64.hpp"
 #include "digits/dataset.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
@@ -59,22 +59,6 @@ std::string element(const std::string& html, const std::string& opening, const s
   return html.substr(begin, end == std::string::npos ? std::string::npos : end + closing.size() - begin);
 }
 
-std::string decode_base64(const std::string& text) {
-  std::string bytes;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char* at = std::strchr(alphabet, c);
-    if (!at || c == '\0') throw std::runtime_error(std::string("not base64: ") + c);
-    buffer = buffer << 6 | static_cast<std::uint32_t>(at - alphabet);
-    bits += 6;
-    if (bits >= 8) bits -= 8, bytes.push_back(static_cast<char>(buffer >> bits & 0xff));
-  }
-  return bytes;
-}
-
 // A data URL's picture: checks it is base64 PNG and returns its width and height from the IHDR
 // chunk, after decoding it fully with the library (so a broken PNG fails here).
 std::pair<int, int> png_size(const std::string& data_url) {
@@ -86,18 +70,6 @@ std::pair<int, int> png_size(const std::string& data_url) {
 }
 
 // ---- the pieces ----
-
-TEST(Base64, EncodesTheRfc4648TestVectors) {
-  EXPECT_EQ(report::encode_base64(""), "");
-  EXPECT_EQ(report::encode_base64("f"), "Zg==");
-  EXPECT_EQ(report::encode_base64("fo"), "Zm8=");
-  EXPECT_EQ(report::encode_base64("foo"), "Zm9v");
-  EXPECT_EQ(report::encode_base64("foob"), "Zm9vYg==");
-  EXPECT_EQ(report::encode_base64("fooba"), "Zm9vYmE=");
-  EXPECT_EQ(report::encode_base64("foobar"), "Zm9vYmFy");
-  const std::string every_byte = [] { std::string s; for (int b = 0; b < 256; ++b) s.push_back(static_cast<char>(b)); return s; }();
-  EXPECT_EQ(decode_base64(report::encode_base64(every_byte)), every_byte);
-}
 
 TEST(Html, EscapesEveryCharacterThatCouldOpenMarkup) {
   EXPECT_EQ(report::escape_html(R"(<img src="x" onerror='a&b'>)"), "&lt;img src=&quot;x&quot; onerror=&#39;a&amp;b&#39;&gt;");
