@@ -508,8 +508,8 @@ void augment_batch(const Dataset& data, std::span<const std::size_t> indices, co
   labels.resize(indices.size());
   constexpr int kShares = 4;
   run_tasks(pool, kShares, [&](int share) {  // rows r_first…r_end−1, each from its own seed
-    const std::size_t r_first = indices.size() * share / kShares, r_end = indices.size() * (share + 1) / kShares;
-    for (std::size_t r = r_first; r < r_end; ++r) {
+    const auto [first, count] = share_of(static_cast<std::ptrdiff_t>(indices.size()), kShares, share);
+    for (auto r = static_cast<std::size_t>(first); r < static_cast<std::size_t>(first + count); ++r) {
       Rng rng(augment_seed(seed, first_position + r));
       const Result result = warp(data.image(indices[r]), data.rows, data.cols, settings, rng);
       float* row = X.data() + static_cast<Eigen::Index>(r) * features;

@@ -242,15 +242,6 @@ void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Eigen::Index first
 
 namespace {
 
-// Samples [first, first + count) of share `share` when `batch` samples are cut into `shares`.
-struct Share {
-  Eigen::Index first, count;
-};
-Share share_of(Eigen::Index batch, int shares, int share) {
-  const Eigen::Index first = batch * share / shares, end = batch * (share + 1) / shares;
-  return {first, end - first};
-}
-
 // The product gives one row per filter, Zᵗ (C′ × count·P) for samples first…; a sample's row in
 // NCHW order is filter-major. These move a sample's P values per filter between them, adding the
 // bias on the way:   Z[n, o·P + q] = Zᵗ[o, (n − first)·P + q] + b[o]

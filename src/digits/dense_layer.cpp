@@ -38,19 +38,6 @@ void DenseLayer::initialize(Init init, Rng& rng) {
   b.setZero();
 }
 
-namespace {
-
-// Items first…first+count−1 of share `share` when `size` items are cut into `shares`.
-struct Share {
-  Eigen::Index first, count;
-};
-Share share_of(Eigen::Index size, int shares, int share) {
-  const Eigen::Index first = size * share / shares, end = size * (share + 1) / shares;
-  return {first, end - first};
-}
-
-}  // namespace
-
 bool DenseLayer::splits(Eigen::Index batch) const {
   return static_cast<long>(batch) * in() * out() >= kSplitWork && batch >= kShares;
 }

@@ -38,7 +38,8 @@ const Matrix& MaxPool2Layer::forward(const Matrix& X, WorkerPool* pool) {
   // thread takes a share of them.
   const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, X.rows()));
   run_tasks(pool, shares, [&](int share) {
-    for (Eigen::Index n = X.rows() * share / shares; n < X.rows() * (share + 1) / shares; ++n) {
+    const auto [first, count] = share_of(X.rows(), shares, share);
+    for (Eigen::Index n = first; n < first + count; ++n) {
       const float* image = X.data() + n * X.cols();
       float* pooled = A_.data() + n * A_.cols();
       int* from = argmax_.data() + n * out();
@@ -66,9 +67,9 @@ const Matrix& MaxPool2Layer::backward(const Matrix& dA, bool compute_dX, WorkerP
   dX_.resize(dA.rows(), in());
   const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, dA.rows()));
   run_tasks(pool, shares, [&](int share) {
-    const Eigen::Index first = dA.rows() * share / shares, end = dA.rows() * (share + 1) / shares;
-    dX_.middleRows(first, end - first).setZero();
-    for (Eigen::Index n = first; n < end; ++n)
+    const auto [first, count] = share_of(dA.rows(), shares, share);
+    dX_.middleRows(first, count).setZero();
+    for (Eigen::Index n = first; n < first + count; ++n)
       for (Eigen::Index j = 0; j < dA.cols(); ++j) dX_(n, argmax_[static_cast<std::size_t>(n * out() + j)]) += dA(n, j);
   });
   return dX_;

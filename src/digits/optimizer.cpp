@@ -100,10 +100,10 @@ void Optimizer::step(std::vector<Layer>& layers, WorkerPool* pool) {
       const Parameters p = parameters(layer);
       if (!p.W) continue;
       Moments& moments = state[i++];
-      const Eigen::Index W_first = p.W->size() * share / kShares, W_count = p.W->size() * (share + 1) / kShares - W_first;
+      const auto [W_first, W_count] = share_of(p.W->size(), kShares, share);
       update(settings, steps_taken, settings.weight_decay, stretch(*p.W, W_first, W_count), stretch(*p.dW, W_first, W_count),
              stretch(moments.W1, W_first, W_count), stretch(moments.W2, W_first, W_count));
-      const Eigen::Index b_first = p.b->size() * share / kShares, b_count = p.b->size() * (share + 1) / kShares - b_first;
+      const auto [b_first, b_count] = share_of(p.b->size(), kShares, share);
       update(settings, steps_taken, 0.0f, stretch(*p.b, b_first, b_count), stretch(*p.db, b_first, b_count),  // biases: no decay
              stretch(moments.b1, b_first, b_count), stretch(moments.b2, b_first, b_count));
     }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -51,6 +52,16 @@ class WorkerPool {
   std::atomic<int> next_task_{0};
   std::atomic<int> busy_{0};  // pool threads still inside the current job
 };
+
+// Items first…first+count−1 of share `share` when `size` items are cut into `shares` nearly equal
+// shares. The bounds depend on the sizes alone, never on the threads that run the shares.
+struct Share {
+  std::ptrdiff_t first, count;
+};
+inline Share share_of(std::ptrdiff_t size, int shares, int share) {
+  const std::ptrdiff_t first = size * share / shares, end = size * (share + 1) / shares;
+  return {first, end - first};
+}
 
 // Runs task(0 … tasks − 1) on the pool, or one after another on the caller's thread without one.
 template <typename Task>
