@@ -21,4 +21,15 @@ inline void expect_same_weights(const Network& a, const Network& b) {
   }
 }
 
+// Trains with train(1), then train(2) and train(3), and expects the same weights each time.
+template <typename Train>
+void expect_same_weights_whatever_the_threads(const Train& train) {
+  const Network one = train(1);
+  for (int threads : {2, 3}) {
+    const Network many = train(threads);
+    EXPECT_EQ(many.threads(), threads);
+    expect_same_weights(one, many);
+  }
+}
+
 }  // namespace digits::support
