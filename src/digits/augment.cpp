@@ -507,7 +507,7 @@ void augment_batch(const Dataset& data, std::span<const std::size_t> indices, co
   X.resize(static_cast<Eigen::Index>(indices.size()), features);
   labels.resize(indices.size());
   constexpr int kShares = 4;
-  run_tasks(pool, kShares, [&](int share) {  // rows r_first…r_end−1, each from its own seed
+  run_tasks(pool, kShares, [&](int share) {  // a share of the rows, each from its own seed
     const auto [first, count] = share_of(static_cast<std::ptrdiff_t>(indices.size()), kShares, share);
     for (auto r = static_cast<std::size_t>(first); r < static_cast<std::size_t>(first + count); ++r) {
       Rng rng(augment_seed(seed, first_position + r));
