@@ -8,7 +8,10 @@
 // quotes these rows.
 //
 // Run: build/release/bench/bench_request_costs [--repeat 5] [--filter png] [--model FILE]
-//      [--max-image-pixels N] (the server's cap; 0: the library's own, as `digits predict` reads)
+//      [--max-image-pixels N]   (the server's cap, `digits serve --max-image-pixels`; images are
+//                                made at that size, 4:3; the library's own cap is 12582912)
+//      [--max-image-bytes N]    (the server's cap on an image file; JPEGs are made as large as
+//                                it allows, with the most entropy-coded data)
 #include <time.h>
 
 #include <algorithm>
@@ -85,13 +88,16 @@ std::string png_of(int width, int height, int depth, int colour_type, bool inter
   return png.encode();
 }
 
-// A JPEG of the drawing with grain: the quality is lowered until the file fits the body as base64.
-std::string jpeg_of(int width, int height, int components, bool progressive, bool hundred_scans) {
-  testing::Jpeg jpeg{.width = width, .height = height, .components = components, .quality = 95, .progressive = progressive};
-  const std::vector<float> gray = seven(width, height, 24);
-  jpeg.samples.reserve(gray.size() * static_cast<std::size_t>(components));
-  for (float v : gray)
-    for (int c = 0; c < components; ++c) jpeg.samples.push_back(static_cast<unsigned char>(components == 4 ? (c == 3 ? 255 - v : 255) : v));
+// A JPEG of the drawing under heavy grain, at the highest quality that fits the body as base64:
+// the most entropy-coded data, so the most Huffman decoding, a request can carry.
+std::string jpeg_of(int width, int height, int components, bool progressive, bool hundred_scans, std::size_t max_bytes) {
+  testing::Jpeg jpeg{.width = width, .height = height, .components = components, .quality = 100, .progressive = progressive};
+  // Each channel its own grain, so that chroma carries data too.
+  std::vector<std::vector<float>> channels;
+  for (int c = 0; c < components; ++c) channels.push_back(seven(width, height, 100, static_cast<std::uint64_t>(c + 1)));
+  jpeg.samples.reserve(channels[0].size() * static_cast<std::size_t>(components));
+  for (std::size_t i = 0; i < channels[0].size(); ++i)
+    for (int c = 0; c < components; ++c) jpeg.samples.push_back(static_cast<unsigned char>(components == 4 && c < 3 ? 255 - channels[c][i] / 2 : channels[c][i]));
   if (hundred_scans) {  // the scan cap (decode_jpeg.cpp): 1 + 63 + 19 + 17 = 100 scans, as bench_micro's
     jpeg.scans.push_back({3, {0, 1, 2, 0}, 0, 0, 0, 0});
     for (int k = 1; k <= 63; ++k) jpeg.scans.push_back({1, {0, 0, 0, 0}, k, k, 0, 0});
@@ -100,9 +106,9 @@ std::string jpeg_of(int width, int height, int components, bool progressive, boo
       jpeg.scans.push_back({1, {component, 0, 0, 0}, singles + 1, 63, 0, 0});
     }
   }
-  for (;; jpeg.quality -= 5) {
+  for (;; jpeg.quality -= jpeg.quality > 90 ? 2 : 5) {
     std::string bytes = jpeg.encode();
-    if ((bytes.size() + 2) / 3 * 4 + 100 < kBodyLimit || jpeg.quality <= 10) return bytes;
+    if ((bytes.size() <= max_bytes && (bytes.size() + 2) / 3 * 4 + 100 < kBodyLimit) || jpeg.quality <= 10) return bytes;
   }
 }
 
@@ -151,6 +157,7 @@ struct Request {
 int main(int argc, char** argv) {
   int repeat = 5;
   std::string filter, model_path;
+  server::RequestLimits limits;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--repeat" && i + 1 < argc) {
@@ -159,20 +166,26 @@ int main(int argc, char** argv) {
       filter = argv[++i];
     } else if (arg == "--model" && i + 1 < argc) {
       model_path = argv[++i];
+    } else if (arg == "--max-image-bytes" && i + 1 < argc) {
+      limits.max_image_bytes = static_cast<std::size_t>(std::max(1LL, std::atoll(argv[++i])));
+    } else if (arg == "--max-image-pixels" && i + 1 < argc) {
+      limits.max_image_pixels = std::clamp<std::int64_t>(std::atoll(argv[++i]), 1, kMaxImagePixels);
     } else {
-      std::fprintf(stderr, "usage: bench_request_costs [--repeat N] [--filter TEXT] [--model FILE]\n");
+      std::fprintf(stderr, "usage: bench_request_costs [--repeat N] [--filter TEXT] [--model FILE] [--max-image-pixels N] [--max-image-bytes N]\n");
       return 2;
     }
   }
   const server::ServedModel served = model_path.empty() ? server::ServedModel{parse_model(builtin_model_bytes(), "built-in model"), "built-in model"}
                                                         : server::ServedModel{load_model(model_path), model_path};
-  std::printf("model: %s (%s)\n", served.source.c_str(), served.model.network.architecture().c_str());
+  std::printf("model: %s (%s); image pixel cap %lld\n", served.source.c_str(), served.model.network.architecture().c_str(), static_cast<long long>(limits.max_image_pixels));
 
-  const auto predict = [&](const std::string& body) { server::predict_drawing(served, body); };
-  const auto judge = [&](const std::string& body) { server::judge_drawing(served, body); };
+  const auto predict = [&](const std::string& body) { server::predict_drawing(served, body, limits); };
+  const auto judge = [&](const std::string& body) { server::judge_drawing(served, body, limits); };
   const auto infer = [&](const std::string& body) { server::v2_infer(served, body); };
 
-  const int W = 4096, H = 3072;  // the library's pixel cap: kMaxImagePixels
+  // Images at the pixel cap, 4:3, within kMaxImageSide.
+  auto [W, H] = fit(limits.max_image_pixels, 4, 3);
+  W = std::min(W, kMaxImageSide), H = std::min(H, kMaxImageSide);
   std::vector<Request> requests;
   auto add = [&](const std::string& kind, const std::string& file, const char* mime, int width, int height, const std::function<void(const std::string&)>& run = {}) {
     if (!filter.empty() && kind.find(filter) == std::string::npos) return;
@@ -190,37 +203,43 @@ int main(int argc, char** argv) {
   for (auto [name, components, progressive, hundred] : {std::tuple{"jpeg gray baseline", 1, false, false}, {"jpeg colour baseline", 3, false, false},
                                                         {"jpeg colour progressive", 3, true, false}, {"jpeg colour progressive 100 scans", 3, true, true},
                                                         {"jpeg cmyk baseline", 4, false, false}, {"jpeg cmyk progressive", 4, true, false}})
-    if (wants(name)) add(name, jpeg_of(W, H, components, progressive, hundred), "image/jpeg", W, H);
-  if (wants("judge jpeg")) add("judge jpeg colour progressive", jpeg_of(W, H, 3, true, false), "image/jpeg", W, H, judge);
+    if (wants(name)) add(name, jpeg_of(W, H, components, progressive, hundred, limits.max_image_bytes), "image/jpeg", W, H);
+  if (wants("judge jpeg")) add("judge jpeg colour progressive", jpeg_of(W, H, 3, true, false, limits.max_image_bytes), "image/jpeg", W, H, judge);
   if (wants("judge png")) add("judge png rgba 16", png_of(W, H, 16, 6, false), "image/png", W, H, judge);
-  // BMP and PGM are uncompressed: the body (4 MiB of base64, about 3 MB of file) caps them first,
-  // except 1-bit BMP, which fits the pixel cap.
-  const std::int64_t file_bytes = static_cast<std::int64_t>(kBodyLimit) * 3 / 4 - 4096;
+  // Over the cap (when the cap is below the library's): refused from the header, after the body is parsed.
+  if (limits.max_image_pixels < kMaxImagePixels) {
+    if (wants("refused png")) add("refused png rgba 16 4096×3072", png_of(4096, 3072, 16, 6, false), "image/png", 4096, 3072);
+    if (wants("refused jpeg")) add("refused jpeg 4096×3072 (4 MiB body)", jpeg_of(4096, 3072, 3, false, false, SIZE_MAX), "image/jpeg", 4096, 3072);
+  }
+  // BMP and PGM are uncompressed: the image byte cap (or the body: 4 MiB of base64, about 3 MB of
+  // file) caps them before the pixel cap, except 1-bit BMP.
+  const std::int64_t file_bytes = std::min(static_cast<std::int64_t>(kBodyLimit) * 3 / 4, static_cast<std::int64_t>(limits.max_image_bytes)) - 4096;
   for (auto [name, bits] : {std::pair{"bmp 1-bit", 1}, {"bmp 4-bit", 4}, {"bmp 8-bit", 8}, {"bmp 24-bit", 24}}) {
     if (!wants(name)) continue;
-    const auto [w, h] = fit(std::min<std::int64_t>(std::int64_t{W} * H, file_bytes * 8 / bits), 4, 3);
+    const auto [w, h] = fit(std::min<std::int64_t>(limits.max_image_pixels, file_bytes * 8 / bits), 4, 3);
     add(name, bmp_of(w, h, bits), "image/bmp", w, h);
   }
   if (wants("pgm p5 8")) {
-    const auto [w, h] = fit(file_bytes, 4, 3);
+    const auto [w, h] = fit(std::min<std::int64_t>(limits.max_image_pixels, file_bytes), 4, 3);
     add("pgm p5 8-bit", pgm_of(w, h, false, 255), "image/x-portable-graymap", w, h);
   }
   if (wants("pgm p5 16")) {
-    const auto [w, h] = fit(file_bytes / 2, 4, 3);
+    const auto [w, h] = fit(std::min<std::int64_t>(limits.max_image_pixels, file_bytes / 2), 4, 3);
     add("pgm p5 16-bit", pgm_of(w, h, false, 65535), "image/x-portable-graymap", w, h);
   }
   if (wants("pgm p2")) {
-    for (std::int64_t pixels = file_bytes / 2;; pixels = pixels * 97 / 100) {  // "0 " for most pixels, "255 " for the ink
+    for (std::int64_t pixels = std::min<std::int64_t>(limits.max_image_pixels, file_bytes / 2);; pixels = pixels * 97 / 100) {  // "0 " for most pixels, "255 " for the ink
       const auto [w, h] = fit(pixels, 4, 3);
       const std::string pgm = pgm_of(w, h, true, 255);
-      if ((pgm.size() + 2) / 3 * 4 + 100 > kBodyLimit) continue;
+      if ((pgm.size() + 2) / 3 * 4 + 100 > kBodyLimit || pgm.size() > limits.max_image_bytes) continue;
       add("pgm p2", pgm, "image/x-portable-graymap", w, h);
       break;
     }
   }
-  // Raw gray pixels in JSON at the body limit: "0," for the paper, "255," for the ink.
+  // Raw gray pixels in JSON at the body limit or the JSON pixel cap: "0," for the paper, "255," for the ink.
   if (wants("json pixels")) {
-    for (std::int64_t pixels = static_cast<std::int64_t>(kBodyLimit) / 2;; pixels = pixels * 97 / 100) {
+    for (std::int64_t pixels = std::min<std::int64_t>({static_cast<std::int64_t>(kBodyLimit) / 2, limits.max_image_pixels, server::kMaxJsonPixels});;
+         pixels = pixels * 97 / 100) {
       const auto [w, h] = fit(pixels, 4, 3);
       const std::vector<float> gray = seven(w, h, 0);
       std::string body = "{\"width\":" + std::to_string(w) + ",\"height\":" + std::to_string(h) + ",\"pixels\":[";
@@ -234,7 +253,7 @@ int main(int argc, char** argv) {
   // v2 infer at the batch cap, UINT8 [N,28,28] nested and flat, FP32 [N,784]: MNIST-like digits.
   for (auto [name, datatype, nested] : {std::tuple{"v2 uint8 nested", "UINT8", true}, {"v2 uint8 flat", "UINT8", false}, {"v2 fp32 flat", "FP32", false}}) {
     if (!wants(name)) continue;
-    int batch = 1024;
+    int batch = server::kMaxV2Batch;
     std::string body;
     for (;; batch -= 32) {  // the largest batch under the body limit
       const std::vector<float> digit = seven(28, 28, 0);

@@ -177,6 +177,8 @@ int serve(const ServeOptions& options, bool open_browser) {
   server_options.port = options.port;
   server_options.learning = learner_options(options);
   server_options.feedback_per_minute = options.feedback_rate;
+  server_options.request_limits.max_image_pixels = options.max_image_pixels;
+  server_options.request_limits.max_image_bytes = options.max_image_bytes;
   server_options.admin_token = admin_token(options);
   server::Server server(std::move(served), server_options);
   const int port = server.bind();

@@ -1,7 +1,10 @@
 // `digits serve` and `digits app`: the drawing page and the JSON API over HTTP.
 #pragma once
 
+#include <cstdint>
 #include <string>
+
+#include "server/api.hpp"
 
 namespace digits::cli {
 
@@ -13,6 +16,8 @@ struct ServeOptions {
   std::string data;                // MNIST for learning; empty: $DIGITS_DATA, else data/mnist, else learning is off
   bool no_learning = false;
   int feedback_rate = 30;          // judgements per minute per client; 0: unlimited
+  std::int64_t max_image_pixels = server::kDefaultMaxImagePixels;  // an image's pixels, checked from its header
+  std::size_t max_image_bytes = server::kDefaultMaxImageBytes;     // an image file's bytes, checked before base64 is decoded
   std::string admin_token, admin_token_file;
 };
 

@@ -179,13 +179,13 @@ struct Server::Impl {
   void add_api_routes() {
     json_route("GET", "/api/health", Runs::on_loop, [this](const HttpRequest&) { return health(*served()); });
     json_route("GET", "/api/model", Runs::on_loop, [this](const HttpRequest&) { return model_info(*served(), learning_status()); });
-    json_route("POST", "/api/predict", Runs::on_workers, [this](const HttpRequest& request) { return predict_drawing(*served(), request.body); });
+    json_route("POST", "/api/predict", Runs::on_workers, [this](const HttpRequest& request) { return predict_drawing(*served(), request.body, options.request_limits); });
     json_route(
         "POST", "/api/feedback", Runs::on_workers,
         [this](const HttpRequest& request) {
           Learner& learner = state();
           // Judged by the live model as this request starts; stored before the answer goes out.
-          feedback::Judgement judgement = judge_drawing(*learner.live(), request.body);
+          feedback::Judgement judgement = judge_drawing(*learner.live(), request.body, options.request_limits);
           if (const int wait = feedback_limit.retry_after(request.remote_address + "\n" + judgement.client_id); wait > 0)
             throw RequestError(429, "rate_limited",
                                "too many judgements from this client: at most " + std::to_string(options.feedback_per_minute) + " a minute; try again in " +

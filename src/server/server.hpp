@@ -27,6 +27,8 @@ struct ServerOptions {
   // Learning from corrections: the state directory and the learner's settings (learner.hpp).
   // Without them, POST /api/feedback and the admin endpoints answer 503 feedback_unavailable.
   std::optional<LearnerOptions> learning;
+  // What one request may cost: the image pixel cap (api.hpp, RequestLimits).
+  RequestLimits request_limits;
   // Judgements per minute from one remote address and client_id; 0: unlimited.
   int feedback_per_minute = 30;
   // Bearer token for the endpoints that change the model; empty: they answer 403 admin_disabled.
