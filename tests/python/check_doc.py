@@ -14,7 +14,8 @@ Checks, and reports every failure before exiting 1:
      `copy_weights_from`, `train_step`) occurs somewhere in the sources;
   4. the blocks after <!-- output: by_hand --> are, joined, exactly what examples/by_hand prints;
   5. the block after <!-- output: walkthrough --> is what examples/walkthrough prints, but for its
-     timings and the data path, which vary from run to run;
+     timings and the data path, which vary from run to run (with --kernels plain, a build without
+     the AVX-512 kernels the doc's run had, each number within 0.5%);
   6. each <!-- printed: digits ARGS => TEXT --> holds: `digits ARGS` prints TEXT, and the paragraph
      the comment ends quotes TEXT's number as a reader sees it (317066 as 317,066).
 The doc is the test: change the program and the doc must follow, and the other way round.
@@ -210,13 +211,36 @@ def without_varying(text):
     return text
 
 
-def check_walkthrough(doc, walkthrough, data, work):
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def compare_roughly(name, quoted, printed, relative):
+    """The same text, and each number within `relative` of the doc's."""
+    quoted_lines, printed_lines = quoted.splitlines(), printed.splitlines()
+    if len(quoted_lines) != len(printed_lines):
+        fail(f"{name}: the doc quotes {len(quoted_lines)} lines, the program prints {len(printed_lines)}")
+        return
+    for i, (q, p) in enumerate(zip(quoted_lines, printed_lines)):
+        q_numbers, p_numbers = [float(x) for x in NUMBER.findall(q)], [float(x) for x in NUMBER.findall(p)]
+        same_text = NUMBER.sub("#", q) == NUMBER.sub("#", p)
+        close = len(q_numbers) == len(p_numbers) and all(abs(a - b) <= relative * abs(a) for a, b in zip(q_numbers, p_numbers))
+        if not (same_text and close):
+            fail(f"{name}: line {i + 1} differs by more than {relative:.1%}\n  the doc:     {q}\n  the program: {p}")
+            return
+
+
+def check_walkthrough(doc, walkthrough, data, work, exact):
     quoted = blocks_after(doc, "walkthrough")
     if len(quoted) != 1:
         fail(f"expected one block marked <!-- output: walkthrough -->, found {len(quoted)}")
         return
     printed = run([walkthrough, data, os.path.join(work, "walkthrough.safetensors")], cwd=work)
-    compare("walkthrough", without_varying(quoted[0]), without_varying(printed))
+    if exact:
+        compare("walkthrough", without_varying(quoted[0]), without_varying(printed))
+    else:
+        # The doc was made with the AVX-512 kernels, whose sums over lit pixels round differently from
+        # the plain product's: the same story, numbers a little apart (95.13% here was 95.15%).
+        compare_roughly("walkthrough (plain kernels)", without_varying(quoted[0]), without_varying(printed), 0.005)
 
 
 def check_printed(doc, digits, data, work):
@@ -240,6 +264,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for option in ("--root", "--by-hand", "--walkthrough", "--digits", "--data", "--work"):
         parser.add_argument(option, required=True)
+    parser.add_argument("--kernels", choices=("tuned", "plain"), default="tuned",
+                        help="plain: the build has no AVX-512 kernels, so the walkthrough's numbers are compared within 0.5%%")
     args = parser.parse_args()
     for option in ("by_hand", "walkthrough", "digits", "data", "work"):  # cwd changes for the walkthrough
         setattr(args, option, os.path.abspath(getattr(args, option)))
@@ -250,7 +276,7 @@ def main():
     check_named_links(args.root, doc)
     check_named_code(args.root, doc)
     check_by_hand(doc, args.by_hand)
-    check_walkthrough(doc, args.walkthrough, args.data, args.work)
+    check_walkthrough(doc, args.walkthrough, args.data, args.work, exact=args.kernels == "tuned")
     check_printed(doc, args.digits, args.data, args.work)
     if failures:
         print(f"{DOC} and the code disagree in {len(failures)} places:")
