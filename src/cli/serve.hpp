@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "server/api.hpp"
 
@@ -19,6 +20,12 @@ struct ServeOptions {
   std::int64_t max_image_pixels = server::kDefaultMaxImagePixels;  // an image's pixels, checked from its header
   std::size_t max_image_bytes = server::kDefaultMaxImageBytes;     // an image file's bytes, checked before base64 is decoded
   std::string admin_token, admin_token_file;
+  // What strangers may spend (docs/security.md): the memory for request bodies in flight, in MiB;
+  // one client's share of it and of the connections, in percent; the reverse proxies whose
+  // X-Forwarded-For names the client.
+  int memory_budget_mib = 256;
+  int client_share_percent = 10;
+  std::vector<std::string> trusted_proxies;
 };
 
 // Serves until SIGINT or SIGTERM, then stops cleanly and returns 0.
