@@ -417,6 +417,7 @@ struct Learner::Impl {
       for (const feedback::Example& e : page) {
         ++all;
         if (!e.correct) ++wrong, waiting += e.id > up_to;
+        if (!options.data) continue;  // learning is off: nothing to replay
         const bool was_learned = std::any_of(learned.begin(), learned.end(), [&](const auto& r) { return e.id >= r.first && e.id <= r.second; });
         if (e.correct && e.id <= up_to) kept_confirmations.add(e);
         if (!e.correct && was_learned) kept_corrections.add(e);
