@@ -1,27 +1,40 @@
 // make_digit_folders: writes folders of labelled digit images that are not MNIST's, drawn the way
 // people hand them to the app (large or small, anywhere on a big canvas, slanted, thin or thick,
-// either polarity), for `digits evaluate --images`. See docs/robustness.md.
+// either polarity), for `digits evaluate --images`, and folders of things that are not digits, for
+// tools/not_a_digit. See docs/robustness.md.
 //
 //   fonts/          digits from handwriting-style TrueType/OpenType fonts of Debian packages
 //   strokes/        synthetic pen strokes, jittered
 //   mnist_placed/   MNIST test digits placed exactly the same way: the control group
+//   pen_stylus/, pen_marker/, narrow/, wide/, slant/, broken/, doubled/, overshoot/, touching/,
+//   lowres/, photo/ one folder for each way people draw (issue 20, item 3), from MNIST test digits,
+//                   the pen strokes and the fonts in turn (kVariations)
+//   neg_*/          things that are not digits: letters, signs, scribbles, crossings-out, pieces of
+//                   strokes, blobs, near-empty paper (issue 20, item 5; kNegatives)
+//   heldout_*/      more of them from other fonts and other generators, never to be trained on
 //
-// Every image goes through one path: a coverage bitmap of the digit (0 paper, 1 ink) at its final
-// height → its stroke width set (fonts, MNIST: by a signed distance field; strokes: by the pen) →
-// sheared and put at a random place on the canvas → paper and ink levels. So the three folders
-// differ only in where the digit's shape comes from, and the gap between them is the price of
-// shapes the model did not train on. Images depend only on --seed, the folder, the digit and the
-// image's number, so `--only` and `--per-digit` do not change the images they share.
+// Every digit image goes through one path: a coverage bitmap of the digit (0 paper, 1 ink) at its
+// final height → its stroke width set (fonts, MNIST: by a signed distance field; strokes: by the
+// pen) → sheared and put at a random place on the canvas → paper and ink levels. So the first three
+// folders differ only in where the digit's shape comes from, and the gap between them is the price
+// of shapes the model did not train on; each variation folder then pushes one thing further.
+// Images depend only on --seed, the folder, the digit and the image's number, so `--only`,
+// `--per-digit` and `--negatives` do not change the images they share.
+#include <stb_image_write.h>
 #include <stb_truetype.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
+#include <optional>
+#include <set>
 #include <span>
 #include <sstream>
 #include <string>
@@ -118,14 +131,23 @@ void fit_height(Look& look, double aspect) {
 
 // Puts the glyph on a canvas: sheared about its middle row, at a random free place, in the look's
 // paper and ink levels. Bilinear resampling keeps the edges anti-aliased.
+GrayImage place_at(const Coverage& glyph, const Look& look, double left, double top);
+
 GrayImage place(const Coverage& glyph, const Look& look) {
-  GrayImage canvas{look.canvas_width, look.canvas_height,
-                   std::vector<float>(static_cast<std::size_t>(look.canvas_width) * static_cast<std::size_t>(look.canvas_height), static_cast<float>(look.paper))};
   const double reach = std::abs(look.shear) * glyph.height / 2;  // how far the shear moves the top and bottom rows
   const double margin = 0.02 * std::min(look.canvas_width, look.canvas_height);
   const double room_x = std::max(0.0, look.canvas_width - 2 * margin - (glyph.width + 2 * reach));
   const double room_y = std::max(0.0, look.canvas_height - 2 * margin - glyph.height);
   const double left = margin + reach + look.left_fraction * room_x, top = margin + look.top_fraction * room_y;
+  return place_at(glyph, look, left, top);
+}
+
+// Puts the glyph's top-left corner at (left, top) of a canvas of the look's size and levels, sheared
+// about its middle row; what falls outside the canvas is cut off.
+GrayImage place_at(const Coverage& glyph, const Look& look, double left, double top) {
+  GrayImage canvas{look.canvas_width, look.canvas_height,
+                   std::vector<float>(static_cast<std::size_t>(look.canvas_width) * static_cast<std::size_t>(look.canvas_height), static_cast<float>(look.paper))};
+  const double reach = std::abs(look.shear) * glyph.height / 2;
   const int x0 = std::max(0, static_cast<int>(left - reach) - 1), x1 = std::min(look.canvas_width - 1, static_cast<int>(left + glyph.width + reach) + 1);
   const int y0 = std::max(0, static_cast<int>(top) - 1), y1 = std::min(look.canvas_height - 1, static_cast<int>(top + glyph.height) + 1);
   for (int y = y0; y <= y1; ++y) {
@@ -336,12 +358,13 @@ double font_aspect(const Font& font, int digit) {
 }
 
 // The digit's glyph rasterised (anti-aliased by stb_truetype) so its ink is `height` pixels tall.
-Coverage font_glyph(const Font& font, int digit, double height) {
+// x_scale widens (> 1) or narrows (< 1) it.
+Coverage font_glyph(const Font& font, int digit, double height, double x_scale = 1) {
   int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
   stbtt_GetCodepointBitmapBox(&font.info, '0' + digit, 1, 1, &x0, &y0, &x1, &y1);
   const float scale = static_cast<float>(height / (y1 - y0));
   int w = 0, h = 0;
-  unsigned char* bitmap = stbtt_GetCodepointBitmap(&font.info, scale, scale, '0' + digit, &w, &h, nullptr, nullptr);
+  unsigned char* bitmap = stbtt_GetCodepointBitmap(&font.info, scale * static_cast<float>(x_scale), scale, '0' + digit, &w, &h, nullptr, nullptr);
   if (!bitmap) throw Error(font.file + ": stb_truetype could not rasterise digit " + std::to_string(digit));
   Coverage glyph(w, h);
   for (std::size_t i = 0; i < glyph.values.size(); ++i) glyph.values[i] = bitmap[i] / 255.0f;
@@ -366,16 +389,17 @@ InkBox mnist_box(std::span<const std::uint8_t> image) {
   return box;
 }
 
-// The MNIST digit's ink box scaled by bilinear interpolation so it is `height` pixels tall.
-Coverage mnist_glyph(std::span<const std::uint8_t> image, double height) {
+// The MNIST digit's ink box scaled by bilinear interpolation so it is `height` pixels tall (and
+// x_scale times as wide as that keeps it).
+Coverage mnist_glyph(std::span<const std::uint8_t> image, double height, double x_scale = 1) {
   const InkBox box = mnist_box(image);
   const double k = height / (box.bottom - box.top + 1);
-  const int w = static_cast<int>(std::ceil((box.right - box.left + 1) * k)), h = static_cast<int>(std::ceil(height));
+  const int w = static_cast<int>(std::ceil((box.right - box.left + 1) * k * x_scale)), h = static_cast<int>(std::ceil(height));
   Coverage source(28, 28);
   for (std::size_t i = 0; i < source.values.size(); ++i) source.values[i] = image[i] / 255.0f;
   Coverage glyph(w, h);
   for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) glyph.at(x, y) = source.sample(box.left - 0.5 + (x + 0.5) / k, box.top - 0.5 + (y + 0.5) / k);
+    for (int x = 0; x < w; ++x) glyph.at(x, y) = source.sample(box.left - 0.5 + (x + 0.5) / (k * x_scale), box.top - 0.5 + (y + 0.5) / k);
   }
   return glyph;
 }
@@ -492,6 +516,22 @@ void jitter(std::vector<Stroke>& strokes, Rng& rng) {
   }
 }
 
+// A segment from a to b (pixel coordinates) drawn with an anti-aliased round pen of the radius:
+// coverage clamp(radius + ½ − d, 0, 1) for d the distance from the pixel's centre to the segment.
+void draw_segment(Coverage& glyph, Point a, Point b, double radius) {
+  const int x0 = std::max(0, static_cast<int>(std::min(a.x, b.x) - radius - 1)), x1 = std::min(glyph.width - 1, static_cast<int>(std::max(a.x, b.x) + radius + 1));
+  const int y0 = std::max(0, static_cast<int>(std::min(a.y, b.y) - radius - 1)), y1 = std::min(glyph.height - 1, static_cast<int>(std::max(a.y, b.y) + radius + 1));
+  const double dx = b.x - a.x, dy = b.y - a.y, length2 = std::max(dx * dx + dy * dy, 1e-12);
+  for (int y = y0; y <= y1; ++y) {
+    for (int x = x0; x <= x1; ++x) {
+      const double px = x + 0.5, py = y + 0.5;
+      const double t = std::clamp(((px - a.x) * dx + (py - a.y) * dy) / length2, 0.0, 1.0);
+      const double distance = std::hypot(px - (a.x + t * dx), py - (a.y + t * dy));
+      glyph.at(x, y) = std::max(glyph.at(x, y), static_cast<float>(std::clamp(radius + 0.5 - distance, 0.0, 1.0)));
+    }
+  }
+}
+
 // The strokes scaled so their ink is `height` tall and `narrowing` times as wide as drawn, drawn
 // with an anti-aliased round pen `pen` pixels wide. (As tests/support/strokes.hpp draws.)
 Coverage stroke_glyph(const std::vector<Stroke>& strokes, double narrowing, double height, double pen) {
@@ -504,22 +544,794 @@ Coverage stroke_glyph(const std::vector<Stroke>& strokes, double narrowing, doub
   Coverage glyph(static_cast<int>(std::ceil((right - left) * k * narrowing + 2 * pad)), static_cast<int>(std::ceil((bottom - top) * k + 2 * pad)));
   for (const Stroke& stroke : strokes) {
     for (std::size_t i = 0; i + 1 < stroke.size(); ++i) {
-      const double ax = pad + (stroke[i].x - left) * k * narrowing, ay = pad + (stroke[i].y - top) * k;
-      const double bx = pad + (stroke[i + 1].x - left) * k * narrowing, by = pad + (stroke[i + 1].y - top) * k;
-      const int x0 = std::max(0, static_cast<int>(std::min(ax, bx) - radius - 1)), x1 = std::min(glyph.width - 1, static_cast<int>(std::max(ax, bx) + radius + 1));
-      const int y0 = std::max(0, static_cast<int>(std::min(ay, by) - radius - 1)), y1 = std::min(glyph.height - 1, static_cast<int>(std::max(ay, by) + radius + 1));
-      const double dx = bx - ax, dy = by - ay, length2 = std::max(dx * dx + dy * dy, 1e-12);
-      for (int y = y0; y <= y1; ++y) {
-        for (int x = x0; x <= x1; ++x) {
-          const double px = x + 0.5, py = y + 0.5;
-          const double t = std::clamp(((px - ax) * dx + (py - ay) * dy) / length2, 0.0, 1.0);
-          const double distance = std::hypot(px - (ax + t * dx), py - (ay + t * dy));
-          glyph.at(x, y) = std::max(glyph.at(x, y), static_cast<float>(std::clamp(radius + 0.5 - distance, 0.0, 1.0)));
+      draw_segment(glyph, {pad + (stroke[i].x - left) * k * narrowing, pad + (stroke[i].y - top) * k},
+                   {pad + (stroke[i + 1].x - left) * k * narrowing, pad + (stroke[i + 1].y - top) * k}, radius);
+    }
+  }
+  return glyph;
+}
+
+// ---- skeletons: the strokes' centre lines, to break, double or extend them ----
+
+// A binary image: 1 ink, 0 paper.
+struct Mask {
+  int width = 0, height = 0;
+  std::vector<unsigned char> values;
+
+  Mask(int w, int h) : width(w), height(h), values(static_cast<std::size_t>(w) * static_cast<std::size_t>(h), 0) {}
+  unsigned char& at(int x, int y) { return values[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]; }
+  unsigned char at(int x, int y) const { return values[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]; }
+  bool inside(int x, int y) const { return x >= 0 && y >= 0 && x < width && y < height; }
+};
+
+// The glyph's ink (coverage ≥ ½) thinned to its one-pixel skeleton (Zhang–Suen, as set_stroke_width
+// thins), `pad` pixels of paper added on every side.
+Mask skeleton_of(const Coverage& glyph, int pad) {
+  Mask mask(glyph.width + 2 * pad, glyph.height + 2 * pad);
+  for (int y = 0; y < glyph.height; ++y) {
+    for (int x = 0; x < glyph.width; ++x) mask.at(x + pad, y + pad) = glyph.at(x, y) >= 0.5f;
+  }
+  while (thin_once(mask.values, mask.width, mask.height)) {
+  }
+  return mask;
+}
+
+// The skeleton drawn with a round pen `pen` pixels wide: coverage clamp(pen/2 + ½ − d, 0, 1) for d
+// the distance to the nearest skeleton pixel, as set_stroke_width redraws a thinned glyph.
+Coverage pen_around(const Mask& skeleton, double pen) {
+  std::vector<double> to_skeleton(skeleton.values.size());
+  for (std::size_t i = 0; i < to_skeleton.size(); ++i) to_skeleton[i] = skeleton.values[i] ? 0 : kFar;
+  to_skeleton = squared_distances(std::move(to_skeleton), skeleton.width, skeleton.height);
+  Coverage result(skeleton.width, skeleton.height);
+  for (std::size_t i = 0; i < to_skeleton.size(); ++i) result.values[i] = static_cast<float>(std::clamp(pen / 2 + 0.5 - std::sqrt(to_skeleton[i]), 0.0, 1.0));
+  return result;
+}
+
+std::vector<std::pair<int, int>> ink_pixels(const Mask& mask) {
+  std::vector<std::pair<int, int>> pixels;
+  for (int y = 0; y < mask.height; ++y) {
+    for (int x = 0; x < mask.width; ++x) {
+      if (mask.at(x, y)) pixels.emplace_back(x, y);
+    }
+  }
+  return pixels;
+}
+
+int neighbours(const Mask& mask, int x, int y) {
+  int count = 0;
+  for (int dy = -1; dy <= 1; ++dy) {
+    for (int dx = -1; dx <= 1; ++dx) count += (dx || dy) && mask.inside(x + dx, y + dy) && mask.at(x + dx, y + dy);
+  }
+  return count;
+}
+
+// Broken strokes: the pen lifted for a moment. 1–3 gaps: the skeleton erased within `radius` of
+// points on it (a cut that would leave less than 60% of the skeleton is not made).
+void break_strokes(Mask& skeleton, double radius, Rng& rng) {
+  const auto pixels = ink_pixels(skeleton);
+  if (pixels.empty()) return;
+  const int cuts = 1 + static_cast<int>(rng.below(3));
+  std::size_t left = pixels.size();
+  for (int cut = 0; cut < cuts; ++cut) {
+    const auto [cx, cy] = pixels[rng.below(pixels.size())];
+    std::vector<std::pair<int, int>> erased;
+    for (const auto& [x, y] : pixels) {
+      if (skeleton.at(x, y) && std::hypot(x - cx, y - cy) <= radius) erased.emplace_back(x, y);
+    }
+    if (left - erased.size() < pixels.size() * 6 / 10) continue;
+    for (const auto& [x, y] : erased) skeleton.at(x, y) = 0;
+    left -= erased.size();
+  }
+}
+
+// Doubled strokes: the digit, or the part of it on one side of a random line, traced again
+// `offset` pixels away in a random direction.
+void double_strokes(Mask& skeleton, double offset, Rng& rng) {
+  const auto pixels = ink_pixels(skeleton);
+  if (pixels.empty()) return;
+  const double angle = uniform(rng, 0, 2 * pi);
+  const int dx = static_cast<int>(std::lround(offset * std::cos(angle))), dy = static_cast<int>(std::lround(offset * std::sin(angle)));
+  const bool part = rng.below(2) == 0;
+  const auto [cx, cy] = pixels[rng.below(pixels.size())];
+  const double side = uniform(rng, 0, 2 * pi);
+  for (const auto& [x, y] : pixels) {
+    if (part && (x - cx) * std::cos(side) + (y - cy) * std::sin(side) < 0) continue;
+    // A line of pixels from (x, y) to its copy would fill the gap; only the copy is drawn.
+    if (skeleton.inside(x + dx, y + dy)) skeleton.at(x + dx, y + dy) = 1;
+  }
+}
+
+// Overshooting strokes: 1–2 of the stroke ends carried on straight, `length` pixels beyond where the
+// digit ends, in the direction the stroke was going (from the pixel `back` steps before the end).
+// A digit with no ends (0, 8) overshoots where its skeleton is followed from a random pixel.
+void overshoot_strokes(Mask& skeleton, double length, Rng& rng) {
+  const auto pixels = ink_pixels(skeleton);
+  if (pixels.empty()) return;
+  std::vector<std::pair<int, int>> ends;
+  for (const auto& [x, y] : pixels) {
+    if (neighbours(skeleton, x, y) == 1) ends.emplace_back(x, y);
+  }
+  if (ends.empty()) ends.push_back(pixels[rng.below(pixels.size())]);
+  const int count = std::min<int>(static_cast<int>(ends.size()), 1 + static_cast<int>(rng.below(2)));
+  for (int k = 0; k < count; ++k) {
+    const std::size_t pick = rng.below(ends.size());
+    const auto [ex, ey] = ends[pick];
+    ends.erase(ends.begin() + static_cast<std::ptrdiff_t>(pick));
+    // Walk back along the skeleton, never revisiting a pixel.
+    const int back = std::max(4, static_cast<int>(length / 3));
+    int x = ex, y = ey;
+    std::vector<std::pair<int, int>> seen = {{x, y}};
+    for (int step = 0; step < back; ++step) {
+      bool moved = false;
+      for (int dy = -1; dy <= 1 && !moved; ++dy) {
+        for (int dx = -1; dx <= 1 && !moved; ++dx) {
+          if ((!dx && !dy) || !skeleton.inside(x + dx, y + dy) || !skeleton.at(x + dx, y + dy)) continue;
+          if (std::find(seen.begin(), seen.end(), std::make_pair(x + dx, y + dy)) != seen.end()) continue;
+          x += dx, y += dy, moved = true;
+          seen.emplace_back(x, y);
         }
+      }
+      if (!moved) break;
+    }
+    double ux = ex - x, uy = ey - y;
+    const double norm = std::hypot(ux, uy);
+    if (norm < 1) continue;
+    ux /= norm, uy /= norm;
+    for (double t = 0; t <= length; t += 0.5) {
+      const int px = static_cast<int>(std::lround(ex + ux * t)), py = static_cast<int>(std::lround(ey + uy * t));
+      if (skeleton.inside(px, py)) skeleton.at(px, py) = 1;
+    }
+  }
+}
+
+// ---- the digit folders for each way people draw (issue 20, item 3) ----
+
+// Where a variation folder's digit comes from, in turn: an MNIST test digit, the synthetic pen
+// strokes, a handwriting font (never an MNIST training digit: these folders measure).
+struct Sources {
+  std::vector<std::vector<Font>> families;             // empty: no fonts installed
+  const digits::Dataset* mnist = nullptr;              // MNIST's test set
+  std::vector<std::vector<std::size_t>> mnist_by_digit;  // its indices of each digit
+};
+
+struct Source {
+  enum Kind { kMnist, kPen, kFont } kind = kPen;
+  std::size_t mnist_index = 0;
+  const Font* font = nullptr;
+  std::vector<Stroke> strokes;
+  std::string name;  // in the file name: mnist1234, strokes, kristi
+};
+
+Source pick_source(const Sources& sources, int digit, int number, Rng& rng) {
+  Source source;
+  const int kinds = sources.families.empty() ? 2 : 3;
+  switch (number % kinds) {
+    case 0: {
+      const auto& indices = sources.mnist_by_digit[static_cast<std::size_t>(digit)];
+      source.kind = Source::kMnist, source.mnist_index = indices[rng.below(indices.size())];
+      source.name = "mnist" + std::to_string(source.mnist_index);
+      break;
+    }
+    case 1:
+      source.kind = Source::kPen, source.strokes = digit_strokes(digit, rng), source.name = "strokes";
+      jitter(source.strokes, rng);
+      break;
+    default: {
+      const auto& family = sources.families[static_cast<std::size_t>(number / kinds) % sources.families.size()];
+      source.kind = Source::kFont, source.font = &family[rng.below(family.size())], source.name = source.font->family;
+    }
+  }
+  return source;
+}
+
+struct Extent {
+  double left = 1e9, right = -1e9, top = 1e9, bottom = -1e9;
+  double width() const { return right - left; }
+  double height() const { return bottom - top; }
+};
+Extent extent(const std::vector<Stroke>& strokes) {
+  Extent e;
+  for (const Stroke& s : strokes) {
+    for (const Point& p : s) e.left = std::min(e.left, p.x), e.right = std::max(e.right, p.x), e.top = std::min(e.top, p.y), e.bottom = std::max(e.bottom, p.y);
+  }
+  return e;
+}
+
+// The digit's ink width over its height, as its source draws it.
+double source_aspect(const Source& source, const Sources& sources, int digit) {
+  switch (source.kind) {
+    case Source::kMnist: {
+      const InkBox box = mnist_box(sources.mnist->image(source.mnist_index));
+      return static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1);
+    }
+    case Source::kPen: {
+      const Extent e = extent(source.strokes);
+      return e.width() / e.height();
+    }
+    default:
+      return font_aspect(*source.font, digit);
+  }
+}
+
+// The digit `height` pixels tall and x_scale times as wide as its source draws it, in its source's
+// own stroke width (the strokes with a pen a tenth of the height): set_stroke_width or the skeleton
+// functions then give it the folder's pen.
+Coverage source_shape(const Source& source, const Sources& sources, int digit, double height, double x_scale) {
+  switch (source.kind) {
+    case Source::kMnist: return mnist_glyph(sources.mnist->image(source.mnist_index), height, x_scale);
+    case Source::kPen: return stroke_glyph(source.strokes, x_scale, height, std::max(2.0, 0.1 * height));
+    default: return font_glyph(*source.font, digit, height, x_scale);
+  }
+}
+
+// A variation folder's plain look, which each folder then pushes one way: a canvas 300–600 px a
+// side (a third of them square), the digit 30–70% of its shorter side, a medium pen (6–12% of the
+// height), a mild slant (shear ±0.15), dark ink on light paper or the reverse.
+Look plain_look(Rng& rng) {
+  Look look;
+  look.canvas_width = static_cast<int>(uniform(rng, 300, 600));
+  look.canvas_height = rng.below(3) == 0 ? look.canvas_width : static_cast<int>(uniform(rng, 300, 600));
+  look.height = uniform(rng, 0.3, 0.7) * std::min(look.canvas_width, look.canvas_height);
+  look.stroke = uniform(rng, 0.06, 0.12), look.weight = "medium";
+  look.shear = uniform(rng, -0.15, 0.15);
+  if (rng.below(2) == 0) {
+    look.paper = uniform(rng, 200, 255), look.ink = uniform(rng, 0, 60);
+  } else {
+    look.paper = uniform(rng, 0, 40), look.ink = uniform(rng, 190, 255);
+  }
+  look.left_fraction = uniform(rng, 0, 1), look.top_fraction = uniform(rng, 0, 1);
+  return look;
+}
+
+// The first and last rows and columns with coverage ≥ ½.
+InkBox ink_box(const Coverage& glyph) {
+  InkBox box{glyph.width, glyph.height, -1, -1};
+  for (int y = 0; y < glyph.height; ++y) {
+    for (int x = 0; x < glyph.width; ++x) {
+      if (glyph.at(x, y) < 0.5f) continue;
+      box.left = std::min(box.left, x), box.right = std::max(box.right, x), box.top = std::min(box.top, y), box.bottom = std::max(box.bottom, y);
+    }
+  }
+  return box;
+}
+
+GrayImage blank(int width, int height, double level) {
+  return GrayImage{width, height, std::vector<float>(static_cast<std::size_t>(width) * static_cast<std::size_t>(height), static_cast<float>(level))};
+}
+
+// Scales an image up by an integer factor: nearest neighbour (blocky, as a small bitmap zoomed) or
+// bilinear (blurred, as a browser smooths it).
+GrayImage upscale(const GrayImage& small, int factor, bool nearest) {
+  GrayImage big = blank(small.width * factor, small.height * factor, 0);
+  Coverage source(small.width, small.height);
+  source.values = small.pixels;
+  for (int y = 0; y < big.height; ++y) {
+    for (int x = 0; x < big.width; ++x) {
+      float v = 0;
+      if (nearest) {
+        v = small.at(x / factor, y / factor);
+      } else {  // bilinear, clamped at the border (not paper: the sample would darken the edge)
+        const double sx = std::clamp((x + 0.5) / factor - 0.5, 0.0, small.width - 1.0), sy = std::clamp((y + 0.5) / factor - 0.5, 0.0, small.height - 1.0);
+        v = source.sample(sx, sy);
+      }
+      big.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(big.width) + static_cast<std::size_t>(x)] = v;
+    }
+  }
+  return big;
+}
+
+// A photograph of paper: the light falls off across the page (a linear gradient of 10–40% in a
+// random direction) and towards the corners (up to 20%), sometimes with a soft shadow across it;
+// ink and paper both reflect it. Then the camera: a slight blur (half of them), sensor noise
+// (Gaussian, σ 2–8 levels). Returns the gradient, for the file name.
+double photograph(GrayImage& image, Rng& rng) {
+  const double direction = uniform(rng, 0, 2 * pi), gradient = uniform(rng, 0.1, 0.4), vignette = uniform(rng, 0, 0.2);
+  const bool shadow = rng.below(3) == 0;
+  const double shadow_angle = uniform(rng, 0, 2 * pi), shadow_depth = uniform(rng, 0.1, 0.3), shadow_at = uniform(rng, -0.3, 0.3), shadow_soft = uniform(rng, 0.02, 0.15);
+  const double cx = image.width / 2.0, cy = image.height / 2.0, half_diagonal = std::hypot(cx, cy);
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      const double u = (x - cx) / half_diagonal, v = (y - cy) / half_diagonal;  // within the unit disc
+      const double along = (u * std::cos(direction) + v * std::sin(direction) + 1) / 2;  // 0–1 across the page
+      double light = 1 - gradient * along - vignette * (u * u + v * v);
+      if (shadow) light -= shadow_depth / (1 + std::exp(-((u * std::cos(shadow_angle) + v * std::sin(shadow_angle)) - shadow_at) / shadow_soft));
+      float& p = image.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) + static_cast<std::size_t>(x)];
+      p = static_cast<float>(p * std::max(0.05, light));
+    }
+  }
+  if (rng.below(2) == 0) {  // a 3×3 box blur: a lens slightly out of focus
+    const GrayImage sharp = image;
+    for (int y = 1; y + 1 < image.height; ++y) {
+      for (int x = 1; x + 1 < image.width; ++x) {
+        float sum = 0;
+        for (int dy = -1; dy <= 1; ++dy) {
+          for (int dx = -1; dx <= 1; ++dx) sum += sharp.at(x + dx, y + dy);
+        }
+        image.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) + static_cast<std::size_t>(x)] = sum / 9;
+      }
+    }
+  }
+  const double sigma = uniform(rng, 2, 8);
+  for (float& p : image.pixels) p = std::clamp(static_cast<float>(p + sigma * rng.normal()), 0.0f, 255.0f);
+  return gradient;
+}
+
+// Writes a JPEG of the given quality (stb_image_write's baseline encoder).
+void write_jpeg(const fs::path& path, const GrayImage& image, int quality) {
+  std::vector<unsigned char> bytes(image.pixels.size());
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(std::lround(std::clamp(image.pixels[i], 0.0f, 255.0f)));
+  std::string jpeg;
+  auto append = [](void* context, void* data, int size) { static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size)); };
+  if (!stbi_write_jpg_to_func(append, &jpeg, image.width, image.height, 1, bytes.data(), quality)) throw Error(path.string() + ": cannot encode the JPEG");
+  std::ofstream out(path, std::ios::binary);
+  out.write(jpeg.data(), static_cast<std::streamsize>(jpeg.size()));
+  if (!out.flush()) throw Error(path.string() + ": cannot write");
+}
+
+struct Variation {
+  int id;            // seeds the folder's images
+  const char* name;  // the folder
+  const char* what;  // for --help and the summary line
+};
+constexpr Variation kVariations[] = {
+    {4, "pen_stylus", "a thin stylus: a pen 0.6–2.5% of the digit's height (at least 1 px), the digit 40–75% of the canvas"},
+    {5, "pen_marker", "a thick marker: a pen 18–30% of the digit's height"},
+    {6, "narrow", "narrow digits: 0.35–0.6 times as wide as drawn"},
+    {7, "wide", "wide digits, stretched towards their box: 1.4–3 times as wide as drawn, to an aspect of 0.9–1.5"},
+    {8, "slant", "strong slant: a shear of 0.35–0.7, to the right or to the left"},
+    {9, "broken", "broken strokes: 1–3 gaps where the pen lifted"},
+    {10, "doubled", "doubled strokes: the digit or part of it traced twice, 1.2–2.5 pen widths apart"},
+    {11, "overshoot", "overshooting strokes: 1–2 stroke ends carried on 10–25% of the height"},
+    {12, "touching", "digits that touch the box: filling a square canvas's height, running 0–8% over its edges"},
+    {13, "lowres", "low-resolution sources: drawn 8–16 px tall on a canvas of 12–24 px, scaled up 10–30× (nearest or bilinear)"},
+    {14, "photo", "paper photographs: dark ink on gray paper under uneven light, blur, noise, JPEG quality 35–85"},
+};
+
+// Writes one image of a variation folder into dir: <digit>_<source>_<number>.png (.jpg for photos).
+void variation_image(const Variation& variation, const Sources& sources, int digit, int number, std::uint64_t seed, const fs::path& dir) {
+  Rng rng(image_seed(seed, variation.id, digit, number));
+  const Source source = pick_source(sources, digit, number, rng);
+  const double aspect = source_aspect(source, sources, digit);
+  Look look = plain_look(rng);
+  const std::string name = variation.name;
+  char file[96];
+  std::snprintf(file, sizeof file, "%d_%s_%04d", digit, source.name.c_str(), number);
+  double x_scale = 1, pen_fraction = look.stroke, min_pen = 1.5;
+  if (name == "pen_stylus") {
+    pen_fraction = uniform(rng, 0.006, 0.025), min_pen = 1.0;
+    look.height = uniform(rng, 0.4, 0.75) * std::min(look.canvas_width, look.canvas_height);
+  } else if (name == "pen_marker") {
+    pen_fraction = uniform(rng, 0.18, 0.3);
+  } else if (name == "narrow") {
+    x_scale = uniform(rng, 0.35, 0.6);
+  } else if (name == "wide") {
+    x_scale = std::clamp(uniform(rng, 0.9, 1.5) / aspect, 1.4, 3.0);
+  } else if (name == "slant") {
+    look.shear = (rng.below(2) == 0 ? 1 : -1) * uniform(rng, 0.35, 0.7);
+  } else if (name == "broken" || name == "doubled" || name == "overshoot") {
+    pen_fraction = uniform(rng, 0.03, 0.08);  // a pen thin enough for the fault to show
+  } else if (name == "photo") {
+    look.paper = uniform(rng, 150, 235), look.ink = uniform(rng, 15, 80);  // photographs are of dark ink on paper
+    look.canvas_width = static_cast<int>(uniform(rng, 400, 800)), look.canvas_height = static_cast<int>(uniform(rng, 400, 800));
+    look.height = uniform(rng, 0.25, 0.6) * std::min(look.canvas_width, look.canvas_height);
+  }
+  look.stroke = pen_fraction;
+
+  if (name == "lowres") {
+    // Drawn 8× larger than the small image and area-averaged down to it, as a scanner or a small
+    // canvas would anti-alias it; then stored in 8 bits and scaled up.
+    constexpr int kSuper = 8;
+    const int side = 12 + static_cast<int>(rng.below(13));
+    look.canvas_width = look.canvas_height = side * kSuper;
+    look.height = std::min(uniform(rng, 8, 16), side - 2.0) * kSuper;
+    look.shear = uniform(rng, -0.1, 0.1);
+    fit_height(look, aspect);
+    const double pen = std::max(1.0 * kSuper, uniform(rng, 0.1, 0.18) * look.height);
+    const GrayImage fine = place(set_stroke_width(source_shape(source, sources, digit, look.height, 1), pen), look);
+    GrayImage small = blank(side, side, 0);
+    for (int y = 0; y < side * kSuper; ++y) {
+      for (int x = 0; x < side * kSuper; ++x) small.pixels[static_cast<std::size_t>(y / kSuper * side + x / kSuper)] += fine.at(x, y) / (kSuper * kSuper);
+    }
+    for (float& v : small.pixels) v = std::round(v);  // an 8-bit image
+    const int factor = std::max(10, static_cast<int>(uniform(rng, 200, 450) / side));
+    digits::write_png(dir / (std::string(file) + ".png"), upscale(small, std::min(factor, 30), rng.below(2) == 0));
+    return;
+  }
+  if (name == "touching") {
+    const int side = static_cast<int>(uniform(rng, 280, 500));
+    look.canvas_width = look.canvas_height = side;
+    look.shear = uniform(rng, -0.1, 0.1);
+    const double overflow = uniform(rng, 1.0, 1.08);
+    const Coverage glyph = set_stroke_width(source_shape(source, sources, digit, side * overflow * (1 - look.stroke), 1), std::max(1.5, look.stroke * side));
+    const InkBox box = ink_box(glyph);
+    const double ink_width = box.right - box.left + 1, ink_height = box.bottom - box.top + 1;
+    // Top and bottom run over by `overflow` shared at random; a digit narrower than the canvas
+    // sits anywhere across it, a wider one runs over its sides too.
+    const double top = -box.top - uniform(rng, 0, 1) * std::max(0.0, ink_height - side);
+    const double left = ink_width < side ? -box.left + uniform(rng, 0, 1) * (side - ink_width) : -box.left - uniform(rng, 0, 1) * (ink_width - side);
+    digits::write_png(dir / (std::string(file) + ".png"), place_at(glyph, look, left, top));
+    return;
+  }
+
+  fit_height(look, aspect * x_scale);
+  if (name == "overshoot") look.height /= 1.3;  // room for the ends carried on
+  const double pen = std::max(min_pen, pen_fraction * look.height);
+  const Coverage shape = source_shape(source, sources, digit, look.height, x_scale);
+  Coverage glyph(0, 0);
+  if (name == "broken" || name == "doubled" || name == "overshoot") {
+    const double reach = name == "overshoot" ? 0.25 * look.height : name == "doubled" ? 2.5 * pen + 1 : 0;
+    Mask skeleton = skeleton_of(shape, static_cast<int>(std::ceil(reach + pen / 2)) + 2);
+    if (name == "broken") break_strokes(skeleton, pen / 2 + uniform(rng, 0.03, 0.08) * look.height + 1, rng);
+    if (name == "doubled") double_strokes(skeleton, uniform(rng, 1.2, 2.5) * pen + 1, rng);
+    if (name == "overshoot") overshoot_strokes(skeleton, uniform(rng, 0.1, 0.25) * look.height, rng);
+    glyph = pen_around(skeleton, pen);
+  } else {
+    glyph = set_stroke_width(shape, pen);
+  }
+  GrayImage image = place(glyph, look);
+  if (name == "photo") {
+    // <digit>_<source>_light<falloff %>_<number>.jpg: how uneven the light is says most of how hard it is
+    const double gradient = photograph(image, rng);
+    std::snprintf(file, sizeof file, "%d_%s_light%02d_%04d", digit, source.name.c_str(), static_cast<int>(std::lround(100 * gradient)), number);
+    write_jpeg(dir / (std::string(file) + ".jpg"), image, 35 + static_cast<int>(rng.below(51)));
+    return;
+  }
+  digits::write_png(dir / (std::string(file) + ".png"), image);
+}
+
+// ---- things that are not digits (issue 20, item 5) ----
+//
+// Each negative is drawn like a robustness image (random_look: canvas, size, pen weight, slant,
+// polarity) so that only its shape tells it from a digit. Two sets: the generators and fonts one
+// may train an eleventh class on, and a held-out set of other fonts and other generators, to
+// measure on without having tuned to one's own negatives.
+
+// Letters and signs that are not digits. Left out, because a hand draws them as a digit or nearly:
+// O o Q D U u (0); I l i j J | ! / \ ( ) [ ] { } (1); Z z ? (2); S s $ § (5); G b (6); B & (8);
+// g q a y (9); and marks too small to be anything once scaled to fill the box: . , : ; ' " ` - _.
+constexpr const char* kLetters = "ACEFHKLMNPRTVWXYcdefhkmnprtvwx";
+constexpr std::uint32_t kSigns[] = {'+', '=', '#', '%', '@', '*', '<', '>', '~', '^', 0xD7 /* × */, 0xF7 /* ÷ */, 0xB1 /* ± */, 0x20AC /* € */, 0xA3 /* £ */};
+
+// The families whose letters and signs a trained rejecter may see, and the held-out ones.
+constexpr const char* kTrainFamilies[] = {"dkg", "breip", "humorsans", "comicneue", "klee", "bwht"};
+constexpr const char* kHeldOutFamilies[] = {"kristi", "dancingscript", "ecolier"};
+
+bool has_glyph(const Font& font, std::uint32_t codepoint) {
+  if (stbtt_FindGlyphIndex(&font.info, static_cast<int>(codepoint)) == 0) return false;
+  int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  stbtt_GetCodepointBitmapBox(&font.info, static_cast<int>(codepoint), 1, 1, &x0, &y0, &x1, &y1);
+  return x1 > x0 && y1 > y0;
+}
+
+// A character at the font's size for a line `em` pixels high (ascent − descent), so a lowercase
+// letter stays smaller than a capital; nullopt if the font lacks it.
+std::optional<Coverage> character_glyph(const Font& font, std::uint32_t codepoint, double em) {
+  if (!has_glyph(font, codepoint)) return std::nullopt;
+  const float scale = stbtt_ScaleForPixelHeight(&font.info, static_cast<float>(em));
+  int w = 0, h = 0;
+  unsigned char* bitmap = stbtt_GetCodepointBitmap(&font.info, scale, scale, static_cast<int>(codepoint), &w, &h, nullptr, nullptr);
+  if (!bitmap || w <= 0 || h <= 0) {
+    if (bitmap) stbtt_FreeBitmap(bitmap, nullptr);
+    return std::nullopt;
+  }
+  Coverage glyph(w, h);
+  for (std::size_t i = 0; i < glyph.values.size(); ++i) glyph.values[i] = bitmap[i] / 255.0f;
+  stbtt_FreeBitmap(bitmap, nullptr);
+  return glyph;
+}
+
+std::string codepoint_name(std::uint32_t codepoint) {
+  if ((codepoint >= 'A' && codepoint <= 'Z') || (codepoint >= 'a' && codepoint <= 'z')) return std::string(1, static_cast<char>(codepoint));
+  char text[16];
+  std::snprintf(text, sizeof text, "u%04X", codepoint);
+  return text;
+}
+
+// Paths in a unit box drawn with a round pen so that their longer side is `size` pixels.
+Coverage path_glyph(const std::vector<Stroke>& strokes, double size, double pen) {
+  const Extent e = extent(strokes);
+  const double k = std::max(1.0, size - pen) / std::max({e.width(), e.height(), 1e-6}), radius = pen / 2, pad = radius + 2;
+  Coverage glyph(static_cast<int>(std::ceil(e.width() * k + 2 * pad)), static_cast<int>(std::ceil(e.height() * k + 2 * pad)));
+  for (const Stroke& stroke : strokes) {
+    for (std::size_t i = 0; i + 1 < stroke.size(); ++i)
+      draw_segment(glyph, {pad + (stroke[i].x - e.left) * k, pad + (stroke[i].y - e.top) * k}, {pad + (stroke[i + 1].x - e.left) * k, pad + (stroke[i + 1].y - e.top) * k}, radius);
+    if (stroke.size() == 1) draw_segment(glyph, {pad + (stroke[0].x - e.left) * k, pad + (stroke[0].y - e.top) * k}, {pad + (stroke[0].x - e.left) * k, pad + (stroke[0].y - e.top) * k}, radius);
+  }
+  return glyph;
+}
+
+// Shrinks the look's size until a glyph `aspect` wide (width / height) fits its canvas, as
+// fit_height does for digits, with `size` the longer side.
+double fit_size(const Look& look, double aspect) {
+  const double margin = 0.02 * std::min(look.canvas_width, look.canvas_height) + 2;
+  const double width_room = (look.canvas_width - 2 * margin), height_room = (look.canvas_height - 2 * margin);
+  const double w = aspect >= 1 ? 1 : aspect, h = aspect >= 1 ? 1 / aspect : 1;  // per unit of the longer side
+  return std::min({look.height, width_room / (w + h * std::abs(look.shear) + look.stroke), height_room / (h + look.stroke)});
+}
+
+// A scribble: a pen wandering with momentum, its turning rate itself a random walk, kept in the box
+// by steering back towards the middle; 1–2 strokes of 60–260 steps of 0.02.
+std::vector<Stroke> scribble(Rng& rng) {
+  std::vector<Stroke> strokes(1 + rng.below(2));
+  for (Stroke& s : strokes) {
+    Point p{uniform(rng, 0.2, 0.8), uniform(rng, 0.2, 0.8)};
+    double heading = uniform(rng, 0, 2 * pi), turn = uniform(rng, -0.3, 0.3);
+    const int steps = 60 + static_cast<int>(rng.below(200));
+    for (int i = 0; i < steps; ++i) {
+      s.push_back(p);
+      turn = std::clamp(turn + 0.08 * rng.normal(), -0.45, 0.45);
+      heading += turn;
+      const double to_middle = std::atan2(0.5 - p.y, 0.5 - p.x);
+      if (std::hypot(p.x - 0.5, p.y - 0.5) > 0.45) heading += 0.3 * std::remainder(to_middle - heading, 2 * pi);
+      p = {p.x + 0.02 * std::cos(heading), p.y + 0.02 * std::sin(heading)};
+    }
+  }
+  return strokes;
+}
+
+// A crossing-out: a zigzag of 4–14 strokes back and forth at a random angle, sometimes with a cross
+// over it; or (a third of them) a pen-stroke digit scratched over until hidden. The file says which.
+std::vector<Stroke> crossout(Rng& rng, std::string& kind) {
+  std::vector<Stroke> strokes;
+  const int style = static_cast<int>(rng.below(3));
+  if (style == 2) {
+    const int digit = static_cast<int>(rng.below(10));
+    strokes = digit_strokes(digit, rng);
+    jitter(strokes, rng);
+    kind = "scratched" + std::to_string(digit);
+  } else {
+    kind = style == 0 ? "zigzag" : "zigzagcross";
+  }
+  const double angle = uniform(rng, -0.6, 0.6) + (rng.below(2) ? pi / 2 : 0), across = uniform(rng, 0.5, 1.0);
+  const int turns = 4 + static_cast<int>(rng.below(11));
+  Stroke zigzag;
+  for (int k = 0; k <= turns; ++k) {
+    const double along = -0.5 + static_cast<double>(k) / turns + uniform(rng, -0.03, 0.03), side = (k % 2 ? 0.5 : -0.5) * across + uniform(rng, -0.06, 0.06);
+    zigzag.push_back({0.5 + along * std::cos(angle) - side * std::sin(angle), 0.5 + along * std::sin(angle) + side * std::cos(angle)});
+  }
+  Stroke fine;  // cut into short pieces, so the jitter can bend them
+  for (std::size_t k = 0; k + 1 < zigzag.size(); ++k) {
+    for (int i = 0; i < 10; ++i) fine.push_back({zigzag[k].x + (zigzag[k + 1].x - zigzag[k].x) * i / 10, zigzag[k].y + (zigzag[k + 1].y - zigzag[k].y) * i / 10});
+  }
+  fine.push_back(zigzag.back());
+  strokes.push_back(fine);
+  if (style == 1) {
+    strokes.push_back(polyline({{0.1, 0.1}, {0.9, 0.9}}));
+    strokes.push_back(polyline({{0.9, 0.1}, {0.1, 0.9}}));
+  }
+  if (style != 2) jitter(strokes, rng);
+  return strokes;
+}
+
+// The largest distance of a path's points from the chord between its ends, over the chord's length.
+double bend(const Stroke& s) {
+  const Point a = s.front(), b = s.back();
+  const double chord = std::max(std::hypot(b.x - a.x, b.y - a.y), 1e-9);
+  double most = 0;
+  for (const Point& p : s) most = std::max(most, std::abs((b.x - a.x) * (a.y - p.y) - (a.x - p.x) * (b.y - a.y)) / chord);
+  return most / chord;
+}
+
+// A single stroke cut from a pen-stroke digit: 20–50% of one of its strokes. A piece that is nearly
+// straight or a shallow arc (bent by less than 30% of its length) is a 1 whatever the intent, so it
+// is drawn again.
+Stroke digit_piece(Rng& rng, int& digit) {
+  for (int attempt = 0;; ++attempt) {
+    digit = static_cast<int>(rng.below(10));
+    std::vector<Stroke> strokes = digit_strokes(digit, rng);
+    jitter(strokes, rng);
+    const Stroke& whole = strokes[rng.below(strokes.size())];
+    const std::size_t length = std::max<std::size_t>(2, static_cast<std::size_t>(whole.size() * uniform(rng, 0.2, 0.5)));
+    if (whole.size() < length + 1) continue;
+    const std::size_t start = rng.below(whole.size() - length + 1);
+    Stroke piece(whole.begin() + static_cast<std::ptrdiff_t>(start), whole.begin() + static_cast<std::ptrdiff_t>(start + length));
+    if (bend(piece) >= 0.3 || attempt >= 50) return piece;
+  }
+}
+
+// Held-out shapes, another generator: a triangle, a square, a five-pointed star, an arrow, a heart,
+// a spiral, a tick, a smiling face. (No plain circle, a 0; no plain line, a 1.)
+std::vector<Stroke> shape(Rng& rng, std::string& kind) {
+  auto u = [&](double low, double high) { return uniform(rng, low, high); };
+  std::vector<Stroke> strokes;
+  switch (rng.below(8)) {
+    case 0: kind = "triangle", strokes = {polyline({{0.5, 0.05}, {0.95, 0.9}, {0.05, 0.9}, {0.5, 0.05}})}; break;
+    case 1: {
+      const double w = u(0.5, 0.9);
+      kind = "square", strokes = {polyline({{0.5 - w / 2, 0.1}, {0.5 + w / 2, 0.1}, {0.5 + w / 2, 0.9}, {0.5 - w / 2, 0.9}, {0.5 - w / 2, 0.1}})};
+      break;
+    }
+    case 2: {
+      kind = "star";
+      Stroke s;
+      for (int k = 0; k <= 5; ++k) {
+        const double t = -pi / 2 + k * 4 * pi / 5;
+        s.push_back({0.5 + 0.45 * std::cos(t), 0.5 + 0.45 * std::sin(t)});
+      }
+      Stroke fine;
+      for (std::size_t k = 0; k + 1 < s.size(); ++k) {
+        const Stroke piece = polyline({s[k], s[k + 1]});
+        fine.insert(fine.end(), piece.begin(), piece.end());
+      }
+      strokes = {fine};
+      break;
+    }
+    case 3: {
+      kind = "arrow";
+      const double head = u(0.2, 0.35);
+      strokes = {polyline({{0.05, 0.5}, {0.95, 0.5}}), polyline({{0.95 - head, 0.5 - head}, {0.95, 0.5}, {0.95 - head, 0.5 + head}})};
+      const double turn = u(0, 2 * pi);
+      for (Stroke& s : strokes) {
+        for (Point& p : s) p = {0.5 + (p.x - 0.5) * std::cos(turn) - (p.y - 0.5) * std::sin(turn), 0.5 + (p.x - 0.5) * std::sin(turn) + (p.y - 0.5) * std::cos(turn)};
+      }
+      break;
+    }
+    case 4: {
+      kind = "heart";
+      Stroke s;
+      for (int i = 0; i <= 96; ++i) {  // x = 16 sin³t, y = 13 cos t − 5 cos 2t − 2 cos 3t − cos 4t
+        const double t = 2 * pi * i / 96;
+        s.push_back({0.5 + 0.028 * 16 * std::pow(std::sin(t), 3), 0.5 - 0.028 * (13 * std::cos(t) - 5 * std::cos(2 * t) - 2 * std::cos(3 * t) - std::cos(4 * t))});
+      }
+      strokes = {s};
+      break;
+    }
+    case 5: {
+      kind = "spiral";
+      Stroke s;
+      const double turns = u(2, 3.5), start = u(0, 2 * pi);
+      for (int i = 0; i <= 160; ++i) {
+        const double t = turns * 2 * pi * i / 160, r = 0.45 * i / 160;
+        s.push_back({0.5 + r * std::cos(start + t), 0.5 + r * std::sin(start + t)});
+      }
+      strokes = {s};
+      break;
+    }
+    case 6: kind = "tick", strokes = {polyline({{0.05, u(0.45, 0.6)}, {u(0.3, 0.4), 0.95}, {0.95, 0.05}})}; break;
+    default:
+      kind = "face";
+      strokes = {arc(0.5, 0.5, 0.45, 0.45, 0, 2 * pi, 64), polyline({{0.35, 0.33}, {0.35, 0.4}}), polyline({{0.65, 0.33}, {0.65, 0.4}}), arc(0.5, 0.55, 0.22, 0.18, 0.15 * pi, 0.85 * pi, 24)};
+  }
+  jitter(strokes, rng);
+  return strokes;
+}
+
+// Ink blobs: 1–3 filled shapes, each a radius r(θ) = r₀·(1 + Σₖ aₖ cos(kθ + φₖ)) for k = 2…5,
+// anti-aliased along the edge; `size` pixels across.
+Coverage blobs(Rng& rng, double size) {
+  const int n = 1 + static_cast<int>(rng.below(3)), side = static_cast<int>(std::ceil(size)) + 4;
+  Coverage glyph(side, side);
+  for (int b = 0; b < n; ++b) {
+    const double r0 = uniform(rng, 0.1, n == 1 ? 0.45 : 0.25) * size;
+    const double cx = uniform(rng, r0 * 1.3, side - r0 * 1.3), cy = uniform(rng, r0 * 1.3, side - r0 * 1.3);
+    double a[6] = {}, phase[6] = {};
+    for (int k = 2; k <= 5; ++k) a[k] = uniform(rng, -0.35, 0.35) / (k - 1), phase[k] = uniform(rng, 0, 2 * pi);
+    for (int y = 0; y < side; ++y) {
+      for (int x = 0; x < side; ++x) {
+        const double dx = x + 0.5 - cx, dy = y + 0.5 - cy, theta = std::atan2(dy, dx);
+        double r = 1;
+        for (int k = 2; k <= 5; ++k) r += a[k] * std::cos(k * theta + phase[k]);
+        glyph.at(x, y) = std::max(glyph.at(x, y), static_cast<float>(std::clamp(r0 * r - std::hypot(dx, dy) + 0.5, 0.0, 1.0)));
       }
     }
   }
   return glyph;
+}
+
+// Nearly nothing: paper with sensor noise (σ 1–10), maybe a light gradient, and 2–60 specks of dust
+// or stray marks 0.5–3 px across. Many have too little ink to be read at all, which the app says.
+GrayImage noise_image(Rng& rng, const Look& look) {
+  GrayImage image = blank(look.canvas_width, look.canvas_height, look.paper);
+  const double sigma = uniform(rng, 1, 10), gradient = rng.below(2) ? uniform(rng, 0, 30) : 0, direction = uniform(rng, 0, 2 * pi);
+  Coverage specks(look.canvas_width, look.canvas_height);
+  const int count = 2 + static_cast<int>(rng.below(59));
+  for (int k = 0; k < count; ++k) {
+    const double r = uniform(rng, 0.25, 1.5), cx = uniform(rng, 0, look.canvas_width), cy = uniform(rng, 0, look.canvas_height);
+    const double strength = uniform(rng, 0.3, 1.0);
+    for (int y = std::max(0, static_cast<int>(cy - r - 2)); y < std::min(look.canvas_height, static_cast<int>(cy + r + 2)); ++y) {
+      for (int x = std::max(0, static_cast<int>(cx - r - 2)); x < std::min(look.canvas_width, static_cast<int>(cx + r + 2)); ++x)
+        specks.at(x, y) = std::max(specks.at(x, y), static_cast<float>(strength * std::clamp(r + 0.5 - std::hypot(x + 0.5 - cx, y + 0.5 - cy), 0.0, 1.0)));
+    }
+  }
+  const double towards = look.paper > 128 ? -1 : 1;  // the gradient darkens light paper, lightens dark
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      const double along = (x * std::cos(direction) + y * std::sin(direction)) / std::hypot(image.width, image.height);
+      float& p = image.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) + static_cast<std::size_t>(x)];
+      p = static_cast<float>(std::clamp(look.paper + towards * gradient * (along + 0.5) + (look.ink - look.paper) * specks.at(x, y) + sigma * rng.normal(), 0.0, 255.0));
+    }
+  }
+  return image;
+}
+
+struct Negative {
+  int id;
+  const char* name;
+  bool held_out;
+  const char* what;
+};
+constexpr Negative kNegatives[] = {
+    {20, "neg_letters", false, "letters that are not digit-like, from the fonts dkg, breip, humorsans, comicneue, klee, bwht"},
+    {21, "neg_signs", false, "signs (+ = # % @ * < > ~ ^ × ÷ ± € £) from the same fonts"},
+    {22, "neg_scribbles", false, "scribbles: a pen wandering with momentum"},
+    {23, "neg_crossouts", false, "crossings-out: zigzags, zigzags with a cross, pen-stroke digits scratched over"},
+    {24, "neg_pieces", false, "single strokes cut from pen-stroke digits (20–50% of one stroke, bent by at least 30% of its length)"},
+    {25, "neg_blobs", false, "ink blobs: 1–3 filled irregular shapes"},
+    {26, "neg_noise", false, "nearly empty paper: noise, a gradient, specks of dust"},
+    {30, "heldout_letters", true, "letters and signs from other fonts: kristi, dancingscript, ecolier"},
+    {31, "heldout_shapes", true, "shapes, another generator: triangles, squares, stars, arrows, hearts, spirals, ticks, faces"},
+    {32, "heldout_fashion", true, "Fashion-MNIST test images (clothes and shoes), placed like the digits"},
+};
+
+struct NegativeSources {
+  std::vector<Font> train_fonts, held_out_fonts;
+  digits::Dataset fashion;  // Fashion-MNIST's test set; empty if not installed
+};
+
+// Writes one negative into dir: none_<kind>_<number>.png, "none" where a digit file has its label.
+void negative_image(const Negative& negative, const NegativeSources& sources, int number, std::uint64_t seed, const fs::path& dir) {
+  Rng rng(image_seed(seed, negative.id, 0, number));
+  Look look = random_look(rng);
+  const std::string name = negative.name;
+  std::string kind;
+  std::optional<Coverage> glyph;
+  if (name == "neg_letters" || name == "neg_signs" || name == "heldout_letters") {
+    const std::vector<Font>& fonts = negative.held_out ? sources.held_out_fonts : sources.train_fonts;
+    const bool letter = name == "neg_letters" || (name == "heldout_letters" && rng.below(3) != 0);
+    for (int attempt = 0; !glyph && attempt < 100; ++attempt) {
+      const Font& font = fonts[rng.below(fonts.size())];
+      const std::uint32_t codepoint = letter ? static_cast<std::uint32_t>(kLetters[rng.below(std::strlen(kLetters))]) : kSigns[rng.below(std::size(kSigns))];
+      if (!has_glyph(font, codepoint)) continue;
+      // A capital is about 0.7 of the line's height (ascent − descent): a line 1.4 × look.height
+      // high gives capitals the digits' sizes; shrunk if the character would not fit.
+      int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+      stbtt_GetCodepointBox(&font.info, static_cast<int>(codepoint), &x0, &y0, &x1, &y1);
+      const double unit = stbtt_ScaleForPixelHeight(&font.info, 1.0f);  // pixels per font unit at a line 1 px high
+      const double w = std::max(1, x1 - x0) * unit, h = std::max(1, y1 - y0) * unit;
+      Look unbounded = look;
+      unbounded.height = 1e9;
+      const double em = std::min(1.4 * look.height, fit_size(unbounded, w / h) / std::max(w, h));
+      glyph = character_glyph(font, codepoint, em);
+      if (glyph) {
+        const double pen = std::max(1.5, look.stroke * 0.7 * em);  // as a digit's pen is to its height
+        glyph = set_stroke_width(*glyph, pen);
+        kind = font.family + "_" + codepoint_name(codepoint);
+      }
+    }
+    if (!glyph) throw Error("no font of the " + std::string(negative.held_out ? "held-out" : "training") + " families has the characters wanted");
+  } else if (name == "neg_blobs") {
+    kind = "blob";
+    const double size = fit_size(look, 1);
+    glyph = blobs(rng, size);
+  } else if (name == "neg_noise") {
+    char file[64];
+    std::snprintf(file, sizeof file, "none_noise_%04d.png", number);
+    digits::write_png(dir / file, noise_image(rng, look));
+    return;
+  } else if (name == "heldout_fashion") {
+    const std::size_t index = rng.below(sources.fashion.size());
+    kind = "fashion" + std::to_string(index) + "class" + std::to_string(sources.fashion.labels[index]);
+    const InkBox box = mnist_box(sources.fashion.image(index));
+    const double aspect = static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1);
+    fit_height(look, aspect);
+    glyph = mnist_glyph(sources.fashion.image(index), look.height);
+  } else {
+    std::vector<Stroke> strokes;
+    if (name == "neg_scribbles") kind = "scribble", strokes = scribble(rng);
+    if (name == "neg_crossouts") strokes = crossout(rng, kind);
+    if (name == "neg_pieces") {
+      int digit = 0;
+      strokes = {digit_piece(rng, digit)};
+      kind = "piece" + std::to_string(digit);
+    }
+    if (name == "heldout_shapes") strokes = shape(rng, kind);
+    const Extent e = extent(strokes);
+    const double size = fit_size(look, e.width() / std::max(e.height(), 1e-6));
+    glyph = path_glyph(strokes, size, std::max(1.5, look.stroke * size));
+  }
+  char file[128];
+  std::snprintf(file, sizeof file, "none_%s_%s_%04d.png", kind.c_str(), look.weight, number);
+  digits::write_png(dir / file, place(*glyph, look));
 }
 
 // ---- the folders ----
@@ -535,6 +1347,8 @@ fs::path prepare(const fs::path& out, const char* name) {
   return dir;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+
 // <label>_<source>_<weight>_<number>.png, e.g. 7_kristi_thin_0042.png
 std::string file_name(int digit, const std::string& source, const Look& look, int number) {
   char text[96];
@@ -545,43 +1359,76 @@ std::string file_name(int digit, const std::string& source, const Look& look, in
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Writes folders of labelled digit images (<label>_anything.png) that are not MNIST's, for `digits evaluate --images`"};
-  std::string out, only = "fonts,strokes,mnist_placed", data, fonts_root = "/usr/share/fonts";
-  int per_digit = 400;
+  CLI::App app{"Writes folders of labelled digit images (<label>_anything.png) that are not MNIST's, for `digits evaluate --images`, "
+               "and folders of things that are not digits (none_anything.png)"};
+  std::string out, only = "all", data, fonts_root = "/usr/share/fonts", fashion = "/usr/share/datasets/fashion-mnist";
+  int per_digit = 400, negatives = 500;
   std::uint64_t seed = 1;
-  app.add_option("--out", out, "Directory to write fonts/, strokes/ and mnist_placed/ into (each must be new or empty)")->required();
-  app.add_option("--per-digit", per_digit, "Images of each digit in each folder (fonts: spread over the families)")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--only", only, "Folders to write, comma-separated: fonts, strokes, mnist_placed")->capture_default_str();
+  std::string names = "fonts, strokes, mnist_placed";
+  for (const Variation& v : kVariations) names += std::string(", ") + v.name;
+  for (const Negative& n : kNegatives) names += std::string(", ") + n.name;
+  app.add_option("--out", out, "Directory to write the folders into (each must be new or empty)")->required();
+  app.add_option("--per-digit", per_digit, "Images of each digit in each digit folder (fonts: spread over the families)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--negatives", negatives, "Images in each folder of things that are not digits")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--only", only,
+                 "Folders to write, comma-separated: " + names + "; or a group: robustness (the first three), variations, negatives (held-out ones included), all")
+      ->capture_default_str();
   app.add_option("--seed", seed, "Seed: the same seed gives the same images")->capture_default_str();
-  app.add_option("--data", data, "MNIST-layout directory for mnist_placed (default: $DIGITS_DATA, else data/mnist of the source tree)");
+  app.add_option("--data", data, "MNIST-layout directory for mnist_placed and the variations (default: $DIGITS_DATA, else data/mnist of the source tree)");
   app.add_option("--fonts-root", fonts_root, "Where Debian installs fonts")->capture_default_str();
+  app.add_option("--fashion", fashion, "Fashion-MNIST directory, for heldout_fashion (Debian's dataset-fashion-mnist)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  bool want[4] = {false, false, false, false};
+  std::set<std::string> want;
   std::stringstream list(only);
   for (std::string name; std::getline(list, name, ',');) {
-    if (name == "fonts") want[kFonts] = true;
-    else if (name == "strokes") want[kStrokes] = true;
-    else if (name == "mnist_placed") want[kMnistPlaced] = true;
-    else {
-      std::fprintf(stderr, "make_digit_folders: --only '%s': expected fonts, strokes or mnist_placed\n", name.c_str());
+    const bool all = name == "all";
+    bool known = false;
+    if (all || name == "robustness") want.insert({"fonts", "strokes", "mnist_placed"}), known = true;
+    for (const Variation& v : kVariations) {
+      if (all || name == "variations" || name == v.name) want.insert(v.name), known = true;
+    }
+    for (const Negative& n : kNegatives) {
+      if (all || name == "negatives" || name == n.name) want.insert(n.name), known = true;
+    }
+    if (name == "fonts" || name == "strokes" || name == "mnist_placed") want.insert(name), known = true;
+    if (!known) {
+      std::fprintf(stderr, "make_digit_folders: --only '%s': expected one of %s, or robustness, variations, negatives, all\n", name.c_str(), names.c_str());
       return 2;
     }
   }
+  auto wanted = [&](const std::string& name) { return want.count(name) > 0; };
+  bool any_variation = false, any_negative = false;
+  for (const Variation& v : kVariations) any_variation = any_variation || wanted(v.name);
+  for (const Negative& n : kNegatives) any_negative = any_negative || wanted(n.name);
 
   try {
-    if (want[kFonts]) {
-      std::vector<std::vector<Font>> families;
-      std::string names;
+    // The fonts, when a folder needs them: every family, then split for the negatives.
+    std::vector<std::vector<Font>> families;
+    std::string family_names;
+    if (wanted("fonts") || any_variation || any_negative) {
       for (const FontFamily& family : kFontFamilies) {
         std::vector<Font> fonts = load_family(family, fonts_root);
         if (fonts.empty()) {
           std::fprintf(stderr, "make_digit_folders: no fonts of %s (install the Debian package %s: scripts/setup does)\n", family.name, family.package);
           continue;
         }
-        names += (names.empty() ? "" : ", ") + std::string(family.name) + " (" + std::to_string(fonts.size()) + ")";
+        family_names += (family_names.empty() ? "" : ", ") + std::string(family.name) + " (" + std::to_string(fonts.size()) + ")";
         families.push_back(std::move(fonts));
       }
+    }
+    // The MNIST test set, when a folder needs it.
+    digits::Dataset test;
+    fs::path data_dir = data;
+    if (wanted("mnist_placed") || any_variation) {
+      if (data_dir.empty()) {
+        const char* env = std::getenv("DIGITS_DATA");
+        data_dir = env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
+      }
+      test = digits::load_train_test(data_dir).test;
+    }
+
+    if (wanted("fonts")) {
       if (families.empty()) throw Error("no handwriting fonts found under " + fonts_root + ": run scripts/setup, or leave fonts out of --only");
       const fs::path dir = prepare(out, "fonts");
       int count = 0;
@@ -597,10 +1444,10 @@ int main(int argc, char** argv) {
           ++count;
         }
       }
-      std::printf("fonts: %d images from %zu families: %s\n", count, families.size(), names.c_str());
+      std::printf("fonts: %d images from %zu families: %s\n", count, families.size(), family_names.c_str());
     }
 
-    if (want[kStrokes]) {
+    if (wanted("strokes")) {
       const fs::path dir = prepare(out, "strokes");
       int count = 0;
       for (int digit = 0; digit < 10; ++digit) {
@@ -623,13 +1470,7 @@ int main(int argc, char** argv) {
       std::printf("strokes: %d images\n", count);
     }
 
-    if (want[kMnistPlaced]) {
-      fs::path data_dir = data;
-      if (data_dir.empty()) {
-        const char* env = std::getenv("DIGITS_DATA");
-        data_dir = env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
-      }
-      const digits::Dataset test = digits::load_train_test(data_dir).test;
+    if (wanted("mnist_placed")) {
       const fs::path dir = prepare(out, "mnist_placed");
       int count = 0;
       for (int digit = 0; digit < 10; ++digit) {
@@ -651,6 +1492,63 @@ int main(int argc, char** argv) {
         }
       }
       std::printf("mnist_placed: %d images (MNIST test digits, from %s)\n", count, data_dir.c_str());
+    }
+
+    if (any_variation) {
+      Sources sources;
+      sources.families = families;
+      sources.mnist = &test;
+      sources.mnist_by_digit.resize(10);
+      for (std::size_t i = 0; i < test.size(); ++i) sources.mnist_by_digit[test.labels[i]].push_back(i);
+      for (const auto& indices : sources.mnist_by_digit) {
+        if (indices.empty()) throw Error(data_dir.string() + ": the test set lacks a digit");
+      }
+      for (const Variation& variation : kVariations) {
+        if (!wanted(variation.name)) continue;
+        const fs::path dir = prepare(out, variation.name);
+        const auto start = std::chrono::steady_clock::now();
+        for (int digit = 0; digit < 10; ++digit) {
+          for (int number = 0; number < per_digit; ++number) variation_image(variation, sources, digit, number, seed, dir);
+        }
+        std::printf("%s: %d images in %.0f s: %s\n", variation.name, 10 * per_digit, seconds_since(start), variation.what);
+      }
+    }
+
+    if (any_negative) {
+      NegativeSources sources;
+      for (const auto& family : families) {
+        const std::string& name = family.front().family;
+        for (const char* train : kTrainFamilies) {
+          if (name == train) sources.train_fonts.insert(sources.train_fonts.end(), family.begin(), family.end());
+        }
+        for (const char* held_out : kHeldOutFamilies) {
+          if (name == held_out) sources.held_out_fonts.insert(sources.held_out_fonts.end(), family.begin(), family.end());
+        }
+      }
+      for (const Negative& negative : kNegatives) {
+        if (!wanted(negative.name)) continue;
+        const std::string name = negative.name;
+        if ((name == "neg_letters" || name == "neg_signs") && sources.train_fonts.empty()) {
+          std::fprintf(stderr, "make_digit_folders: %s left out: none of its fonts is installed (scripts/setup installs them)\n", negative.name);
+          continue;
+        }
+        if (name == "heldout_letters" && sources.held_out_fonts.empty()) {
+          std::fprintf(stderr, "make_digit_folders: %s left out: none of its fonts is installed (scripts/setup installs them)\n", negative.name);
+          continue;
+        }
+        if (name == "heldout_fashion") {
+          std::error_code ec;
+          if (!fs::is_directory(fashion, ec)) {
+            std::fprintf(stderr, "make_digit_folders: %s left out: no %s (install the Debian package dataset-fashion-mnist: scripts/setup does)\n", negative.name, fashion.c_str());
+            continue;
+          }
+          sources.fashion = digits::load_train_test(fashion).test;
+        }
+        const fs::path dir = prepare(out, negative.name);
+        const auto start = std::chrono::steady_clock::now();
+        for (int number = 0; number < negatives; ++number) negative_image(negative, sources, number, seed, dir);
+        std::printf("%s: %d images%s in %.0f s: %s\n", negative.name, negatives, negative.held_out ? " (held out)" : "", seconds_since(start), negative.what);
+      }
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_digit_folders: %s\n", e.what());

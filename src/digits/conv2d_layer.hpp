@@ -111,7 +111,8 @@ void conv2d_backward_plain(const Conv2dLayer& layer, const Matrix& X, const Matr
 // im2col: column n·H′·W′ + y·W′ + x of `columns` holds the C·k·k input values that output
 // position (y, x) of sample n sees, in W's order [c][ky][kx], zeros where the kernel hangs over
 // the edge. Then the whole convolution is one product, Zᵗ = Wᵀ·columns. Row (c, ky, kx) of
-// `columns` is the input channel c shifted by (ky, kx), so it is built from whole rows of the image.
+// `columns` is the input channel c shifted by (ky, kx) and cut to H′×W′, so it is built from H′ runs
+// of W′ pixels, one from each image row y·s + ky − p (every s-th pixel), zeros over a padded edge.
 //   samples first…first+count−1 of X: (batch × C·H·W) → their columns of `columns`,
 //   which must already be (C·k·k × batch·H′·W′)
 void im2col(const Conv2dLayer& layer, const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& columns);

@@ -13,8 +13,9 @@ namespace digits {
 // How the weights start. The biases always start at zero.
 enum class Init {
   ancestor,  // W ~ N(0, 1) × 0.01, the NumPy ancestor's choice
-  he,        // W ~ N(0, 2/in): keeps ReLU activations' variance from layer to layer (He et al., 2015)
-  xavier,    // W ~ N(0, 2/(in+out)): the same for tanh and sigmoid (Glorot & Bengio, 2010)
+  he,        // W ~ N(0, 2/in): keeps E[z²] from layer to layer under ReLU, which halves it (He et al., 2015)
+  xavier,    // W ~ N(0, 2/(in+out)): between the forward's 1/in and the backward's 1/out, for f′(0) = 1
+             // as tanh has (Glorot & Bengio, 2010); docs/how-it-works.md §6 derives both
 };
 std::string_view init_name(Init init);
 Init parse_init(std::string_view name);

@@ -36,7 +36,7 @@ void dense_weight_gradient_plain(const Matrix& X, const Matrix& dZ, WeightMatrix
 
 // The first layer's inputs are mostly zeros: 80.9% of MNIST's pixels are 0, and a product term
 // X(i, k)·W(k, ·) with X(i, k) = 0 adds nothing. Written as the sum over the non-zero inputs:
-//   Z(i, ·) = b + Σ_{k : X(i, k) ≠ 0} X(i, k)·W(k, ·)           (docs/how-it-works.md §2)
+//   Z(i, ·) = b + Σ_{k : X(i, k) ≠ 0} X(i, k)·W(k, ·)           (docs/how-it-works.md, "Making it fast")
 // The tuned version lists, for each block of kSparseRows rows, the columns that are non-zero in
 // some row of the block, copies W transposed (pixel k's `out` weights side by side) and sums only
 // over the listed columns. Blocks share the copy and each listed W row serves every row of the block.

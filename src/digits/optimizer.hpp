@@ -31,11 +31,14 @@ class Optimizer {
   // standing for either):
   //   sgd:       θ ← θ − η·dθ
   //   momentum:  v ← μ·v + dθ;          θ ← θ − η·v
-  //   nesterov:  v ← μ·v + dθ;          θ ← θ − η·(dθ + μ·v)          (Sutskever et al., 2013)
+  //   nesterov:  v ← μ·v + dθ;          θ ← θ − η·(dθ + μ·v)          (Sutskever et al., 2013, in the
+  //              reparametrised form of Bengio et al., 2013, that PyTorch uses: θ is the look-ahead point)
   //   adam:      t ← t + 1 (once per step, not per tensor)
   //              m ← β₁·m + (1−β₁)·dθ;  v ← β₂·v + (1−β₂)·dθ²
   //              θ ← θ − η·m̂ / (√v̂ + ε),  m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)   (Kingma & Ba, 2015)
-  // With weight decay, dθ is first replaced by dθ + λ·θ for the weights.
+  // With weight decay, dθ is first replaced by dθ + λ·θ for the weights (in `update`): L2, coupled,
+  // so under Adam it is divided by √v̂ too (not AdamW's decoupled decay); the reported loss leaves
+  // the (λ/2)·Σ W² penalty out.
   // The updates run on `pool`'s threads, when given one, for networks of kSplitElements weights
   // or more; each element's update is the same wherever it runs.
   void step(std::vector<Layer>& layers, WorkerPool* pool = nullptr);
