@@ -116,6 +116,14 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     CLI::Option* token = command->add_option("--admin-token", serve.admin_token, "Bearer token for POST /api/model/rollback and /api/model/learn");
     command->add_option("--admin-token-file", serve.admin_token_file, "Read the admin token from this file's first line instead")->excludes(token);
+    command->add_option("--memory-budget", serve.memory_budget_mib, "MiB for request bodies being received, queued and worked on; beyond it new bodies get 503")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    command->add_option("--client-share", serve.client_share_percent, "Percent of the connections and of the memory budget one client (address) may hold; 0: no share")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100));
+    command->add_option("--trusted-proxy", serve.trusted_proxies,
+                        "Address of a reverse proxy whose X-Forwarded-For names the client (repeatable); without it, a proxy's clients count as one");
   };
   CLI::App* serve_cmd = app.add_subcommand("serve", "Serve the drawing page and the JSON API over HTTP until Ctrl+C");
   add_serve_options(serve_cmd);

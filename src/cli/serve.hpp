@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace digits::cli {
 
@@ -14,6 +15,12 @@ struct ServeOptions {
   bool no_learning = false;
   int feedback_rate = 30;          // judgements per minute per client; 0: unlimited
   std::string admin_token, admin_token_file;
+  // What strangers may spend (docs/security.md): the memory for request bodies in flight, in MiB;
+  // one client's share of it and of the connections, in percent; the reverse proxies whose
+  // X-Forwarded-For names the client.
+  int memory_budget_mib = 256;
+  int client_share_percent = 10;
+  std::vector<std::string> trusted_proxies;
 };
 
 // Serves until SIGINT or SIGTERM, then stops cleanly and returns 0.

@@ -30,11 +30,13 @@ int layer_outputs(const Layer& layer) { return output_shape(layer).size(); }
 Parameters parameters(Layer& layer) {
   if (auto* dense = std::get_if<DenseLayer>(&layer)) return {&dense->W, &dense->b, &dense->dW, &dense->db};
   if (auto* conv = std::get_if<Conv2dLayer>(&layer)) return {&conv->W, &conv->b, &conv->dW, &conv->db};
+  if (auto* bn = std::get_if<BatchNormLayer>(&layer)) return {&bn->gamma, &bn->beta, &bn->dgamma, &bn->dbeta, /*decay=*/false};
   return {};
 }
 ConstParameters parameters(const Layer& layer) {
   if (const auto* dense = std::get_if<DenseLayer>(&layer)) return {&dense->W, &dense->b};
   if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) return {&conv->W, &conv->b};
+  if (const auto* bn = std::get_if<BatchNormLayer>(&layer)) return {&bn->gamma, &bn->beta};
   return {};
 }
 
@@ -70,6 +72,7 @@ LayerSpec parse_one(std::string_view word, std::size_t index) {
   LayerSpec spec;
   if (rest == "pool2") return {.kind = LayerSpec::Kind::maxpool2};
   if (rest == "flatten") return {.kind = LayerSpec::Kind::flatten};
+  if (rest == "bn") return {.kind = LayerSpec::Kind::batchnorm};
   if (take(rest, "conv")) {
     spec.kind = LayerSpec::Kind::conv2d;
     int height = 0;
@@ -88,7 +91,7 @@ LayerSpec parse_one(std::string_view word, std::size_t index) {
   }
   take(rest, "fc");
   if (!take_number(rest, kMaxSize, spec.size) || !rest.empty())
-    throw bad("expected convKxKxN[s2][same], pool2, flatten, fcN or N");
+    throw bad("expected convKxKxN[s2][same], pool2, flatten, bn, fcN or N");
   return spec;
 }
 
@@ -111,6 +114,7 @@ std::string layer_spec_text(const LayerSpec& spec) {
     case LayerSpec::Kind::dense: return "fc" + std::to_string(spec.size);
     case LayerSpec::Kind::maxpool2: return "pool2";
     case LayerSpec::Kind::flatten: return "flatten";
+    case LayerSpec::Kind::batchnorm: return "bn";
     case LayerSpec::Kind::conv2d: {
       const std::string k = std::to_string(spec.kernel);
       return "conv" + k + "x" + k + "x" + std::to_string(spec.size) + (spec.stride == 2 ? "s2" : "") +
@@ -130,11 +134,13 @@ std::vector<Shape> plan_shapes(std::vector<LayerSpec>& specs, Shape input) {
   using Kind = LayerSpec::Kind;
   if (specs.empty() || specs.back().kind != Kind::dense)
     throw Error("the last layer must be dense, like fc10 or 10: its outputs are the classes");
-  // A dense layer right after a conv or a pool reads its map flattened: the list says so, as a
-  // torch model does (the first layer may be dense on the image itself: no flatten needed).
+  // A dense layer right after a conv or a pool (or a conv's bn) reads its map flattened: the list
+  // says so, as a torch model does (the first layer may be dense on the image itself: no flatten needed).
   for (std::size_t i = 1; i < specs.size(); ++i) {
-    if (specs[i].kind == Kind::dense && (specs[i - 1].kind == Kind::conv2d || specs[i - 1].kind == Kind::maxpool2))
-      specs.insert(specs.begin() + static_cast<std::ptrdiff_t>(i), LayerSpec{.kind = Kind::flatten});
+    const Kind before = specs[i - 1].kind;
+    const bool after_map = before == Kind::conv2d || before == Kind::maxpool2 ||
+                           (before == Kind::batchnorm && i >= 2 && specs[i - 2].kind == Kind::conv2d);
+    if (specs[i].kind == Kind::dense && after_map) specs.insert(specs.begin() + static_cast<std::ptrdiff_t>(i), LayerSpec{.kind = Kind::flatten});
   }
   std::vector<Shape> shapes;
   Shape shape = input;
@@ -147,6 +153,11 @@ std::vector<Shape> plan_shapes(std::vector<LayerSpec>& specs, Shape input) {
         shape = {spec.size, 1, 1};
         map = false;
         break;
+      case Kind::batchnorm:
+        // Only right after a conv or dense layer: it is folded into that layer for prediction.
+        if (i == 0 || (specs[i - 1].kind != Kind::conv2d && specs[i - 1].kind != Kind::dense))
+          throw Error(layer + "batch normalization must follow a conv or dense layer, like conv3x3x32,bn or fc128,bn");
+        break;  // the shape is unchanged
       case Kind::flatten:
         if (!map) throw Error(layer + "its input is already a vector of " + std::to_string(shape.size()) + " features");
         shape = {shape.size(), 1, 1};

@@ -109,8 +109,10 @@ std::pair<json, Metadata> parse_header(std::span<const unsigned char> header_byt
   return {std::move(header), std::move(metadata)};
 }
 
-// A weight tensor's shape in the file: [out, in] for a dense layer, [out, in, kh, kw] for a conv.
+// A weight tensor's shape in the file: [out, in] for a dense layer, [out, in, kh, kw] for a conv,
+// [C] for a batch norm's γ.
 std::vector<long long> weight_shape(const Layer& layer) {
+  if (const auto* bn = std::get_if<BatchNormLayer>(&layer)) return {bn->channels()};
   if (const auto* conv = std::get_if<Conv2dLayer>(&layer))
     return {conv->output_shape().channels, conv->input_shape().channels, conv->kernel(), conv->kernel()};
   const auto& dense = std::get<DenseLayer>(layer);
@@ -241,6 +243,18 @@ std::string serialize_model(const Network& network, const Metadata& given, const
     begin = data.size();
     append_values(data, p.b->data(), static_cast<std::size_t>(p.b->size()), storage, prefix + ".bias");
     header[prefix + ".bias"] = {{"dtype", dtype}, {"shape", {p.b->size()}}, {"data_offsets", {begin, data.size()}}};
+    if (const auto* bn = std::get_if<BatchNormLayer>(&layer)) {
+      // torch.nn.BatchNorm's buffers, under its names. The statistics stay F32 in an F16 file: they
+      // are 2·C numbers, and a small variance rounded to F16 would move σ.
+      for (const auto& [name, values] : {std::pair{".running_mean", &bn->running_mean}, std::pair{".running_var", &bn->running_var}}) {
+        begin = data.size();
+        append_values(data, values->data(), static_cast<std::size_t>(values->size()), Storage::f32, prefix + name);
+        header[prefix + name] = {{"dtype", "F32"}, {"shape", {values->size()}}, {"data_offsets", {begin, data.size()}}};
+      }
+      begin = data.size();  // an int64 scalar, shape [], as torch keeps it
+      data.append(reinterpret_cast<const char*>(&bn->batches_tracked), sizeof bn->batches_tracked);
+      header[prefix + ".num_batches_tracked"] = {{"dtype", "I64"}, {"shape", json::array()}, {"data_offsets", {begin, data.size()}}};
+    }
   }
   for (const NamedTensor& tensor : extra) {
     if (!tensor.name.starts_with("optimizer.")) throw Error("extra tensor '" + tensor.name + "' must be named optimizer.…");
@@ -312,6 +326,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     for (std::size_t i = 0; i < specs.size(); ++i) {
       const std::uint64_t in = static_cast<std::uint64_t>(previous.size()), out = static_cast<std::uint64_t>(specs[i].size);
       if (specs[i].kind == LayerSpec::Kind::dense) parameter_count += in * out + out;
+      if (specs[i].kind == LayerSpec::Kind::batchnorm) parameter_count += 4 * static_cast<std::uint64_t>(previous.channels);
       if (specs[i].kind == LayerSpec::Kind::conv2d)
         parameter_count += static_cast<std::uint64_t>(previous.channels) * std::uint64_t(specs[i].kernel * specs[i].kernel) * out + out;
       previous = shapes[i];
@@ -372,6 +387,30 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     data_used += end - begin;
     ++tensors_expected;
   };
+  // An int64 scalar (dtype I64, shape []), as torch keeps a batch norm's num_batches_tracked: at least 0.
+  auto read_count = [&](const std::string& name) {
+    if (!header.contains(name)) throw Error(source + ": tensor " + name + " is missing");
+    const json& entry = header[name];
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+      throw Error(source + ": tensor " + name + " lacks dtype, shape or data_offsets");
+    if (entry["dtype"] != "I64") throw Error(source + ": tensor " + name + " has dtype " + entry["dtype"].dump() + ", expected \"I64\"");
+    if (entry["shape"] != json::array()) throw Error(source + ": tensor " + name + " has shape " + entry["shape"].dump() + ", expected [] (one number)");
+    const json& offsets = entry["data_offsets"];
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      throw Error(source + ": tensor " + name + " has malformed data_offsets " + offsets.dump());
+    const std::uint64_t begin = offsets[0], end = offsets[1];
+    if (begin > end || end > data.size())
+      throw Error(source + ": tensor " + name + " lies at bytes " + std::to_string(begin) + "–" + std::to_string(end) +
+                  " but the data section has " + std::to_string(data.size()) + " bytes (truncated?)");
+    if (end - begin != sizeof(std::int64_t)) throw Error(source + ": tensor " + name + " spans " + std::to_string(end - begin) + " bytes, an I64 needs 8");
+    std::int64_t value = 0;
+    std::memcpy(&value, data.data() + begin, sizeof value);
+    if (value < 0) throw Error(source + ": tensor " + name + " is negative (" + std::to_string(value) + ")");
+    spans.emplace_back(begin, end, name);
+    data_used += end - begin;
+    ++tensors_expected;
+    return value;
+  };
   const std::vector<std::string> names = network.parameter_names();
   std::size_t named = 0;
   for (Layer& layer : network.layers) {
@@ -380,6 +419,12 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
     const std::string& prefix = names[named++];
     read_tensor(prefix + ".weight", weight_shape(layer), p.W->data(), true);  // [out, in(, kh, kw)] = W column-major
     read_tensor(prefix + ".bias", {p.b->size()}, p.b->data(), true);
+    if (auto* bn = std::get_if<BatchNormLayer>(&layer)) {
+      read_tensor(prefix + ".running_mean", {bn->channels()}, bn->running_mean.data(), true);
+      read_tensor(prefix + ".running_var", {bn->channels()}, bn->running_var.data(), true);
+      if ((bn->running_var.array() < 0).any()) throw Error(source + ": tensor " + prefix + ".running_var holds a negative variance");
+      bn->batches_tracked = read_count(prefix + ".num_batches_tracked");
+    }
   }
   // A checkpoint's optimizer state: any shape of at most 2 dimensions, validated like the rest.
   std::vector<NamedTensor> extra;
@@ -404,7 +449,10 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   }
   if (header.size() != tensors_expected) {
     for (const auto& [key, value] : header.items()) {
-      if (key != "__metadata__" && !((key.starts_with("fc") || key.starts_with("conv")) && (key.ends_with(".weight") || key.ends_with(".bias"))))
+      const bool layer_tensor = (key.starts_with("fc") || key.starts_with("conv")) && (key.ends_with(".weight") || key.ends_with(".bias"));
+      const bool bn_tensor = key.starts_with("bn") && (key.ends_with(".weight") || key.ends_with(".bias") || key.ends_with(".running_mean") ||
+                                                       key.ends_with(".running_var") || key.ends_with(".num_batches_tracked"));
+      if (key != "__metadata__" && !layer_tensor && !bn_tensor)
         throw Error(source + ": unexpected tensor '" + key + "' for architecture " + metadata["architecture"]);
     }
     throw Error(source + ": more tensors than the architecture " + metadata["architecture"] + " has layers");

@@ -7,8 +7,9 @@
 // a page that downloads its model (docs/app.md, "Without a server"); they are read back as float32.
 //
 // Tensors are named like PyTorch's nn.Linear layers, fc1.weight (out × in), fc1.bias (out), fc2…,
-// and its nn.Conv2d layers, conv1.weight [out_channels, in_channels, kh, kw], conv1.bias, conv2…,
-// so a Python user can load them straight into torch. In memory our W is (in × out), the ancestor's
+// its nn.Conv2d layers, conv1.weight [out_channels, in_channels, kh, kw], conv1.bias, conv2…, and
+// its nn.BatchNorm1d/2d, bn1.weight (γ), bn1.bias (β), bn1.running_mean, bn1.running_var (all [C],
+// the statistics always F32) and bn1.num_batches_tracked (I64, shape []), so a Python user can load them straight into torch. In memory our W is (in × out), the ancestor's
 // X·W convention, so it is transposed on the way out and back. Everything else a program needs to
 // rebuild and use the network travels in the header's __metadata__ (string → string).
 #pragma once

@@ -35,7 +35,10 @@ Network::Network(std::vector<LayerSpec> specs, Shape input, Activation hidden, f
   Shape shape = input;
   for (std::size_t i = 0; i < specs_.size(); ++i) {
     const LayerSpec& spec = specs_[i];
-    const Activation activation = i + 1 == specs_.size() ? Activation::identity : hidden;
+    // The last layer gives logits; a layer followed by bn gives it its sums, and bn applies the
+    // activation (conv → bn → f, as Ioffe & Szegedy place it: the sums, not f's output, normalised).
+    const bool normalised = i + 1 < specs_.size() && specs_[i + 1].kind == LayerSpec::Kind::batchnorm;
+    const Activation activation = i + 1 == specs_.size() || normalised ? Activation::identity : hidden;
     switch (spec.kind) {
       case LayerSpec::Kind::dense: layers.emplace_back(DenseLayer(shape.size(), spec.size, activation)); break;
       case LayerSpec::Kind::conv2d:
@@ -43,6 +46,7 @@ Network::Network(std::vector<LayerSpec> specs, Shape input, Activation hidden, f
         break;
       case LayerSpec::Kind::maxpool2: layers.emplace_back(MaxPool2Layer(shape)); break;
       case LayerSpec::Kind::flatten: layers.emplace_back(FlattenLayer(shape)); break;
+      case LayerSpec::Kind::batchnorm: layers.emplace_back(BatchNormLayer(shape, activation)); break;
     }
     shape = shapes[i];
   }
@@ -53,6 +57,7 @@ void Network::initialize(Init init, std::uint64_t seed) {
   for (Layer& layer : layers) {
     if (auto* dense = std::get_if<DenseLayer>(&layer)) dense->initialize(init, rng);
     if (auto* conv = std::get_if<Conv2dLayer>(&layer)) conv->initialize(init, rng);
+    if (auto* bn = std::get_if<BatchNormLayer>(&layer)) bn->initialize();  // γ = 1, β = 0: draws nothing
   }
 }
 
@@ -79,10 +84,11 @@ std::size_t Network::parameter_count() const {
 
 std::vector<std::string> Network::parameter_names() const {
   std::vector<std::string> names;
-  int convs = 0, denses = 0;
+  int convs = 0, denses = 0, norms = 0;
   for (const Layer& layer : layers) {
     if (std::holds_alternative<Conv2dLayer>(layer)) names.push_back("conv" + std::to_string(++convs));
     if (std::holds_alternative<DenseLayer>(layer)) names.push_back("fc" + std::to_string(++denses));
+    if (std::holds_alternative<BatchNormLayer>(layer)) names.push_back("bn" + std::to_string(++norms));
   }
   return names;
 }
@@ -93,7 +99,47 @@ void Network::copy_weights_from(const Network& other) {
     const Parameters to = parameters(layers[i]);
     const ConstParameters from = parameters(other.layers[i]);
     if (to.W) *to.W = *from.W, *to.b = *from.b;
+    if (auto* bn = std::get_if<BatchNormLayer>(&layers[i])) {  // and what batch norm has beyond γ, β
+      const auto& source = std::get<BatchNormLayer>(other.layers[i]);
+      bn->running_mean = source.running_mean;
+      bn->running_var = source.running_var;
+      bn->batches_tracked = source.batches_tracked;
+    }
   }
+}
+
+namespace {
+
+// Layer `layer` followed by bn, as one layer (batchnorm_layer.hpp); null for a kind with no fold.
+std::optional<Layer> folded_layer(const Layer& layer, const BatchNormLayer& bn) {
+  if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) return Layer(fold_batch_norm(*conv, bn));
+  if (const auto* dense = std::get_if<DenseLayer>(&layer)) return Layer(fold_batch_norm(*dense, bn));
+  return std::nullopt;
+}
+
+const BatchNormLayer* batch_norm_after(const std::vector<Layer>& layers, std::size_t i) {
+  return i + 1 < layers.size() ? std::get_if<BatchNormLayer>(&layers[i + 1]) : nullptr;
+}
+
+}  // namespace
+
+Network fold_batch_norm(const Network& network) {
+  std::vector<LayerSpec> specs;
+  for (const LayerSpec& spec : network.specs())
+    if (spec.kind != LayerSpec::Kind::batchnorm) specs.push_back(spec);
+  Network folded(specs, network.input_shape(), network.hidden_activation(), network.input_scale);
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < network.layers.size(); ++i, ++j) {
+    if (const BatchNormLayer* bn = batch_norm_after(network.layers, i)) {
+      folded.layers[j] = *folded_layer(network.layers[i], *bn);  // plan_shapes put bn after a conv or dense layer only
+      ++i;
+      continue;
+    }
+    const Parameters to = parameters(folded.layers[j]);
+    const ConstParameters from = parameters(network.layers[i]);
+    if (to.W) *to.W = *from.W, *to.b = *from.b;
+  }
+  return folded;
 }
 
 void Network::set_threads(int threads) {
@@ -117,8 +163,18 @@ Matrix Network::predict_proba(const Matrix& pixels) const {
   }
   Matrix A = pixels * input_scale;
   Matrix next;
-  for (const Layer& layer : layers) {
-    infer(layer, A, next);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    // A layer followed by batch norm is folded with it into one layer, here, at each call: the
+    // network in memory stays as trained (γ, β and the running statistics apart, as training,
+    // learning from corrections and the file need them), no folded copy can go stale after a
+    // training step, and predicting stays const. Folding costs one pass over the layer's weights,
+    // less than the pass over its outputs it saves once a few images are predicted together.
+    if (const BatchNormLayer* bn = batch_norm_after(layers, i)) {
+      infer(*folded_layer(layers[i], *bn), A, next);
+      ++i;
+    } else {
+      infer(layers[i], A, next);
+    }
     A.swap(next);
   }
   softmax(A, A);
@@ -165,7 +221,12 @@ float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels,
   const std::size_t last = layers.size() - 1;
   const bool dropping = dropout > 0;
   // Dropout acts on the hidden dense layers' outputs, masks drawn in layer order.
-  auto drops = [&](std::size_t i) { return dropping && i < last && std::holds_alternative<DenseLayer>(layers[i]); };
+  // A dense layer followed by batch norm: on the bn's output, after the activation.
+  auto drops = [&](std::size_t i) {
+    if (!dropping || i >= last) return false;
+    if (std::holds_alternative<DenseLayer>(layers[i])) return batch_norm_after(layers, i) == nullptr;
+    return std::holds_alternative<BatchNormLayer>(layers[i]) && std::holds_alternative<DenseLayer>(layers[i - 1]);
+  };
   std::optional<Rng> rng;
   if (dropping) keep_.resize(layers.size()), dropped_.resize(layers.size()), rng.emplace(dropout_seed);
   // Forward: each layer's output is the next one's input (after dropout, when training with it).

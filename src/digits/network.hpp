@@ -1,4 +1,4 @@
-// The network: an ordered list of layers (layer.hpp: dense, conv2d, maxpool2, flatten), then softmax.
+// The network: an ordered list of layers (layer.hpp: dense, conv2d, maxpool2, flatten, batch norm), then softmax.
 #pragma once
 
 #include <cstdint>
@@ -41,14 +41,16 @@ class Network {
   Activation hidden_activation() const { return hidden_; }
   std::size_t parameter_count() const;
   // The model file's name of each layer with weights, in order: conv1, conv2 … for convolutions,
-  // fc1, fc2 … for dense layers, as PyTorch's MNIST example names them.
+  // fc1, fc2 … for dense layers, as PyTorch's MNIST example names them, bn1, bn2 … for batch norms.
   std::vector<std::string> parameter_names() const;
-  // Copies W and b of every layer from `other`, a network of the same architecture.
+  // Copies W and b of every layer (γ, β and the running statistics of a batch norm) from `other`,
+  // a network of the same architecture.
   void copy_weights_from(const Network& other);
 
   // Probabilities for each image. pixels: (n × inputs) raw pixel values in 0–255, white ink on
   // black, as preprocess() makes them; the input scaling is applied here. Returns (n × classes).
-  // Const and keeps no state, so many threads may predict at once.
+  // Const and keeps no state, so many threads may predict at once. Batch norm uses its running
+  // statistics, folded into the layer before it (fold_batch_norm below).
   Matrix predict_proba(const Matrix& pixels) const;
   // The most probable class of each image.
   std::vector<int> predict(const Matrix& pixels) const;
@@ -56,8 +58,9 @@ class Network {
   // What every layer computed, for looking inside (the app's "Inside the network" panel).
   // pixels: (n × inputs) raw 0–255, as for predict_proba. Returns one matrix per layer, in order:
   // element i is layer i's output, (n × layer_outputs(layers[i])), NCHW rows for a map; the last
-  // element is the softmax probabilities, equal to predict_proba's. Const like predict_proba; it
-  // keeps every layer's output instead of dropping each after use, which is all that differs from it.
+  // element is the softmax probabilities, equal to predict_proba's (within rounding when batch
+  // norm is folded there: here every layer runs by itself, so a conv's sums before its bn are seen).
+  // Const like predict_proba; it keeps every layer's output instead of dropping each after use.
   std::vector<Matrix> activations(const Matrix& pixels) const;
 
   // One step of mini-batch gradient descent on an already scaled batch X (batch × inputs):
@@ -86,5 +89,11 @@ class Network {
   Matrix dA_;
   std::shared_ptr<WorkerPool> pool_;  // shared by copies (snapshots), which only predict
 };
+
+// The same function for prediction with every batch norm folded into the conv or dense layer
+// before it (batchnorm_layer.hpp): the architecture without its bn layers, each folded layer
+// taking the bn's activation. Equal to `network`'s predictions within rounding; for inspecting
+// or exporting, since predict_proba folds by itself. It cannot be trained as the original was.
+Network fold_batch_norm(const Network& network);
 
 }  // namespace digits

@@ -101,7 +101,7 @@ void Optimizer::step(std::vector<Layer>& layers, WorkerPool* pool) {
       if (!p.W) continue;
       Moments& moments = state[i++];
       const auto [W_first, W_count] = share_of(p.W->size(), kShares, share);
-      update(settings, steps_taken, settings.weight_decay, stretch(*p.W, W_first, W_count), stretch(*p.dW, W_first, W_count),
+      update(settings, steps_taken, p.decay ? settings.weight_decay : 0.0f, stretch(*p.W, W_first, W_count), stretch(*p.dW, W_first, W_count),
              stretch(moments.W1, W_first, W_count), stretch(moments.W2, W_first, W_count));
       const auto [b_first, b_count] = share_of(p.b->size(), kShares, share);
       update(settings, steps_taken, 0.0f, stretch(*p.b, b_first, b_count), stretch(*p.db, b_first, b_count),  // biases: no decay

@@ -20,14 +20,14 @@ struct OptimizerSettings {
   float beta1 = 0.9f;        // adam
   float beta2 = 0.999f;      // adam
   float epsilon = 1e-8f;     // adam
-  float weight_decay = 0;    // L2: λ in loss + (λ/2)·Σ W², so each weight's gradient gains λ·W (biases are not decayed)
+  float weight_decay = 0;    // L2: λ in loss + (λ/2)·Σ W², so each weight's gradient gains λ·W (biases and batch norm's γ, β are not decayed)
 };
 
 class Optimizer {
  public:
   explicit Optimizer(OptimizerSettings settings) : settings(settings) {}
 
-  // Updates W and b of every layer that has them (dense and conv) from its dW and db (for θ
+  // Updates W and b of every layer that has them (dense and conv; γ and β of batch norm) from its dW and db (for θ
   // standing for either):
   //   sgd:       θ ← θ − η·dθ
   //   momentum:  v ← μ·v + dθ;          θ ← θ − η·v
@@ -36,7 +36,8 @@ class Optimizer {
   //   adam:      t ← t + 1 (once per step, not per tensor)
   //              m ← β₁·m + (1−β₁)·dθ;  v ← β₂·v + (1−β₂)·dθ²
   //              θ ← θ − η·m̂ / (√v̂ + ε),  m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)   (Kingma & Ba, 2015)
-  // With weight decay, dθ is first replaced by dθ + λ·θ for the weights (in `update`): L2, coupled,
+  // With weight decay, dθ is first replaced by dθ + λ·θ for the weights (in `update`): dense and
+  // conv W; not biases, nor batch norm's γ and β (layer.hpp, Parameters, says why). L2, coupled,
   // so under Adam it is divided by √v̂ too (not AdamW's decoupled decay); the reported loss leaves
   // the (λ/2)·Σ W² penalty out.
   // The updates run on `pool`'s threads, when given one, for networks of kSplitElements weights

@@ -227,13 +227,13 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
       {"source", served.source},
       {"layers", network.sizes()},
       {"architecture", network.architecture()},
-      {"network", describe_layers(network)},
-      {"kernels", first_layer_kernels(network)},
+      {"network", answers::describe_layers(network)},
+      {"kernels", answers::first_layer_kernels(network)},
       {"hidden_activation", activation_name(network.hidden_activation())},
       {"parameters", network.parameter_count()},
       {"input_scale", network.input_scale},
       {"accuracy", accuracy},
-      {"unsure_below", kUnsureBelow},
+      {"unsure_below", answers::kUnsureBelow},
       {"metadata", metadata},
       {"version", version},
       {"learning", learning_info},
@@ -247,7 +247,7 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   const Preprocessed input = preprocess_drawing(drawing_from_request(request).image);
   // Every layer's output, not only the last: the page's "Inside the network" panel draws them.
   // The last layer's output is the ten probabilities, the same numbers predict_proba gives.
-  json answer = reading(served.model.network, input);
+  json answer = answers::reading(served.model.network, input);
   const double milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   answer["milliseconds"] = std::round(milliseconds * 1000) / 1000;
   return answer;
@@ -321,7 +321,7 @@ json v2_model_metadata(const ServedModel& served) {
   // The layers in one line, as the protocol's parameters are strings or numbers:
   // "conv1 conv5x5x16 relu → 16×24×24; pool1 pool2 max → 16×12×12; …; fc2 fc10 softmax → 10".
   std::string layers;
-  for (const json& layer : describe_layers(network)) {
+  for (const json& layer : answers::describe_layers(network)) {
     std::string output;
     for (const json& side : layer["output"]) output += (output.empty() ? "" : "×") + std::to_string(side.get<int>());
     const std::string function = layer["function"] == "none" ? "" : " " + layer["function"].get<std::string>();

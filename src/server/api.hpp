@@ -13,7 +13,7 @@
 
 #include "digits/model_file.hpp"
 #include "feedback/store.hpp"
-#include "server/reading.hpp"  // kUnsureBelow, the layers and a reading as JSON
+#include "answers/answers.hpp"  // kUnsureBelow, the layers and a reading as JSON
 
 namespace digits::server {
 

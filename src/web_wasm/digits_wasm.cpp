@@ -2,7 +2,7 @@
 // to WebAssembly by emscripten (scripts/build-web), behind a few C functions that web/wasm-mode.js
 // calls. Nothing here computes anything the library does not: a canvas's RGBA pixels go through
 // to_gray (as `digits predict` turns a PNG's pixels gray), preprocess, then the network, and the
-// answer is written by server::reading, the very function behind POST /api/predict. The page
+// answer is written by answers::reading, the very function behind POST /api/predict. The page
 // cannot tell the two apart, and neither can "Inside the network".
 //
 // Memory is shared with JavaScript: it copies a model file or a drawing into a buffer it gets
@@ -21,7 +21,7 @@
 #include "digits/error.hpp"
 #include "digits/model_file.hpp"
 #include "digits/preprocess.hpp"
-#include "server/reading.hpp"
+#include "answers/answers.hpp"
 
 namespace {
 
@@ -47,13 +47,13 @@ std::string describe(const Model& loaded) {
   return json{
       {"layers", network.sizes()},
       {"architecture", network.architecture()},
-      {"network", server::describe_layers(network)},
-      {"kernels", server::first_layer_kernels(network)},
+      {"network", answers::describe_layers(network)},
+      {"kernels", answers::first_layer_kernels(network)},
       {"hidden_activation", activation_name(network.hidden_activation())},
       {"parameters", network.parameter_count()},
       {"input_scale", network.input_scale},
       {"accuracy", accuracy},
-      {"unsure_below", server::kUnsureBelow},
+      {"unsure_below", answers::kUnsureBelow},
       {"metadata", loaded.metadata},
   }.dump();
 }
@@ -101,7 +101,7 @@ EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int h
       error_text = std::string("there is nothing to read: ") + e.what();
       return 0;
     }
-    reading_text = server::reading(model->network, input).dump();
+    reading_text = answers::reading(model->network, input).dump();
     return 1;
   } catch (const std::exception& e) {
     error_text = e.what();

@@ -122,7 +122,7 @@ TEST_F(Api, ModelDescribesArchitectureAccuracyAndMetadata) {
   if (builtin().metadata.contains("accuracy.test")) {
     EXPECT_TRUE(body["accuracy"]["test_percent"].is_number());
   }
-  EXPECT_DOUBLE_EQ(body["unsure_below"], server::kUnsureBelow);
+  EXPECT_DOUBLE_EQ(body["unsure_below"], answers::kUnsureBelow);
 }
 
 TEST_F(Api, ServesThePageFromInsideTheBinary) {
@@ -167,7 +167,7 @@ TEST_F(Api, PredictReadsAPngDataUrl) {
   for (const json& p : body["probabilities"]) sum += p.get<double>();
   EXPECT_NEAR(sum, 1.0, 1e-4);
   EXPECT_DOUBLE_EQ(body["probability"], body["probabilities"][7]);
-  EXPECT_EQ(body["unsure"], body["probability"].get<double>() < server::kUnsureBelow);
+  EXPECT_EQ(body["unsure"], body["probability"].get<double>() < answers::kUnsureBelow);
   EXPECT_EQ(body["input"]["width"], 28);
   EXPECT_EQ(body["input"]["height"], 28);
   ASSERT_EQ(body["input"]["pixels"].size(), 784u);

@@ -100,7 +100,7 @@ TEST(ConvApi, MapsPastTheBudgetAreSentAsShapesOnly) {
   std::size_t sent = 0;
   for (const json& layer : layers)
     if (layer.contains("maps") && layer["maps"].is_string()) sent += bytes_of(layer).size();
-  EXPECT_LE(sent, server::kMaxMapBytes);
+  EXPECT_LE(sent, answers::kMaxMapBytes);
   EXPECT_EQ(sent, 25088u + 64u * 14 * 14);  // the pooled maps still fit after the skipped layer
 }
 
@@ -156,8 +156,8 @@ TEST(ConvApi, V2MetadataGivesTheShapesAndTheLayers) {
 TEST(ConvApi, AtMost64KernelsAreSent) {
   const json kernels = server::model_info(conv_model("conv3x3x100,pool2,fc10"), {})["kernels"];
   EXPECT_EQ(kernels["count"], 100);
-  EXPECT_EQ(kernels["shape"], json({server::kMaxKernelsShown, 1, 3, 3}));
-  EXPECT_EQ(kernels["values"].size(), static_cast<std::size_t>(server::kMaxKernelsShown) * 9);
+  EXPECT_EQ(kernels["shape"], json({answers::kMaxKernelsShown, 1, 3, 3}));
+  EXPECT_EQ(kernels["values"].size(), static_cast<std::size_t>(answers::kMaxKernelsShown) * 9);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // network on raw 0–255 pixels, as the ancestor trained. tests/golden/ancestor_reference.py computes
 // the logits, the loss, every gradient and the loss over a few SGD steps in float64; ours must
 // agree to float32 accuracy. CnnGolden does the same for a small CNN against
-// tests/golden/cnn_reference.py: the probabilities, the loss, every gradient and one SGD step.
+// tests/golden/cnn_reference.py: the probabilities, the loss, every gradient and one SGD step;
+// BatchNormGolden a batch normalization against tests/golden/batchnorm_reference.py.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <numeric>
 #include <nlohmann/json.hpp>
 
+#include "digits/batchnorm_layer.hpp"
 #include "digits/loss.hpp"
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
@@ -195,4 +197,69 @@ TEST(CnnGolden, OneForwardPassAndOneSgdStepMatchNumpy) {
   for (int i = 0; i < batch; ++i) loss_after -= std::log(static_cast<double>(P_after(i, labels[static_cast<std::size_t>(i)])));
   EXPECT_NEAR(loss_after / batch, reference["loss_after"].get<double>(), 1e-5 * std::abs(reference["loss_after"].get<double>()));
   EXPECT_LT(reference["loss_after"].get<double>(), reference["loss"].get<double>());  // the step helped
+}
+
+// Batch normalization against tests/golden/batchnorm_reference.py, which writes the backward as the
+// plain chain rule through μ and var (ours is the compact form): both forms, per channel after a
+// conv (3 channels of 4×5, batch 3) and per feature after a dense layer (6 features, batch 5); the
+// training output, dX, dγ, dβ, the running statistics after three batches, and the inference output.
+TEST(BatchNormGolden, ForwardBackwardAndRunningStatisticsMatchNumpy) {
+  struct Case {
+    Shape shape;
+    int batch;
+  };
+  const Case cases[] = {{{3, 4, 5}, 3}, {{6, 1, 1}, 5}};
+  constexpr int kSteps = 3;
+  Rng rng(77);
+  std::vector<BatchNormLayer> layers;
+  std::vector<Matrix> inputs, upstream;
+  json request = {{"cases", json::array()}};
+  for (const Case& c : cases) {
+    BatchNormLayer& bn = layers.emplace_back(c.shape, Activation::identity);
+    for (int k = 0; k < bn.channels(); ++k) {
+      bn.gamma(0, k) = 1.0f + 0.3f * rng.normal();
+      bn.beta(k) = 0.2f * rng.normal();
+      bn.running_mean(k) = 0.1f * rng.normal();
+      bn.running_var(k) = 1.0f + 0.2f * rng.uniform();
+    }
+    Matrix& X = inputs.emplace_back(c.batch, c.shape.size());
+    Matrix& dY = upstream.emplace_back(c.batch, c.shape.size());
+    // Channel k's values around 2k − 1 with spread 1 + k/2: each channel has its own statistics.
+    for (Eigen::Index n = 0; n < X.rows(); ++n)
+      for (Eigen::Index j = 0; j < X.cols(); ++j) {
+        const int channel = static_cast<int>(j / (c.shape.height * c.shape.width));
+        X(n, j) = (2.0f * channel - 1.0f) + (1.0f + 0.5f * channel) * rng.normal();
+        dY(n, j) = rng.normal();
+      }
+    json entry = {{"shape", {c.shape.channels, c.shape.height, c.shape.width}},
+                  {"gamma", std::vector<float>(bn.gamma.data(), bn.gamma.data() + bn.channels())},
+                  {"beta", std::vector<float>(bn.beta.data(), bn.beta.data() + bn.channels())},
+                  {"running_mean", std::vector<float>(bn.running_mean.data(), bn.running_mean.data() + bn.channels())},
+                  {"running_var", std::vector<float>(bn.running_var.data(), bn.running_var.data() + bn.channels())},
+                  {"steps", kSteps}, {"X", json::array()}, {"dY", json::array()}};
+    for (Eigen::Index n = 0; n < X.rows(); ++n) {
+      entry["X"].push_back(std::vector<float>(X.row(n).data(), X.row(n).data() + X.cols()));
+      entry["dY"].push_back(std::vector<float>(dY.row(n).data(), dY.row(n).data() + dY.cols()));
+    }
+    request["cases"].push_back(entry);
+  }
+  const json reference = run_reference(request, BN_REFERENCE_SCRIPT);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    BatchNormLayer& bn = layers[i];
+    const json& r = reference["cases"][i];
+    const std::string what = "case " + std::to_string(i + 1) + " (" + shape_text(bn.input_shape()) + ")";
+    const Matrix Y = bn.forward(inputs[i]);
+    EXPECT_LT(relative_difference(Y, r["Y"]), 1e-6) << what;
+    const Matrix dX = bn.backward(upstream[i], true);
+    EXPECT_LT(relative_difference(dX, r["dX"]), 1e-5) << what;
+    EXPECT_LT(relative_difference(bn.dgamma.data(), r["dgamma"]), 1e-5) << what;
+    EXPECT_LT(relative_difference(bn.dbeta.data(), r["dbeta"]), 1e-6) << what;
+    for (int step = 1; step < kSteps; ++step) bn.forward(inputs[i]);
+    EXPECT_EQ(bn.batches_tracked, kSteps) << what;
+    EXPECT_LT(relative_difference(bn.running_mean.data(), r["running_mean"]), 1e-6) << what;
+    EXPECT_LT(relative_difference(bn.running_var.data(), r["running_var"]), 1e-6) << what;
+    Matrix inferred;
+    bn.infer(inputs[i], inferred);
+    EXPECT_LT(relative_difference(inferred, r["inferred"]), 1e-6) << what;
+  }
 }

@@ -18,6 +18,13 @@ inline void expect_same_weights(const Network& a, const Network& b) {
     if (!p.W) continue;  // pooling and flatten learn nothing
     EXPECT_EQ(std::memcmp(p.W->data(), q.W->data(), sizeof(float) * static_cast<std::size_t>(p.W->size())), 0) << "layer " << i;
     EXPECT_EQ(std::memcmp(p.b->data(), q.b->data(), sizeof(float) * static_cast<std::size_t>(p.b->size())), 0) << "layer " << i;
+    if (const auto* bn = std::get_if<BatchNormLayer>(&a.layers[i])) {  // and batch norm's running statistics
+      const auto& other = std::get<BatchNormLayer>(b.layers[i]);
+      const auto bytes = sizeof(float) * static_cast<std::size_t>(bn->channels());
+      EXPECT_EQ(std::memcmp(bn->running_mean.data(), other.running_mean.data(), bytes), 0) << "layer " << i;
+      EXPECT_EQ(std::memcmp(bn->running_var.data(), other.running_var.data(), bytes), 0) << "layer " << i;
+      EXPECT_EQ(bn->batches_tracked, other.batches_tracked) << "layer " << i;
+    }
   }
 }
 

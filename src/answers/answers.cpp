@@ -1,4 +1,4 @@
-#include "server/reading.hpp"
+#include "answers/answers.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include "digits/base64.hpp"
 
-namespace digits::server {
+namespace digits::answers {
 
 using json = nlohmann::json;
 
@@ -143,4 +143,4 @@ json reading(const Network& network, const Preprocessed& input) {
   };
 }
 
-}  // namespace digits::server
+}  // namespace digits::answers

@@ -12,7 +12,7 @@
 #include "digits/network.hpp"
 #include "digits/preprocess.hpp"
 
-namespace digits::server {
+namespace digits::answers {
 
 // A prediction whose top probability is below this is shown as unsure rather than as an answer.
 // Chosen so that clear drawings (typically above 0.9) pass and scribbles and ambiguous shapes
@@ -40,4 +40,4 @@ nlohmann::json first_layer_kernels(const Network& network);
 // bytes). POST /api/predict's answer without its time.
 nlohmann::json reading(const Network& network, const Preprocessed& input);
 
-}  // namespace digits::server
+}  // namespace digits::answers
