@@ -17,7 +17,8 @@ import numpy as np
 
 
 def load(path):
-    """Returns (metadata, tensors): the __metadata__ dict and {name: float32 array}."""
+    """Returns (metadata, tensors): the __metadata__ dict and {name: array}, float32 but for a
+    batch norm's num_batches_tracked, an int64 count (I64, shape [], as torch keeps it)."""
     with open(path, "rb") as f:
         data = f.read()
     (header_size,) = struct.unpack("<Q", data[:8])  # u64, little-endian
@@ -26,10 +27,11 @@ def load(path):
     body = data[8 + header_size :]
     tensors = {}
     for name, entry in header.items():
-        dtype = {"F32": "<f4", "F16": "<f2"}[entry["dtype"]]  # float32, or float16 to halve the file
+        dtype = {"F32": "<f4", "F16": "<f2", "I64": "<i8"}[entry["dtype"]]  # F16 halves the file
         begin, end = entry["data_offsets"]  # relative to the start of the data section
         values = np.frombuffer(body[begin:end], dtype=dtype).reshape(entry["shape"])
-        tensors[name] = values.astype(np.float32)  # F16 widens exactly, as the program reads it
+        # F16 widens exactly, as the program reads it; the I64 count stays an integer.
+        tensors[name] = values if entry["dtype"] == "I64" else values.astype(np.float32)
     return metadata, tensors
 
 
@@ -62,13 +64,21 @@ def maxpool2(a):
     return a.max(axis=(3, 5))
 
 
+def batchnorm(a, tensors, name):
+    """Batch norm with its running statistics, per channel (axis 1) of a map or a vector."""
+    per_channel = (1, -1) + (1,) * (a.ndim - 2)  # [C] spread over (n, C, H, W) or (n, C)
+    mean, var = (tensors[f"{name}.{key}"].astype(np.float64).reshape(per_channel) for key in ("running_mean", "running_var"))
+    gamma, beta = (tensors[f"{name}.{key}"].astype(np.float64).reshape(per_channel) for key in ("weight", "bias"))
+    return (a - mean) / np.sqrt(var + 1e-5) * gamma + beta  # eps 1e-5, as torch.nn.BatchNorm
+
+
 def parse_layer(word):
-    """One word of a version-2 architecture: convKxKxN[s2][same], pool2, flatten, fcN or N."""
-    match = re.fullmatch(r"conv(\d+)x(\d+)x(\d+)(s2)?(same)?", word)
+    """One word of a version-2 architecture: convKxKxN[s1|s2][same], pool2, flatten, bn, fcN or N."""
+    match = re.fullmatch(r"conv(\d+)x(\d+)x(\d+)(?:s([12]))?(same)?", word)
     if match:
         k = int(match.group(1))
-        return ("conv", k, 2 if match.group(4) else 1, (k - 1) // 2 if match.group(5) else 0)
-    if word in ("pool2", "flatten"):
+        return ("conv", k, int(match.group(4) or 1), (k - 1) // 2 if match.group(5) else 0)
+    if word in ("pool2", "flatten", "bn"):
         return (word,)
     return ("fc",)
 
@@ -86,14 +96,18 @@ def predict_proba(metadata, tensors, pixels):
     # float64 throughout: a reference to compare the program's float32 against.
     a = np.asarray(pixels, dtype=np.float64) * float(np.float32(metadata["input_scale"]))
     a = a.reshape((a.shape[0],) + shape)  # each row is C*H*W values, channel by channel (NCHW)
-    convs = fcs = 0
+    convs = fcs = bns = 0
     for i, layer in enumerate(layers):
         last = i + 1 == len(layers)
+        # A layer followed by bn hands it its sums; bn applies the hidden activation.
+        activate = hidden if not last and layers[i + 1][0] != "bn" else ACTIVATIONS["identity"]
         if layer[0] == "conv":
             convs += 1
             _, k, stride, pad = layer
-            a = conv2d(a, tensors[f"conv{convs}.weight"], tensors[f"conv{convs}.bias"], stride, pad)
-            a = hidden(a)
+            a = activate(conv2d(a, tensors[f"conv{convs}.weight"], tensors[f"conv{convs}.bias"], stride, pad))
+        elif layer[0] == "bn":
+            bns += 1
+            a = hidden(batchnorm(a, tensors, f"bn{bns}"))
         elif layer[0] == "pool2":
             a = maxpool2(a)
         elif layer[0] == "flatten":
@@ -102,8 +116,8 @@ def predict_proba(metadata, tensors, pixels):
             fcs += 1
             W = tensors[f"fc{fcs}.weight"].astype(np.float64)  # [out, in], like torch.nn.Linear
             b = tensors[f"fc{fcs}.bias"].astype(np.float64)  # [out]
-            z = a @ W.T + b
-            a = z if last else hidden(z)
+            a = a.reshape(a.shape[0], -1)  # a map read flattened, with or without "flatten" written
+            a = activate(a @ W.T + b)
     z = a - a.max(axis=1, keepdims=True)  # softmax, stable: subtract each row's max
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

@@ -2,7 +2,7 @@
 // that need no retraining tell a digit from something that is not one (issue 20, items 3 and 5).
 // See docs/robustness.md, "Not a digit".
 //
-//   not_a_digit --folders DIR [--model FILE]... [--data DIR] [--max-gap POINTS]
+//   not_a_digit --folders DIR [--model FILE]... [--data DIR] [--train-negatives DIR] [--leave-out NAME]... [--max-gap POINTS]
 //
 // DIR is what tools/make_digit_folders wrote: digit folders (<label>_anything.png) and folders of
 // things that are not digits (none_anything.png). Every image goes through the app's preprocessing.
@@ -342,11 +342,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> models;
   double max_gap = -1;
   std::string train_negatives;
+  std::vector<std::string> leave_out;
   app.add_option("--folders", folders, "What tools/make_digit_folders wrote: digit folders and none_ folders")->required();
   app.add_option("--model", models, "A model file (repeat for several); default: the built-in model");
   app.add_option("--data", data, "MNIST-layout directory: the test set, and the validation digits the temperature is fit on (default: $DIGITS_DATA, else data/mnist)");
   app.add_option("--train-negatives", train_negatives,
                  "Also try an eleventh class on the frozen network, trained on the neg_ folders of this directory (make_digit_folders --only negatives with another --seed) and MNIST training digits");
+  app.add_option("--leave-out", leave_out, "A digit folder to show but leave out of the pooled figures (repeat for several), e.g. photo while the preprocessing cannot read photographs");
   app.add_option("--max-gap", max_gap, "Exit 1 if a digit folder trails mnist_placed by more than this many points (any model)");
   CLI11_PARSE(app, argc, argv);
 
@@ -364,12 +366,13 @@ int main(int argc, char** argv) {
     std::vector<ImageSet> training_negatives;
     Dataset training_digits;  // 20,000 MNIST training digits, none of the validation ones
     if (!train_negatives.empty()) {
-      for (ImageSet& set : load_folders(train_negatives)) {
-        if (set.negative && set.name.starts_with("neg_")) training_negatives.push_back(std::move(set));
-      }
-      if (training_negatives.empty()) throw Error(train_negatives + ": no neg_ folders (make them with make_digit_folders --only negatives)");
       const Dataset rest = digits::split_validation(mnist.train, 5000, digits::kValidationSplitSeed).second;
       training_digits = digits::split_validation(rest, 20000, 1).first;
+      for (ImageSet& set : load_folders(train_negatives)) {
+        if (set.negative && set.name.starts_with("neg_")) training_negatives.push_back(std::move(set));
+        if (!set.negative) training_digits.append(set.data);  // drawn digits of the training side, e.g. strokes of another seed
+      }
+      if (training_negatives.empty()) throw Error(train_negatives + ": no neg_ folders (make them with make_digit_folders --only negatives)");
     }
     ImageSet test_set;
     test_set.name = "MNIST test";
@@ -395,6 +398,7 @@ int main(int argc, char** argv) {
       }
       std::vector<const Scored*> digit_folders, own_negatives, held_out;
       for (std::size_t k = 1; k < order.size(); ++k) {
+        if (std::find(leave_out.begin(), leave_out.end(), order[k]->name) != leave_out.end()) continue;
         (order[k]->negative ? (order[k]->held_out ? held_out : own_negatives) : digit_folders).push_back(&scored[k]);
       }
 
@@ -483,14 +487,16 @@ int main(int argc, char** argv) {
                       auroc(digit_folders, own_negatives, r), auroc(digit_folders, held_out, r));
         }
       }
-      std::printf("goals: hand-drawn digits right >= %.0f%%, things that are not digits answered <= %.0f%%\n", percent(kDigitGoal), percent(kNegativeGoal));
+      std::printf("goals: hand-drawn digits right >= %.0f%%, things that are not digits answered <= %.0f%%", percent(kDigitGoal), percent(kNegativeGoal));
+      for (const std::string& name : leave_out) std::printf("%s %s", &name == &leave_out.front() ? "; left out of the pools:" : ",", name.c_str());
+      std::printf("\n");
 
       if (!training_negatives.empty()) {
         Dataset negatives_data;
         for (const ImageSet& set : training_negatives) negatives_data.append(set.data);
         const EleventhClass unit = train_eleventh(forward(network, training_digits), forward(network, negatives_data));
-        std::printf("\nan eleventh class on the frozen network (one unit on the last layer's input, trained on %zu MNIST training digits and %zu negatives of %s):\n",
-                    training_digits.size(), negatives_data.size(), train_negatives.c_str());
+        std::printf("\nan eleventh class on the frozen network (one unit on the last layer's input, trained on %zu digits (MNIST training, and %s's digit folders) and %zu negatives of it):\n",
+                    training_digits.size(), train_negatives.c_str(), negatives_data.size());
         double digits_right = 0, digits_count = 0, worst = 1, own = 0, own_count = 0, held = 0, held_count = 0;
         for (std::size_t k = 0; k < order.size(); ++k) {
           const Shares s = eleventh_shares(unit, outputs[k], order[k]->data, order[k]->negative, order[k]->refused);
@@ -500,7 +506,8 @@ int main(int argc, char** argv) {
             (order[k]->held_out ? held : own) += s.answered * n, (order[k]->held_out ? held_count : own_count) += n;
           } else {
             std::printf("  %-16s right %5.1f%%\n", order[k]->name.c_str(), percent(s.right_answered));
-            if (k > 0) digits_right += s.right_answered * n, digits_count += n, worst = std::min(worst, s.right_answered);
+            if (k > 0 && std::find(leave_out.begin(), leave_out.end(), order[k]->name) == leave_out.end())
+              digits_right += s.right_answered * n, digits_count += n, worst = std::min(worst, s.right_answered);
           }
         }
         std::printf("  pooled: digit folders right %.1f%% (worst %.1f%%), own negatives answered %.1f%%, held-out negatives answered %.1f%%\n", percent(digits_right / digits_count),

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast, best, cnn-fast or cnn")->capture_default_str();
   train_cmd->add_option("--layers", train.layers,
                         "Dense sizes, e.g. 784,50,20,10, or layers of any kind over the 1x28x28 image, e.g. "
-                        "conv5x5x32,pool2,conv3x3x64s2same,fc256,10 (convKxKxN[s2][same], pool2, flatten, fcN; the last is the classes)");
+                        "conv5x5x32,pool2,conv3x3x64s2same,fc256,10 (convKxKxN[s2][same], pool2, flatten, bn (batch norm after a conv or dense layer), fcN; the last is the classes)");
   train_cmd->add_option("--activation", train.activation, "Hidden activation: relu, sigmoid or tanh");
   train_cmd->add_option("--init", train.init, "Weight initialisation: ancestor (randn×0.01), he or xavier");
   train_cmd->add_option("--optimizer", train.optimizer, "sgd, momentum, nesterov or adam");
@@ -117,11 +117,31 @@ int main(int argc, char** argv) {
     command->add_option("--state-dir", serve.state_dir, state_dir_help + "; judgements and learned model versions go here");
     command->add_option("--data", serve.data, "MNIST-layout directory for learning from corrections (default: $DIGITS_DATA, else data/mnist; without it learning is off)");
     command->add_flag("--no-learning", serve.no_learning, "Store judgements but never learn from them");
-    command->add_option("--feedback-rate", serve.feedback_rate, "Judgements a minute from one client (address and client_id); 0: unlimited")
+    command->add_option("--feedback-rate", serve.feedback_rate, "Judgements a minute from one client_id; 0: unlimited")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    command->add_option("--feedback-rate-address", serve.feedback_rate_address, "Judgements a minute from one remote address, whatever its client_ids; 0: unlimited")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    command->add_option("--feedback-quota-client", serve.quota_client, "Judgements one client_id may store in all; beyond, 429 quota_exceeded; 0: no quota")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    command->add_option("--feedback-quota-address", serve.quota_address, "Judgements one remote address may store in all; beyond, 429 quota_exceeded; 0: no quota")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    command->add_option("--feedback-quota-mib", serve.quota_mib, "The feedback database's largest size in MiB; beyond, 507 quota_exceeded; 0: no quota")
+        ->capture_default_str()
+        ->check(CLI::Range(0LL, 1LL << 40));
     CLI::Option* token = command->add_option("--admin-token", serve.admin_token, "Bearer token for POST /api/model/rollback and /api/model/learn");
     command->add_option("--admin-token-file", serve.admin_token_file, "Read the admin token from this file's first line instead")->excludes(token);
+    command->add_option("--memory-budget", serve.memory_budget_mib, "MiB for request bodies being received, queued and worked on; beyond it new bodies get 503")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1 << 20));
+    command->add_option("--client-share", serve.client_share_percent, "Percent of the connections and of the memory budget one client (address) may hold; 0: no share")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 100));
+    command->add_option("--trusted-proxy", serve.trusted_proxies,
+                        "Address of a reverse proxy whose X-Forwarded-For names the client (repeatable); without it, a proxy's clients count as one");
   };
   CLI::App* serve_cmd = app.add_subcommand("serve", "Serve the drawing page and the JSON API over HTTP until Ctrl+C");
   add_serve_options(serve_cmd);

@@ -177,7 +177,12 @@ int serve(const ServeOptions& options, bool open_browser) {
   server_options.port = options.port;
   server_options.learning = learner_options(options);
   server_options.feedback_per_minute = options.feedback_rate;
+  server_options.feedback_per_minute_per_address = options.feedback_rate_address;
+  server_options.learning->quotas = {options.quota_client, options.quota_address, options.quota_mib * (std::int64_t{1} << 20)};
   server_options.admin_token = admin_token(options);
+  server_options.http.max_bytes_in_flight = static_cast<std::size_t>(options.memory_budget_mib) << 20;
+  server_options.http.client_share_percent = options.client_share_percent;
+  server_options.http.trusted_proxies = options.trusted_proxies;
   server::Server server(std::move(served), server_options);
   const int port = server.bind();
   const std::string url = page_url(options.host, port);

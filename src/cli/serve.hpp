@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace digits::cli {
 
@@ -12,8 +13,17 @@ struct ServeOptions {
   std::string state_dir;           // empty: feedback::default_state_dir()
   std::string data;                // MNIST for learning; empty: $DIGITS_DATA, else data/mnist, else learning is off
   bool no_learning = false;
-  int feedback_rate = 30;          // judgements per minute per client; 0: unlimited
+  int feedback_rate = 30;          // judgements per minute per client_id; 0: unlimited
+  int feedback_rate_address = 120; // judgements per minute per remote address; 0: unlimited
+  // Quotas (server::FeedbackQuotas): judgements per client_id and per address, the store's size in MiB; 0: none.
+  long long quota_client = 2000, quota_address = 10000, quota_mib = 4096;
   std::string admin_token, admin_token_file;
+  // What strangers may spend (docs/security.md): the memory for request bodies in flight, in MiB;
+  // one client's share of it and of the connections, in percent; the reverse proxies whose
+  // X-Forwarded-For names the client.
+  int memory_budget_mib = 256;
+  int client_share_percent = 10;
+  std::vector<std::string> trusted_proxies;
 };
 
 // Serves until SIGINT or SIGTERM, then stops cleanly and returns 0.

@@ -19,30 +19,45 @@ namespace {
 // program is recognised as "not ours" rather than written into. The bytes spell "dgts".
 constexpr int kApplicationId = 0x64677473;
 // PRAGMA user_version: the schema below. A later schema bumps it and migrates older files on open.
-constexpr int kSchemaVersion = 1;
+// Version 2 added client_address and the indexes the quotas count by (kMigrateFrom1).
+constexpr int kSchemaVersion = 2;
 constexpr int kImageBytes = 28 * 28;
 constexpr std::size_t kMaxClientIdBytes = 256;
 
-// The schema, version 1. The CHECKs repeat add()'s validation so that a row written by any other
+// The schema, version 2. The CHECKs repeat add()'s validation so that a row written by any other
 // tool is held to the same rules. AUTOINCREMENT: an id is never reused, even after rows are deleted,
-// so "everything after id N" (since) never misses or repeats a judgement.
+// so "everything after id N" (since) never misses or repeats a judgement. The drawing is the last
+// column: SQLite keeps the tail of a large row in a chain of overflow pages, and a query for the
+// columns before it (examples(), the learner's) never walks that chain. (A database made by
+// version 1 keeps its order, the drawing third: reading it costs more I/O, the same memory.)
 constexpr const char* kSchema = R"sql(
 CREATE TABLE judgements (
-  id            INTEGER PRIMARY KEY AUTOINCREMENT,
-  input         BLOB    NOT NULL CHECK (length(input) = 784),        -- 28×28 uint8, row-major, 0 = background
-  drawing_png   BLOB    NOT NULL,                                     -- the drawing as sent (PNG bytes; may be empty)
-  label         INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-  predicted     INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
-  probabilities BLOB    NOT NULL CHECK (length(probabilities) = 40),  -- 10 × float32, little-endian
-  correct       INTEGER NOT NULL CHECK (correct = (label = predicted)),
-  model_version INTEGER NOT NULL CHECK (model_version >= 0),
-  created_ms    INTEGER NOT NULL CHECK (created_ms >= 0),             -- Unix time, milliseconds
-  client_id     TEXT    NOT NULL
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  input          BLOB    NOT NULL CHECK (length(input) = 784),        -- 28×28 uint8, row-major, 0 = background
+  label          INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+  predicted      INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
+  probabilities  BLOB    NOT NULL CHECK (length(probabilities) = 40),  -- 10 × float32, little-endian
+  correct        INTEGER NOT NULL CHECK (correct = (label = predicted)),
+  model_version  INTEGER NOT NULL CHECK (model_version >= 0),
+  created_ms     INTEGER NOT NULL CHECK (created_ms >= 0),             -- Unix time, milliseconds
+  client_id      TEXT    NOT NULL,
+  client_address TEXT    NOT NULL DEFAULT '',                          -- the remote address (since version 2)
+  drawing_png    BLOB    NOT NULL                                      -- 8-bit gray PNG, re-encoded by the server (may be empty)
 );
 CREATE INDEX judgements_by_correct ON judgements (correct);
+CREATE INDEX judgements_by_client ON judgements (client_id);
+CREATE INDEX judgements_by_address ON judgements (client_address);
 )sql";
 
-constexpr const char* kColumns = "id, input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id";
+// Version 1 → 2: the column (ALTER TABLE … ADD COLUMN with a constant default rewrites no row) and
+// the two indexes the quotas count by (built once, reading every row: seconds for a gigabyte).
+constexpr const char* kMigrateFrom1 = R"sql(
+ALTER TABLE judgements ADD COLUMN client_address TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS judgements_by_client ON judgements (client_id);
+CREATE INDEX IF NOT EXISTS judgements_by_address ON judgements (client_address);
+)sql";
+
+constexpr const char* kColumns = "id, input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address";
 
 std::string encode_probabilities(const std::array<float, 10>& probabilities) {
   std::string bytes(40, '\0');
@@ -81,6 +96,7 @@ void validate(const Judgement& j) {
   if (j.model_version < 0) invalid("model version " + std::to_string(j.model_version) + " is negative");
   if (j.created_ms < 0) invalid("created_ms is negative");
   if (j.client_id.size() > kMaxClientIdBytes) invalid("the client id is longer than " + std::to_string(kMaxClientIdBytes) + " bytes");
+  if (j.client_address.size() > kMaxClientIdBytes) invalid("the client address is longer than " + std::to_string(kMaxClientIdBytes) + " bytes");
 }
 
 }  // namespace
@@ -92,12 +108,17 @@ struct Store::Impl {
   sqlite3* db = nullptr;
   sqlite3_stmt* insert = nullptr;
   sqlite3_stmt* select_since = nullptr;
+  sqlite3_stmt* select_examples = nullptr;
   sqlite3_stmt* count_all = nullptr;
   sqlite3_stmt* count_wrong = nullptr;
+  sqlite3_stmt* count_wrong_after = nullptr;
+  sqlite3_stmt* count_client = nullptr;
+  sqlite3_stmt* count_address = nullptr;
   mutable std::mutex mutex;
 
   ~Impl() {
-    for (sqlite3_stmt* statement : {insert, select_since, count_all, count_wrong}) sqlite3_finalize(statement);
+    for (sqlite3_stmt* statement : {insert, select_since, select_examples, count_all, count_wrong, count_wrong_after, count_client, count_address})
+      sqlite3_finalize(statement);
     sqlite3_close_v2(db);
   }
 
@@ -216,19 +237,47 @@ struct Store::Impl {
         throw;
       }
     }
-    // (A future schema version migrates here: if schema_version < kSchemaVersion, ALTER and bump.)
 
     // Ids must be the rowid, which AUTOINCREMENT hands out: in a table whose id is an ordinary
     // column (another program's CREATE TABLE), every judgement stored got the id NULL (fuzz_store).
     if (integer("SELECT count(*) FROM pragma_table_info('judgements') WHERE name = 'id' AND pk = 1 AND upper(type) = 'INTEGER'") != 1)
       throw StorageError(StorageFault::foreign, path.string() + ": its judgements table has no INTEGER PRIMARY KEY id; not a digits feedback database");
+    if (tables != 0 && schema_version < kSchemaVersion) migrate();
 
     insert = prepare(
-        "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     select_since = prepare((std::string("SELECT ") + kColumns + " FROM judgements WHERE id > ? ORDER BY id").c_str());
+    // length() of a blob is read from the row's header (SQLite's OPFLAG_LENGTHARG), never from the
+    // blob itself: probabilities sits after the drawing, and its bytes would cost the whole row.
+    select_examples = prepare("SELECT id, input, label, correct, length(probabilities) FROM judgements WHERE id > ? ORDER BY id LIMIT ?");
     count_all = prepare("SELECT count(*) FROM judgements");
     count_wrong = prepare("SELECT count(*) FROM judgements WHERE correct = 0");
+    count_wrong_after = prepare("SELECT count(*) FROM judgements WHERE correct = 0 AND id > ?");
+    count_client = prepare("SELECT count(*) FROM judgements WHERE client_id = ?");
+    count_address = prepare("SELECT count(*) FROM judgements WHERE client_address = ?");
+  }
+
+  // An older schema's file, brought up to kSchemaVersion in one transaction: a crash leaves the old
+  // version whole, and another process that migrated it first is noticed under the write lock.
+  // A version-1 table that cannot take the change is not one digits made.
+  void migrate() {
+    execute("BEGIN IMMEDIATE", "cannot start the schema migration");
+    try {
+      if (integer("PRAGMA user_version") < 2) {
+        if (sqlite3_exec(db, kMigrateFrom1, nullptr, nullptr, nullptr) != SQLITE_OK) {
+          if ((sqlite3_errcode(db) & 0xff) == SQLITE_ERROR)
+            throw StorageError(StorageFault::foreign, path.string() + ": its judgements table cannot be brought to schema version 2 (" +
+                                                          sqlite3_errmsg(db) + "); not a digits feedback database");
+          fail("cannot migrate the feedback database to schema version 2");
+        }
+      }
+      execute(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(), "cannot stamp the schema version");
+      execute("COMMIT", "cannot commit the schema migration");
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
   std::int64_t count(sqlite3_stmt* statement) const {
@@ -263,6 +312,7 @@ std::int64_t Store::add(const Judgement& judgement) {
   sqlite3_bind_int(s, 7, judgement.model_version);
   sqlite3_bind_int64(s, 8, created_ms);
   sqlite3_bind_text(s, 9, judgement.client_id.data(), static_cast<int>(judgement.client_id.size()), SQLITE_STATIC);
+  sqlite3_bind_text(s, 10, judgement.client_address.data(), static_cast<int>(judgement.client_address.size()), SQLITE_STATIC);
   const int step = sqlite3_step(s);
   // The error as the step left it: reset() may report it again, but keep the first account.
   const int code = sqlite3_extended_errcode(impl_->db);
@@ -306,11 +356,65 @@ std::vector<Judgement> Store::since(std::int64_t after_id) const {
     j.created_ms = sqlite3_column_int64(s, 8);
     const auto* client = reinterpret_cast<const char*>(sqlite3_column_text(s, 9));
     if (client) j.client_id.assign(client, static_cast<std::size_t>(sqlite3_column_bytes(s, 9)));
+    const auto* address = reinterpret_cast<const char*>(sqlite3_column_text(s, 10));
+    if (address) j.client_address.assign(address, static_cast<std::size_t>(sqlite3_column_bytes(s, 10)));
     judgements.push_back(std::move(j));
   }
   sqlite3_reset(s);
   if (step != SQLITE_DONE) impl_->fail("cannot read the judgements");
   return judgements;
+}
+
+std::vector<Example> Store::examples(std::int64_t after_id, std::size_t limit) const {
+  std::lock_guard lock(impl_->mutex);
+  sqlite3_stmt* s = impl_->select_examples;
+  sqlite3_bind_int64(s, 1, after_id);
+  sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+  std::vector<Example> examples;
+  examples.reserve(std::min<std::size_t>(limit, 4096));
+  int step = SQLITE_ROW;
+  while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    Example e;
+    e.id = sqlite3_column_int64(s, 0);
+    const auto* input = static_cast<const unsigned char*>(sqlite3_column_blob(s, 1));
+    const auto input_size = static_cast<std::size_t>(sqlite3_column_bytes(s, 1));
+    e.label = sqlite3_column_int(s, 2);
+    e.correct = sqlite3_column_int(s, 3) != 0;
+    // The schema's CHECKs hold these; a file edited by hand without them is refused, not misread.
+    if (input_size != kImageBytes || sqlite3_column_int64(s, 4) != 40 || e.label < 0 || e.label > 9) {
+      sqlite3_reset(s);
+      throw StorageError(StorageFault::corrupt, impl_->path.string() + ": judgement " + std::to_string(e.id) +
+                                                    " is malformed (input or probabilities of the wrong size, or a label outside 0–9)");
+    }
+    e.input.assign(input, input + input_size);
+    examples.push_back(std::move(e));
+  }
+  sqlite3_reset(s);
+  if (step != SQLITE_DONE) impl_->fail("cannot read the judgements");
+  return examples;
+}
+
+std::int64_t Store::corrections_after(std::int64_t after_id) const {
+  std::lock_guard lock(impl_->mutex);
+  sqlite3_bind_int64(impl_->count_wrong_after, 1, after_id);
+  return impl_->count(impl_->count_wrong_after);
+}
+
+Usage Store::usage(const std::string& client_id, const std::string& client_address) const {
+  std::lock_guard lock(impl_->mutex);
+  Usage usage;
+  if (!client_id.empty()) {
+    sqlite3_bind_text(impl_->count_client, 1, client_id.data(), static_cast<int>(client_id.size()), SQLITE_TRANSIENT);
+    usage.by_client_id = impl_->count(impl_->count_client);
+  }
+  if (!client_address.empty()) {
+    sqlite3_bind_text(impl_->count_address, 1, client_address.data(), static_cast<int>(client_address.size()), SQLITE_TRANSIENT);
+    usage.by_address = impl_->count(impl_->count_address);
+  }
+  // The pages in use (a deleted row's pages go to the free list and are reused first), so this is
+  // what the judgements hold on disk; O(1), read from the header and the WAL.
+  usage.bytes = (impl_->integer("PRAGMA page_count") - impl_->integer("PRAGMA freelist_count")) * impl_->integer("PRAGMA page_size");
+  return usage;
 }
 
 std::int64_t Store::count() const {

@@ -22,7 +22,7 @@ namespace digits::feedback {
 struct Judgement {
   std::int64_t id = 0;                    // assigned by add()
   std::vector<std::uint8_t> input;        // the 28×28 input the network saw (784 bytes, 0 = background)
-  std::string drawing_png;                // the original drawing as the client sent it (PNG bytes)
+  std::string drawing_png;                // the drawing, an 8-bit gray PNG (the server re-encodes and bounds it: stored_drawing())
   int label = 0;                          // the true digit: the prediction if judged right, else the one picked
   int predicted = 0;                      // what the model said
   std::array<float, 10> probabilities{};  // what the model gave each digit
@@ -30,6 +30,23 @@ struct Judgement {
   int model_version = 0;                  // the model version that made the prediction (0 = built-in)
   std::int64_t created_ms = 0;            // Unix time in milliseconds; add() fills it when 0
   std::string client_id;                  // an opaque id the page keeps in localStorage
+  std::string client_address;             // the remote address it came from (for the per-address quota); "" if unknown
+};
+
+// What learning needs of a judgement, without its drawing: the rows a round or a start-up reads
+// by the thousand, a few hundred bytes each however large the drawings are.
+struct Example {
+  std::int64_t id = 0;
+  std::vector<std::uint8_t> input;  // 784 bytes, as Judgement::input
+  int label = 0;
+  bool correct = false;
+};
+
+// How much one client has stored, and the store as a whole: what the server's quotas compare.
+struct Usage {
+  std::int64_t by_client_id = 0;  // judgements with this client_id (0 when it is empty)
+  std::int64_t by_address = 0;    // judgements from this remote address (0 when it is empty)
+  std::int64_t bytes = 0;         // the database's pages in use, in bytes: what it holds on disk
 };
 
 class Store {
@@ -47,13 +64,23 @@ class Store {
 
   // Stores a judgement durably and returns its id. Throws Error on invalid fields
   // (input not 784 bytes, label or predicted outside 0–9, correct ≠ (label == predicted), a
-  // probability outside 0–1, a negative model_version or created_ms, a client id over 256 bytes),
+  // probability outside 0–1, a negative model_version or created_ms, a client id or address over
+  // 256 bytes),
   // and StorageError when the storage fails (a full disk: fault disk_full); nothing is stored then,
   // and what was stored before is untouched (a SQLite transaction).
   std::int64_t add(const Judgement& judgement);
 
-  // Judgements with id > after_id, oldest first (all of them with the default).
+  // Judgements with id > after_id, oldest first (all of them with the default), drawings included:
+  // for the CLI's export and tests. The server reads examples() instead, whose memory is bounded.
   std::vector<Judgement> since(std::int64_t after_id = 0) const;
+  // At most `limit` judgements with id > after_id, oldest first, without their drawings (which
+  // SQLite then never reads: they come after the input in each row). Page through a store with
+  // after_id = the last id of the previous page. Throws StorageError (corrupt) for a malformed row.
+  std::vector<Example> examples(std::int64_t after_id, std::size_t limit) const;
+  // Corrections (judged wrong) with id > after_id: by the index on `correct`, without reading rows.
+  std::int64_t corrections_after(std::int64_t after_id) const;
+  // The judgements of one client_id and of one address (by their indexes), and the database's size.
+  Usage usage(const std::string& client_id, const std::string& client_address) const;
   std::int64_t count() const;
   std::int64_t corrections() const;  // judged wrong
   // The highest id ever given (AUTOINCREMENT never gives it again), 0 for none.

@@ -11,6 +11,7 @@
 #include "digits/image.hpp"
 #include "digits/json_depth.hpp"
 #include "digits/preprocess.hpp"
+#include "feedback/drawing.hpp"
 #include "feedback/model_versions.hpp"
 
 namespace digits::server {
@@ -271,24 +272,29 @@ json read_drawing(const ServedModel& served, std::string_view body) {
   return answer;
 }
 
-feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body) {
-  const json request = parse_body(body);
-  // The cheap checks first: the label and the client id.
+JudgementRequest parse_judgement(std::string_view body) {
+  JudgementRequest parsed;
+  parsed.body = parse_body(body);
+  const json& request = parsed.body;
   if (!request.contains("label")) throw invalid("\"label\" is missing: the true digit, 0–9 (for a right answer, the digit that was shown)");
   const json& label = request["label"];
   if (!label.is_number_integer()) throw invalid("\"label\" must be an integer 0–9, not " + (label.is_number() ? label.dump() : json_type(label)));
   if (label.get<long long>() < 0 || label.get<long long>() > 9) throw invalid("\"label\" is " + label.dump() + "; it must be a digit 0–9");
-  std::string client_id;
+  parsed.label = label.get<int>();
   if (request.contains("client_id")) {
     const json& id = request["client_id"];
     if (!id.is_string()) throw invalid("\"client_id\" must be a string, not " + json_type(id));
-    client_id = id.get<std::string>();
-    if (client_id.size() > kMaxClientIdBytes)
-      throw invalid("\"client_id\" is " + std::to_string(client_id.size()) + " bytes long; at most " + std::to_string(kMaxClientIdBytes) + " are allowed");
+    parsed.client_id = id.get<std::string>();
+    if (parsed.client_id.size() > kMaxClientIdBytes)
+      throw invalid("\"client_id\" is " + std::to_string(parsed.client_id.size()) + " bytes long; at most " + std::to_string(kMaxClientIdBytes) +
+                    " are allowed");
   }
+  return parsed;
+}
 
+feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request) {
   // The same two steps as predict: decode, then preprocess.
-  SentDrawing drawing = drawing_from_request(request);
+  const SentDrawing drawing = drawing_from_request(request.body);
   const Preprocessed input = preprocess_drawing(drawing.image);
   const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
 
@@ -296,19 +302,19 @@ feedback::Judgement judge_drawing(const ServedModel& served, std::string_view bo
   judgement.input.resize(input.pixels.size());
   for (std::size_t i = 0; i < input.pixels.size(); ++i)
     judgement.input[i] = static_cast<std::uint8_t>(std::clamp(std::lround(input.pixels[i]), 0L, 255L));
-  // The drawing as sent when it is a PNG; any other image, and raw pixels, are stored as PNG.
-  const bool sent_png = drawing.file.starts_with("\x89PNG\r\n\x1a\n");
-  judgement.drawing_png = sent_png ? std::move(drawing.file) : encode_png(drawing.image);
-  judgement.label = label.get<int>();
+  judgement.drawing_png = feedback::stored_drawing(drawing.image);
+  judgement.label = request.label;
   int predicted = 0;
   probabilities.row(0).maxCoeff(&predicted);
   judgement.predicted = predicted;
   for (int d = 0; d < 10 && d < probabilities.cols(); ++d) judgement.probabilities[static_cast<std::size_t>(d)] = std::clamp(probabilities(0, d), 0.0f, 1.0f);
   judgement.correct = judgement.label == judgement.predicted;
   judgement.model_version = served.version;
-  judgement.client_id = std::move(client_id);
+  judgement.client_id = request.client_id;
   return judgement;
 }
+
+feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body) { return judge_drawing(served, parse_judgement(body)); }
 
 std::optional<int> rollback_target(std::string_view body) {
   if (body.empty()) return std::nullopt;

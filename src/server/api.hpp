@@ -86,10 +86,20 @@ nlohmann::json predict_drawing(const ServedModel& served, std::string_view body)
 // (digits/segment.hpp): answers::number_answer and the time taken. 422 empty_drawing for no ink.
 nlohmann::json read_drawing(const ServedModel& served, std::string_view body);
 
-// POST /api/feedback, the part without state: the drawing decoded and preprocessed as predict
-// does, "label" and "client_id" checked, and the served model's own prediction (never the
-// client's) → a judgement ready for Store::add. The drawing is kept as PNG (encoded here when
-// raw pixels were sent).
+// POST /api/feedback, the part without state, in two steps so that the server can check its rate
+// limit and quotas between them, before anything is decoded:
+// 1. the body parsed as JSON and "label" and "client_id" checked (microseconds, whatever the image);
+struct JudgementRequest {
+  nlohmann::json body;
+  int label = 0;
+  std::string client_id;  // "" when none was sent
+};
+JudgementRequest parse_judgement(std::string_view body);
+// 2. the drawing decoded and preprocessed as predict does, and the served model's own prediction
+//    (never the client's) → a judgement ready for Store::add. The drawing kept is re-encoded from
+//    the decoded pixels and bounded (feedback::stored_drawing), never the bytes as sent.
+feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request);
+// Both steps (the fuzz target's way in).
 feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body);
 // POST /api/model/rollback: no body, {} (back to the live version's parent) or {"version": N}.
 std::optional<int> rollback_target(std::string_view body);

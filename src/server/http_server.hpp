@@ -32,7 +32,33 @@ struct HttpLimits {
   std::size_t max_connections = 0;
   // Threads for the work a Router hands off (inference, decoding); 0: one per core.
   int workers = 0;
+
+  // Memory (issue 19, F2): the bodies being received, queued and worked on, each with room for its
+  // answer, for the whole server. A body that does not fit is refused (503, Retry-After) before it
+  // is read. 256 MiB suits a 2-core machine with 24 GiB: the work queue drains far less than that
+  // in the time a body may take to arrive. 0: no bound (tests only).
+  std::size_t max_bytes_in_flight = 256u << 20;
+  // One client's share, in percent, of max_connections and of max_bytes_in_flight, so that no one
+  // client can lock the others out (F8). A client is an IPv4 address or an IPv6 /64, or, through a
+  // trusted proxy, the address the proxy names. At least kLeastClientConnections connections
+  // whatever the percentage. 0: no per-client share.
+  int client_share_percent = 10;
+  // The work queue (F3): at most this many requests waiting for a worker, in all and from one
+  // client; one that waited longer than max_queue_wait is answered 503 instead of worked on.
+  std::size_t max_queued_requests = 256;
+  std::size_t max_queued_per_client = 16;
+  std::chrono::milliseconds max_queue_wait{3'000};
+  // On stop(): requests being worked on may finish within this; then every connection is closed.
+  std::chrono::milliseconds stop_grace{2'000};
+  // Reverse proxies whose X-Forwarded-For is believed (exact addresses, as text): a request through
+  // one counts as the client the proxy names (the field's last address), and the proxy's own
+  // connections are not held to one client's share. Without it, everything behind a proxy is one
+  // client.
+  std::vector<std::string> trusted_proxies;
 };
+
+// Whatever the percentage, a client may hold this many connections (a browser opens up to six).
+inline constexpr std::size_t kLeastClientConnections = 16;
 
 struct HttpRequest {
   std::string method;  // "GET", "POST", …; a HEAD arrives as "GET" with head = true
@@ -40,6 +66,8 @@ struct HttpRequest {
   std::string path;    // the target without its query, percent-decoded
   std::string body;
   std::string authorization, content_type;
+  // The client as the limits count it: its IPv4 address, its IPv6 /64 ("2001:db8:1:2::/64"), or
+  // the address a trusted proxy names for it.
   std::string remote_address;
 };
 
@@ -79,6 +107,8 @@ class HttpServer {
   void stop();
   // The connection cap in force (limits.max_connections, or the one sized to the fd limit).
   std::size_t max_connections() const;
+  // What one client may hold: connections, and bytes of the memory budget.
+  std::size_t max_client_connections() const;
 
  private:
   struct Impl;

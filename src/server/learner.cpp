@@ -80,6 +80,31 @@ RequestError storage_refusal(feedback::StorageFault fault, const std::string& no
   return RequestError(503, "storage_failed", "the server could not write to its disk; " + not_done);
 }
 
+// The most recent `limit` examples added, oldest first, as a Dataset: replay that does not grow
+// with the store. trim() drops the oldest beyond the limit; callers trim after each page they add,
+// so that at most limit + one page is ever held.
+class RecentExamples {
+ public:
+  RecentExamples(std::size_t limit, std::string name) : limit_(limit) { data_.name = std::move(name); }
+
+  void add(const feedback::Example& example) {
+    data_.pixels.insert(data_.pixels.end(), example.input.begin(), example.input.end());
+    data_.labels.push_back(static_cast<std::uint8_t>(example.label));
+  }
+  void add(const Dataset& examples) { data_.append(examples); }
+  void trim() {
+    if (data_.size() <= limit_) return;
+    const std::size_t drop = data_.size() - limit_;
+    data_.labels.erase(data_.labels.begin(), data_.labels.begin() + static_cast<std::ptrdiff_t>(drop));
+    data_.pixels.erase(data_.pixels.begin(), data_.pixels.begin() + static_cast<std::ptrdiff_t>(drop * static_cast<std::size_t>(data_.features())));
+  }
+  const Dataset& data() const { return data_; }
+
+ private:
+  std::size_t limit_;
+  Dataset data_;
+};
+
 }  // namespace
 
 std::string model_fingerprint(const Network& network) { return sha256_hex(serialize_model(network, {})); }
@@ -97,7 +122,9 @@ struct Learner::Impl {
   // Held for a whole round and for a rollback: the two never interleave, so a candidate is always
   // saved as the child of the version it was learned from, and `earlier` matches the live version.
   std::mutex change;
-  Dataset earlier;  // what every round replays besides MNIST: corrections the live version learned, and confirmations
+  // What every round replays besides MNIST: the most recent corrections the live version's line
+  // learned, and the most recent confirmations considered (options.bounds says how many of each).
+  RecentExamples earlier_corrections, earlier_confirmations;
   // A model whose validation count this process has measured (start-up measures the starting
   // model; every round measures its candidate, and the live model when not known), and that count.
   // A round on it skips reading the 5,000 images with it again: a third of a round with a CNN.
@@ -110,7 +137,7 @@ struct Learner::Impl {
   std::condition_variable wake;
   std::int64_t judgements = 0, corrections = 0;
   std::int64_t considered = 0;             // every judgement up to this id has been considered
-  std::vector<std::int64_t> pending_ids;   // corrections after `considered`
+  std::int64_t pending = 0;                // corrections after `considered`
   Clock::time_point last_arrival{};
   bool learn_requested = false, stopping = false, training = false;
   std::optional<LearningAttempt> last_attempt;
@@ -119,13 +146,18 @@ struct Learner::Impl {
   Clock::time_point retry_at{};
   std::string problem;  // for status(): why learning is held up, naming no file
 
+  // Held from a quota's check to the insert, so that concurrent judgements cannot overshoot it.
+  std::mutex storing;
+
   std::thread thread;
 
   Impl(ServedModel starting, LearnerOptions learner_options)
       : options(std::move(learner_options)),
         start(std::make_shared<const ServedModel>(std::move(starting))),
         fingerprint(model_fingerprint(start->model.network)),
-        versions(options.state_dir) {
+        versions(options.state_dir),
+        earlier_corrections(options.bounds.earlier_corrections, "earlier corrections"),
+        earlier_confirmations(options.bounds.earlier_confirmations, "confirmations") {
     require_writable(options.state_dir);
     if (const int removed = versions.remove_unfinished())
       log("removed " + std::to_string(removed) + " unfinished version file(s) in " + versions.directory().string() + " (a save was interrupted)");
@@ -140,13 +172,10 @@ struct Learner::Impl {
     live_model.store(load_current());
     if (start_validation_correct >= 0) counted = start, counted_correct = start_validation_correct;
     read_learning_state();
-    const std::vector<feedback::Judgement> all = open_store();
-    rebuild_earlier(all);
-    for (const feedback::Judgement& j : all)
-      if (j.id > considered && !j.correct) pending_ids.push_back(j.id);
+    open_store();
     log_start();
     if (learning_on()) {
-      if (!pending_ids.empty()) last_arrival = Clock::now();
+      if (pending > 0) last_arrival = Clock::now();
       thread = std::thread([this] { run(); });
     }
   }
@@ -181,10 +210,10 @@ struct Learner::Impl {
     ::unlink(probe.c_str());
   }
 
-  // Opens feedback.db and reads every judgement (returned: the caller replays them). A damaged
+  // Opens feedback.db and reads every judgement (scan(): counted, and the replay kept). A damaged
   // database is moved aside, never deleted, and a new one started; another program's is left
   // alone and judgements are refused (store stays null). Other failures stop the start-up.
-  std::vector<feedback::Judgement> open_store() {
+  void open_store() {
     const fs::path file = feedback::feedback_database(options.state_dir);
     try {
       return read_store(file);
@@ -193,7 +222,7 @@ struct Learner::Impl {
       if (e.fault == feedback::StorageFault::foreign) {
         log(std::string(e.what()) + "; left untouched: judgements are refused and learning is off until it is moved away (predictions go on)");
         store_problem = "the server's feedback database belongs to another program (or a newer digits); judgements are not stored";
-        return {};
+        return;
       }
       if (e.fault != feedback::StorageFault::corrupt) throw;
       const fs::path aside = move_aside(file);
@@ -203,11 +232,9 @@ struct Learner::Impl {
     }
   }
 
-  std::vector<feedback::Judgement> read_store(const fs::path& file) {
+  void read_store(const fs::path& file) {
     store = std::make_unique<feedback::Store>(file);
-    std::vector<feedback::Judgement> all = store->since();  // reads every row: a malformed one is damage too
-    judgements = static_cast<std::int64_t>(all.size());
-    corrections = std::count_if(all.begin(), all.end(), [](const feedback::Judgement& j) { return !j.correct; });
+    scan(true);  // reads every row: a malformed one is damage too
     // A database that is not the one the versions and learning.json speak of (new after a damaged
     // one was moved aside, or removed by hand): its ids continue past theirs, so that "after
     // judgement N" keeps one meaning.
@@ -216,7 +243,6 @@ struct Learner::Impl {
       log(file.string() + " holds judgements up to id " + std::to_string(last) + " but learning has considered up to " + std::to_string(considered) +
           ": new judgements are numbered from " + std::to_string(considered + 1));
     }
-    return all;
   }
 
   // feedback.db → feedback.db.corrupt-2026-12-03T07:15:00Z, with its write-ahead log beside it
@@ -352,10 +378,10 @@ struct Learner::Impl {
     }
   }
 
-  // `earlier` for the live version: the corrections each version in its line learned (walking
-  // parents back to version 0), and every judgement confirmed right that has been considered.
-  void rebuild_earlier(const std::vector<feedback::Judgement>& all) {
-    std::vector<std::pair<std::int64_t, std::int64_t>> learned;  // [first, last] judgement ids
+  // The judgement ids each version in the live version's line learned ([first, last] of each),
+  // walking parents back to version 0.
+  std::vector<std::pair<std::int64_t, std::int64_t>> learned_ranges() const {
+    std::vector<std::pair<std::int64_t, std::int64_t>> learned;
     for (int v = live_model.load()->version; v > 0;) {
       Metadata metadata;
       try {
@@ -368,12 +394,74 @@ struct Learner::Impl {
       if (parent >= v) break;  // a loop would never end
       v = parent;
     }
-    std::vector<feedback::Judgement> kept;
-    for (const feedback::Judgement& j : all) {
-      const bool was_learned = std::any_of(learned.begin(), learned.end(), [&](const auto& r) { return j.id >= r.first && j.id <= r.second; });
-      if (j.correct ? j.id <= considered : was_learned) kept.push_back(j);
+    return learned;
+  }
+
+  // Reads every judgement, a page at a time and without drawings, and rebuilds the replay for the
+  // live version: the most recent corrections its line learned and the most recent confirmations
+  // considered. With `count`, also the totals and the corrections pending (start-up). Memory: one
+  // page and the two bounded replays, however large the store.
+  void scan(bool count) {
+    const auto learned = learned_ranges();
+    std::int64_t up_to = 0;
+    {
+      std::lock_guard lock(mutex);
+      up_to = considered;
     }
-    earlier = feedback::to_dataset(kept, "earlier judgements");
+    RecentExamples kept_corrections(options.bounds.earlier_corrections, "earlier corrections");
+    RecentExamples kept_confirmations(options.bounds.earlier_confirmations, "confirmations");
+    std::int64_t all = 0, wrong = 0, waiting = 0;
+    for (std::int64_t after = 0;;) {
+      const std::vector<feedback::Example> page = store->examples(after, options.bounds.page);
+      if (page.empty()) break;
+      for (const feedback::Example& e : page) {
+        ++all;
+        if (!e.correct) ++wrong, waiting += e.id > up_to;
+        if (!options.data) continue;  // learning is off: nothing to replay
+        const bool was_learned = std::any_of(learned.begin(), learned.end(), [&](const auto& r) { return e.id >= r.first && e.id <= r.second; });
+        if (e.correct && e.id <= up_to) kept_confirmations.add(e);
+        if (!e.correct && was_learned) kept_corrections.add(e);
+      }
+      kept_corrections.trim();
+      kept_confirmations.trim();
+      after = page.back().id;
+    }
+    earlier_corrections = std::move(kept_corrections);
+    earlier_confirmations = std::move(kept_confirmations);
+    if (count) {
+      std::lock_guard lock(mutex);
+      judgements = all, corrections = wrong, pending = waiting;
+    }
+  }
+
+  // The replay as one dataset, for a round (at most the two bounds' images: 15.7 MB by default).
+  Dataset earlier() const {
+    Dataset both = earlier_corrections.data();
+    both.name = "earlier judgements";
+    both.append(earlier_confirmations.data());
+    return both;
+  }
+
+  // The quotas (options.quotas), from the store's indexes: microseconds, before anything is decoded.
+  void check_quota(const std::string& client_id, const std::string& client_address) {
+    const FeedbackQuotas& q = options.quotas;
+    if (!store || (q.per_client_id <= 0 && q.per_address <= 0 && q.total_bytes <= 0)) return;
+    feedback::Usage usage;
+    try {
+      usage = store->usage(q.per_client_id > 0 ? client_id : "", q.per_address > 0 ? client_address : "");
+    } catch (const feedback::StorageError& e) {
+      log(std::string("a judgement's quota could not be read: ") + e.what());
+      throw storage_refusal(e.fault, "the judgement was not stored");
+    }
+    if (q.per_client_id > 0 && usage.by_client_id >= q.per_client_id)
+      throw RequestError(429, "quota_exceeded", "this client_id has stored " + std::to_string(usage.by_client_id) +
+                                                    " judgements, the most one client may; no more are stored from it (predictions go on)");
+    if (q.per_address > 0 && usage.by_address >= q.per_address)
+      throw RequestError(429, "quota_exceeded", "this address has stored " + std::to_string(usage.by_address) +
+                                                    " judgements, the most one address may; no more are stored from it (predictions go on)");
+    if (q.total_bytes > 0 && usage.bytes >= q.total_bytes)
+      throw RequestError(507, "quota_exceeded", "the server's feedback store is full (" + std::to_string(usage.bytes >> 20) + " MiB of its " +
+                                                    std::to_string(q.total_bytes >> 20) + " MiB quota); no more judgements are stored (predictions go on)");
   }
 
   void log_start() const {
@@ -401,7 +489,7 @@ struct Learner::Impl {
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     std::unique_lock lock(mutex);
     while (!stopping) {
-      if (pending_ids.empty() && !learn_requested && !retrying) {
+      if (pending == 0 && !learn_requested && !retrying) {
         wake.wait(lock);
         continue;
       }
@@ -434,7 +522,7 @@ struct Learner::Impl {
         // Any other failure is the round's own: logged, and not retried until new corrections come.
         log(std::string("learning failed: ") + e.what());
         std::lock_guard failed(mutex);
-        pending_ids.clear();
+        pending = 0;
         retrying = false;
       }
       lock.lock();
@@ -442,8 +530,10 @@ struct Learner::Impl {
     }
   }
 
-  // One round: everything after `considered`; the corrections among it are fine-tuned on, the
-  // confirmations kept for replay. Bounded: fine_tune's steps do not grow with the data.
+  // One round: the judgements after `considered`, read a page at a time without drawings, up to
+  // options.bounds.round_corrections corrections (the rest wait for the next round); the
+  // corrections are fine-tuned on, the confirmations kept for replay. Bounded: fine_tune's steps
+  // do not grow with the data, and nothing read grows with the store.
   void round() {
     std::lock_guard changing(change);
     std::int64_t after = 0;
@@ -451,18 +541,38 @@ struct Learner::Impl {
       std::lock_guard lock(mutex);
       after = considered;
     }
-    const std::vector<feedback::Judgement> fresh = store->since(after);
-    if (fresh.empty()) return finish(after, std::nullopt);
-    const std::int64_t up_to = fresh.back().id;
-    std::vector<feedback::Judgement> corrected, confirmed;
-    for (const feedback::Judgement& j : fresh) (j.correct ? confirmed : corrected).push_back(j);
-    if (corrected.empty()) {
-      earlier.append(feedback::to_dataset(confirmed, "confirmations"));
+    Dataset new_corrections;
+    new_corrections.name = "new corrections";
+    RecentExamples confirmed(options.bounds.earlier_confirmations, "confirmations");
+    std::size_t corrected = 0;
+    std::int64_t up_to = after;
+    for (bool full = false; !full;) {
+      const std::vector<feedback::Example> page = store->examples(up_to, options.bounds.page);
+      if (page.empty()) break;
+      for (const feedback::Example& e : page) {
+        if (!e.correct && corrected == options.bounds.round_corrections) {
+          full = true;
+          break;
+        }
+        if (e.correct) {
+          confirmed.add(e);
+        } else {
+          new_corrections.pixels.insert(new_corrections.pixels.end(), e.input.begin(), e.input.end());
+          new_corrections.labels.push_back(static_cast<std::uint8_t>(e.label));
+          ++corrected;
+        }
+        up_to = e.id;
+      }
+      confirmed.trim();
+    }
+    if (up_to == after) return finish(after, std::nullopt);
+    if (corrected == 0) {
+      earlier_confirmations.add(confirmed.data());
+      earlier_confirmations.trim();
       return finish(up_to, std::nullopt);
     }
 
     const auto base = live_model.load();
-    const Dataset new_corrections = feedback::to_dataset(corrected, "new corrections");
     FineTuneSettings settings = options.fine_tune;
     settings.seed = options.fine_tune.seed + static_cast<std::uint64_t>(up_to);  // reproducible for the same judgements
     // The guard compares with the live version and with the starting model, so that accepted
@@ -470,12 +580,12 @@ struct Learner::Impl {
     settings.origin_validation_correct = start_validation_correct;
     settings.live_validation_correct = base == counted ? counted_correct : -1;
     const auto started = Clock::now();
-    FineTuneResult result = fine_tune_guarded(base->model.network, new_corrections, earlier, options.data->replay, options.data->validation, settings);
+    FineTuneResult result = fine_tune_guarded(base->model.network, new_corrections, earlier(), options.data->replay, options.data->validation, settings);
     const GuardVerdict& verdict = result.verdict;
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
 
     char timing[96];
-    std::snprintf(timing, sizeof timing, "%zu corrections (judgements %lld–%lld), %.2f s: ", corrected.size(), static_cast<long long>(after + 1),
+    std::snprintf(timing, sizeof timing, "%zu corrections (judgements %lld–%lld), %.2f s: ", corrected, static_cast<long long>(after + 1),
                   static_cast<long long>(up_to), seconds);
     if (verdict.accepted) {
       Metadata metadata = start->model.metadata;
@@ -484,7 +594,7 @@ struct Learner::Impl {
                entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created" ||
                entry.first == "dataset.directory";  // an older model's training folder: /api/model shows metadata
       });
-      const long learned = static_cast<long>(metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected.size());
+      const long learned = static_cast<long>(metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected);
       feedback::record_learning(metadata, verdict.validation_after, learned, up_to);
       metadata[feedback::kParentKey] = std::to_string(base->version);
       metadata[kFirstJudgementKey] = std::to_string(after + 1);
@@ -495,12 +605,15 @@ struct Learner::Impl {
       const int number = versions.add(result.candidate, metadata);
       live_model.store(serve_version(number));  // read back: what is served is exactly what was saved
       counted = live_model.load(), counted_correct = verdict.validation_correct_after;  // a bit-exact round trip reads the same
-      earlier.append(new_corrections);
-      earlier.append(feedback::to_dataset(confirmed, "confirmations"));
+      earlier_corrections.add(new_corrections);
+      earlier_corrections.trim();
+      earlier_confirmations.add(confirmed.data());
+      earlier_confirmations.trim();
       log("learned version " + std::to_string(number) + " from " + timing + verdict.reason);
     } else {
       counted = base, counted_correct = verdict.validation_correct_before;
-      earlier.append(feedback::to_dataset(confirmed, "confirmations"));
+      earlier_confirmations.add(confirmed.data());
+      earlier_confirmations.trim();
       log("kept version " + std::to_string(base->version) + " after " + timing + verdict.reason);
     }
     finish(up_to, LearningAttempt{verdict.accepted, verdict.reason, up_to, verdict.validation_before, verdict.validation_after, utc_timestamp()});
@@ -509,7 +622,13 @@ struct Learner::Impl {
   void finish(std::int64_t up_to, std::optional<LearningAttempt> attempt) {
     std::lock_guard lock(mutex);
     considered = std::max(considered, up_to);
-    std::erase_if(pending_ids, [&](std::int64_t id) { return id <= considered; });
+    // Counted under the lock: a correction stored meanwhile is either in the count or counted by
+    // add() after it, never missed (one counted twice only costs a round that finds nothing).
+    try {
+      pending = store->corrections_after(considered);
+    } catch (const feedback::StorageError& e) {
+      log(std::string("cannot count the corrections still pending: ") + e.what());
+    }
     if (attempt) last_attempt = std::move(attempt);
     write_learning_state();
   }
@@ -522,6 +641,8 @@ std::shared_ptr<const ServedModel> Learner::live() const { return impl_->live_mo
 
 std::string Learner::add(feedback::Judgement& judgement) {
   if (!impl_->store) throw RequestError(503, "feedback_unavailable", impl_->store_problem);
+  std::lock_guard storing(impl_->storing);
+  impl_->check_quota(judgement.client_id, judgement.client_address);
   try {
     judgement.id = impl_->store->add(judgement);
   } catch (const feedback::StorageError& e) {
@@ -540,7 +661,7 @@ std::string Learner::add(feedback::Judgement& judgement) {
     if (!judgement.correct) {
       ++impl_->corrections;
       if (impl_->learning_on()) {
-        impl_->pending_ids.push_back(judgement.id);
+        ++impl_->pending;
         impl_->last_arrival = Clock::now();
       }
     }
@@ -551,6 +672,11 @@ std::string Learner::add(feedback::Judgement& judgement) {
   return "queued";
 }
 
+void Learner::check_quota(const std::string& client_id, const std::string& client_address) const {
+  if (!impl_->store) throw RequestError(503, "feedback_unavailable", impl_->store_problem);
+  impl_->check_quota(client_id, client_address);
+}
+
 LearningStatus Learner::status() const {
   std::lock_guard lock(impl_->mutex);
   LearningStatus s;
@@ -559,7 +685,7 @@ LearningStatus Learner::status() const {
   s.problem = impl_->store ? impl_->problem : impl_->store_problem;
   s.judgements = impl_->judgements;
   s.corrections = impl_->corrections;
-  s.pending = static_cast<std::int64_t>(impl_->pending_ids.size());
+  s.pending = impl_->pending;
   const bool waiting = s.enabled && (s.pending > 0 || impl_->learn_requested);
   s.state = impl_->training ? "training" : (waiting ? "waiting" : "idle");
   s.last_attempt = impl_->last_attempt;
@@ -586,7 +712,7 @@ int Learner::rollback(std::optional<int> version) {
     throw storage_refusal(e.fault, "the model was not rolled back", "a model version file on the server is damaged");
   }
   impl_->live_model.store(impl_->load_current());
-  impl_->rebuild_earlier(impl_->store ? impl_->store->since() : std::vector<feedback::Judgement>{});
+  if (impl_->store) impl_->scan(false);
   impl_->log("rolled back to version " + std::to_string(now));
   return now;
 }

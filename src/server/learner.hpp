@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -25,6 +26,26 @@ struct LearningData {
   Dataset replay, validation;
 };
 
+// What strangers may store (0: no bound). Beyond a quota a judgement is refused with
+// quota_exceeded (429 for a client's own, 507 for the store's) before it is decoded; predictions
+// and learning go on. Defaults for a classroom on one machine: a judgement is at most ~34 KB
+// (feedback::kMaxStoredDrawingBytes, the input, the row), a drawing from the page 2–5 KB.
+struct FeedbackQuotas {
+  std::int64_t per_client_id = 2000;             // judgements one client_id may store: ≤ 68 MB
+  std::int64_t per_address = 10000;              // from one remote address, whatever its client_ids: 30 pupils behind one NAT, 300 each
+  std::int64_t total_bytes = std::int64_t{4} << 30;  // the database's size: 4 GiB, ~125,000 of the largest judgements
+};
+
+// How much of the store the learner holds at once, so that its memory does not grow with the
+// store (docs/feedback.md, "Memory"): it reads judgements in pages, without their drawings, and
+// replays only the most recent ones.
+struct LearnerBounds {
+  std::size_t page = 1000;                    // judgements a read takes (≈ 0.8 MB without drawings)
+  std::size_t earlier_corrections = 10000;    // the most recent corrections the live line learned, replayed
+  std::size_t earlier_confirmations = 10000;  // the most recent confirmations, replayed
+  std::size_t round_corrections = 10000;      // new corrections one round takes; the rest wait for the next
+};
+
 struct LearnerOptions {
   std::filesystem::path state_dir;          // created if missing
   std::shared_ptr<const LearningData> data;  // null: learning is off, and disabled_reason says why
@@ -35,6 +56,8 @@ struct LearnerOptions {
   std::chrono::milliseconds retry_delay{30000};
   FineTuneSettings fine_tune;               // threads = 1: the other cores stay with the requests
   std::FILE* log = stderr;                  // start-up state and every round's verdict; nullptr for none
+  FeedbackQuotas quotas;
+  LearnerBounds bounds;
 };
 
 class Learner {
@@ -64,7 +87,12 @@ class Learner {
   // with it: "queued", "not_needed" (judged right: kept as an example to replay) or "off".
   // When the storage fails, throws RequestError 507 (a full disk) or 503, with a message that
   // names the cause and no file; the full message goes to the log.
+  // A judgement beyond a quota (options.quotas) is refused with RequestError 429 quota_exceeded
+  // (its client_id's or its address's) or 507 quota_exceeded (the store's), checked under the
+  // same lock as the insert so that concurrent requests cannot overshoot.
   std::string add(feedback::Judgement& judgement);
+  // The same quota check alone, for before decoding: throws what add() would.
+  void check_quota(const std::string& client_id, const std::string& client_address) const;
 
   LearningStatus status() const;
   // Starts a round now instead of after the debounce. Returns false when learning is off.

@@ -86,7 +86,7 @@ struct Server::Impl {
   std::vector<Route> routes;
   std::unique_ptr<HttpServer> http;
 
-  Impl(ServedModel model, ServerOptions server_options) : options(std::move(server_options)), feedback_limit(options.feedback_per_minute) {
+  Impl(ServedModel model, ServerOptions server_options) : options(std::move(server_options)) {
     if (options.learning)
       learner = std::make_unique<Learner>(std::move(model), *options.learning);
     else
@@ -176,6 +176,21 @@ struct Server::Impl {
       throw RequestError(401, "unauthorized", "the admin token is wrong").with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
   }
 
+  // Both buckets must allow: the address's (rotating client_ids does not escape it) and the
+  // client_id's (an empty one is every anonymous client's, so it is not counted alone).
+  void check_feedback_rate(const std::string& address, const std::string& client_id) {
+    std::vector<RateLimiter::Limit> limits = {{"address\n" + address, options.feedback_per_minute_per_address}};
+    if (!client_id.empty()) limits.push_back({"client\n" + client_id, options.feedback_per_minute});
+    const RateLimiter::Verdict verdict = feedback_limit.check(limits);
+    if (verdict.retry_after == 0) return;
+    const bool by_address = verdict.refused_by == 0;
+    const int rate = by_address ? options.feedback_per_minute_per_address : options.feedback_per_minute;
+    throw RequestError(429, "rate_limited",
+                       std::string("too many judgements from this ") + (by_address ? "address" : "client") + ": at most " + std::to_string(rate) +
+                           " a minute; try again in " + std::to_string(verdict.retry_after) + " s")
+        .with_header("Retry-After", std::to_string(verdict.retry_after));
+  }
+
   void add_api_routes() {
     json_route("GET", "/api/health", Runs::on_loop, [this](const HttpRequest&) { return health(*served()); });
     json_route("GET", "/api/model", Runs::on_loop, [this](const HttpRequest&) { return model_info(*served(), learning_status()); });
@@ -185,13 +200,14 @@ struct Server::Impl {
         "POST", "/api/feedback", Runs::on_workers,
         [this](const HttpRequest& request) {
           Learner& learner = state();
+          // The cheap checks first, then the rate limit and the quotas, and only then decoding
+          // and inference: a refused judgement costs a JSON parse, never an image's decode.
+          const JudgementRequest parsed = parse_judgement(request.body);
+          check_feedback_rate(request.remote_address, parsed.client_id);
+          learner.check_quota(parsed.client_id, request.remote_address);
           // Judged by the live model as this request starts; stored before the answer goes out.
-          feedback::Judgement judgement = judge_drawing(*learner.live(), request.body);
-          if (const int wait = feedback_limit.retry_after(request.remote_address + "\n" + judgement.client_id); wait > 0)
-            throw RequestError(429, "rate_limited",
-                               "too many judgements from this client: at most " + std::to_string(options.feedback_per_minute) + " a minute; try again in " +
-                                   std::to_string(wait) + " s")
-                .with_header("Retry-After", std::to_string(wait));
+          feedback::Judgement judgement = judge_drawing(*learner.live(), parsed);
+          judgement.client_address = request.remote_address;
           const std::string learning = learner.add(judgement);
           return feedback_answer(judgement, learning);
         },

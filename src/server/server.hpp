@@ -27,8 +27,10 @@ struct ServerOptions {
   // Learning from corrections: the state directory and the learner's settings (learner.hpp).
   // Without them, POST /api/feedback and the admin endpoints answer 503 feedback_unavailable.
   std::optional<LearnerOptions> learning;
-  // Judgements per minute from one remote address and client_id; 0: unlimited.
+  // Judgements per minute from one client_id, and from one remote address whatever its client_ids
+  // (a classroom behind one NAT shares an address); both must allow. 0: unlimited.
   int feedback_per_minute = 30;
+  int feedback_per_minute_per_address = 120;
   // Bearer token for the endpoints that change the model; empty: they answer 403 admin_disabled.
   std::string admin_token;
 };

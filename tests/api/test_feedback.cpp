@@ -127,6 +127,9 @@ std::vector<GrayImage> draw_all(const std::vector<testing::Stroke>& strokes, con
 struct LiveOptions {
   bool learning = true;  // needs MNIST
   int feedback_per_minute = 0;
+  int feedback_per_minute_per_address = 0;
+  server::FeedbackQuotas quotas;  // the server's defaults
+  server::LearnerBounds bounds;
   std::string admin_token;
   std::chrono::milliseconds debounce = 100ms;
   std::chrono::milliseconds retry_delay = 30s;
@@ -148,11 +151,14 @@ class LiveServer {
     options.port = 0;
     options.log = nullptr;
     options.feedback_per_minute = live.feedback_per_minute;
+    options.feedback_per_minute_per_address = live.feedback_per_minute_per_address;
     options.admin_token = live.admin_token;
     server::LearnerOptions learning;
     learning.state_dir = state_dir;
     learning.debounce = live.debounce;
     learning.retry_delay = live.retry_delay;
+    learning.quotas = live.quotas;
+    learning.bounds = live.bounds;
     // DIGITS_TEST_LOG=1 shows the learner's lines (each round's verdict and time) on stderr.
     learning.log = live.log ? live.log : std::getenv("DIGITS_TEST_LOG") ? stderr : nullptr;
     if (live.learning) learning.data = learning_data();
@@ -323,8 +329,11 @@ TEST(Feedback, BadInputSaysWhichField) {
 
 TEST(Feedback, DefaultRateLimitAnswers429WithRetryAfter) {
   TempDir state("state");
-  LiveServer live(state.path, without_learning(server::ServerOptions{}.feedback_per_minute));
+  LiveOptions defaults = without_learning(server::ServerOptions{}.feedback_per_minute);
+  defaults.feedback_per_minute_per_address = server::ServerOptions{}.feedback_per_minute_per_address;
+  LiveServer live(state.path, defaults);
   ASSERT_EQ(server::ServerOptions{}.feedback_per_minute, 30);
+  ASSERT_EQ(server::ServerOptions{}.feedback_per_minute_per_address, 120);
   const json body = {{"image", png_data_url(drawing(7))}, {"label", 7}, {"client_id", "eager"}};
   for (int i = 0; i < 30; ++i) ASSERT_EQ(live.post("/api/feedback", body)->status, 201) << i;
   auto limited = live.post("/api/feedback", body);
@@ -340,6 +349,166 @@ TEST(Feedback, DefaultRateLimitAnswers429WithRetryAfter) {
   other["client_id"] = "patient";
   EXPECT_EQ(live.post("/api/feedback", other)->status, 201);
   EXPECT_EQ(live.model()["learning"]["judgements"], 31);
+}
+
+// An image no decoder can read: answered 400 bad_image when it is decoded at all.
+const char* kGarbageImage = "data:image/png;base64,iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+TEST(Feedback, BeyondTheRateLimitEvenGarbageGets429SoTheLimitComesBeforeDecoding) {
+  TempDir state("state");
+  LiveServer live(state.path, without_learning(/*feedback_per_minute=*/2));
+  const json garbage = {{"image", kGarbageImage}, {"label", 7}, {"client_id", "eager"}};
+  ASSERT_EQ(parsed(live.post("/api/feedback", garbage))["error"]["code"], "bad_image");  // decoded: it is garbage
+  EXPECT_EQ(live.post("/api/feedback", {{"image", png_data_url(drawing(7))}, {"label", 7}, {"client_id", "eager"}})->status, 201);
+  auto limited = live.post("/api/feedback", garbage);  // the bucket is empty: refused before the image is looked at
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429) << limited->body;
+  EXPECT_EQ(parsed(limited)["error"]["code"], "rate_limited");
+  // The cheap checks still come first: a bad label is a 400 whatever the limit.
+  EXPECT_EQ(live.post("/api/feedback", {{"image", kGarbageImage}, {"label", 12}, {"client_id", "eager"}})->status, 400);
+}
+
+TEST(Feedback, RotatingClientIdsFromOneAddressAreLimitedByTheAddress) {
+  TempDir state("state");
+  LiveOptions options = without_learning(/*feedback_per_minute=*/30);
+  options.feedback_per_minute_per_address = 5;
+  LiveServer live(state.path, options);
+  const std::string image = png_data_url(drawing(7));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(live.post("/api/feedback", {{"image", image}, {"label", 7}, {"client_id", "rotating-" + std::to_string(i)}})->status, 201) << i;
+  for (const std::string id : {"rotating-5", "rotating-6", ""}) {
+    auto limited = live.post("/api/feedback", id.empty() ? json{{"image", image}, {"label", 7}} : json{{"image", image}, {"label", 7}, {"client_id", id}});
+    ASSERT_TRUE(limited);
+    EXPECT_EQ(limited->status, 429) << id;
+    EXPECT_NE(parsed(limited)["error"]["message"].get<std::string>().find("this address"), std::string::npos) << limited->body;
+    EXPECT_FALSE(limited->get_header_value("Retry-After").empty());
+  }
+  EXPECT_EQ(live.model()["learning"]["judgements"], 5);
+  EXPECT_EQ(predict(live.port(), drawing(7)), 7) << "predictions are not rate-limited";
+}
+
+// CRC-32 of the PNG specification (ISO 3309, polynomial 0xEDB88320), over a chunk's type and data.
+std::uint32_t png_crc(const std::string& bytes) {
+  std::uint32_t crc = 0xffffffffu;
+  for (unsigned char byte : bytes) {
+    crc ^= byte;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return crc ^ 0xffffffffu;
+}
+
+std::string big_endian(std::uint32_t value) {
+  return {static_cast<char>(value >> 24), static_cast<char>(value >> 16), static_cast<char>(value >> 8), static_cast<char>(value)};
+}
+
+// The PNG with `count` private ancillary chunks ("prIv": lower-case first and second letters) of
+// `each` random bytes inserted before IEND: what F5 sent to fill the disk.
+std::string with_private_chunks(std::string png, int count, std::size_t each) {
+  const std::size_t iend = png.size() - 12;  // length, "IEND", CRC
+  std::mt19937 random(19);
+  std::string chunks;
+  for (int c = 0; c < count; ++c) {
+    std::string body = "prIv";
+    for (std::size_t i = 0; i < each; ++i) body.push_back(static_cast<char>(random()));
+    chunks += big_endian(static_cast<std::uint32_t>(each)) + body + big_endian(png_crc(body));
+  }
+  return png.insert(iend, chunks);
+}
+
+TEST(Feedback, TheStoredDrawingIsReEncodedAndBoundedNeverTheBytesAsSent) {
+  TempDir state("state");
+  GrayImage seven = drawing(7);
+  ASSERT_EQ(seven.width, 280);
+  // 280 × 280 with 2.9 MB of private chunks (each under the decoder's 1 MiB cap on one chunk).
+  const std::string bloated = with_private_chunks(encode_png(seven), 3, 970'000);
+  ASSERT_GT(bloated.size(), 2'900'000u);
+  {
+    LiveServer live(state.path, without_learning());
+    auto response = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64(bloated)}, {"label", 7}, {"client_id", "bloat"}});
+    ASSERT_TRUE(response);
+    ASSERT_EQ(response->status, 201) << response->body;
+  }
+  const feedback::Store store(feedback::feedback_database(state.path), false);
+  const std::vector<feedback::Judgement> stored = store.since();
+  ASSERT_EQ(stored.size(), 1u);
+  const std::string& png = stored[0].drawing_png;
+  EXPECT_LE(png.size(), 32u * 1024);
+  EXPECT_EQ(png.find("prIv"), std::string::npos);
+  EXPECT_EQ(stored[0].client_address, "127.0.0.1");
+  // It decodes to the drawing, pixel for pixel.
+  const GrayImage back = decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "stored");
+  ASSERT_EQ(back.width, seven.width);
+  ASSERT_EQ(back.height, seven.height);
+  for (std::size_t i = 0; i < back.pixels.size(); ++i) ASSERT_EQ(back.pixels[i], std::round(seven.pixels[i])) << i;
+  // And the 28×28 input is exactly the one preprocessing gives.
+  const Preprocessed input = preprocess(seven);
+  for (std::size_t i = 0; i < 784; ++i) EXPECT_NEAR(stored[0].input[i], input.pixels[i], 0.51) << i;
+}
+
+TEST(Feedback, AClientBeyondItsQuotaIsRefusedOthersAndPredictionsGoOn) {
+  TempDir state("state");
+  LiveOptions options = without_learning();
+  options.quotas = {/*per_client_id=*/2, /*per_address=*/0, /*total_bytes=*/0};
+  LiveServer live(state.path, options);
+  const std::string image = png_data_url(drawing(7));
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(live.post("/api/feedback", {{"image", image}, {"label", 7}, {"client_id", "keen"}})->status, 201);
+  // Checked before decoding too: garbage gets the quota's answer.
+  for (const std::string& sent : {image, std::string(kGarbageImage)}) {
+    auto refused = live.post("/api/feedback", {{"image", sent}, {"label", 7}, {"client_id", "keen"}});
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 429);
+    const json error = parsed(refused)["error"];
+    EXPECT_EQ(error["code"], "quota_exceeded");
+    EXPECT_NE(error["message"].get<std::string>().find("client_id has stored 2 judgements"), std::string::npos) << error;
+  }
+  EXPECT_EQ(live.post("/api/feedback", {{"image", image}, {"label", 7}, {"client_id", "other"}})->status, 201);
+  EXPECT_EQ(predict(live.port(), drawing(7)), 7);
+  EXPECT_EQ(live.model()["learning"]["judgements"], 3);
+}
+
+TEST(Feedback, AnAddressBeyondItsQuotaIsRefusedWhateverItsClientIds) {
+  TempDir state("state");
+  LiveOptions options = without_learning();
+  options.quotas = {/*per_client_id=*/0, /*per_address=*/3, /*total_bytes=*/0};
+  LiveServer live(state.path, options);
+  const std::string image = png_data_url(drawing(7));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(live.post("/api/feedback", {{"image", image}, {"label", 7}, {"client_id", "id-" + std::to_string(i)}})->status, 201);
+  auto refused = live.post("/api/feedback", {{"image", image}, {"label", 7}, {"client_id", "id-new"}});
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 429);
+  EXPECT_EQ(parsed(refused)["error"]["code"], "quota_exceeded");
+  EXPECT_NE(parsed(refused)["error"]["message"].get<std::string>().find("this address has stored 3"), std::string::npos) << refused->body;
+}
+
+TEST(Feedback, AStoreBeyondItsTotalQuotaAnswers507AndPredictionsGoOn) {
+  TempDir state("state");
+  LiveOptions options = without_learning();
+  // An empty database is a few pages: a quota of 64 KiB takes a few judgements, then is full.
+  options.quotas = {/*per_client_id=*/0, /*per_address=*/0, /*total_bytes=*/64 * 1024};
+  LiveServer live(state.path, options);
+  int stored = 0, refused = 0;
+  for (int i = 0; i < 40 && refused == 0; ++i) {
+    // Noise compresses badly: each is a ~20 KB stored drawing.
+    GrayImage noisy{280, 280, std::vector<float>(280 * 280)};
+    std::mt19937 random(static_cast<unsigned>(i));
+    for (float& p : noisy.pixels) p = static_cast<float>(random() % 256);
+    auto response = live.post("/api/feedback", {{"image", png_data_url(noisy)}, {"label", 7}, {"client_id", "c" + std::to_string(i)}});
+    ASSERT_TRUE(response);
+    if (response->status == 201) {
+      ++stored;
+      continue;
+    }
+    EXPECT_EQ(response->status, 507) << response->body;
+    EXPECT_EQ(parsed(response)["error"]["code"], "quota_exceeded");
+    EXPECT_NE(parsed(response)["error"]["message"].get<std::string>().find("feedback store is full"), std::string::npos) << response->body;
+    ++refused;
+  }
+  EXPECT_GE(stored, 1);
+  EXPECT_LE(stored, 4);
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(predict(live.port(), drawing(7)), 7);
+  EXPECT_EQ(live.model()["learning"]["judgements"], stored);
 }
 
 // ---- the admin endpoints and restarts ----
@@ -1150,4 +1319,37 @@ TEST(Durability, KillNineWhileSavingAVersionRestartsOnTheLastCompleteOne) {
 }
 
 }  // namespace
+TEST(Learning, ARoundTakesAtMostItsBoundOfCorrectionsAndTheNextTakeTheRest) {
+  if (!learning_data()) GTEST_SKIP() << "needs MNIST in " << mnist_dir();
+  TempDir state("state");
+  LogFile log;
+  LiveOptions options;
+  options.admin_token = "t";
+  options.debounce = std::chrono::hours(1);  // rounds only when asked, so the test says when
+  options.bounds.page = 3;                   // pages end mid-round and mid-batch
+  options.bounds.round_corrections = 2;
+  options.bounds.earlier_corrections = options.bounds.earlier_confirmations = 2;
+  options.log = log.get();
+  LiveServer live(state.path, options);
+  const GrayImage one = drawing(1);
+  const int shown = predict(live.port(), one);
+  post_feedback(live, one, shown);  // a confirmation: replayed, not learned
+  for (int i = 0; i < 5; ++i) post_feedback(live, drawing(1, {280, 280, 50.0 + 10 * i, 40, 160, 200, 18, false}), (shown + 1) % 10);
+  EXPECT_EQ(live.model()["learning"]["pending"], 5);
+  for (const int left : {3, 1, 0}) {
+    ASSERT_EQ(live.post("/api/model/learn", json(), "t")->status, 202);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    json learning;
+    do {
+      std::this_thread::sleep_for(50ms);
+      learning = live.model()["learning"];
+    } while ((learning["pending"] != left || learning["state"] == "training") && std::chrono::steady_clock::now() < deadline);  // "waiting" while some are left
+    ASSERT_EQ(learning["pending"], left) << learning;
+  }
+  const std::string text = log.text();
+  EXPECT_NE(text.find("2 corrections (judgements 1–3)"), std::string::npos) << text;  // the confirmation, then two corrections
+  EXPECT_NE(text.find("2 corrections (judgements 4–5)"), std::string::npos) << text;
+  EXPECT_NE(text.find("1 corrections (judgements 6–6)"), std::string::npos) << text;
+}
+
 }  // namespace digits

@@ -2,14 +2,17 @@
 // 28×28 inputs the program feeds its network, so Python can be given the same numbers.
 //
 //   dump_input --make DIR     writes drawn digits (DIR/*.png) and models (DIR/*.safetensors): the
-//                             built-in model, random ones of each activation and input scale, and
-//                             random conv networks;
+//                             built-in model, random ones of each activation and input scale,
+//                             random conv networks, with batch norm, and in every form of
+//                             `architecture` the loader reads (an explicit s1, no flatten);
 //                             prints each file's path on a line
 //   dump_input FILE…          prints a JSON array: per image, preprocess(read_image(FILE)) —
 //                             784 raw 0–255 values, printed with 9 digits so float32 is exact
 #include <cstdio>
 #include <exception>
+#include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +28,20 @@ namespace fs = std::filesystem;
 using namespace digits;
 
 namespace {
+
+// The model file's bytes with its metadata's architecture written as `text`: a form the loader
+// reads as well as the one the program writes.
+std::string with_architecture(const std::string& bytes, const std::string& text) {
+  std::uint64_t size = 0;
+  std::memcpy(&size, bytes.data(), 8);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, size));
+  header["__metadata__"]["architecture"] = text;
+  const std::string header_text = header.dump();
+  std::string file(8, '\0');
+  const std::uint64_t new_size = header_text.size();
+  std::memcpy(file.data(), &new_size, 8);
+  return file + header_text + bytes.substr(8 + size);
+}
 
 void make(const fs::path& dir) {
   fs::create_directories(dir);
@@ -82,7 +99,8 @@ void make(const fs::path& dir) {
     Init init;
   };
   for (const Layered& r : {Layered{"cnn-relu", "conv5x5x6,pool2,conv3x3x8s2same,fc16,10", Activation::relu, Init::he},
-                           Layered{"cnn-tanh", "conv3x3x4same,conv3x3x5s2,pool2,10", Activation::tanh, Init::xavier}}) {
+                           Layered{"cnn-tanh", "conv3x3x4same,conv3x3x5s2,pool2,10", Activation::tanh, Init::xavier},
+                           Layered{"cnn-bn", "conv5x5x6,bn,pool2,conv3x3x8s2same,bn,fc16,bn,10", Activation::relu, Init::he}}) {
     Network network(parse_layer_specs(r.layers), {1, 28, 28}, r.hidden, 1.0f / 255.0f);
     network.initialize(r.init, 6);
     std::mt19937 rng(10);
@@ -91,7 +109,16 @@ void make(const fs::path& dir) {
       const Parameters p = parameters(layer);
       if (!p.W) continue;
       for (Eigen::Index j = 0; j < p.b->size(); ++j) (*p.b)(j) = 0.3f * normal(rng);
-      if (&layer == &network.layers.back()) *p.W *= 12.0f;  // logits spread a few units apart
+      // Logits spread a few units apart (batch norm keeps its network's values near unit scale).
+      if (&layer == &network.layers.back()) *p.W *= std::string(r.name) == "cnn-bn" ? 2.0f : 12.0f;
+      if (auto* bn = std::get_if<BatchNormLayer>(&layer)) {  // statistics away from 0 and 1, so each is used
+        for (int c = 0; c < bn->channels(); ++c) {
+          bn->gamma(0, c) = 1.0f + 0.3f * normal(rng);
+          bn->running_mean(c) = 0.2f * normal(rng);
+          bn->running_var(c) = 0.5f + std::abs(normal(rng));
+        }
+        bn->batches_tracked = 7;
+      }
     }
     const fs::path path = dir / (std::string(r.name) + ".safetensors");
     save_model(path, network, {{"note", "random weights for the Python reader's test"}});
@@ -100,6 +127,16 @@ void make(const fs::path& dir) {
     const fs::path f16 = dir / (std::string(r.name) + "-f16.safetensors");
     save_model(f16, network, {{"note", "random weights, F16"}}, {}, Storage::f16);
     std::printf("%s\n", f16.c_str());
+  }
+  // Forms the loader reads but the program does not write: an explicit stride 1, and a dense layer
+  // straight after a map, without "flatten".
+  {
+    Network network(parse_layer_specs("conv5x5x6,pool2,conv3x3x8,fc16,10"), {1, 28, 28}, Activation::relu, 1.0f / 255.0f);
+    network.initialize(Init::he, 7);
+    std::get<DenseLayer>(network.layers.back()).W *= 12.0f;
+    const fs::path path = dir / "cnn-s1-no-flatten.safetensors";
+    write_file_atomically(path, with_architecture(serialize_model(network, {}), "conv5x5x6s1,pool2,conv3x3x8s1,fc16,10"));
+    std::printf("%s\n", path.c_str());
   }
   const Model builtin_model = parse_model(builtin, "built-in model");
   save_model(dir / "builtin-f16.safetensors", builtin_model.network, builtin_model.metadata, {}, Storage::f16);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "digits/error.hpp"
+#include "feedback/drawing.hpp"
 #include "feedback/store.hpp"
 
 using namespace digits;
@@ -54,6 +55,7 @@ Judgement sample(int seed, bool correct = false) {
   j.model_version = seed % 4;
   j.created_ms = 1'700'000'000'000 + seed;
   j.client_id = "client-" + std::to_string(seed) + " 'quoted'; DROP TABLE judgements; --";
+  j.client_address = "192.0.2." + std::to_string(seed % 3);
   return j;
 }
 
@@ -67,6 +69,7 @@ void expect_same(const Judgement& stored, const Judgement& given) {
   EXPECT_EQ(stored.model_version, given.model_version);
   EXPECT_EQ(stored.created_ms, given.created_ms);
   EXPECT_EQ(stored.client_id, given.client_id);
+  EXPECT_EQ(stored.client_address, given.client_address);
 }
 
 // Runs SQL on a database file directly, as another program would.
@@ -330,6 +333,192 @@ TEST_F(StoreTest, ManyThreadsAddingAtOnceLoseNothing) {
   EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kThreads * kEach));
   EXPECT_EQ(store.count(), kThreads * kEach);
   EXPECT_EQ(store.since().size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+TEST_F(StoreTest, ExamplesPageThroughWithoutDrawings) {
+  Store store(path);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(store.add(sample(i, i % 2 == 0)));
+  std::vector<Example> all;
+  for (std::int64_t after = 0;;) {
+    const std::vector<Example> page = store.examples(after, 2);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 2u);
+    all.insert(all.end(), page.begin(), page.end());
+    after = page.back().id;
+  }
+  ASSERT_EQ(all.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    const Judgement given = sample(i, i % 2 == 0);
+    EXPECT_EQ(all[static_cast<std::size_t>(i)].id, ids[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(all[static_cast<std::size_t>(i)].input, given.input);
+    EXPECT_EQ(all[static_cast<std::size_t>(i)].label, given.label);
+    EXPECT_EQ(all[static_cast<std::size_t>(i)].correct, given.correct);
+  }
+  EXPECT_EQ(store.examples(ids[3], 100).size(), 1u);
+  EXPECT_EQ(store.corrections_after(0), 2);       // samples 1 and 3 were judged wrong
+  EXPECT_EQ(store.corrections_after(ids[1]), 1);
+  EXPECT_EQ(store.corrections_after(ids[3]), 0);
+}
+
+TEST_F(StoreTest, UsageCountsByClientIdAndAddressAndMeasuresTheFile) {
+  Store store(path);
+  const std::int64_t empty_bytes = store.usage("", "").bytes;
+  EXPECT_GT(empty_bytes, 0);  // the schema's pages
+  for (int i = 0; i < 6; ++i) {
+    Judgement j = sample(i);
+    j.client_id = i < 4 ? "alice" : "bob";
+    j.client_address = i % 2 ? "192.0.2.1" : "2001:db8::1";
+    j.drawing_png = std::string(20000, static_cast<char>('a' + i));  // 20 KB each: overflow pages
+    store.add(j);
+  }
+  const Usage alice = store.usage("alice", "192.0.2.1");
+  EXPECT_EQ(alice.by_client_id, 4);
+  EXPECT_EQ(alice.by_address, 3);
+  EXPECT_EQ(store.usage("bob", "2001:db8::1").by_client_id, 2);
+  EXPECT_EQ(store.usage("bob", "2001:db8::1").by_address, 3);
+  EXPECT_EQ(store.usage("carol", "198.51.100.7").by_client_id, 0);
+  EXPECT_EQ(store.usage("", "").by_client_id, 0);  // an empty id is nobody's: not counted
+  EXPECT_GE(alice.bytes - empty_bytes, 6 * 20000);
+  EXPECT_LT(alice.bytes - empty_bytes, 6 * 20000 + 64 * 1024);
+}
+
+// The schema of version 1 (before client_address), exactly as that version created it.
+constexpr const char* kSchemaVersion1 = R"sql(
+CREATE TABLE judgements (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  input         BLOB    NOT NULL CHECK (length(input) = 784),
+  drawing_png   BLOB    NOT NULL,
+  label         INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+  predicted     INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
+  probabilities BLOB    NOT NULL CHECK (length(probabilities) = 40),
+  correct       INTEGER NOT NULL CHECK (correct = (label = predicted)),
+  model_version INTEGER NOT NULL CHECK (model_version >= 0),
+  created_ms    INTEGER NOT NULL CHECK (created_ms >= 0),
+  client_id     TEXT    NOT NULL
+);
+CREATE INDEX judgements_by_correct ON judgements (correct);
+PRAGMA application_id = 1684501619;
+PRAGMA user_version = 1;
+PRAGMA journal_mode = WAL;
+INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id)
+  VALUES (zeroblob(784), x'89504e47', 3, 5, zeroblob(40), 0, 2, 1700000000000, 'old-client');
+INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id)
+  VALUES (zeroblob(784), x'', 4, 4, zeroblob(40), 1, 0, 1700000000001, 'old-client');
+)sql";
+
+int user_version(const fs::path& file) {
+  sqlite3* db = nullptr;
+  sqlite3_open(file.c_str(), &db);
+  sqlite3_stmt* statement = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &statement, nullptr);
+  const int version = sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int(statement, 0) : -1;
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+  return version;
+}
+
+TEST_F(StoreTest, AVersionOneDatabaseOpensAndIsMigratedKeepingEveryJudgement) {
+  fs::create_directories(path.parent_path());
+  run_sql(path, kSchemaVersion1);
+  ASSERT_EQ(user_version(path), 1);
+  {
+    Store store(path);
+    EXPECT_EQ(user_version(path), 2);
+    const std::vector<Judgement> old = store.since();
+    ASSERT_EQ(old.size(), 2u);
+    EXPECT_EQ(old[0].label, 3);
+    EXPECT_EQ(old[0].predicted, 5);
+    EXPECT_EQ(old[0].model_version, 2);
+    EXPECT_EQ(old[0].drawing_png, std::string("\x89PNG"));
+    EXPECT_EQ(old[0].client_id, "old-client");
+    EXPECT_EQ(old[0].client_address, "");  // version 1 did not record it
+    EXPECT_EQ(store.examples(0, 10).size(), 2u);
+    EXPECT_EQ(store.usage("old-client", "").by_client_id, 2);
+    const Judgement given = sample(7);
+    const std::int64_t id = store.add(given);
+    EXPECT_EQ(id, 3);
+    expect_same(store.since(2).at(0), given);
+    EXPECT_EQ(store.usage("", given.client_address).by_address, 1);
+  }
+  Store reopened(path);  // a second open finds version 2 and changes nothing
+  EXPECT_EQ(reopened.count(), 3);
+  EXPECT_EQ(user_version(path), 2);
+}
+
+TEST_F(StoreTest, AVersionOneTableThatIsNotOursIsRefusedNotMigrated) {
+  fs::create_directories(path.parent_path());
+  // Stamped as ours, version 1, but with a table that already has the column version 2 adds.
+  run_sql(path, "CREATE TABLE judgements (id INTEGER PRIMARY KEY, client_address TEXT); PRAGMA application_id = 1684501619; PRAGMA user_version = 1;");
+  try {
+    Store store(path);
+    FAIL() << "migrated a table that is not ours";
+  } catch (const StorageError& e) {
+    EXPECT_EQ(e.fault, StorageFault::foreign);
+    EXPECT_CONTAINS(e.what(), path.string());
+  }
+  EXPECT_EQ(user_version(path), 1);  // rolled back: untouched
+}
+
+// ---- the drawing as stored ----
+
+GrayImage noise(int width, int height, unsigned seed) {
+  GrayImage image{width, height, std::vector<float>(static_cast<std::size_t>(width) * static_cast<std::size_t>(height))};
+  std::uint32_t state = seed;
+  for (float& p : image.pixels) {
+    state = state * 1664525u + 1013904223u;  // Numerical Recipes' LCG
+    p = static_cast<float>(state >> 24);
+  }
+  return image;
+}
+
+TEST(StoredDrawing, A280DrawingThatFitsComesBackPixelForPixel) {
+  GrayImage drawing{280, 280, std::vector<float>(280 * 280, 0.0f)};
+  for (int y = 60; y < 220; ++y)
+    for (int x = 130; x < 150; ++x) drawing.pixels[static_cast<std::size_t>(y * 280 + x)] = 255;
+  drawing.pixels[0] = 17.4f;  // rounded to 17
+  const std::string png = stored_drawing(drawing);
+  const GrayImage back = decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "stored");
+  ASSERT_EQ(back.width, 280);
+  ASSERT_EQ(back.height, 280);
+  EXPECT_EQ(back.pixels[0], 17.0f);
+  for (std::size_t i = 1; i < back.pixels.size(); ++i) ASSERT_EQ(back.pixels[i], drawing.pixels[i]) << i;
+}
+
+TEST(StoredDrawing, ALargeImageIsAreaAveragedToAtMost280ASide) {
+  GrayImage photo{1000, 500, std::vector<float>(1000 * 500, 0.0f)};
+  for (int y = 0; y < 500; ++y)
+    for (int x = 500; x < 1000; ++x) photo.pixels[static_cast<std::size_t>(y * 1000 + x)] = 200;  // right half light
+  const std::string png = stored_drawing(photo);
+  EXPECT_LE(png.size(), kMaxStoredDrawingBytes);
+  const GrayImage back = decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "stored");
+  EXPECT_EQ(back.width, 280);
+  EXPECT_EQ(back.height, 140);
+  EXPECT_EQ(back.at(10, 70), 0.0f);
+  EXPECT_EQ(back.at(270, 70), 200.0f);
+}
+
+TEST(StoredDrawing, NoiseIsHalvedUntilItFits) {
+  const GrayImage static_noise = noise(280, 280, 7);
+  EXPECT_GT(encode_png(static_noise).size(), kMaxStoredDrawingBytes);  // else this test proves nothing
+  const std::string png = stored_drawing(static_noise);
+  EXPECT_LE(png.size(), kMaxStoredDrawingBytes);
+  const GrayImage back = decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "stored");
+  EXPECT_EQ(back.width, 140);
+  EXPECT_EQ(back.height, 140);
+}
+
+TEST(StoredDrawing, AreaAveragingKeepsTheMeanAndAveragesEachBlock) {
+  const GrayImage image = noise(97, 61, 3);  // sides that do not divide evenly
+  const GrayImage small = area_resize(image, 20, 13);
+  double before = 0, after = 0;
+  for (float p : image.pixels) before += p;
+  for (float p : small.pixels) after += p;
+  EXPECT_NEAR(after / small.pixels.size(), before / image.pixels.size(), 0.01);
+  const GrayImage halved = area_resize(noise(4, 2, 5), 2, 1);
+  const GrayImage source = noise(4, 2, 5);
+  EXPECT_NEAR(halved.at(0, 0), (source.at(0, 0) + source.at(1, 0) + source.at(0, 1) + source.at(1, 1)) / 4, 1e-3);
+  EXPECT_NEAR(halved.at(1, 0), (source.at(2, 0) + source.at(3, 0) + source.at(2, 1) + source.at(3, 1)) / 4, 1e-3);
 }
 
 TEST(FeedbackDataset, HoldsEachInputWithItsLabel) {
