@@ -182,6 +182,7 @@ int main(int argc, char** argv) {
   const auto predict = [&](const std::string& body) { server::predict_drawing(served, body, limits); };
   const auto judge = [&](const std::string& body) { server::judge_drawing(served, body, limits); };
   const auto infer = [&](const std::string& body) { server::v2_infer(served, body); };
+  const auto read = [&](const std::string& body) { server::read_drawing(served, body, limits); };
 
   // Images at the pixel cap, 4:3, within kMaxImageSide.
   auto [W, H] = fit(limits.max_image_pixels, 4, 3);
@@ -206,6 +207,16 @@ int main(int argc, char** argv) {
     if (wants(name)) add(name, jpeg_of(W, H, components, progressive, hundred, limits.max_image_bytes), "image/jpeg", W, H);
   if (wants("judge jpeg")) add("judge jpeg colour progressive", jpeg_of(W, H, 3, true, false, limits.max_image_bytes), "image/jpeg", W, H, judge);
   if (wants("judge png")) add("judge png rgba 16", png_of(W, H, 16, 6, false), "image/png", W, H, judge);
+  if (wants("read png")) add("read png rgba 16", png_of(W, H, 16, 6, false), "image/png", W, H, read);
+  // /api/read on many small blobs: a grid of dots, every one a component the reader must consider.
+  if (wants("read dots")) {
+    GrayImage dots{W, H, std::vector<float>(static_cast<std::size_t>(W) * static_cast<std::size_t>(H), 0.0f)};
+    for (int y = 8; y + 6 < H; y += 16)
+      for (int x = 8; x + 6 < W; x += 16)
+        for (int dy = 0; dy < 6; ++dy)
+          for (int dx = 0; dx < 6; ++dx) dots.pixels[static_cast<std::size_t>(y + dy) * static_cast<std::size_t>(W) + static_cast<std::size_t>(x + dx)] = 255.0f;
+    add("read png dots", encode_png(dots), "image/png", W, H, read);
+  }
   // Over the cap (when the cap is below the library's): refused from the header, after the body is parsed.
   if (limits.max_image_pixels < kMaxImagePixels) {
     if (wants("refused png")) add("refused png rgba 16 4096×3072", png_of(4096, 3072, 16, 6, false), "image/png", 4096, 3072);

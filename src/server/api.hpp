@@ -105,6 +105,9 @@ nlohmann::json model_info(const ServedModel& served, const LearningStatus& learn
 // An image over limits.max_image_pixels or max_image_bytes (or raw pixels over kMaxJsonPixels) is
 // 413 image_too_large.
 nlohmann::json predict_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits = {});
+// POST /api/read: the same bodies as /api/predict → every digit in the drawing, left to right
+// (digits/segment.hpp): answers::number_answer and the time taken. 422 empty_drawing for no ink.
+nlohmann::json read_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits = {});
 
 // POST /api/feedback, the part without state, in two steps so that the server can check its rate
 // limit and quotas between them, before anything is decoded:
