@@ -273,6 +273,15 @@ TEST_F(Cli, NonNumericFlagValueIsAUsageError) {
   EXPECT_CONTAINS(run.err, "many");
 }
 
+TEST_F(Cli, ServeImageCapsOutsideTheirRangeAreUsageErrors) {
+  // The server's pixel cap may not pass the library's own (12,582,912); neither cap may be 0.
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"serve", "--max-image-pixels", "12582913"}, {"serve", "--max-image-pixels", "0"}, {"app", "--max-image-bytes", "0"}}) {
+    const Outcome run = digits(args);
+    EXPECT_EQ(run.status, 2) << args[2] << " " << args[1] << ": " << run.err;
+    EXPECT_CONTAINS(run.err, args[1]);
+  }
+}
+
 TEST_F(Cli, ImproveNoMnistWithoutExtraImagesIsAUsageError) {
   const Outcome run = digits({"improve", "--no-mnist", "--out", "x.safetensors"});
   EXPECT_EQ(run.status, 2) << run.err;
@@ -363,6 +372,19 @@ TEST_F(Cli, PredictReadsAThickOneOffCentreDarkOnLight) {
   EXPECT_NEAR(sum, 1.0, 1e-5);
   EXPECT_DOUBLE_EQ(result.at("probability").get<double>(), p[1]);
   EXPECT_EQ(std::max_element(p.begin(), p.end()) - p.begin(), 1);
+}
+
+// The CLI keeps the library's own caps (4096 × 3072, a 12-megapixel photo), lower than which the
+// server refuses (--max-image-pixels): such a photo is read, reduced as it is decoded.
+TEST_F(Cli, PredictReadsA12MegapixelPhoto) {
+  const strokes::Placement placement{.canvas_width = 4096, .canvas_height = 3072, .left = 1900, .top = 400, .width = 450, .height = 2300, .pen = 330, .dark_on_light = true};
+  const fs::path photo = dir / "photo.png";
+  write_png(photo, strokes::draw({{{0.7, 0.0}, {0.3, 1.0}}}, placement));
+  const Outcome run = digits({"predict", "--json", photo.string()});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::vector<json> lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 1u) << run.out;
+  EXPECT_EQ(lines[0].at("digit"), 1) << run.out;
 }
 
 TEST_F(Cli, PredictPlainOutputGivesFileDigitAndPercent) {
