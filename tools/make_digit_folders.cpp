@@ -44,6 +44,7 @@
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/random.hpp"
+#include "digits/trainer.hpp"
 
 namespace fs = std::filesystem;
 using digits::Error;
@@ -1363,6 +1364,7 @@ int main(int argc, char** argv) {
                "and folders of things that are not digits (none_anything.png)"};
   std::string out, only = "all", data, fonts_root = "/usr/share/fonts", fashion = "/usr/share/datasets/fashion-mnist";
   int per_digit = 400, negatives = 500;
+  bool training_set = false;
   std::uint64_t seed = 1;
   std::string names = "fonts, strokes, mnist_placed";
   for (const Variation& v : kVariations) names += std::string(", ") + v.name;
@@ -1376,6 +1378,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "Seed: the same seed gives the same images")->capture_default_str();
   app.add_option("--data", data, "MNIST-layout directory for mnist_placed and the variations (default: $DIGITS_DATA, else data/mnist of the source tree)");
   app.add_option("--fonts-root", fonts_root, "Where Debian installs fonts")->capture_default_str();
+  app.add_flag("--training-set", training_set,
+               "Make the variation folders a training set: their MNIST digits from the training set less its 5,000 validation digits, "
+               "and no fonts (the fonts and MNIST test are for measuring); only the strokes and the variations may be asked for");
   app.add_option("--fashion", fashion, "Fashion-MNIST directory, for heldout_fashion (Debian's dataset-fashion-mnist)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -1398,6 +1403,16 @@ int main(int argc, char** argv) {
     }
   }
   auto wanted = [&](const std::string& name) { return want.count(name) > 0; };
+  if (training_set) {
+    for (const std::string& name : want) {
+      bool allowed = name == "strokes";
+      for (const Variation& v : kVariations) allowed = allowed || name == v.name;
+      if (!allowed) {
+        std::fprintf(stderr, "make_digit_folders: --training-set makes only strokes and the variation folders, not %s\n", name.c_str());
+        return 2;
+      }
+    }
+  }
   bool any_variation = false, any_negative = false;
   for (const Variation& v : kVariations) any_variation = any_variation || wanted(v.name);
   for (const Negative& n : kNegatives) any_negative = any_negative || wanted(n.name);
@@ -1425,7 +1440,9 @@ int main(int argc, char** argv) {
         const char* env = std::getenv("DIGITS_DATA");
         data_dir = env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
       }
-      test = digits::load_train_test(data_dir).test;
+      digits::TrainTestData mnist = digits::load_train_test(data_dir);
+      // For a training set, the training digits the presets train on: never the validation ones.
+      test = training_set ? digits::split_validation(mnist.train, 5000, digits::kValidationSplitSeed).second : std::move(mnist.test);
     }
 
     if (wanted("fonts")) {
@@ -1496,12 +1513,12 @@ int main(int argc, char** argv) {
 
     if (any_variation) {
       Sources sources;
-      sources.families = families;
+      if (!training_set) sources.families = families;
       sources.mnist = &test;
       sources.mnist_by_digit.resize(10);
       for (std::size_t i = 0; i < test.size(); ++i) sources.mnist_by_digit[test.labels[i]].push_back(i);
       for (const auto& indices : sources.mnist_by_digit) {
-        if (indices.empty()) throw Error(data_dir.string() + ": the test set lacks a digit");
+        if (indices.empty()) throw Error(data_dir.string() + ": the MNIST digits lack a digit");
       }
       for (const Variation& variation : kVariations) {
         if (!wanted(variation.name)) continue;

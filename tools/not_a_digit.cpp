@@ -353,6 +353,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    std::error_code ec;
+    if (!fs::is_directory(folders, ec)) throw Error(folders + ": no such directory (make it with tools/make_digit_folders)");
     fs::path data_dir = data;
     if (data_dir.empty()) {
       const char* env = std::getenv("DIGITS_DATA");
@@ -363,6 +365,7 @@ int main(int argc, char** argv) {
     // validates on: never trained on by the built-in model.
     const Dataset validation = digits::split_validation(mnist.train, 5000, digits::kValidationSplitSeed).first;
     std::vector<ImageSet> sets = load_folders(folders);
+    if (sets.empty()) throw Error(folders + ": no folders of images in it (make them with tools/make_digit_folders)");
     std::vector<ImageSet> training_negatives;
     Dataset training_digits;  // 20,000 MNIST training digits, none of the validation ones
     if (!train_negatives.empty()) {

@@ -113,7 +113,8 @@
   }
   function layoutOfModel(model) {
     if (!Array.isArray(model.network)) return model.layers.slice(1).map((units) => ({ kind: 'dense', units }));
-    return model.network.filter((layer) => layer.kind !== 'flatten').map((layer) => (layer.kind === 'dense'
+    // A batch norm is drawn with the layer before it (the reading gives their output as one entry).
+    return model.network.filter((layer) => layer.kind !== 'flatten' && layer.kind !== 'batchnorm').map((layer) => (layer.kind === 'dense'
       ? { kind: 'dense', units: layer.output[0] } : { kind: layer.kind, shape: layer.output }));
   }
   const layoutKey = (layout) => layout.map((l) => (l.shape ? `${l.kind}:${l.shape.join('x')}` : `${l.units}`)).join('-');

@@ -15,15 +15,17 @@ using json = nlohmann::json;
 namespace {
 
 // What each layer is called, in order: conv1, conv2 … and fc1, fc2 … as the model file names
-// their weights (Network::parameter_names), pool1, pool2 … and flatten for the layers without.
+// their weights (Network::parameter_names), bn1, bn2 … for batch norms, pool1, pool2 … and
+// flatten for the layers without.
 std::vector<std::string> layer_names(const Network& network) {
   std::vector<std::string> names;
-  int convs = 0, pools = 0, denses = 0;
+  int convs = 0, pools = 0, denses = 0, norms = 0;
   for (const Layer& layer : network.layers) {
     if (std::holds_alternative<Conv2dLayer>(layer)) names.push_back("conv" + std::to_string(++convs));
     if (std::holds_alternative<MaxPool2Layer>(layer)) names.push_back("pool" + std::to_string(++pools));
     if (std::holds_alternative<FlattenLayer>(layer)) names.push_back("flatten");
     if (std::holds_alternative<DenseLayer>(layer)) names.push_back("fc" + std::to_string(++denses));
+    if (std::holds_alternative<BatchNormLayer>(layer)) names.push_back("bn" + std::to_string(++norms));
   }
   return names;
 }
@@ -32,20 +34,31 @@ const char* kind_name(const Layer& layer) {
   if (std::holds_alternative<Conv2dLayer>(layer)) return "conv2d";
   if (std::holds_alternative<MaxPool2Layer>(layer)) return "maxpool2";
   if (std::holds_alternative<FlattenLayer>(layer)) return "flatten";
+  if (std::holds_alternative<BatchNormLayer>(layer)) return "batchnorm";
   return "dense";
 }
 
-// What layer i applies to its sum: its activation, "softmax" for the last, "max" for pooling,
-// "none" for flatten.
+// What layer i applies to its sum: its activation ("identity" for a layer a batch norm follows,
+// which applies the activation), "softmax" for the last, "max" for pooling, "none" for flatten.
 std::string function_name(const Network& network, std::size_t i) {
   if (i + 1 == network.layers.size()) return "softmax";
   const Layer& layer = network.layers[i];
   if (const auto* dense = std::get_if<DenseLayer>(&layer)) return std::string(activation_name(dense->activation));
   if (const auto* conv = std::get_if<Conv2dLayer>(&layer)) return std::string(activation_name(conv->activation));
+  if (const auto* bn = std::get_if<BatchNormLayer>(&layer)) return std::string(activation_name(bn->activation));
   return std::holds_alternative<MaxPool2Layer>(layer) ? "max" : "none";
 }
 
-bool is_map(const Layer& layer) { return std::holds_alternative<Conv2dLayer>(layer) || std::holds_alternative<MaxPool2Layer>(layer); }
+// Whether layer i outputs C maps of H×W: a conv, a pool, or a batch norm after a conv.
+bool is_map(const Network& network, std::size_t i) {
+  const Layer& layer = network.layers[i];
+  if (std::holds_alternative<BatchNormLayer>(layer)) return i > 0 && is_map(network, i - 1);
+  return std::holds_alternative<Conv2dLayer>(layer) || std::holds_alternative<MaxPool2Layer>(layer);
+}
+
+bool followed_by_batch_norm(const Network& network, std::size_t i) {
+  return i + 1 < network.layers.size() && std::holds_alternative<BatchNormLayer>(network.layers[i + 1]);
+}
 
 json shape_array(Shape shape) { return {shape.channels, shape.height, shape.width}; }
 
@@ -73,7 +86,7 @@ json describe_layers(const Network& network) {
         {"name", names[i]},
         {"kind", kind_name(layer)},
         {"spec", layer_spec_text(network.specs()[i])},
-        {"output", is_map(layer) ? shape_array(output_shape(layer)) : json::array({layer_outputs(layer)})},
+        {"output", is_map(network, i) ? shape_array(output_shape(layer)) : json::array({layer_outputs(layer)})},
         {"function", function_name(network, i)},
         {"parameters", p.W ? p.W->size() + p.b->size() : 0},
     });
@@ -111,21 +124,28 @@ json reading(const Network& network, const Preprocessed& input) {
     const bool last = i + 1 == outputs.size();
     const Layer& layer = network.layers[i];
     if (std::holds_alternative<FlattenLayer>(layer)) continue;  // the previous layer's values again
+    // A conv or dense layer and the batch norm after it are one entry: the batch norm's output,
+    // normalised and activated, as a layer without one shows its activated output (its own sums,
+    // before normalising, say little). The batch norm is named in the entry.
+    if (std::holds_alternative<BatchNormLayer>(layer)) continue;
+    const bool normalised = followed_by_batch_norm(network, i);
+    const std::size_t shown = normalised ? i + 1 : i;
     json entry = {{"layer", last ? std::string("output") : "hidden " + std::to_string(i + 1)},
                   {"name", names[i]},
                   {"kind", kind_name(layer)},
-                  {"function", function_name(network, i)}};
-    if (is_map(layer)) {  // C maps of H×W: grey pictures, channel by channel, row by row
+                  {"function", function_name(network, shown)}};
+    if (normalised) entry["batch_norm"] = names[i + 1];
+    if (is_map(network, i)) {  // C maps of H×W: grey pictures, channel by channel, row by row
       entry["shape"] = shape_array(output_shape(layer));
-      const auto bytes = static_cast<std::size_t>(outputs[i].size());
+      const auto bytes = static_cast<std::size_t>(outputs[shown].size());
       if (map_bytes + bytes <= kMaxMapBytes) {
         map_bytes += bytes;
-        entry.update(map_entry(outputs[i]));
+        entry.update(map_entry(outputs[shown]));
       } else {
         entry["maps"] = nullptr;  // past the answer's budget: the page says so
       }
     } else {
-      entry["values"] = std::vector<float>(outputs[i].data(), outputs[i].data() + outputs[i].size());
+      entry["values"] = std::vector<float>(outputs[shown].data(), outputs[shown].data() + outputs[shown].size());
     }
     layers.push_back(std::move(entry));
   }

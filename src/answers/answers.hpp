@@ -37,7 +37,8 @@ nlohmann::json first_layer_kernels(const Network& network);
 // One drawing read by the network, from its preprocessed input: digit, probability, unsure, the
 // ten probabilities, the 28×28 input the network saw, inverted, and every layer's output
 // (activations: a dense layer's values as numbers, a conv or pooling layer's maps as base64
-// bytes). POST /api/predict's answer without its time.
+// bytes; a conv or dense layer followed by batch norm is one entry holding the batch norm's output,
+// named in "batch_norm"). POST /api/predict's answer without its time.
 nlohmann::json reading(const Network& network, const Preprocessed& input);
 
 }  // namespace digits::answers

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast, best, cnn-fast or cnn")->capture_default_str();
   train_cmd->add_option("--layers", train.layers,
                         "Dense sizes, e.g. 784,50,20,10, or layers of any kind over the 1x28x28 image, e.g. "
-                        "conv5x5x32,pool2,conv3x3x64s2same,fc256,10 (convKxKxN[s2][same], pool2, flatten, fcN; the last is the classes)");
+                        "conv5x5x32,pool2,conv3x3x64s2same,fc256,10 (convKxKxN[s2][same], pool2, flatten, bn (batch norm after a conv or dense layer), fcN; the last is the classes)");
   train_cmd->add_option("--activation", train.activation, "Hidden activation: relu, sigmoid or tanh");
   train_cmd->add_option("--init", train.init, "Weight initialisation: ancestor (randn×0.01), he or xavier");
   train_cmd->add_option("--optimizer", train.optimizer, "sgd, momentum, nesterov or adam");

@@ -82,6 +82,14 @@ std::string architecture(const Network& network) {
   return text;
 }
 
+// How many of the parameters are batch norm's γ and β (two per channel), when it has any.
+std::string batch_norm_note(const Network& network) {
+  std::size_t count = 0;
+  for (const Layer& layer : network.layers)
+    if (const auto* bn = std::get_if<BatchNormLayer>(&layer)) count += 2 * static_cast<std::size_t>(bn->channels());
+  return count ? ", " + with_commas(count) + " of them batch norm's scales γ and shifts β" : "";
+}
+
 // The training recipe in one line, from what the model file records; empty if it records none.
 std::string recipe_line(const Metadata& m) {
   std::vector<std::string> parts;
@@ -187,7 +195,7 @@ std::string header(const ReportContents& c) {
   html += "<dt>Network</dt><dd>" + architecture(network) + (network.dense_only() ? " neurons: " : ": ") + std::to_string(network.inputs()) + " pixels in, " +
           std::to_string(network.layers.size() - 1) + " hidden layer" + (network.layers.size() == 2 ? "" : "s") + " (" +
           escape_html(activation_name(network.hidden_activation())) + "), " + std::to_string(network.classes()) + " digits out (softmax); " +
-          with_commas(network.parameter_count()) + " weights and biases</dd>";
+          with_commas(network.parameter_count()) + " weights and biases" + batch_norm_note(network) + "</dd>";
   html += "<dt>Model</dt><dd>" + escape_html(c.model) + "</dd>";
   const std::string recipe = recipe_line(c.metadata);
   html += "<dt>Recipe</dt><dd>" + (recipe.empty() ? std::string("not recorded in the model file") : recipe) + "</dd>";
@@ -359,12 +367,17 @@ std::string kernels_html(const ReportContents& c, const Conv2dLayer& conv) {
   const auto image = c.images->image(0);
   Matrix pixels(1, c.network->inputs());
   for (Eigen::Index i = 0; i < pixels.cols(); ++i) pixels(0, i) = image[static_cast<std::size_t>(i)];
-  const Matrix maps = c.network->activations(pixels).front();  // (1 × C′·H′·W′), after the activation
+  // (1 × C′·H′·W′), after the activation: a batch norm's output when one follows (the conv's own
+  // sums are then not activated), so the maps read as those of a conv without one.
+  const std::vector<Matrix> outputs = c.network->activations(pixels);
+  const bool normalised = c.network->layers.size() > 1 && std::holds_alternative<BatchNormLayer>(c.network->layers[1]);
+  const Matrix& maps = outputs[normalised ? 1 : 0];
   const Shape shape = conv.output_shape();
   const int side = shape.height * shape.width;
   html += format("<p>What the %d kernels find in the first image%s, a %d: one map each, %d&times;%d, white where its pattern is and black where "
-                 "the sum was below zero (ReLU passes on 0). Each map is scaled to its own largest value.</p>",
-                 shown, c.image_names.empty() ? "" : (" (" + escape_html(c.image_names.front()) + ")").c_str(), c.images->labels.front(), shape.height, shape.width);
+                 "the sum was below zero (ReLU passes on 0)%s. Each map is scaled to its own largest value.</p>",
+                 shown, c.image_names.empty() ? "" : (" (" + escape_html(c.image_names.front()) + ")").c_str(), c.images->labels.front(), shape.height, shape.width,
+                 normalised ? ", after batch normalization has shifted and scaled each map's sums" : "");
   std::vector<std::uint8_t> grey(static_cast<std::size_t>(side));
   html += format("<div class=\"units maps\"><figure class=\"unit input\"><img src=\"%s\" width=\"28\" height=\"28\" alt=\"the image\"><figcaption>image</figcaption></figure>",
                  gray_png_data_url(image, c.images->cols, c.images->rows).c_str());

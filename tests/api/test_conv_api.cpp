@@ -153,6 +153,43 @@ TEST(ConvApi, V2MetadataGivesTheShapesAndTheLayers) {
   EXPECT_EQ(server::v2_model_metadata(conv_model("conv3x3x4,pool2,fc3"))["outputs"][0]["shape"], json({-1, 3}));
 }
 
+// Batch norm: GET /api/model and the v2 metadata list it as a layer of its own; the page's panel
+// draws it with the layer before it, whose entry holds the batch norm's (activated) output.
+TEST(ConvApi, BatchNormIsListedAndShownWithTheLayerBeforeIt) {
+  server::ServedModel served = conv_model("conv5x5x8,bn,pool2,fc16,bn,10");
+  for (Layer& layer : served.model.network.layers)
+    if (auto* bn = std::get_if<BatchNormLayer>(&layer)) bn->running_mean.setConstant(0.05f), bn->beta.setConstant(0.1f);
+  const Network& network = served.model.network;
+  const json model = server::model_info(served, {});
+  EXPECT_EQ(model["architecture"], "conv5x5x8,bn,pool2,flatten,fc16,bn,fc10");
+  const json& layers = model["network"];
+  ASSERT_EQ(layers.size(), 7u);
+  EXPECT_EQ(layers[0]["function"], "identity");  // its sums go to bn1, which applies relu
+  EXPECT_EQ(layers[1], json({{"name", "bn1"}, {"kind", "batchnorm"}, {"spec", "bn"}, {"output", {8, 24, 24}}, {"function", "relu"}, {"parameters", 16}}));
+  EXPECT_EQ(layers[5], json({{"name", "bn2"}, {"kind", "batchnorm"}, {"spec", "bn"}, {"output", {16}}, {"function", "relu"}, {"parameters", 32}}));
+  std::size_t parameters = 0;
+  for (const json& layer : layers) parameters += layer["parameters"].get<std::size_t>();
+  EXPECT_EQ(parameters, network.parameter_count());
+  EXPECT_NE(server::v2_model_metadata(served)["parameters"]["layers"].get<std::string>().find("bn1 bn relu → 8×24×24"), std::string::npos);
+
+  const json seven = predict(served, 7);
+  const json& shown = seven["activations"];
+  ASSERT_EQ(shown.size(), 4u) << shown;  // conv1 with bn1, pool1, fc1 with bn2, fc2
+  const std::vector<Matrix> expected = library_activations(network, 7);
+  EXPECT_EQ(shown[0]["name"], "conv1");
+  EXPECT_EQ(shown[0]["batch_norm"], "bn1");
+  EXPECT_EQ(shown[0]["function"], "relu");
+  EXPECT_EQ(shown[0]["shape"], json({8, 24, 24}));
+  EXPECT_FLOAT_EQ(shown[0]["high"].get<float>(), expected[1].maxCoeff());  // bn1's output, not conv1's sums
+  EXPECT_EQ(shown[1]["name"], "pool1");
+  EXPECT_EQ(shown[2]["name"], "fc1");
+  EXPECT_EQ(shown[2]["batch_norm"], "bn2");
+  ASSERT_EQ(shown[2]["values"].size(), 16u);
+  for (std::size_t j = 0; j < 16; ++j) EXPECT_FLOAT_EQ(shown[2]["values"][j].get<float>(), expected[5](0, static_cast<Eigen::Index>(j)));
+  EXPECT_EQ(shown[3]["function"], "softmax");
+  EXPECT_FALSE(shown[3].contains("batch_norm"));
+}
+
 TEST(ConvApi, AtMost64KernelsAreSent) {
   const json kernels = server::model_info(conv_model("conv3x3x100,pool2,fc10"), {})["kernels"];
   EXPECT_EQ(kernels["count"], 100);

@@ -335,6 +335,22 @@ TEST_F(Report, AConvNetworkShowsItsFirstKernelsAndTheMapsTheyMake) {
   EXPECT_NE(maps[0][1], maps[1][1]);
 }
 
+TEST_F(Report, ABatchNormNetworkSaysSoAndShowsTheNormalisedMaps) {
+  write_blocks_data();
+  const Outcome run = digits({"train", "--preset", "cnn-fast", "--layers", "conv5x5x6,bn,pool2,10", "--augment", "none", "--epochs", "1", "--data", "data",
+                              "--threads", "1", "--out", "model.safetensors", "--report", "report.html"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::string html = read_bytes(dir / "report.html");
+  EXPECT_CONTAINS(html, "1×28×28 → conv5x5x6,bn,pool2,flatten,fc10");
+  EXPECT_CONTAINS(html, "12 of them batch norm's scales γ and shifts β");  // 6 channels, 2 each
+  EXPECT_CONTAINS(html, "after batch normalization has shifted and scaled each map's sums");
+  const auto maps = all_matches(html, std::regex(R"re(<figure class="unit map"><img src="([^"]+)")re"));
+  ASSERT_EQ(maps.size(), 6u);
+  // The conv gives its sums to bn unactivated; the maps drawn are bn's, after ReLU.
+  const Model model = load_model(dir / "model.safetensors");
+  EXPECT_EQ(std::get<Conv2dLayer>(model.network.layers.front()).activation, Activation::identity);
+}
+
 TEST_F(Report, EvaluateShowsTheRecipeInsteadOfCharts) {
   train_with_report();
   const Outcome run = digits({"evaluate", "--model", "model.safetensors", "--data", "data", "--report", "evaluation.html"});

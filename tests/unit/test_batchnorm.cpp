@@ -12,6 +12,7 @@
 
 #include "../support/same_weights.hpp"
 #include "digits/batchnorm_layer.hpp"
+#include "digits/checkpoint.hpp"
 #include "digits/error.hpp"
 #include "digits/layer.hpp"
 #include "digits/loss.hpp"
@@ -302,6 +303,34 @@ TEST(BatchNormModelFile, RefusesBadStatisticsAndCounts) {
   const std::int64_t minus = -3;
   std::memcpy(counted.data() + 8 + size + header.at("bn1.num_batches_tracked").at("data_offsets")[0].get<std::size_t>(), &minus, 8);
   EXPECT_CONTAINS(refusal(counted), "tensor bn1.num_batches_tracked is negative (-3)");
+}
+
+TEST(BatchNormCheckpoint, GammaAndBetaMomentsRoundTripAndTrainingResumesExactly) {
+  auto fresh = [] {
+    Network network(parse_layer_specs("conv3x3x4,bn,pool2,fc6,bn,10"), {1, 8, 8}, Activation::relu, 1);
+    network.initialize(Init::he, 1);
+    return network;
+  };
+  const std::vector<std::uint8_t> labels{1, 2, 3, 4, 5};
+  auto batch = [&](int step) { return random_matrix(5, 64, 30 + static_cast<std::uint64_t>(step)); };
+  // Three Adam steps straight, against one step, a checkpoint, a load and two more.
+  Network straight = fresh();
+  Optimizer adam({.kind = OptimizerKind::adam, .learning_rate = 0.01f});
+  for (int step = 0; step < 3; ++step) straight.train_step(batch(step), labels, adam);
+
+  Network first = fresh();
+  TrainingState state{Optimizer({.kind = OptimizerKind::adam, .learning_rate = 0.01f}), 1};
+  first.train_step(batch(0), labels, state.optimizer);
+  const std::filesystem::path path = testing::TempDir() + "bn_checkpoint.safetensors";
+  save_checkpoint(path, first, state, {});
+  Model model = load_model(path);
+  bool named = false;
+  for (const NamedTensor& t : model.extra) named |= t.name == "optimizer.bn1.weight.m";
+  EXPECT_TRUE(named);
+  TrainingState restored = restore_training_state(model, state.optimizer.settings);
+  ASSERT_EQ(restored.optimizer.state.size(), 5u);  // conv1, bn1, fc1, bn2, fc2
+  for (int step = 1; step < 3; ++step) model.network.train_step(batch(step), labels, restored.optimizer);
+  support::expect_same_weights(straight, model.network);  // γ, β and the running statistics too
 }
 
 // ---------------------------------------------------------------------------------------------

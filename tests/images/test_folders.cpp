@@ -1,0 +1,187 @@
+// The folders of issue 20 as a user meets them: tools/make_digit_folders's variation folders (each way
+// people draw) and folders of things that are not digits, and tools/not_a_digit on them. The real
+// binaries run as processes. The variation folders need MNIST's test digits (data/mnist, or
+// $DIGITS_DATA); without them those tests are skipped.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text) << "\nexpected to contain: " << (part)
+
+struct Outcome {
+  int status = -1;  // the exit code; -1 if the process did not exit normally
+  std::string out, err;
+};
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+const char* const kVariations[] = {"pen_stylus", "pen_marker", "narrow", "wide", "slant", "broken", "doubled", "overshoot", "touching", "lowres", "photo"};
+
+fs::path mnist_dir() {
+  const char* env = std::getenv("DIGITS_DATA");
+  return env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
+}
+bool have_mnist() {
+  std::error_code ec;
+  return fs::exists(mnist_dir() / "t10k-images-idx3-ubyte", ec) || fs::exists(mnist_dir() / "t10k-images-idx3-ubyte.gz", ec);
+}
+
+std::vector<std::string> file_names(const fs::path& folder) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(folder)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class Folders : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("digits-folders-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  // Runs a program with stdin empty and its output captured in files (no pipe can fill up).
+  Outcome run(const std::vector<std::string>& command) const {
+    const fs::path out = dir / ".stdout", err = dir / ".stderr";
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_addopen(&files, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&files, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> argv;
+    for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    Outcome outcome;
+    const int spawned = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    if (spawned != 0) {
+      ADD_FAILURE() << "cannot run " << command[0];
+      return outcome;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    outcome.out = read_bytes(out);
+    outcome.err = read_bytes(err);
+    return outcome;
+  }
+
+  Outcome generate(const fs::path& out, std::vector<std::string> args) const {
+    std::vector<std::string> command = {GENERATOR_BINARY, "--out", out.string(), "--data", mnist_dir().string()};
+    command.insert(command.end(), args.begin(), args.end());
+    return run(command);
+  }
+
+  fs::path dir;
+};
+
+TEST_F(Folders, EachVariationFolderHoldsEveryDigitAndDigitsEvaluateReadsIt) {
+  if (!have_mnist()) GTEST_SKIP() << "no MNIST test set in " << mnist_dir() << " (scripts/fetch-mnist)";
+  const Outcome made = generate(dir / "out", {"--only", "variations", "--per-digit", "2", "--seed", "3"});
+  ASSERT_EQ(made.status, 0) << made.err;
+  for (const char* name : kVariations) {
+    SCOPED_TRACE(name);
+    const fs::path folder = dir / "out" / name;
+    const std::vector<std::string> names = file_names(folder);
+    ASSERT_EQ(names.size(), 20u);
+    std::multiset<char> labels;
+    for (const std::string& file : names) {
+      ASSERT_GE(file.size(), 2u);
+      EXPECT_EQ(file[1], '_') << file;
+      labels.insert(file[0]);
+    }
+    for (char digit = '0'; digit <= '9'; ++digit) EXPECT_EQ(labels.count(digit), 2u) << "digit " << digit;
+    const Outcome read = run({DIGITS_BINARY, "evaluate", "--images", folder.string(), "--json"});
+    ASSERT_EQ(read.status, 0) << read.err;
+    const json report = json::parse(read.out);
+    EXPECT_EQ(report.at("total").get<std::size_t>(), 20u);  // every image decoded and preprocessed
+    EXPECT_TRUE(report.at("skipped").empty()) << report.at("skipped").dump();
+  }
+  EXPECT_EQ(fs::path(file_names(dir / "out" / "photo").front()).extension(), ".jpg");  // photographs are JPEGs
+}
+
+TEST_F(Folders, TheSameSeedMakesTheSameNegativesAndAnotherSeedOthers) {
+  const std::vector<std::string> only = {"--only", "neg_scribbles,neg_pieces,neg_blobs,heldout_shapes", "--negatives", "4"};
+  auto with_seed = [&](std::vector<std::string> args, const std::string& seed) {
+    args.insert(args.end(), {"--seed", seed});
+    return args;
+  };
+  ASSERT_EQ(generate(dir / "a", with_seed(only, "5")).status, 0);
+  ASSERT_EQ(generate(dir / "b", with_seed(only, "5")).status, 0);
+  ASSERT_EQ(generate(dir / "c", with_seed(only, "6")).status, 0);
+  for (const char* name : {"neg_scribbles", "neg_pieces", "neg_blobs", "heldout_shapes"}) {
+    SCOPED_TRACE(name);
+    const std::vector<std::string> names = file_names(dir / "a" / name);
+    ASSERT_EQ(names.size(), 4u);
+    ASSERT_EQ(names, file_names(dir / "b" / name));
+    bool any_differs = false;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      EXPECT_TRUE(names[i].starts_with("none_")) << names[i];  // no label: `digits evaluate --images` skips them
+      EXPECT_EQ(read_bytes(dir / "a" / name / names[i]), read_bytes(dir / "b" / name / names[i]));
+      const std::vector<std::string> others = file_names(dir / "c" / name);
+      any_differs = any_differs || others.size() != names.size() || read_bytes(dir / "c" / name / others[i]) != read_bytes(dir / "a" / name / names[i]);
+    }
+    EXPECT_TRUE(any_differs);
+  }
+}
+
+TEST_F(Folders, NotADigitMeasuresDigitsAndNegatives) {
+  if (!have_mnist()) GTEST_SKIP() << "no MNIST in " << mnist_dir() << " (scripts/fetch-mnist)";
+  ASSERT_EQ(generate(dir / "measured", {"--only", "strokes,neg_blobs,neg_letters", "--per-digit", "3", "--negatives", "20"}).status, 0);
+  ASSERT_EQ(generate(dir / "train", {"--only", "neg_blobs", "--negatives", "20", "--seed", "101"}).status, 0);
+  const Outcome result = run({NOT_A_DIGIT_BINARY, "--folders", (dir / "measured").string(), "--data", mnist_dir().string(), "--train-negatives", (dir / "train").string()});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_CONTAINS(result.out, "temperature fit on MNIST validation");
+  EXPECT_CONTAINS(result.out, "strokes");
+  EXPECT_CONTAINS(result.out, "neg_blobs");
+  EXPECT_CONTAINS(result.out, "(a digit answered)");
+  EXPECT_CONTAINS(result.out, "an eleventh class on the frozen network");
+}
+
+TEST_F(Folders, BadRequestsFailWithAMessage) {
+  Outcome result = generate(dir / "x", {"--only", "stretched"});
+  EXPECT_EQ(result.status, 2);
+  EXPECT_CONTAINS(result.err, "--only 'stretched'");
+  result = generate(dir / "x", {"--training-set", "--only", "fonts"});
+  EXPECT_EQ(result.status, 2);
+  EXPECT_CONTAINS(result.err, "--training-set makes only strokes and the variation folders, not fonts");
+  ASSERT_EQ(generate(dir / "x", {"--only", "neg_blobs", "--negatives", "1"}).status, 0);
+  result = generate(dir / "x", {"--only", "neg_blobs", "--negatives", "1"});  // never overwrites
+  EXPECT_EQ(result.status, 1);
+  EXPECT_CONTAINS(result.err, "not empty");
+
+  result = run({NOT_A_DIGIT_BINARY, "--folders", (dir / "missing").string()});
+  EXPECT_EQ(result.status, 1);
+  EXPECT_CONTAINS(result.err, (dir / "missing").string() + ": no such directory");
+  fs::create_directories(dir / "empty");
+  result = run({NOT_A_DIGIT_BINARY, "--folders", (dir / "empty").string(), "--data", mnist_dir().string()});
+  EXPECT_EQ(result.status, 1);
+  result = run({NOT_A_DIGIT_BINARY, "--folders", (dir / "x").string(), "--model", (dir / "no-model.safetensors").string(), "--data", mnist_dir().string()});
+  EXPECT_EQ(result.status, 1);
+  EXPECT_CONTAINS(result.err, "no-model.safetensors");
+}
+
+}  // namespace
