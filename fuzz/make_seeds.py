@@ -149,6 +149,32 @@ def make_images():
     return gray
 
 
+# ---- numbers: several strokes side by side, for fuzz_read ----
+def make_numbers():
+    def canvas(width, height, marks):
+        """marks: (x0, y0, x1, y1) filled rectangles of ink on black."""
+        rows = [[0] * width for _ in range(height)]
+        for x0, y0, x1, y1 in marks:
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    rows[y][x] = 255
+        return rows
+
+    def pgm(rows):
+        return b"P5 %d %d 255\n" % (len(rows[0]), len(rows)) + bytes(v for row in rows for v in row)
+
+    # three upright strokes apart, a dash and a dot
+    apart = canvas(48, 20, [(4, 3, 7, 17), (14, 3, 17, 17), (24, 3, 27, 17), (31, 9, 37, 11), (41, 15, 43, 17)])
+    put("read", "apart.pgm", pgm(apart))
+    # two boxes joined by a thin bridge: one component wide enough to be cut
+    touching = canvas(40, 20, [(3, 3, 15, 5), (3, 15, 15, 17), (3, 3, 5, 17), (13, 3, 15, 17), (15, 9, 22, 10), (22, 3, 34, 5), (22, 3, 24, 17), (32, 3, 34, 17)])
+    put("read", "touching.pgm", pgm(touching))
+    # a bar over a body (a 5's detached bar), on light paper
+    five = canvas(20, 24, [(5, 2, 15, 4), (5, 6, 7, 12), (5, 11, 15, 13), (13, 11, 15, 21), (5, 19, 15, 21)])
+    put("read", "five-dark-on-light.pgm", pgm([[255 - v for v in row] for row in five]))
+    put("read", "apart.png", png(48, 20, 0, 8, [bytes(row) for row in apart]))
+
+
 def jpeg_of(s):
     """A baseline JPEG of the drawing, written by stb_image_write (libstb-dev) through g++."""
     program = r"""
@@ -257,6 +283,7 @@ def main():
     make_idx()
     make_models()
     gray = make_images()
+    make_numbers()
     make_requests(gray)
     make_databases(png(8, 8, 0, 8, gray))
     print("make_seeds: wrote", sum(1 for _ in CORPUS.rglob("*") if _.is_file()), "files under", CORPUS)

@@ -1380,7 +1380,8 @@ int main(int argc, char** argv) {
   app.add_option("--fonts-root", fonts_root, "Where Debian installs fonts")->capture_default_str();
   app.add_flag("--training-set", training_set,
                "Make the variation folders a training set: their MNIST digits from the training set less its 5,000 validation digits, "
-               "and no fonts (the fonts and MNIST test are for measuring); only the strokes and the variations may be asked for");
+               "and no fonts (the fonts and MNIST test are for measuring); only the strokes and the variations may be asked for. "
+               "File names then give the digit's index among those 55,000, not in MNIST's file");
   app.add_option("--fashion", fashion, "Fashion-MNIST directory, for heldout_fashion (Debian's dataset-fashion-mnist)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 

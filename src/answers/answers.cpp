@@ -163,4 +163,18 @@ json reading(const Network& network, const Preprocessed& input) {
   };
 }
 
+json number_answer(const NumberReading& reading) {
+  const auto box = [](const Box& b) { return json::array({b.x, b.y, b.width, b.height}); };
+  json digits = json::array(), not_digits = json::array();
+  for (const DigitCandidate& d : reading.digits) {
+    digits.push_back({{"digit", d.digit},
+                      {"probability", d.probability},
+                      {"unsure", d.probability < kUnsureBelow},
+                      {"probabilities", d.probabilities},
+                      {"box", box(d.box)}});
+  }
+  for (const Box& b : reading.not_digits) not_digits.push_back({{"box", box(b)}});
+  return {{"text", reading.text()}, {"digits", digits}, {"not_digits", not_digits}, {"inverted", reading.inverted}};
+}
+
 }  // namespace digits::answers

@@ -11,6 +11,7 @@
 
 #include "digits/network.hpp"
 #include "digits/preprocess.hpp"
+#include "digits/segment.hpp"
 
 namespace digits::answers {
 
@@ -40,5 +41,10 @@ nlohmann::json first_layer_kernels(const Network& network);
 // bytes; a conv or dense layer followed by batch norm is one entry holding the batch norm's output,
 // named in "batch_norm"). POST /api/predict's answer without its time.
 nlohmann::json reading(const Network& network, const Preprocessed& input);
+
+// A number read by read_number (digits/segment.hpp), as POST /api/read and `digits read --json`
+// give it: {"text": "2026", "digits": [{"digit", "probability", "unsure", "probabilities" (10),
+// "box": [x, y, w, h]}, …] left to right, "not_digits": [{"box": [x, y, w, h]}, …], "inverted"}.
+nlohmann::json number_answer(const NumberReading& reading);
 
 }  // namespace digits::answers

@@ -22,6 +22,7 @@
 #include "digits/model_file.hpp"
 #include "digits/preprocess.hpp"
 #include "digits/presets.hpp"
+#include "digits/segment.hpp"
 #include "digits/trainer.hpp"
 #include "feedback/model_versions.hpp"
 #include "feedback/store.hpp"
@@ -535,6 +536,33 @@ int run_predict(const PredictOptions& options) {
         std::printf("%s\n", json{{"file", file}, {"digit", digit}, {"probability", all[static_cast<std::size_t>(digit)]}, {"probabilities", all}, {"inverted", input.inverted}}.dump().c_str());
       } else {
         std::printf("%s: %d (%.1f%%)\n", file.c_str(), digit, 100.0 * probabilities(0, digit));
+      }
+    } catch (const Error& e) {
+      ++failures;
+      const std::string message = e.what();
+      std::fprintf(stderr, "digits: %s\n", message.starts_with(file) ? message.c_str() : (file + ": " + message).c_str());
+      if (options.json) std::printf("%s\n", json{{"file", file}, {"error", message}}.dump().c_str());
+    }
+    std::fflush(stdout);
+  }
+  return failures ? kFailure : kSuccess;
+}
+
+// `read`: every digit in each image (digits/segment.hpp), the same images and limits as predict.
+int run_read(const PredictOptions& options) {
+  const Model model = load_model_or_builtin(options.model);
+  int failures = 0;
+  for (const std::string& file : options.files) {
+    try {
+      const NumberReading reading = read_number(model.network, read_image(file));
+      if (options.json) {
+        json out = answers::number_answer(reading);
+        out["file"] = file;
+        std::printf("%s\n", out.dump().c_str());
+      } else {
+        std::printf("%s: %s", file.c_str(), reading.digits.empty() ? "no digits" : reading.text().c_str());
+        if (!reading.not_digits.empty()) std::printf(" (and %zu %s not digits)", reading.not_digits.size(), reading.not_digits.size() == 1 ? "part" : "parts");
+        std::printf("\n");
       }
     } catch (const Error& e) {
       ++failures;

@@ -77,6 +77,7 @@ std::filesystem::path resolve_data_dir(const std::string& flag);
 int run_train(const TrainOptions& options);
 int run_evaluate(const EvaluateOptions& options);
 int run_predict(const PredictOptions& options);
+int run_read(const PredictOptions& options);
 int run_improve(const ImproveOptions& options);
 int run_convert(const ConvertOptions& options);
 int run_feedback_export(const FeedbackExportOptions& options);

@@ -61,6 +61,12 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--model", predict.model, model_help);
   predict_cmd->add_flag("--json", predict.json, "Print one JSON object per file, with all ten probabilities");
 
+  PredictOptions read;
+  CLI::App* read_cmd = app.add_subcommand("read", "Read every digit in each image, left to right, and print the number (same images as predict)");
+  read_cmd->add_option("files", read.files, "Image files")->required();
+  read_cmd->add_option("--model", read.model, model_help);
+  read_cmd->add_flag("--json", read.json, "Print one JSON object per file: the text, each digit with its ten probabilities and box, the parts that are not digits");
+
   ConvertOptions convert;
   CLI::App* convert_cmd = app.add_subcommand("convert", "Write a model again with its weights stored as F16 (half the bytes, for the page without a server) or F32");
   convert_cmd->add_option("--model", convert.model, model_help);
@@ -180,6 +186,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) return run_train(train);
     if (*evaluate_cmd) return run_evaluate(evaluate);
     if (*predict_cmd) return run_predict(predict);
+    if (*read_cmd) return run_read(read);
     if (*improve_cmd) return run_improve(improve);
     if (*convert_cmd) return run_convert(convert);
     if (*export_cmd) return run_feedback_export(feedback_export);

@@ -179,10 +179,15 @@ FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections
   Rng rng(settings.seed);
   Matrix X(static_cast<Eigen::Index>(batch), candidate.inputs());
   std::vector<std::uint8_t> labels(batch);
+  auto stop_if_cancelled = [&] {
+    if (settings.cancelled && settings.cancelled->load()) throw FineTuneCancelled("fine-tune: cancelled");
+  };
   for (int step = 0; step < settings.steps; ++step) {
+    stop_if_cancelled();
     for (BatchPart& part : parts) part.draw_into(rng, candidate.input_scale, X, labels);
     candidate.train_step(X, labels, optimizer);
   }
+  stop_if_cancelled();
 
   result.verdict = judge(live, candidate, corrections, validation, settings);
   return result;

@@ -6,11 +6,14 @@
 // unless FineTuneSettings::threads asks for them. docs/feedback.md gives the numbers and why.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <string>
 #include <utility>
 
 #include "digits/dataset.hpp"
+#include "digits/error.hpp"
 #include "digits/network.hpp"
 #include "digits/trainer.hpp"
 
@@ -43,6 +46,14 @@ struct FineTuneSettings {
   std::uint64_t seed = 1;
   // Threads for the guard's evaluations (0 = one per core). 1: everything on the calling thread.
   int threads = 1;
+  // Set from another thread to stop a round between steps (the server is stopping): the round
+  // then throws FineTuneCancelled and changes nothing. Null: never cancelled.
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+class FineTuneCancelled : public Error {
+ public:
+  using Error::Error;
 };
 
 // What the guard saw: accuracies before (live network) and after (candidate), as fractions.

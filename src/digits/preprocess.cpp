@@ -10,8 +10,6 @@ namespace digits {
 
 namespace {
 
-constexpr float kInkThreshold = 25.5f;  // 10% of full scale: fainter is paper, noise or anti-aliasing
-
 float border_median(const GrayImage& image) {
   const int frame = std::max(1, std::min(image.width, image.height) / 20);
   std::vector<float> border;
@@ -43,29 +41,37 @@ Matrix area_weights(int out, int in, double centre, double scale) {
 
 }  // namespace
 
-Preprocessed preprocess(const GrayImage& image) {
+Ink find_ink(const GrayImage& image) {
   if (image.width <= 0 || image.height <= 0 || image.pixels.size() != static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height))
     throw Error("the image has no pixels");
-  Preprocessed result;
+  Ink result;
 
   // 1–2. Polarity and paper level: ink becomes bright, paper 0.
   float paper = border_median(image);
   result.inverted = paper > 127.5f;
   if (result.inverted) paper = 255.0f - paper;
   const float gain = 255.0f / std::max(255.0f - paper, 1.0f);
-  Matrix ink(image.height, image.width);
+  result.values.resize(image.height, image.width);
   for (int y = 0; y < image.height; ++y) {
     for (int x = 0; x < image.width; ++x) {
       const float v = result.inverted ? 255.0f - image.at(x, y) : image.at(x, y);
-      ink(y, x) = std::max(0.0f, (v - paper) * gain);
+      result.values(y, x) = std::max(0.0f, (v - paper) * gain);
     }
   }
+  return result;
+}
+
+Preprocessed fit_ink(const Ink& input) {
+  const Matrix& ink = input.values;
+  const int width = static_cast<int>(ink.cols()), height = static_cast<int>(ink.rows());
+  Preprocessed result;
+  result.inverted = input.inverted;
 
   // 3. The ink's bounding box and centre of mass.
-  int left = image.width, right = -1, top = image.height, bottom = -1;
+  int left = width, right = -1, top = height, bottom = -1;
   double mass = 0, moment_x = 0, moment_y = 0;
-  for (int y = 0; y < image.height; ++y) {
-    for (int x = 0; x < image.width; ++x) {
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
       const float v = ink(y, x);
       if (v <= kInkThreshold) continue;
       left = std::min(left, x), right = std::max(right, x), top = std::min(top, y), bottom = std::max(bottom, y);
@@ -76,14 +82,16 @@ Preprocessed preprocess(const GrayImage& image) {
 
   // 4. One resampling: scale so the longer side of the box is 20, centre of mass to (14, 14).
   const double scale = static_cast<double>(kDigitBox) / std::max(right - left + 1, bottom - top + 1);
-  const Matrix rows = area_weights(kInputSide, image.height, moment_y / mass, scale);  // (28 × height)
-  const Matrix cols = area_weights(kInputSide, image.width, moment_x / mass, scale);   // (28 × width)
-  Matrix field = rows * ink * cols.transpose();                                         // (28 × 28)
+  const Matrix rows = area_weights(kInputSide, height, moment_y / mass, scale);  // (28 × height)
+  const Matrix cols = area_weights(kInputSide, width, moment_x / mass, scale);   // (28 × width)
+  Matrix field = rows * ink * cols.transpose();                                   // (28 × 28)
 
   const float brightest = field.maxCoeff();
   if (brightest > 0) field *= 255.0f / brightest;
   result.pixels.assign(field.data(), field.data() + field.size());
   return result;
 }
+
+Preprocessed preprocess(const GrayImage& image) { return fit_ink(find_ink(image)); }
 
 }  // namespace digits

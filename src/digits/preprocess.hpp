@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "digits/image.hpp"
+#include "digits/tensor.hpp"
 
 namespace digits {
 
@@ -26,6 +27,23 @@ struct Preprocessed {
 //     source area it covers, u = c + (X − 14)/s (and likewise for y), where c is the ink's centre
 //     of mass and s = 20 / (longer side of the ink's box).
 // The result is raw 0–255 values: the model's own input_scale is applied by Network::predict_proba.
+// preprocess(image) is fit_ink(find_ink(image)): steps 1–2, then 3–4. Reading a number
+// (segment.hpp) runs step 1–2 once on the whole image and steps 3–4 on each digit candidate's ink.
 Preprocessed preprocess(const GrayImage& image);
+
+// Ink brighter than this (10% of full scale) counts for the box and the centre of mass; fainter is
+// paper, noise or anti-aliasing.
+inline constexpr float kInkThreshold = 25.5f;
+
+struct Ink {
+  Matrix values;          // (height × width): 0 for paper, up to 255 for the darkest ink
+  bool inverted = false;  // the image was dark ink on light paper
+};
+
+// Steps 1–2: polarity and paper level. Throws Error for an image with no pixels.
+Ink find_ink(const GrayImage& image);
+
+// Steps 3–4 on ink as find_ink makes it. Throws Error when no value passes kInkThreshold.
+Preprocessed fit_ink(const Ink& ink);
 
 }  // namespace digits

@@ -254,6 +254,24 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   return answer;
 }
 
+json read_drawing(const ServedModel& served, std::string_view body) {
+  const auto start = std::chrono::steady_clock::now();
+  const json request = parse_body(body);
+  // The same decoding as predict, then read_number: components, cuts scored by the network, each
+  // candidate through the preprocessing steps. Its answer is `digits read --json`'s.
+  const GrayImage image = drawing_from_request(request).image;
+  NumberReading reading;
+  try {
+    reading = read_number(served.model.network, image);
+  } catch (const Error& e) {
+    throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
+  }
+  json answer = answers::number_answer(reading);
+  const double milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  answer["milliseconds"] = std::round(milliseconds * 1000) / 1000;
+  return answer;
+}
+
 JudgementRequest parse_judgement(std::string_view body) {
   JudgementRequest parsed;
   parsed.body = parse_body(body);

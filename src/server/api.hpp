@@ -82,6 +82,9 @@ nlohmann::json model_info(const ServedModel& served, const LearningStatus& learn
 // probabilities, the 28×28 input the network saw, every layer's output (activations: a dense
 // layer's values as numbers, a conv or pooling layer's maps as base64 bytes) and the time taken.
 nlohmann::json predict_drawing(const ServedModel& served, std::string_view body);
+// POST /api/read: the same bodies as /api/predict → every digit in the drawing, left to right
+// (digits/segment.hpp): answers::number_answer and the time taken. 422 empty_drawing for no ink.
+nlohmann::json read_drawing(const ServedModel& served, std::string_view body);
 
 // POST /api/feedback, the part without state, in two steps so that the server can check its rate
 // limit and quotas between them, before anything is decoded:

@@ -150,6 +150,7 @@ struct Learner::Impl {
   std::mutex storing;
 
   std::thread thread;
+  std::atomic<bool> cancel_round{false};
 
   Impl(ServedModel starting, LearnerOptions learner_options)
       : options(std::move(learner_options)),
@@ -181,6 +182,7 @@ struct Learner::Impl {
   }
 
   ~Impl() {
+    cancel_round = true;  // a round in progress stops at its next step: the server exits promptly
     {
       std::lock_guard lock(mutex);
       stopping = true;
@@ -518,6 +520,8 @@ struct Learner::Impl {
         retrying = true;
         retry_at = Clock::now() + options.retry_delay;
         problem = storage_refusal(e.fault, "a new version cannot be saved; learning will try again", "a file in the server's state directory is damaged").what();
+      } catch (const FineTuneCancelled&) {
+        log("learning stopped: the server is stopping; the live model stays, and the round starts again with the next start");
       } catch (const std::exception& e) {
         // Any other failure is the round's own: logged, and not retried until new corrections come.
         log(std::string("learning failed: ") + e.what());
@@ -574,6 +578,7 @@ struct Learner::Impl {
 
     const auto base = live_model.load();
     FineTuneSettings settings = options.fine_tune;
+    settings.cancelled = &cancel_round;
     settings.seed = options.fine_tune.seed + static_cast<std::uint64_t>(up_to);  // reproducible for the same judgements
     // The guard compares with the live version and with the starting model, so that accepted
     // rounds cannot drift down by 0.3 points each.

@@ -195,6 +195,7 @@ struct Server::Impl {
     json_route("GET", "/api/health", Runs::on_loop, [this](const HttpRequest&) { return health(*served()); });
     json_route("GET", "/api/model", Runs::on_loop, [this](const HttpRequest&) { return model_info(*served(), learning_status()); });
     json_route("POST", "/api/predict", Runs::on_workers, [this](const HttpRequest& request) { return predict_drawing(*served(), request.body); });
+    json_route("POST", "/api/read", Runs::on_workers, [this](const HttpRequest& request) { return read_drawing(*served(), request.body); });
     json_route(
         "POST", "/api/feedback", Runs::on_workers,
         [this](const HttpRequest& request) {

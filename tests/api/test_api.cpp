@@ -316,6 +316,53 @@ TEST_F(Api, TooLargeImagesAndBodiesAreRefused) {
   expect_error(json::parse(response->body), "payload_too_large", "limit");
 }
 
+// ---- /api/read ----
+
+// "1 7 4" drawn side by side on one canvas, white on black, and a dash.
+GrayImage number_drawing() {
+  GrayImage canvas{360, 180, std::vector<float>(360 * 180, 0.0f)};
+  auto add = [&](const std::vector<testing::Stroke>& glyph, double left) {
+    const GrayImage one = testing::draw(glyph, {.canvas_width = 360, .canvas_height = 180, .left = left, .top = 40, .width = 60, .height = 100, .pen = 10});
+    for (std::size_t i = 0; i < canvas.pixels.size(); ++i) canvas.pixels[i] = std::max(canvas.pixels[i], one.pixels[i]);
+  };
+  add(testing::digit_strokes(1), 20);
+  add(testing::digit_strokes(7), 100);
+  add(testing::digit_strokes(4), 180);
+  add({{{0.1, 0.5}, {0.9, 0.5}}}, 270);
+  return canvas;
+}
+
+TEST_F(Api, ReadGivesEveryDigitLeftToRightAndThePartsThatAreNot) {
+  const GrayImage number = number_drawing();
+  const json body = post_json("/api/read", {{"image", png_data_url(number)}}, 200);
+  EXPECT_EQ(body["text"], "174");
+  ASSERT_EQ(body["digits"].size(), 3u);
+  for (const json& d : body["digits"]) {
+    ASSERT_EQ(d["probabilities"].size(), 10u);
+    EXPECT_DOUBLE_EQ(d["probability"], d["probabilities"][d["digit"].get<std::size_t>()]);
+    EXPECT_EQ(d["unsure"], d["probability"].get<double>() < answers::kUnsureBelow);
+    ASSERT_EQ(d["box"].size(), 4u);
+  }
+  EXPECT_LT(body["digits"][0]["box"][0].get<int>(), body["digits"][1]["box"][0].get<int>());
+  ASSERT_EQ(body["not_digits"].size(), 1u);
+  EXPECT_GT(body["not_digits"][0]["box"][0].get<int>(), 260);
+  EXPECT_EQ(body["inverted"], false);
+  EXPECT_GE(body["milliseconds"].get<double>(), 0.0);
+  // Raw pixels are read the same as the PNG.
+  const json from_pixels = post_json("/api/read", pixels_request(number), 200);
+  EXPECT_EQ(from_pixels["text"], body["text"]);
+  EXPECT_EQ(from_pixels["digits"], body["digits"]);
+}
+
+TEST_F(Api, ReadRefusesWhatPredictRefuses) {
+  expect_error(post_json("/api/read", {{"image", png_data_url(GrayImage{64, 48, std::vector<float>(64 * 48, 255.0f)})}}, 422), "empty_drawing", "nothing to read");
+  expect_error(post_json("/api/read", {{"width", 5000}, {"height", 10}, {"pixels", json::array()}}, 413), "image_too_large", "5000×10");
+  expect_error(post_json("/api/read", {{"image", "data:image/png;base64," + encode_base64(encode_png(drawing(1)).substr(0, 60))}}, 400), "bad_image", "cannot decode the PNG");
+  auto response = client().Post("/api/read", "{\"image\": ", "application/json");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+}
+
 TEST_F(Api, UnknownPathsAre404AndWrongMethods405) {
   expect_error(get_json("/api/nothing-here", 404), "not_found", "/api/nothing-here");
   expect_error(get_json("/api/predict", 405), "method_not_allowed", "use POST");

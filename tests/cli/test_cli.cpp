@@ -282,7 +282,7 @@ TEST_F(Cli, ImproveNoMnistWithoutExtraImagesIsAUsageError) {
 
 TEST_F(Cli, HelpForEveryCommandExitsZeroAndDescribesIt) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"-h"}, {"train", "--help"}, {"evaluate", "--help"}, {"predict", "--help"}, {"improve", "--help"}, {"serve", "--help"}, {"app", "--help"}, {"--help-all"}}) {
+           {"--help"}, {"-h"}, {"train", "--help"}, {"evaluate", "--help"}, {"predict", "--help"}, {"read", "--help"}, {"improve", "--help"}, {"serve", "--help"}, {"app", "--help"}, {"--help-all"}}) {
     const Outcome run = digits(args);
     const std::string shown = args.size() == 2 ? args[0] : "(top level)";
     EXPECT_EQ(run.status, 0) << shown << "\n" << run.err;
@@ -430,6 +430,78 @@ TEST_F(Cli, PredictOfOnlyAnEmptyImageFails) {
   EXPECT_EQ(run.status, 1);
   EXPECT_EQ(run.out, "");
   EXPECT_CONTAINS(run.err, "black.png: the image is empty");
+}
+
+// ---- read ----
+
+// "2047" drawn as pen strokes, dark on light, with a dash after it: a 420×180 PNG.
+fs::path number_png(const fs::path& dir) {
+  GrayImage canvas{420, 180, std::vector<float>(420 * 180, 255.0f)};
+  auto add = [&](const std::vector<strokes::Stroke>& glyph, double left, double width) {
+    const GrayImage one = strokes::draw(glyph, {.canvas_width = 420, .canvas_height = 180, .left = left, .top = 40, .width = width, .height = 100, .pen = 10, .dark_on_light = true});
+    for (std::size_t i = 0; i < canvas.pixels.size(); ++i) canvas.pixels[i] = std::min(canvas.pixels[i], one.pixels[i]);
+  };
+  add(strokes::digit_strokes(2), 20, 60);
+  add(strokes::digit_strokes(0), 100, 60);
+  add(strokes::digit_strokes(4), 180, 60);
+  add(strokes::digit_strokes(7), 260, 60);
+  add({{{0.1, 0.5}, {0.9, 0.5}}}, 340, 60);  // a dash
+  const fs::path path = dir / "number.png";
+  write_png(path, canvas);
+  return path;
+}
+
+TEST_F(Cli, ReadPrintsTheNumberAndItsDigitsAsJson) {
+  const fs::path png = number_png(dir);
+  const Outcome plain = digits({"read", png.string()});
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_EQ(plain.out, png.string() + ": 2047 (and 1 part not digits)\n");
+
+  const Outcome run = digits({"read", "--json", png.string(), good_png().string()});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::vector<json> lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  const json& number = lines[0];
+  EXPECT_EQ(number.at("file"), png.string());
+  EXPECT_EQ(number.at("text"), "2047");
+  EXPECT_EQ(number.at("inverted"), true);
+  ASSERT_EQ(number.at("digits").size(), 4u);
+  int previous_x = -1;
+  for (const json& d : number.at("digits")) {
+    const std::vector<double> p = d.at("probabilities").get<std::vector<double>>();
+    ASSERT_EQ(p.size(), 10u);
+    EXPECT_DOUBLE_EQ(d.at("probability").get<double>(), p[d.at("digit").get<std::size_t>()]);
+    const std::vector<int> box = d.at("box").get<std::vector<int>>();
+    ASSERT_EQ(box.size(), 4u);
+    EXPECT_GT(box[0], previous_x);  // left to right
+    EXPECT_GT(box[2], 0);
+    EXPECT_GT(box[3], 50);  // the digits are 100 px tall, the pen 10
+    previous_x = box[0];
+  }
+  ASSERT_EQ(number.at("not_digits").size(), 1u);
+  EXPECT_GT(number.at("not_digits")[0].at("box")[0].get<int>(), 330);  // the dash, apart from the text
+  // One digit: the same reading as predict's.
+  EXPECT_EQ(lines[1].at("text"), "1");
+  const Outcome predicted = digits({"predict", "--json", good_png().string()});
+  const std::vector<double> p_read = lines[1].at("digits")[0].at("probabilities").get<std::vector<double>>();
+  const std::vector<double> p_predict = json_lines(predicted.out).at(0).at("probabilities").get<std::vector<double>>();
+  for (int d = 0; d < 10; ++d) EXPECT_NEAR(p_read[static_cast<std::size_t>(d)], p_predict[static_cast<std::size_t>(d)], 1e-5);
+}
+
+TEST_F(Cli, ReadReportsEachBadFileAndStillReadsTheOthers) {
+  const fs::path png = number_png(dir);
+  write_bytes(dir / "notes.txt", "hello, I am not an image\n");
+  const fs::path black = blank_png("black.png", 0.0f);
+  const Outcome run = digits({"read", "--json", "missing.png", "notes.txt", black.string(), png.string()});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "missing.png: no such file");
+  EXPECT_CONTAINS(run.err, "notes.txt: not an image");
+  EXPECT_CONTAINS(run.err, black.string() + ": the image is empty");
+  const std::vector<json> lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 4u) << run.out;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(lines[static_cast<std::size_t>(i)].contains("error"));
+  EXPECT_EQ(lines[3].at("text"), "2047");
+  EXPECT_EQ(digits({"read"}).status, 2);
 }
 
 // ---- evaluate ----

@@ -1,0 +1,82 @@
+// Reading a whole number: ink → connected components → merged or cut into digit candidates (cuts
+// scored by the network itself) → each candidate through preprocess's own steps (fit_ink) → the
+// network → left to right. One digit is the case of one candidate, not a second path.
+// docs/how-it-works.md, "Reading a number", gives the reasons; docs/numbers.md the measurements.
+#pragma once
+
+#include <array>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "digits/image.hpp"
+#include "digits/network.hpp"
+#include "digits/preprocess.hpp"
+
+namespace digits {
+
+struct Box {
+  int x = 0, y = 0, width = 0, height = 0;  // in the image's pixels, (x, y) the top left
+};
+
+// Bounds on the work, whatever the image (the decoder's limits bound its pixels; these bound what
+// follows the one linear pass that labels components):
+// - components kept after specks are dropped, the largest by ink first: 20 digits, some broken in
+//   two or three, their punctuation, with room to spare; a thousand dots cost one labelling pass
+//   and a sort, never a thousand network readings;
+// - cut columns tried in one group: 6 minima of its ink profile allow up to 7 touching digits in
+//   one stroke and cost at most (6+2)(6+1)/2 = 28 pieces read by the network, in one batch.
+inline constexpr int kMaxComponents = 64;
+inline constexpr int kMaxCutsPerGroup = 6;
+
+// One candidate read as a digit.
+struct DigitCandidate {
+  Box box;                              // the bounding box of its ink
+  int digit = 0;                        // the most probable class
+  float probability = 0;                // its probability
+  std::array<float, 10> probabilities{};
+  bool is_digit = true;                 // what looks_like_a_digit said
+};
+
+struct NumberReading {
+  std::vector<DigitCandidate> digits;  // the candidates read as digits, left to right
+  std::vector<Box> not_digits;         // dashes, commas, dots, and candidates the network says are not digits; left to right
+  bool inverted = false;               // the image was dark ink on light paper
+  std::string text() const;            // the digits, left to right: "2026"
+};
+
+// The seam for "not a digit" (issue 20): given a candidate's ten probabilities, is it a digit?
+// Today every candidate that reaches the network is: the shape rules in segment.cpp already drop
+// dashes, commas and dots, and no rule on the probabilities of today's built-in model has been
+// measured to separate the rest (docs/numbers.md). A model that learns "not a digit" answers here.
+bool looks_like_a_digit(std::span<const float> probabilities);
+
+// Reads every digit in the image, left to right. The network must read 10 classes from 28×28
+// inputs, as preprocess makes them. Throws Error for an image with no pixels or no ink, as
+// preprocess does.
+NumberReading read_number(const Network& network, const GrayImage& image);
+
+// --- the geometry alone, without the network (for tests and for the measurements) ---
+
+// A group of components taken as one or more digits, and the columns where it may be cut.
+struct InkGroup {
+  Box box;
+  std::vector<int> components;  // labels of the components it holds
+  std::vector<int> cuts;        // candidate cut columns (image x), left to right; empty: read whole
+};
+
+struct Segmentation {
+  Ink ink;                       // find_ink's result
+  std::vector<int> labels;       // (height × width) row-major: the component of each pixel, −1 for paper and faint ink
+  std::vector<int> group_of;     // for each component label, the index of its group in `groups`, −1 for none
+  std::vector<InkGroup> groups;  // left to right
+  std::vector<Box> not_digits;   // dashes, commas and dots, left to right
+  double line_height = 0;        // H: the median height of the big components, the unit of the shape rules
+};
+
+// Components (8-connected pixels brighter than kInkThreshold), specks dropped, parts of one digit
+// merged, dashes, commas and dots set apart, and candidate cuts in groups wide enough to hold more
+// than one digit. Throws Error as find_ink and fit_ink do (no pixels, no ink).
+Segmentation segment(const GrayImage& image);
+
+}  // namespace digits

@@ -1,0 +1,146 @@
+// Reading a whole number (digits/segment.hpp): synthetic pen-stroke digits placed side by side,
+// apart, touching, on a sloping line, in several sizes, with a dash, a comma and stray dots; the
+// built-in model reads the candidates.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../support/strokes.hpp"
+#include "digits/builtin_model.hpp"
+#include "digits/error.hpp"
+#include "digits/model_file.hpp"
+#include "digits/segment.hpp"
+
+using namespace digits;
+using namespace digits::testing;
+
+namespace {
+
+const Network& builtin() {
+  static const Model model = parse_model(builtin_model_bytes(), "the built-in model");
+  return model.network;
+}
+
+// One glyph on the shared canvas: strokes in the unit box at (left, top), width × height.
+struct Glyph {
+  std::vector<Stroke> strokes;
+  double left, top, width, height;
+};
+
+// Draws every glyph on one canvas (white ink on black; the lighter value wins where they meet).
+GrayImage compose(int canvas_width, int canvas_height, const std::vector<Glyph>& glyphs, double pen = 10, bool dark_on_light = false) {
+  GrayImage canvas{canvas_width, canvas_height, std::vector<float>(static_cast<std::size_t>(canvas_width) * static_cast<std::size_t>(canvas_height), 0.0f)};
+  for (const Glyph& g : glyphs) {
+    const GrayImage one = draw(g.strokes, {.canvas_width = canvas_width, .canvas_height = canvas_height, .left = g.left, .top = g.top, .width = g.width, .height = g.height, .pen = pen});
+    for (std::size_t i = 0; i < canvas.pixels.size(); ++i) canvas.pixels[i] = std::max(canvas.pixels[i], one.pixels[i]);
+  }
+  if (dark_on_light)
+    for (float& v : canvas.pixels) v = 255.0f - v;
+  return canvas;
+}
+
+// The digits of `text` (each of 0, 1, 2, 3, 4, 7) left to right, each 60 × 100 px, `gap` apart.
+std::vector<Glyph> row_of(const std::string& text, double gap, double slope = 0) {
+  std::vector<Glyph> glyphs;
+  double x = 30;
+  for (char c : text) {
+    glyphs.push_back({digit_strokes(c - '0'), x, 40 + slope * (x - 30), 60, 100});
+    x += 60 + gap;
+  }
+  return glyphs;
+}
+
+Stroke line(double x0, double y0, double x1, double y1) { return {{x0, y0}, {x1, y1}}; }
+
+}  // namespace
+
+TEST(Segment, DigitsApartAreOneGroupEachLeftToRight) {
+  const Segmentation seg = segment(compose(400, 180, row_of("2047", 25)));
+  ASSERT_EQ(seg.groups.size(), 4u);
+  for (std::size_t i = 1; i < seg.groups.size(); ++i) EXPECT_LT(seg.groups[i - 1].box.x, seg.groups[i].box.x);
+  EXPECT_TRUE(seg.not_digits.empty());
+}
+
+TEST(Segment, ADetachedBarOrABrokenStrokeStaysWithItsDigit) {
+  // A 5 drawn as a body and a separate top bar; a 4 whose stem does not touch its other stroke.
+  const std::vector<Stroke> five = {line(0.3, 0.05, 0.85, 0.05),
+                                    {{0.3, 0.2}, {0.25, 0.5}, {0.6, 0.45}, {0.8, 0.65}, {0.7, 0.9}, {0.4, 0.95}, {0.2, 0.85}}};
+  const std::vector<Stroke> broken_four = {{{0.55, 0.05}, {0.15, 0.7}, {0.9, 0.7}}, line(0.68, 0.82, 0.68, 0.98)};
+  const Segmentation seg = segment(compose(300, 180, {{five, 30, 40, 60, 100}, {broken_four, 140, 40, 60, 100}}));
+  ASSERT_EQ(seg.groups.size(), 2u);
+  EXPECT_EQ(seg.groups[0].components.size(), 2u);
+  EXPECT_EQ(seg.groups[1].components.size(), 2u);
+}
+
+TEST(Segment, DashesCommasAndDotsAreSetApart) {
+  std::vector<Glyph> glyphs = row_of("12", 25);
+  glyphs.push_back({{line(0.1, 0.5, 0.9, 0.5)}, 200, 40, 50, 100});   // a dash, 10 px tall with the pen
+  glyphs.push_back({{line(0.5, 0.85, 0.3, 1.0)}, 260, 40, 30, 100});  // a comma at the baseline
+  glyphs.push_back({row_of("7", 0)[0].strokes, 300, 40, 60, 100});
+  GrayImage image = compose(420, 180, glyphs);
+  for (int k = 0; k < 30; ++k) image.pixels[static_cast<std::size_t>(5 + (k * 37) % 160) * 420 + static_cast<std::size_t>(10 + (k * 53) % 400)] = 255;  // specks
+  const Segmentation seg = segment(image);
+  EXPECT_EQ(seg.groups.size(), 3u);
+  EXPECT_EQ(seg.not_digits.size(), 2u);
+  const NumberReading reading = read_number(builtin(), image);
+  EXPECT_EQ(reading.text(), "127");
+  EXPECT_EQ(reading.not_digits.size(), 2u);
+}
+
+TEST(Segment, AWideGroupGetsCandidateCutsAndANarrowOneNone) {
+  const Segmentation touching = segment(compose(300, 180, row_of("47", -25)));
+  ASSERT_EQ(touching.groups.size(), 1u);  // one component: the strokes touch
+  EXPECT_FALSE(touching.groups[0].cuts.empty());
+  EXPECT_LE(touching.groups[0].cuts.size(), static_cast<std::size_t>(kMaxCutsPerGroup));
+  const Segmentation single = segment(compose(300, 180, row_of("1", 0)));
+  ASSERT_EQ(single.groups.size(), 1u);
+  EXPECT_TRUE(single.groups[0].cuts.empty());
+}
+
+TEST(ReadNumber, ReadsDigitsApartTouchingSlopingAndOfDifferentSizes) {
+  EXPECT_EQ(read_number(builtin(), compose(460, 180, row_of("20417", 22))).text(), "20417");
+  EXPECT_EQ(read_number(builtin(), compose(460, 180, row_of("20417", 22), 10, true)).text(), "20417");  // dark ink on light paper
+  EXPECT_EQ(read_number(builtin(), compose(300, 180, row_of("47", -25))).text(), "47");                   // touching: cut by the network
+  EXPECT_EQ(read_number(builtin(), compose(520, 260, row_of("31204", 20, 0.12))).text(), "31204");      // a line sloping 7°
+  const std::vector<Glyph> sizes = {{digit_strokes(7), 20, 30, 90, 150}, {digit_strokes(2), 130, 100, 45, 75}, {digit_strokes(0), 200, 60, 70, 120}};
+  EXPECT_EQ(read_number(builtin(), compose(300, 200, sizes, 12)).text(), "720");
+}
+
+TEST(ReadNumber, OneDigitIsTheCaseOfOneCandidate) {
+  for (int digit : {0, 1, 2, 3, 4, 7}) {
+    const GrayImage image = draw(digit_strokes(digit), {});
+    const NumberReading reading = read_number(builtin(), image);
+    ASSERT_EQ(reading.digits.size(), 1u) << digit;
+    EXPECT_EQ(reading.digits[0].digit, digit);
+    // The same input as preprocess makes, so the same probabilities as `digits predict`.
+    const Preprocessed input = preprocess(image);
+    const Matrix p = builtin().predict_proba(Eigen::Map<const Matrix>(input.pixels.data(), 1, 784));
+    for (int c = 0; c < 10; ++c) EXPECT_NEAR(reading.digits[0].probabilities[static_cast<std::size_t>(c)], p(0, c), 1e-5) << digit;
+  }
+}
+
+TEST(ReadNumber, AnEmptyImageIsAnErrorNotAGuess) {
+  EXPECT_THROW(read_number(builtin(), GrayImage{50, 40, std::vector<float>(2000, 0.0f)}), Error);
+  EXPECT_THROW(read_number(builtin(), GrayImage{50, 40, std::vector<float>(2000, 255.0f)}), Error);
+  EXPECT_THROW(read_number(builtin(), GrayImage{0, 0, {}}), Error);
+}
+
+TEST(ReadNumber, AThousandDotsCostOnlyBoundedWork) {
+  GrayImage dots{800, 400, std::vector<float>(800 * 400, 0.0f)};
+  for (int k = 0; k < 1000; ++k) {
+    const int x = 5 + (k % 50) * 15, y = 5 + (k / 50) * 19;
+    for (int dy = 0; dy < 3; ++dy)
+      for (int dx = 0; dx < 3; ++dx) dots.pixels[static_cast<std::size_t>(y + dy) * 800 + static_cast<std::size_t>(x + dx)] = 255;
+  }
+  const Segmentation seg = segment(dots);
+  EXPECT_LE(seg.groups.size() + seg.not_digits.size(), static_cast<std::size_t>(kMaxComponents));
+  // Dots too small to cut: one candidate each, at most kMaxComponents of them.
+  EXPECT_LE(read_number(builtin(), dots).digits.size(), static_cast<std::size_t>(kMaxComponents));
+}
+
+TEST(ReadNumber, RefusesANetworkThatDoesNotReadDigits) {
+  const Network three_classes({784, 4, 3}, Activation::relu, 1);
+  EXPECT_THROW(read_number(three_classes, draw(digit_strokes(1), {})), Error);
+}

@@ -1,0 +1,225 @@
+// Numbers of 2–6 digits made from MNIST *test* digits placed side by side (gaps of several widths,
+// touching and slightly overlapping pairs, a baseline that wanders and slopes, digits of
+// different sizes), read by read_number (src/digits/segment.hpp) with a model, and scored: the
+// whole number, each digit, and the segmentation errors by kind. docs/numbers.md gives the results.
+//
+//   read_numbers --count 2000 --seed 1                 # measure the built-in model
+//   read_numbers --count 50 --out numbers/             # also write the images, <number>_<index>.png
+//
+// Segmentation errors, from the true digits' x-extents and the candidates' boxes (a candidate
+// belongs to the true digit that holds its box's centre):
+//   merge  — a candidate's box holds the centres of two or more true digits;
+//   split  — a true digit holds the centres of two or more candidates;
+//   missed — a true digit holds no candidate's centre and is not inside a merge;
+//   extra  — a candidate's centre is in no true digit.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "digits/builtin_model.hpp"
+#include "digits/dataset.hpp"
+#include "digits/error.hpp"
+#include "digits/image.hpp"
+#include "digits/model_file.hpp"
+#include "digits/segment.hpp"
+
+using namespace digits;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Number {
+  GrayImage image;
+  std::string text;
+  std::vector<std::pair<double, double>> spans;  // each true digit's ink, [x0, x1) in the image
+  std::string layout;                            // "apart", "touching" or "overlapping": the closest pair's
+};
+
+// An MNIST digit's ink box (pixels > 0), as rows of bytes.
+struct Glyph {
+  int width, height;
+  std::vector<float> pixels;
+};
+
+Glyph crop(const Dataset& data, std::size_t i) {
+  const auto image = data.image(i);
+  int x0 = 28, x1 = -1, y0 = 28, y1 = -1;
+  for (int y = 0; y < 28; ++y)
+    for (int x = 0; x < 28; ++x)
+      if (image[static_cast<std::size_t>(y * 28 + x)] > 0) x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  Glyph g{x1 - x0 + 1, y1 - y0 + 1, {}};
+  for (int y = y0; y <= y1; ++y)
+    for (int x = x0; x <= x1; ++x) g.pixels.push_back(image[static_cast<std::size_t>(y * 28 + x)]);
+  return g;
+}
+
+// Bilinear sample of a glyph at (u, v) in its own pixels, 0 outside.
+float sample(const Glyph& g, double u, double v) {
+  u -= 0.5, v -= 0.5;
+  const int x = static_cast<int>(std::floor(u)), y = static_cast<int>(std::floor(v));
+  const double fx = u - x, fy = v - y;
+  auto at = [&](int xx, int yy) -> double {
+    if (xx < 0 || yy < 0 || xx >= g.width || yy >= g.height) return 0.0;
+    return g.pixels[static_cast<std::size_t>(yy * g.width + xx)];
+  };
+  return static_cast<float>((1 - fy) * ((1 - fx) * at(x, y) + fx * at(x + 1, y)) + fy * ((1 - fx) * at(x, y + 1) + fx * at(x + 1, y + 1)));
+}
+
+Number make_number(const Dataset& test, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int> length_of(2, 6);
+  std::uniform_int_distribution<std::size_t> pick(0, test.size() - 1);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const int length = length_of(rng);
+  const double scale = 2.0 + 2.0 * unit(rng);             // the 20-pixel MNIST digit drawn 40–80 px tall
+  const double slope = (unit(rng) - 0.5) * 0.16;          // up to ±4.6° of baseline slope
+  const bool dark_on_light = unit(rng) < 0.5;
+  std::vector<Glyph> glyphs;
+  std::vector<double> sizes, gaps;
+  Number number;
+  for (int k = 0; k < length; ++k) {
+    const std::size_t i = pick(rng);
+    glyphs.push_back(crop(test, i));
+    number.text += static_cast<char>('0' + test.labels[i]);
+    sizes.push_back(scale * (0.85 + 0.3 * unit(rng)));  // sizes vary by up to ±15% within a number
+    // The gap before the next digit, in MNIST pixels: mostly apart (1–8), some touching (0 to −1),
+    // some overlapping (−1 to −2.5: the boxes overlap, the strokes may or may not).
+    const double r = unit(rng);
+    gaps.push_back(r < 0.6 ? 1 + 7 * unit(rng) : r < 0.8 ? -unit(rng) : -1 - 1.5 * unit(rng));
+  }
+  double min_gap = 1e9;
+  for (int k = 0; k + 1 < length; ++k) min_gap = std::min(min_gap, gaps[static_cast<std::size_t>(k)]);
+  number.layout = min_gap >= 0.5 ? "apart" : min_gap >= -1 ? "touching" : "overlapping";
+
+  // Place the glyphs: x advances by each glyph's width plus the gap; the baseline follows the slope.
+  std::vector<double> lefts, tops;
+  double x = 20, width = 0, lowest = 1e9, highest = -1e9;
+  for (int k = 0; k < length; ++k) {
+    const Glyph& g = glyphs[static_cast<std::size_t>(k)];
+    const double s = sizes[static_cast<std::size_t>(k)];
+    const double bottom = 20 + 28 * scale * 1.1 + slope * (x - 20) + (unit(rng) - 0.5) * 2 * scale;
+    lefts.push_back(x), tops.push_back(bottom - g.height * s);
+    lowest = std::min(lowest, bottom - g.height * s), highest = std::max(highest, bottom);
+    number.spans.push_back({x, x + g.width * s});
+    x += g.width * s + gaps[static_cast<std::size_t>(k)] * s;
+    width = std::max(width, number.spans.back().second);
+  }
+  const double shift = 20 - lowest;
+  const int W = static_cast<int>(width + 20), Hh = static_cast<int>(highest + shift + 20);
+  number.image = {W, Hh, std::vector<float>(static_cast<std::size_t>(W) * static_cast<std::size_t>(Hh), 0.0f)};
+  for (int k = 0; k < length; ++k) {
+    const Glyph& g = glyphs[static_cast<std::size_t>(k)];
+    const double s = sizes[static_cast<std::size_t>(k)], left = lefts[static_cast<std::size_t>(k)], top = tops[static_cast<std::size_t>(k)] + shift;
+    for (int py = std::max(0, static_cast<int>(top)); py < std::min(Hh, static_cast<int>(top + g.height * s) + 1); ++py)
+      for (int px = std::max(0, static_cast<int>(left)); px < std::min(W, static_cast<int>(left + g.width * s) + 1); ++px) {
+        float& v = number.image.pixels[static_cast<std::size_t>(py) * static_cast<std::size_t>(W) + static_cast<std::size_t>(px)];
+        v = std::max(v, sample(g, (px + 0.5 - left) / s, (py + 0.5 - top) / s));
+      }
+  }
+  if (dark_on_light)
+    for (float& v : number.image.pixels) v = 255.0f - v;
+  return number;
+}
+
+struct Tally {
+  int numbers = 0, right = 0, digits = 0, digits_right = 0;
+  int merge = 0, split = 0, missed = 0, extra = 0;
+};
+
+void score(const Number& number, const NumberReading& reading, Tally& t) {
+  ++t.numbers;
+  t.right += reading.text() == number.text;
+  const std::size_t n = number.spans.size();
+  std::vector<std::vector<std::size_t>> in_digit(n);  // candidates whose centre lies in each true digit
+  std::vector<bool> merged(n, false);
+  for (std::size_t c = 0; c < reading.digits.size(); ++c) {
+    const Box& b = reading.digits[c].box;
+    const double centre = b.x + b.width / 2.0;
+    int held = 0;
+    for (std::size_t d = 0; d < n; ++d) {
+      const double mid = (number.spans[d].first + number.spans[d].second) / 2;
+      if (mid >= b.x && mid < b.x + b.width) ++held;
+    }
+    if (held >= 2) {
+      ++t.merge;
+      for (std::size_t d = 0; d < n; ++d) {
+        const double mid = (number.spans[d].first + number.spans[d].second) / 2;
+        if (mid >= b.x && mid < b.x + b.width) merged[d] = true;
+      }
+    }
+    bool found = false;
+    for (std::size_t d = 0; d < n && !found; ++d) {
+      if (centre >= number.spans[d].first && centre < number.spans[d].second) in_digit[d].push_back(c), found = true;
+    }
+    if (!found) ++t.extra;
+  }
+  for (std::size_t d = 0; d < n; ++d) {
+    ++t.digits;
+    if (in_digit[d].size() >= 2) ++t.split;
+    if (in_digit[d].empty() && !merged[d]) ++t.missed;
+    if (in_digit[d].size() == 1 && !merged[d] && reading.digits[in_digit[d][0]].digit == number.text[d] - '0') ++t.digits_right;
+  }
+}
+
+void print(const char* name, const Tally& t) {
+  std::printf("%-12s %5d numbers: whole number %6.2f%%, digits %6.2f%% of %d; segmentation errors: merge %d, split %d, missed %d, extra %d\n", name, t.numbers,
+              100.0 * t.right / std::max(1, t.numbers), 100.0 * t.digits_right / std::max(1, t.digits), t.digits, t.merge, t.split, t.missed, t.extra);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Read numbers made of MNIST test digits placed side by side, and score the readings"};
+  int count = 1000;
+  std::uint64_t seed = 1;
+  std::string model_path, out, data = "data/mnist";
+  bool show = false;
+  app.add_option("--count", count, "Numbers to make")->check(CLI::Range(1, 1000000));
+  app.add_option("--seed", seed, "Seed of the numbers");
+  app.add_option("--model", model_path, "Model file (default: the built-in model)");
+  app.add_option("--data", data, "MNIST folder (its t10k files are used)");
+  app.add_option("--out", out, "Also write each image as <number>_<index>.png in this folder");
+  app.add_flag("--show-errors", show, "Print each number read wrong");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const Model model = model_path.empty() ? parse_model(builtin_model_bytes(), "the built-in model") : load_model(model_path);
+    const Dataset test = read_idx(fs::path(data) / "t10k-images-idx3-ubyte", fs::path(data) / "t10k-labels-idx1-ubyte", "MNIST test");
+    if (!out.empty()) fs::create_directories(out);
+    std::mt19937_64 rng(seed);
+    Tally all, apart, touching, overlapping;
+    std::vector<Tally> by_length(7);
+    double six_seconds = 0;
+    int sixes = 0;
+    for (int i = 0; i < count; ++i) {
+      const Number number = make_number(test, rng);
+      const std::clock_t start = std::clock();
+      const NumberReading reading = read_number(model.network, number.image);
+      const double seconds = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
+      if (number.text.size() == 6) six_seconds += seconds, ++sixes;
+      score(number, reading, all);
+      score(number, reading, number.layout == "apart" ? apart : number.layout == "touching" ? touching : overlapping);
+      score(number, reading, by_length[number.text.size()]);
+      if (show && reading.text() != number.text) std::printf("%05d: %s read as %s (%s)\n", i, number.text.c_str(), reading.text().c_str(), number.layout.c_str());
+      if (!out.empty()) {
+        char name[64];
+        std::snprintf(name, sizeof name, "%s_%05d.png", number.text.c_str(), i);
+        write_png(fs::path(out) / name, number.image);
+      }
+    }
+    print("all", all);
+    print("apart", apart);
+    print("touching", touching);
+    print("overlapping", overlapping);
+    for (int length = 2; length <= 6; ++length) print((std::to_string(length) + " digits").c_str(), by_length[static_cast<std::size_t>(length)]);
+    if (sixes) std::printf("6-digit numbers: %.2f ms of CPU each on average (%d numbers)\n", 1000 * six_seconds / sixes, sixes);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "read_numbers: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
