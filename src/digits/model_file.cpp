@@ -469,6 +469,7 @@ Model parse_model(std::span<const unsigned char> bytes, const std::string& sourc
   }
   if (data_used != data.size())
     throw Error(source + ": the data section has " + std::to_string(data.size()) + " bytes but the tensors use " + std::to_string(data_used));
+  network.fold_for_prediction();  // batch norm folded once, for every predict_proba to come
   return {std::move(network), std::move(metadata), std::move(extra)};
 }
 

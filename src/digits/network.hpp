@@ -50,7 +50,8 @@ class Network {
   // Probabilities for each image. pixels: (n × inputs) raw pixel values in 0–255, white ink on
   // black, as preprocess() makes them; the input scaling is applied here. Returns (n × classes).
   // Const and keeps no state, so many threads may predict at once. Batch norm uses its running
-  // statistics, folded into the layer before it (fold_batch_norm below).
+  // statistics, folded into the layer before it (fold_batch_norm below): by fold_for_prediction's
+  // layers when they are there, else at each call.
   Matrix predict_proba(const Matrix& pixels) const;
   // The most probable class of each image.
   std::vector<int> predict(const Matrix& pixels) const;
@@ -71,6 +72,15 @@ class Network {
   float train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer,
                    float dropout = 0, std::uint64_t dropout_seed = 0);
 
+  // Folds every batch norm into the layer before it once, for predict_proba to use until the
+  // weights change: parse_model calls it, so a loaded model predicts without folding at each call.
+  // train_step, initialize and copy_weights_from drop the folded layers (predict_proba then folds
+  // at each call again); whoever changes `layers` by hand must call it again or drop them
+  // (forget_folded). Does nothing for a network without batch norm.
+  void fold_for_prediction();
+  void forget_folded() { folded_.reset(); }
+  bool folded_for_prediction() const { return folded_ != nullptr; }
+
   // How many threads train_step may use (1: the caller's alone). The batch's shares and the
   // order their gradients are added in never depend on it, so neither do the weights.
   void set_threads(int threads);
@@ -88,6 +98,7 @@ class Network {
   std::vector<Matrix> keep_, dropped_;  // dropout: each hidden dense layer's mask (0 or 1/(1−p)) and A ⊙ mask
   Matrix dA_;
   std::shared_ptr<WorkerPool> pool_;  // shared by copies (snapshots), which only predict
+  std::shared_ptr<const std::vector<Layer>> folded_;  // fold_for_prediction's layers, or null
 };
 
 // The same function for prediction with every batch norm folded into the conv or dense layer

@@ -211,6 +211,35 @@ TEST(BatchNormFold, FoldedNetworkPredictsAsTheUnfoldedOneWithinRounding) {
   EXPECT_LT((network.activations(pixels).back() - P).cwiseAbs().maxCoeff(), 1e-6);
 }
 
+TEST(BatchNormFold, ALoadedModelFoldsOnceAndATrainingStepDropsTheFold) {
+  Network network(parse_layer_specs("conv3x3x4,bn,pool2,fc6,bn,10"), {1, 8, 8}, Activation::relu, 1);
+  network.initialize(Init::he, 3);
+  Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 0.1f});
+  const std::vector<std::uint8_t> labels{1, 2, 3, 4};
+  for (int step = 0; step < 3; ++step) network.train_step(random_matrix(4, network.inputs(), 50 + step), labels, sgd);
+  const std::string bytes = serialize_model(network, {});
+  Model loaded = parse_model(std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()), "bn");
+  const Matrix X = random_matrix(5, network.inputs(), 60);
+  EXPECT_TRUE(loaded.network.folded_for_prediction());
+  EXPECT_FALSE(network.folded_for_prediction());
+  // Folded at load or at each call: the same folding, so the same bits.
+  EXPECT_EQ(loaded.network.predict_proba(X), network.predict_proba(X));
+  const Matrix before = loaded.network.predict_proba(X);
+  // A training step changes the weights: what it predicts next is the new weights' fold, not the old.
+  loaded.network.train_step(random_matrix(4, network.inputs(), 70), labels, sgd);
+  EXPECT_FALSE(loaded.network.folded_for_prediction());
+  const Matrix after = loaded.network.predict_proba(X);
+  EXPECT_GT((after - before).cwiseAbs().maxCoeff(), 1e-4);
+  EXPECT_EQ(after, fold_batch_norm(loaded.network).predict_proba(X));
+  loaded.network.fold_for_prediction();
+  EXPECT_TRUE(loaded.network.folded_for_prediction());
+  EXPECT_EQ(loaded.network.predict_proba(X), after);
+  // A network without batch norm has nothing to fold.
+  Network plain(parse_layer_specs("conv3x3x4,pool2,10"), {1, 8, 8}, Activation::relu, 1);
+  plain.fold_for_prediction();
+  EXPECT_FALSE(plain.folded_for_prediction());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The layer syntax.
 
