@@ -86,8 +86,10 @@ constexpr std::size_t kMostConnectionsByDefault = 10'000;
 // Connections over the cap that are still told why (503) before they are closed; beyond these,
 // the server closes new ones unanswered rather than spend more descriptors on refusals.
 constexpr std::size_t kRefusalsAtOnce = 256;
-// How long a closing connection reads and drops what the client still sends (see the top).
+// How long, and how much, a closing connection reads and drops of what the client still sends (see
+// the top). A client still sending after that much is not reading our answer: it gets a reset.
 constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 256u << 10;
 // accept() failing for want of descriptors (EMFILE) is retried after this pause, not in a spin.
 constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
 // What a request with a body takes from the memory budget besides the body: its answer. The
@@ -261,6 +263,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   ~Connection() {
     server_.connections.erase(this);
+    // Stopping, and the last connection is gone: the grace timer need not hold the loop.
+    if (server_.stopping && server_.connections.empty()) server_.stop_deadline.cancel();
     --(refused_ ? server_.refusing : server_.serving);
     if (!refused_ && !client_.empty()) {
       const auto it = server_.connections_by_client.find(client_);
@@ -576,8 +580,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void drop_what_arrives() {
-    socket_.async_read_some(asio::buffer(drain_), [self = shared_from_this()](error_code ec, std::size_t) {
-      if (ec) return self->close();  // the client closed (EOF), or the linger time is up
+    // One buffer for every lingering connection: what is read into it is never looked at.
+    static std::array<char, 65536> dropped;
+    socket_.async_read_some(asio::buffer(dropped), [self = shared_from_this()](error_code ec, std::size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ > kLingerBytes) return self->close();  // the client closed (EOF), the linger time is up, or it will not stop
       self->drop_what_arrives();
     });
   }
@@ -598,7 +605,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = false, head_ = false;
   std::string log_method_, log_path_;
   std::optional<Clock::time_point> started_;
-  std::array<char, 4096> drain_{};
+  std::size_t lingered_ = 0;  // bytes dropped while closing
 };
 
 void HttpServer::Impl::accept_next() {
@@ -642,6 +649,7 @@ void HttpServer::Impl::shut_down() {
   accept_retry.cancel();
   for (Connection* connection : connections) connection->server_stopping();
   queue.stop();
+  if (connections.empty()) return;
   stop_deadline.expires_after(limits.stop_grace);
   stop_deadline.async_wait([this](error_code ec) {
     if (ec) return;

@@ -1,5 +1,7 @@
-// A raw TCP client for the HTTP tests: sends exactly the bytes it is told, from a chosen loopback
-// address, and reads what comes back. Nothing of HTTP in it, so it can send what no library would.
+// What the HTTP layer's tests share: the real server on the built-in model, in-process, with the
+// limits a test chooses; and a raw TCP client that sends exactly the bytes it is told, from a chosen
+// loopback address, and reads what comes back (nothing of HTTP in it, so it can send what no
+// library would).
 #pragma once
 
 #include <arpa/inet.h>
@@ -9,12 +11,41 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+
+#include "http_support.hpp"
+#include "server/server.hpp"
 
 namespace digits::api_testing {
 
 using namespace std::chrono_literals;
+
+// `digits serve` in-process on a free port, with the given limits; stopped and joined at the end.
+class ModelServer {
+ public:
+  explicit ModelServer(server::HttpLimits limits) {
+    server::ServerOptions options;
+    options.port = 0;
+    options.log = nullptr;
+    options.http = std::move(limits);
+    server_ = std::make_unique<server::Server>(server::ServedModel{builtin(), "built-in model"}, options);
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  ~ModelServer() {
+    server_->stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  std::unique_ptr<server::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
 
 // A client socket that sends what it is told, with nothing of HTTP in it.
 class RawClient {

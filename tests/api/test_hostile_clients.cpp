@@ -19,7 +19,6 @@
 #include "http_support.hpp"
 #include "raw_client.hpp"
 #include "server/http_server.hpp"
-#include "server/server.hpp"
 
 namespace digits {
 namespace {
@@ -27,30 +26,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using namespace api_testing;
-
-// The real server on the built-in model, with the given limits.
-class ModelServer {
- public:
-  explicit ModelServer(server::HttpLimits limits) {
-    server::ServerOptions options;
-    options.port = 0;
-    options.log = nullptr;
-    options.http = std::move(limits);
-    server_ = std::make_unique<server::Server>(server::ServedModel{builtin(), "built-in model"}, options);
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->run(); });
-  }
-  ~ModelServer() {
-    server_->stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-
- private:
-  std::unique_ptr<server::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
-};
 
 std::string predict_request(const json& body) {
   const std::string text = body.dump();

@@ -16,7 +16,6 @@
 
 #include "http_support.hpp"
 #include "raw_client.hpp"
-#include "server/server.hpp"
 
 // After Eigen: httplib.h brings in <resolv.h>, whose `_res` macro breaks Eigen's headers.
 #include <httplib.h>
@@ -28,34 +27,12 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using namespace api_testing;
 
-// An in-process server on a free port with the given limits, stopped and joined at the end.
-class LimitedServer {
- public:
-  explicit LimitedServer(server::HttpLimits limits) {
-    server::ServerOptions options;
-    options.port = 0;
-    options.log = nullptr;
-    options.http = limits;
-    server_ = std::make_unique<server::Server>(server::ServedModel{builtin(), "built-in model"}, options);
-    port_ = server_->bind();
-    thread_ = std::thread([this] { server_->run(); });
-  }
-  ~LimitedServer() {
-    server_->stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(10, 0);
-    return c;
-  }
-
- private:
-  std::unique_ptr<server::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
-};
+// A client of `live`, which answers within 10 s.
+httplib::Client client_of(const ModelServer& live) {
+  httplib::Client client("127.0.0.1", live.port());
+  client.set_read_timeout(10, 0);
+  return client;
+}
 
 const std::string kHealth = "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
 
@@ -63,7 +40,7 @@ TEST(HttpLimits, ConnectionsBeyondTheCapGet503AndAreClosed) {
   server::HttpLimits limits;
   limits.max_connections = 3;
   limits.keep_alive_timeout = 60s;  // the three keep their places for the whole test
-  LimitedServer live(limits);
+  ModelServer live(limits);
   // Three clients, each answered once, so the server has surely accepted and counted them.
   std::vector<std::unique_ptr<RawClient>> holders;
   for (int i = 0; i < 3; ++i) {
@@ -97,7 +74,7 @@ TEST(HttpLimits, ConnectionsBeyondTheCapGet503AndAreClosed) {
 TEST(HttpLimits, AHeaderThatNeverCompletesIsAnswered408AndClosed) {
   server::HttpLimits limits;
   limits.header_timeout = 300ms;
-  LimitedServer live(limits);
+  ModelServer live(limits);
   RawClient half(live.port());
   ASSERT_TRUE(half.send("GET /api/health HTTP/1.1\r\nHost: x\r\nUser-Ag"));
   const std::string answer = half.read_until_closed();
@@ -115,7 +92,7 @@ TEST(HttpLimits, AHeaderThatNeverCompletesIsAnswered408AndClosed) {
 TEST(HttpLimits, TricklingAHeaderDoesNotBuyMoreTime) {
   server::HttpLimits limits;
   limits.header_timeout = 500ms;
-  LimitedServer live(limits);
+  ModelServer live(limits);
   RawClient trickler(live.port());
   ASSERT_TRUE(trickler.send("GET /api/health HTTP/1.1\r\n"));
   // One header byte every 20 ms, for up to 10 s: far longer than the limit, never a pause in it.
@@ -129,7 +106,7 @@ TEST(HttpLimits, TricklingAHeaderDoesNotBuyMoreTime) {
 }
 
 TEST(HttpLimits, OversizedHeaderIs431) {
-  LimitedServer live(server::HttpLimits{});
+  ModelServer live(server::HttpLimits{});
   std::string request = "GET /api/health HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 20; ++i) request += "X-Filler-" + std::to_string(i) + ": " + std::string(1000, 'a') + "\r\n";
   request += "\r\n";
@@ -151,7 +128,7 @@ TEST(HttpLimits, OversizedHeaderIs431) {
 }
 
 TEST(HttpLimits, LongRequestLineIs414) {
-  LimitedServer live(server::HttpLimits{});
+  ModelServer live(server::HttpLimits{});
   // Over the request-line limit (8 KiB), and over the whole header's (16 KiB): both 414.
   for (std::size_t length : {9'000u, 40'000u}) {
     RawClient client(live.port());
@@ -170,7 +147,7 @@ TEST(HttpLimits, LongRequestLineIs414) {
 TEST(HttpLimits, BodiesOverTheLimitAreRefusedBeforeTheyAreRead) {
   server::HttpLimits limits;
   limits.max_body_bytes = 1000;
-  LimitedServer live(limits);
+  ModelServer live(limits);
   // A Content-Length over the limit: answered without waiting for the body.
   RawClient declared(live.port());
   ASSERT_TRUE(declared.send("POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{"));
@@ -187,8 +164,8 @@ TEST(HttpLimits, BodiesOverTheLimitAreRefusedBeforeTheyAreRead) {
 }
 
 TEST(HttpLimits, HeadSendsGetsHeadersWithoutTheBody) {
-  LimitedServer live(server::HttpLimits{});
-  auto get = live.client().Get("/app.js");
+  ModelServer live(server::HttpLimits{});
+  auto get = client_of(live).Get("/app.js");
   ASSERT_TRUE(get);
   RawClient head(live.port());
   ASSERT_TRUE(head.send("HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
@@ -200,7 +177,7 @@ TEST(HttpLimits, HeadSendsGetsHeadersWithoutTheBody) {
 }
 
 TEST(HttpLimits, HealthAndPredictionsAreAnsweredWhileManyClientsStallOrIdle) {
-  LimitedServer live(server::HttpLimits{});
+  ModelServer live(server::HttpLimits{});
   std::vector<std::unique_ptr<RawClient>> hoarders;
   // The issue's 64 half headers, idle connections, and bodies promised and never sent: together
   // more than the old server's 16 threads, and more than the worker pool.
@@ -214,7 +191,7 @@ TEST(HttpLimits, HealthAndPredictionsAreAnsweredWhileManyClientsStallOrIdle) {
     ASSERT_TRUE(hoarders.back()->send("POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"ima"));
   }
   for (const auto& hoarder : hoarders) ASSERT_TRUE(hoarder->connected());
-  httplib::Client client = live.client();
+  httplib::Client client = client_of(live);
   client.set_read_timeout(5, 0);  // the old server took 28 s here
   auto health = client.Get("/api/health");
   ASSERT_TRUE(health) << "no answer to GET /api/health";
@@ -227,7 +204,7 @@ TEST(HttpLimits, HealthAndPredictionsAreAnsweredWhileManyClientsStallOrIdle) {
 
 TEST(HttpLimits, StopClosesStalledClientsAndReturns) {
   server::HttpLimits limits;
-  auto live = std::make_unique<LimitedServer>(limits);
+  auto live = std::make_unique<ModelServer>(limits);
   std::vector<std::unique_ptr<RawClient>> stalled;
   for (int i = 0; i < 20; ++i) {
     stalled.push_back(std::make_unique<RawClient>(live->port()));
