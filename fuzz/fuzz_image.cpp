@@ -1,5 +1,6 @@
 // An image from outside: decode_image (whatever decoders it uses) followed by preprocess, the two
 // steps every image file and every drawing sent to the server go through.
+#include <algorithm>
 #include <cmath>
 
 #include "digits/error.hpp"
@@ -12,6 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     const GrayImage image = decode_image({data, size}, "fuzz");
     if (image.width < 1 || image.height < 1 || image.width > kMaxImageSide || image.height > kMaxImageSide) __builtin_trap();
+    // Reduced as it was decoded (image.hpp): the longer side is under 2·kReducedSide.
+    if (std::max(image.width, image.height) >= 2 * kReducedSide) __builtin_trap();
     if (image.pixels.size() != static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height)) __builtin_trap();
     for (float v : image.pixels)
       if (!(v >= 0 && v <= 255)) __builtin_trap();

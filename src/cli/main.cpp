@@ -120,6 +120,15 @@ int main(int argc, char** argv) {
     command->add_option("--feedback-rate", serve.feedback_rate, "Judgements a minute from one client_id; 0: unlimited")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    command->add_option("--max-image-pixels", serve.max_image_pixels,
+                        "The most pixels an image sent to the server may have, read from its header before it is decoded (413 image_too_large beyond); "
+                        "at most 12582912, the CLI's own cap")
+        ->capture_default_str()
+        ->check(CLI::Range(std::int64_t{1}, digits::kMaxImagePixels));
+    command->add_option("--max-image-bytes", serve.max_image_bytes,
+                        "The most bytes an image file sent to the server may have, checked before it is decoded (413 image_too_large beyond)")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
     command->add_option("--feedback-rate-address", serve.feedback_rate_address, "Judgements a minute from one remote address, whatever its client_ids; 0: unlimited")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);

@@ -177,6 +177,8 @@ int serve(const ServeOptions& options, bool open_browser) {
   server_options.port = options.port;
   server_options.learning = learner_options(options);
   server_options.feedback_per_minute = options.feedback_rate;
+  server_options.request_limits.max_image_pixels = options.max_image_pixels;
+  server_options.request_limits.max_image_bytes = options.max_image_bytes;
   server_options.feedback_per_minute_per_address = options.feedback_rate_address;
   server_options.learning->quotas = {options.quota_client, options.quota_address, options.quota_mib * (std::int64_t{1} << 20)};
   server_options.admin_token = admin_token(options);

@@ -1,8 +1,11 @@
 // `digits serve` and `digits app`: the drawing page and the JSON API over HTTP.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "server/api.hpp"
 
 namespace digits::cli {
 
@@ -17,6 +20,8 @@ struct ServeOptions {
   int feedback_rate_address = 120; // judgements per minute per remote address; 0: unlimited
   // Quotas (server::FeedbackQuotas): judgements per client_id and per address, the store's size in MiB; 0: none.
   long long quota_client = 2000, quota_address = 10000, quota_mib = 4096;
+  std::int64_t max_image_pixels = server::kDefaultMaxImagePixels;  // an image's pixels, checked from its header
+  std::size_t max_image_bytes = server::kDefaultMaxImageBytes;     // an image file's bytes, checked before base64 is decoded
   std::string admin_token, admin_token_file;
   // What strangers may spend (docs/security.md): the memory for request bodies in flight, in MiB;
   // one client's share of it and of the connections, in percent; the reverse proxies whose

@@ -57,7 +57,7 @@ class Mask {
 
 }  // namespace
 
-Pixels decode_bmp(std::span<const unsigned char> bytes, const std::string& source) {
+GrayImage decode_bmp(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
   auto truncated = [&](const char* what) { return Error(source + ": the BMP file ends inside its " + what); };
   auto u16 = [&](std::size_t at) { return static_cast<std::uint32_t>(bytes[at] | bytes[at + 1] << 8); };
   auto u32 = [&](std::size_t at) { return u16(at) | u16(at + 2) << 16; };
@@ -75,7 +75,7 @@ Pixels decode_bmp(std::span<const unsigned char> bytes, const std::string& sourc
     throw Error(source + ": the BMP declares " + std::to_string(width) + "×" + std::to_string(signed_height) + " pixels");
   const bool top_down = signed_height < 0;  // rows are stored bottom-up unless the height is negative
   const std::uint32_t height = static_cast<std::uint32_t>(top_down ? -signed_height : signed_height);
-  check_declared_size(static_cast<std::uint32_t>(width), height, source);
+  check_declared_size(static_cast<std::uint32_t>(width), height, source, limits);
   if (planes != 1) throw Error(source + ": the BMP has " + std::to_string(planes) + " planes, not 1");
   if (compression == kRle8 || compression == kRle4 || compression == kJpeg || compression == kPng)
     throw UnsupportedImage(source + ": a compressed BMP (" + (compression == kJpeg ? "JPEG" : compression == kPng ? "PNG" : "RLE") +
@@ -123,13 +123,22 @@ Pixels decode_bmp(std::span<const unsigned char> bytes, const std::string& sourc
     throw Error(source + ": the BMP's pixel data is cut short: " + std::to_string(height) + " rows of " + std::to_string(row_bytes) + " bytes from offset " +
                 std::to_string(data_offset) + ", in a file of " + std::to_string(bytes.size()) + " bytes");
 
-  Pixels pixels{width, static_cast<int>(height), palette ? (gray_palette ? 1 : 3) : (alpha ? 4 : 3), {}};
-  const auto channels = static_cast<std::size_t>(pixels.channels);
-  pixels.samples.resize(static_cast<std::size_t>(width) * height * channels);
-  unsigned char* out = pixels.samples.data();
+  // Many writers leave the fourth byte of 32-bit pixels zero, meaning "unused", not "invisible":
+  // alpha counts only if some pixel has it.
   bool any_alpha = false;
+  if (alpha)
+    for (std::uint32_t y = 0; y < height && !any_alpha; ++y) {
+      const unsigned char* row = &bytes[data_offset + row_bytes * y];
+      for (std::size_t x = 0; x < static_cast<std::size_t>(width) && !any_alpha; ++x)
+        any_alpha = a(static_cast<std::uint32_t>(row[4 * x] | row[4 * x + 1] << 8 | row[4 * x + 2] << 16) | std::uint32_t{row[4 * x + 3]} << 24) != 0;
+    }
+
+  const int channels = palette ? (gray_palette ? 1 : 3) : (any_alpha ? 4 : 3);
+  GrayReducer reducer(width, static_cast<int>(height), reduction_factor(width, static_cast<int>(height)), channels, channels >= 3, any_alpha);
+  std::vector<unsigned char> line(static_cast<std::size_t>(width) * static_cast<std::size_t>(channels));
   for (std::uint32_t y = 0; y < height; ++y) {
     const unsigned char* row = &bytes[data_offset + row_bytes * (top_down ? y : height - 1 - y)];
+    unsigned char* out = line.data();
     for (std::size_t x = 0; x < static_cast<std::size_t>(width); ++x) {
       if (palette) {
         const unsigned per_byte = 8 / bits, shift = 8 - bits * (1 + x % per_byte);  // the leftmost pixel in the high bits
@@ -152,18 +161,12 @@ Pixels decode_bmp(std::span<const unsigned char> bytes, const std::string& sourc
         *out++ = r(pixel);
         *out++ = g(pixel);
         *out++ = b(pixel);
-        if (alpha) {
-          *out = a(pixel);
-          any_alpha = any_alpha || *out != 0;
-          ++out;
-        }
+        if (any_alpha) *out++ = a(pixel);
       }
     }
+    reducer.add_row(static_cast<int>(y), line.data());
   }
-  // Many writers leave the fourth byte of 32-bit pixels zero, meaning "unused", not "invisible".
-  if (alpha && !any_alpha)
-    for (std::size_t i = 3; i < pixels.samples.size(); i += 4) pixels.samples[i] = 255;
-  return pixels;
+  return reducer.finish();
 }
 
 }  // namespace digits

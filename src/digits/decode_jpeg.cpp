@@ -3,7 +3,7 @@
 //
 // libjpeg reports a fatal error by calling error_exit, which must not return. A C++ exception must
 // not unwind through libjpeg's C frames, so ours longjmps back to the step that called into
-// libjpeg: read_header and read_pixels below each hold one setjmp, keep every C++ object outside
+// libjpeg: read_header, output_size and read_pixels below each hold one setjmp, keep every C++ object outside
 // themselves, and return false; decode_jpeg then throws. The Decoder's destructor frees libjpeg's
 // memory on every path.
 #include <csetjmp>
@@ -71,41 +71,52 @@ bool read_header(Decoder& decoder, std::span<const unsigned char> bytes) {
   return true;
 }
 
-// Decodes into pixels.samples, already allocated; a CMYK file goes through cmyk_row (4 bytes a
-// pixel) and becomes RGB.
-bool read_pixels(Decoder& decoder, Pixels& pixels, std::vector<unsigned char>& cmyk_row) {
+// The output size once out_color_space and the scale are set.
+bool output_size(Decoder& decoder) {
+  if (setjmp(decoder.failed)) return false;
+  jpeg_calc_output_dimensions(&decoder.info);
+  return true;
+}
+
+// Decodes row by row into the reducer, which expects `width` pixels a row of `channels` bytes:
+// width × height is the output size output_size found. A CMYK file's rows (4 bytes a pixel) are
+// made RGB in `rgb` first.
+bool read_pixels(Decoder& decoder, GrayReducer& reducer, int width, int height, int channels, std::vector<unsigned char>& row, std::vector<unsigned char>& rgb) {
   if (setjmp(decoder.failed)) return false;
   jpeg_decompress_struct& info = decoder.info;
   jpeg_start_decompress(&info);  // a progressive file's scans are all read here
   const bool cmyk = info.out_color_space == JCS_CMYK;
-  if (static_cast<int>(info.output_width) != pixels.width || static_cast<int>(info.output_height) != pixels.height ||
-      info.output_components != (cmyk ? 4 : pixels.channels)) {
+  if (static_cast<int>(info.output_width) != width || static_cast<int>(info.output_height) != height || info.output_components != (cmyk ? 4 : channels)) {
     std::snprintf(decoder.message, sizeof decoder.message, "libjpeg's output is not what its header declared");
     return false;
   }
-  const std::size_t width = info.output_width, stride = width * static_cast<std::size_t>(pixels.channels);
   while (info.output_scanline < info.output_height) {
-    unsigned char* out = &pixels.samples[info.output_scanline * stride];
-    JSAMPROW rows[1] = {cmyk ? cmyk_row.data() : out};
+    const int y = static_cast<int>(info.output_scanline);
+    JSAMPROW rows[1] = {row.data()};
     if (jpeg_read_scanlines(&info, rows, 1) != 1) {
       std::snprintf(decoder.message, sizeof decoder.message, "the data ends early");
       return false;
     }
-    if (!cmyk) continue;
+    if (!cmyk) {
+      reducer.add_row(y, row.data());
+      continue;
+    }
     // R = (255 − C)(255 − K)/255, and so on. Adobe's files (every CMYK JPEG we know of) store
     // 255 − ink, and there R = C·K/255.
     const auto ink = [&](unsigned char stored) { return info.saw_Adobe_marker ? 255 - stored : stored; };
-    for (std::size_t x = 0; x < width; ++x) {
-      const unsigned char* p = &cmyk_row[4 * x];
+    unsigned char* out = rgb.data();
+    for (int x = 0; x < width; ++x) {
+      const unsigned char* p = &row[4 * static_cast<std::size_t>(x)];
       for (int c = 0; c < 3; ++c) *out++ = static_cast<unsigned char>((255 - ink(p[c])) * (255 - ink(p[3])) / 255);
     }
+    reducer.add_row(y, rgb.data());
   }
   return true;
 }
 
 }  // namespace
 
-Pixels decode_jpeg(std::span<const unsigned char> bytes, const std::string& source) {
+GrayImage decode_jpeg(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
   Decoder decoder;
   decoder.info.err = jpeg_std_error(&decoder.errors);
   decoder.errors.error_exit = fail;
@@ -117,28 +128,37 @@ Pixels decode_jpeg(std::span<const unsigned char> bytes, const std::string& sour
 
   if (!read_header(decoder, bytes)) throw refuse();
   jpeg_decompress_struct& info = decoder.info;
-  check_declared_size(info.image_width, info.image_height, source);
-  Pixels pixels{static_cast<int>(info.image_width), static_cast<int>(info.image_height), 0, {}};
+  check_declared_size(info.image_width, info.image_height, source, limits);
+  int channels = 0;
   switch (info.jpeg_color_space) {
     case JCS_GRAYSCALE:
-      info.out_color_space = JCS_GRAYSCALE, pixels.channels = 1;
+      info.out_color_space = JCS_GRAYSCALE, channels = 1;
       break;
     case JCS_YCbCr:
     case JCS_RGB:
-      info.out_color_space = JCS_RGB, pixels.channels = 3;
+      info.out_color_space = JCS_RGB, channels = 3;
       break;
     case JCS_CMYK:
     case JCS_YCCK:
-      info.out_color_space = JCS_CMYK, pixels.channels = 3;  // made RGB row by row
+      info.out_color_space = JCS_CMYK, channels = 3;  // made RGB row by row
       break;
     default:
       throw Error(source + ": a JPEG of " + std::to_string(info.num_components) + " components in a colour space digits does not know");
   }
-  const std::size_t width = info.image_width;
-  pixels.samples.resize(width * static_cast<std::size_t>(pixels.height) * static_cast<std::size_t>(pixels.channels));
-  std::vector<unsigned char> cmyk_row(info.out_color_space == JCS_CMYK ? 4 * width : 0);
-  if (!read_pixels(decoder, pixels, cmyk_row)) throw refuse();
-  return pixels;
+  // A large image is decoded at 1/2, 1/4 or 1/8 scale: libjpeg-turbo's scaled inverse DCT makes
+  // each output pixel from its block's low frequencies (at 1/8, the DC coefficient alone: the
+  // block's mean), so most of the IDCT, upsampling and colour work is skipped. The largest power
+  // of two up to the reduction factor (image.hpp); the reducer takes the rest.
+  const int factor = reduction_factor(static_cast<int>(info.image_width), static_cast<int>(info.image_height));
+  info.scale_num = 1;
+  info.scale_denom = factor >= 8 ? 8 : factor >= 4 ? 4 : factor >= 2 ? 2 : 1;
+  if (!output_size(decoder)) throw refuse();
+  const int width = static_cast<int>(info.output_width), height = static_cast<int>(info.output_height);
+  GrayReducer reducer(width, height, reduction_factor(width, height), channels, channels == 3, false);
+  std::vector<unsigned char> row(static_cast<std::size_t>(width) * (info.out_color_space == JCS_CMYK ? 4 : static_cast<std::size_t>(channels)));
+  std::vector<unsigned char> rgb(info.out_color_space == JCS_CMYK ? 3 * static_cast<std::size_t>(width) : 0);
+  if (!read_pixels(decoder, reducer, width, height, channels, row, rgb)) throw refuse();
+  return reducer.finish();
 }
 
 }  // namespace digits

@@ -7,6 +7,7 @@
 // through decode_image.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "digits/decoders.hpp"
 #include "digits/error.hpp"
@@ -58,12 +59,12 @@ class Reader {
 
 }  // namespace
 
-Pixels decode_pgm(std::span<const unsigned char> bytes, const std::string& source) {
+GrayImage decode_pgm(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
   const bool plain = bytes[1] == '2';
   Reader reader(bytes, source);
   if (bytes.size() < 3 || !is_space(bytes[2])) throw Error(source + ": not a PGM file: \"P" + (plain ? "2" : "5") + "\" is not followed by whitespace");
   const std::uint64_t width = reader.number("width", true), height = reader.number("height", true);
-  check_declared_size(width, height, source);
+  check_declared_size(width, height, source, limits);
   const std::uint64_t maxval = reader.number("maxval", true);
   if (maxval == 0 || maxval > 65535) throw Error(source + ": the PGM's maxval is " + std::to_string(maxval) + " (it must be 1–65535)");
   reader.separator();
@@ -76,18 +77,23 @@ Pixels decode_pgm(std::span<const unsigned char> bytes, const std::string& sourc
     throw Error(source + ": the PGM's samples are cut short: " + std::to_string(width) + "×" + std::to_string(height) + " samples cannot fit in the " +
                 std::to_string(left) + " bytes after its header");
 
-  Pixels pixels{static_cast<int>(width), static_cast<int>(height), 1, std::vector<unsigned char>(count)};
+  const int w = static_cast<int>(width), h = static_cast<int>(height);
+  GrayReducer reducer(w, h, reduction_factor(w, h), 1, false, false);
+  std::vector<unsigned char> row(width);
   const unsigned char* data = bytes.data() + reader.position();
-  for (std::size_t i = 0; i < count; ++i) {
-    std::uint64_t value = 0;
-    if (plain)
-      value = reader.number("samples", false);
-    else
-      value = sample_bytes == 1 ? data[i] : static_cast<std::uint64_t>(data[2 * i] << 8 | data[2 * i + 1]);
-    if (value > maxval) throw Error(source + ": a sample of the PGM is " + std::to_string(value) + ", above its maxval " + std::to_string(maxval));
-    pixels.samples[i] = static_cast<unsigned char>((value * 255 + maxval / 2) / maxval);
+  for (std::size_t y = 0, i = 0; y < height; ++y) {
+    for (std::size_t x = 0; x < width; ++x, ++i) {
+      std::uint64_t value = 0;
+      if (plain)
+        value = reader.number("samples", false);
+      else
+        value = sample_bytes == 1 ? data[i] : static_cast<std::uint64_t>(data[2 * i] << 8 | data[2 * i + 1]);
+      if (value > maxval) throw Error(source + ": a sample of the PGM is " + std::to_string(value) + ", above its maxval " + std::to_string(maxval));
+      row[x] = static_cast<unsigned char>((value * 255 + maxval / 2) / maxval);
+    }
+    reducer.add_row(static_cast<int>(y), row.data());
   }
-  return pixels;
+  return reducer.finish();
 }
 
 }  // namespace digits

@@ -28,11 +28,18 @@ std::uint32_t big_endian_u32(std::span<const unsigned char> bytes, std::size_t a
 // The size from the IHDR chunk, which the PNG specification puts first, right after the 8-byte
 // signature: length 13, "IHDR", width, height (big-endian). Checked before libspng runs at all,
 // so a PNG declaring 30,000×30,000 pixels is refused on its first 24 bytes.
-void check_ihdr_size(std::span<const unsigned char> bytes, const std::string& source) {
+void check_ihdr_size(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
   if (bytes.size() < 24 || big_endian_u32(bytes, 8) != 13 || big_endian_u32(bytes, 12) != 0x49484452)  // "IHDR"
     throw Error(source + ": not a PNG file: it does not start with an IHDR chunk");
-  check_declared_size(big_endian_u32(bytes, 16), big_endian_u32(bytes, 20), source);
+  check_declared_size(big_endian_u32(bytes, 16), big_endian_u32(bytes, 20), source, limits);
 }
+
+// Adam7, the PNG interlace (PNG specification §8.2): pass p holds the pixels x = x0 + k·dx of the
+// rows y = y0 + j·dy.
+struct Pass {
+  int x0, dx;
+};
+constexpr Pass kAdam7[7] = {{0, 8}, {4, 8}, {0, 4}, {2, 4}, {0, 2}, {1, 2}, {0, 1}};
 
 void check(int status, const std::string& source, const char* step) {
   if (status != 0) throw Error(source + ": cannot decode the PNG (" + step + "): " + spng_strerror(status));
@@ -40,8 +47,8 @@ void check(int status, const std::string& source, const char* step) {
 
 }  // namespace
 
-Pixels decode_png(std::span<const unsigned char> bytes, const std::string& source) {
-  check_ihdr_size(bytes, source);
+GrayImage decode_png(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
+  check_ihdr_size(bytes, source, limits);
   // The zlib stream's Adler-32 guards against corruption in transit, not against an attacker (who
   // can compute it), and costs a fifth of the decoding time; stb_image never checked it either.
   // The chunks' CRCs are still checked.
@@ -60,40 +67,32 @@ Pixels decode_png(std::span<const unsigned char> bytes, const std::string& sourc
   if (trns != SPNG_ECHUNKAVAIL) check(trns, source, "chunks");  // reading up to the pixels can fail (limits, CRC…)
   const bool transparent_colour = trns == 0;
   const bool alpha = header.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA || header.color_type == SPNG_COLOR_TYPE_TRUECOLOR_ALPHA || transparent_colour;
-  Pixels pixels{static_cast<int>(header.width), static_cast<int>(header.height), (gray ? 1 : 3) + (alpha ? 1 : 0), {}};
 
-  // 8-bit gray, gray+alpha, RGB and RGBA are already what Pixels holds: libspng copies them out
-  // as they are (SPNG_FMT_PNG), three times faster than through its conversion to RGBA.
-  if (header.bit_depth == 8 && header.color_type != SPNG_COLOR_TYPE_INDEXED && !transparent_colour) {
-    std::size_t size = 0;
-    check(spng_decoded_image_size(png, SPNG_FMT_PNG, &size), source, "size");
-    pixels.samples.resize(size);
-    check(spng_decode_image(png, pixels.samples.data(), size, SPNG_FMT_PNG, 0), source, "pixels");
-    return pixels;
-  }
+  // 8-bit gray, gray+alpha, RGB and RGBA come out as they are stored (SPNG_FMT_PNG), three times
+  // faster than through libspng's conversion to RGBA. Everything else libspng turns into 8-bit
+  // RGBA (16-bit samples keep their high byte; a palette is looked up; tRNS becomes alpha).
+  const bool as_stored = header.bit_depth == 8 && header.color_type != SPNG_COLOR_TYPE_INDEXED && !transparent_colour;
+  const int format = as_stored ? SPNG_FMT_PNG : SPNG_FMT_RGBA8;
+  const int bytes_per_pixel = as_stored ? (gray ? 1 : 3) + (alpha ? 1 : 0) : 4;
+  const int width = static_cast<int>(header.width), height = static_cast<int>(header.height);
+  GrayReducer reducer(width, height, reduction_factor(width, height), bytes_per_pixel, !gray, alpha);
 
-  // Everything else libspng turns into 8-bit RGBA (16-bit samples keep their high byte; a palette
-  // is looked up; tRNS becomes alpha), and we keep the channels the PNG has.
-  std::size_t size = 0;
-  check(spng_decoded_image_size(png, SPNG_FMT_RGBA8, &size), source, "size");
-  std::vector<unsigned char> rgba(size);
-  check(spng_decode_image(png, rgba.data(), rgba.size(), SPNG_FMT_RGBA8, SPNG_DECODE_TRNS), source, "pixels");
-  // Packed in place: pixel i moves from 4i to channels·i, never ahead of what is still to be read.
-  const std::size_t count = rgba.size() / 4;
-  unsigned char* out = rgba.data();
-  for (std::size_t i = 0; i < count; ++i) {
-    const unsigned char* p = &rgba[4 * i];
-    const unsigned char r = p[0], g = p[1], b = p[2], a = p[3];
-    *out++ = r;
-    if (!gray) {
-      *out++ = g;
-      *out++ = b;
-    }
-    if (alpha) *out++ = a;
+  // Row by row (libspng's progressive decoding): one scanline is held at a time, never the image.
+  // An interlaced image's scanlines are its passes' rows, each holding every dx-th pixel of row_num.
+  check(spng_decode_image(png, nullptr, 0, format, (as_stored ? 0 : SPNG_DECODE_TRNS) | SPNG_DECODE_PROGRESSIVE), source, "pixels");
+  std::vector<unsigned char> scanline(static_cast<std::size_t>(width) * static_cast<std::size_t>(bytes_per_pixel));
+  for (;;) {
+    spng_row_info row{};
+    int status = spng_get_row_info(png, &row);
+    if (status == SPNG_EOI) break;
+    check(status, source, "pixels");
+    status = spng_decode_scanline(png, scanline.data(), scanline.size());
+    if (status != 0 && status != SPNG_EOI) check(status, source, "pixels");
+    const Pass pass = header.interlace_method ? kAdam7[row.pass] : Pass{0, 1};
+    reducer.add(static_cast<int>(row.row_num), scanline.data(), pass.x0, pass.dx, (width - pass.x0 + pass.dx - 1) / pass.dx);
+    if (status == SPNG_EOI) break;
   }
-  rgba.resize(count * static_cast<std::size_t>(pixels.channels));
-  pixels.samples = std::move(rgba);
-  return pixels;
+  return reducer.finish();
 }
 
 }  // namespace digits

@@ -58,30 +58,33 @@ constexpr std::array kOtherFormats = {
 }
 
 // The format from the magic bytes alone: a file's name or a data URL's MIME type may lie.
-Pixels decode_pixels(std::span<const unsigned char> bytes, const std::string& source) {
-  if (has_at(bytes, 0, "\x89PNG\r\n\x1a\n")) return decode_png(bytes, source);
-  if (has_at(bytes, 0, "\xff\xd8\xff")) return decode_jpeg(bytes, source);
-  if (has_at(bytes, 0, "BM")) return decode_bmp(bytes, source);
-  if (has_at(bytes, 0, "P5") || has_at(bytes, 0, "P2")) return decode_pgm(bytes, source);
+GrayImage decode_any(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
+  if (has_at(bytes, 0, "\x89PNG\r\n\x1a\n")) return decode_png(bytes, source, limits);
+  if (has_at(bytes, 0, "\xff\xd8\xff")) return decode_jpeg(bytes, source, limits);
+  if (has_at(bytes, 0, "BM")) return decode_bmp(bytes, source, limits);
+  if (has_at(bytes, 0, "P5") || has_at(bytes, 0, "P2")) return decode_pgm(bytes, source, limits);
   refuse_format(bytes, source);
 }
 
 }  // namespace
 
-void check_declared_size(std::uint64_t width, std::uint64_t height, const std::string& source) {
+void check_declared_size(std::uint64_t width, std::uint64_t height, const std::string& source, const ImageLimits& limits) {
   if (width == 0 || height == 0) throw Error(source + ": the header declares an image of " + std::to_string(width) + "×" + std::to_string(height) + " pixels");
-  if (width > kMaxImageSide || height > kMaxImageSide || width * height > static_cast<std::uint64_t>(kMaxImagePixels))
+  // The library's own caps hold whatever a caller asks for: the decoders' sizes and sums rely on them.
+  const auto side = static_cast<std::uint64_t>(std::clamp(limits.max_side, 1, kMaxImageSide));
+  const auto pixels = static_cast<std::uint64_t>(std::clamp<std::int64_t>(limits.max_pixels, 1, kMaxImagePixels));
+  if (width > side || height > side || width * height > pixels)
     throw ImageTooLarge(source + ": " + std::to_string(width) + "×" + std::to_string(height) + " pixels is more than digits accepts (at most " +
-                        std::to_string(kMaxImageSide) + " pixels a side and " + std::to_string(kMaxImagePixels) + " in all)");
+                        std::to_string(side) + " pixels a side and " + std::to_string(pixels) + " in all)");
 }
 
-GrayImage decode_image(std::span<const unsigned char> bytes, const std::string& source) {
+GrayImage decode_image(std::span<const unsigned char> bytes, const std::string& source, const ImageLimits& limits) {
   if (bytes.empty()) throw Error(source + ": empty file");
   if (bytes.size() > (std::size_t{1} << 30)) throw Error(source + ": larger than 1 GiB");
-  return to_gray(decode_pixels(bytes, source));
+  return decode_any(bytes, source, limits);
 }
 
-GrayImage read_image(const std::filesystem::path& path) {
+GrayImage read_image(const std::filesystem::path& path, const ImageLimits& limits) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error(path.string() + ": no such file");
   if (std::filesystem::file_size(path, ec) > (std::size_t{1} << 30)) throw Error(path.string() + ": larger than 1 GiB");
@@ -89,7 +92,7 @@ GrayImage read_image(const std::filesystem::path& path) {
   if (!in) throw Error(path.string() + ": cannot open");
   const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw Error(path.string() + ": read error");
-  return decode_image(bytes, path.string());
+  return decode_image(bytes, path.string(), limits);
 }
 
 std::string encode_png(const GrayImage& image) {

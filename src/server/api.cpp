@@ -20,7 +20,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr int kMaxBatch = 1024;  // images per v2 infer request; the body limit is usually reached first
 
 RequestError invalid(const std::string& message) { return RequestError(400, "invalid_request", message); }
 
@@ -30,9 +29,13 @@ json parse_body(std::string_view body, const std::string& too_deep) {
   if (body.empty()) throw RequestError(400, "malformed_json", "the request body is empty; expected a JSON object");
   json document;
   try {
-    document = parse_json_bounded(body);
+    document = parse_json_bounded(body, kMaxJsonDepth, kMaxJsonValues);
   } catch (const JsonTooDeep&) {
     throw invalid(too_deep);
+  } catch (const JsonTooManyValues&) {
+    throw RequestError(413, "too_many_values", "the request body holds more than " + std::to_string(kMaxJsonValues) +
+                                                   " JSON values (numbers, strings, arrays…); send a drawing as a PNG data URL, or a v2 batch of at most " +
+                                                   std::to_string(kMaxV2Batch) + " images");
   } catch (const json::exception&) {
     throw RequestError(400, "malformed_json", "the request body is not valid JSON");
   }
@@ -49,21 +52,29 @@ json parse_body(std::string_view body) {
 std::string json_type(const json& value) { return value.type_name(); }
 
 // The "image" field of a request: a data URL in a string.
-std::string decode_image_field(const json& image) {
+// The image file's size is checked from the base64 text's length, before it is decoded.
+std::string decode_image_field(const json& image, const RequestLimits& limits) {
   if (!image.is_string()) throw invalid("\"image\" must be a string holding a data URL (data:image/png;base64,…), not " + json_type(image));
-  return decode_data_url(image.get_ref<const std::string&>());
+  const std::string& url = image.get_ref<const std::string&>();
+  const std::size_t comma = url.find(',');
+  const std::size_t file_bytes = comma == std::string::npos ? 0 : (url.size() - comma - 1) / 4 * 3;  // within 2 bytes, padding aside
+  if (file_bytes > limits.max_image_bytes)
+    throw RequestError(413, "image_too_large", "the image file is about " + std::to_string(file_bytes) + " bytes; at most " + std::to_string(limits.max_image_bytes) +
+                                                   " are accepted (a drawing as PNG is a few tens of kilobytes)");
+  return decode_data_url(url);
 }
 
-GrayImage image_from_pixels(const json& request) {
+GrayImage image_from_pixels(const json& request, const RequestLimits& limits) {
   const json& width = request.at("width");
   const json& height = request.at("height");
   const json& pixels = request.at("pixels");
   if (!width.is_number_integer() || !height.is_number_integer()) throw invalid("\"width\" and \"height\" must be integers");
   const long long w = width.get<long long>(), h = height.get<long long>();
   if (w < 1 || h < 1) throw invalid("\"width\" and \"height\" must be at least 1");
-  if (w > kMaxDrawingSide || h > kMaxDrawingSide)
-    throw RequestError(413, "image_too_large", "the image is " + std::to_string(w) + "×" + std::to_string(h) + " pixels; the largest accepted is " +
-                                                   std::to_string(kMaxDrawingSide) + "×" + std::to_string(kMaxDrawingSide));
+  const long long most = std::min<long long>(limits.max_image_pixels, kMaxJsonPixels);
+  if (w > kMaxDrawingSide || h > kMaxDrawingSide || w * h > most)
+    throw RequestError(413, "image_too_large", "the image is " + std::to_string(w) + "×" + std::to_string(h) + " pixels; as raw pixels at most " +
+                                                   std::to_string(kMaxDrawingSide) + " a side and " + std::to_string(most) + " in all are accepted (send a larger image as a PNG data URL)");
   if (!pixels.is_array()) throw invalid("\"pixels\" must be an array of gray values 0–255, not " + json_type(pixels));
   if (pixels.size() != static_cast<std::size_t>(w * h))
     throw invalid("\"pixels\" has " + std::to_string(pixels.size()) + " values but width × height is " + std::to_string(w * h));
@@ -84,14 +95,15 @@ struct SentDrawing {
   std::string file;
 };
 
-SentDrawing drawing_from_request(const json& request) {
+SentDrawing drawing_from_request(const json& request, const RequestLimits& limits) {
   const bool has_image = request.contains("image"), has_pixels = request.contains("pixels");
   if (has_image && has_pixels) throw invalid("send either \"image\" or \"pixels\", not both");
   if (has_image) {
-    std::string bytes = decode_image_field(request["image"]);
+    std::string bytes = decode_image_field(request["image"], limits);
     const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
     try {  // the format is told by the bytes, whatever the data URL's MIME type says
-      GrayImage image = decode_image(std::span<const unsigned char>(data, bytes.size()), "image");
+      const ImageLimits image_limits{kMaxDrawingSide, limits.max_image_pixels};
+      GrayImage image = decode_image(std::span<const unsigned char>(data, bytes.size()), "image", image_limits);
       return {std::move(image), std::move(bytes)};
     } catch (const UnsupportedImage& e) {
       throw RequestError(400, "unsupported_image", e.what());
@@ -103,7 +115,7 @@ SentDrawing drawing_from_request(const json& request) {
   }
   if (has_pixels) {
     if (!request.contains("width") || !request.contains("height")) throw invalid("\"pixels\" needs \"width\" and \"height\"");
-    return {image_from_pixels(request), {}};
+    return {image_from_pixels(request, limits), {}};
   }
   throw invalid(R"(expected {"image": "data:image/png;base64,…"} or {"width": W, "height": H, "pixels": [gray values 0–255]})");
 }
@@ -241,11 +253,11 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
   };
 }
 
-json predict_drawing(const ServedModel& served, std::string_view body) {
+json predict_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits) {
   const auto start = std::chrono::steady_clock::now();
   const json request = parse_body(body);
   // The same two steps as `digits predict`: decode_image (above), then preprocess.
-  const Preprocessed input = preprocess_drawing(drawing_from_request(request).image);
+  const Preprocessed input = preprocess_drawing(drawing_from_request(request, limits).image);
   // Every layer's output, not only the last: the page's "Inside the network" panel draws them.
   // The last layer's output is the ten probabilities, the same numbers predict_proba gives.
   json answer = answers::reading(served.model.network, input);
@@ -254,12 +266,12 @@ json predict_drawing(const ServedModel& served, std::string_view body) {
   return answer;
 }
 
-json read_drawing(const ServedModel& served, std::string_view body) {
+json read_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits) {
   const auto start = std::chrono::steady_clock::now();
   const json request = parse_body(body);
   // The same decoding as predict, then read_number: components, cuts scored by the network, each
   // candidate through the preprocessing steps. Its answer is `digits read --json`'s.
-  const GrayImage image = drawing_from_request(request).image;
+  const GrayImage image = drawing_from_request(request, limits).image;
   NumberReading reading;
   try {
     reading = read_number(served.model.network, image);
@@ -292,9 +304,9 @@ JudgementRequest parse_judgement(std::string_view body) {
   return parsed;
 }
 
-feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request) {
+feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request, const RequestLimits& limits) {
   // The same two steps as predict: decode, then preprocess.
-  const SentDrawing drawing = drawing_from_request(request.body);
+  const SentDrawing drawing = drawing_from_request(request.body, limits);
   const Preprocessed input = preprocess_drawing(drawing.image);
   const Matrix probabilities = served.model.network.predict_proba(row_of(input.pixels));
 
@@ -314,7 +326,7 @@ feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequ
   return judgement;
 }
 
-feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body) { return judge_drawing(served, parse_judgement(body)); }
+feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits) { return judge_drawing(served, parse_judgement(body), limits); }
 
 std::optional<int> rollback_target(std::string_view body) {
   if (body.empty()) return std::nullopt;
@@ -396,7 +408,7 @@ json v2_infer(const ServedModel& served, std::string_view body) {
   if (!uint8_images && !fp32_rows)
     throw invalid("expected a UINT8 tensor of shape [N,28,28] or an FP32 tensor of shape [N,784]; got " + datatype + " " + shape.dump());
   const long long batch = dims[0];
-  if (batch < 1 || batch > kMaxBatch) throw invalid("the batch size N must be 1 to " + std::to_string(kMaxBatch) + ", not " + std::to_string(batch));
+  if (batch < 1 || batch > kMaxV2Batch) throw invalid("the batch size N must be 1 to " + std::to_string(kMaxV2Batch) + ", not " + std::to_string(batch));
   if (!input["data"].is_array()) throw invalid("\"data\" must be an array");
 
   if (request.contains("outputs")) {

@@ -33,8 +33,29 @@ class RequestError : public std::runtime_error {
 };
 
 // The largest drawing the server decodes, in pixels per side: the library's own limit. The page
-// sends 280×280; the body limit (HttpLimits::max_body_bytes) bounds the JSON pixel form further.
+// sends 280×280; the pixel caps below bound the area.
 inline constexpr int kMaxDrawingSide = 4096;
+
+// What one request may cost: each bound is there because the CPU time of a request grows with it
+// (docs/security.md, "What one request costs", measured by bench/request_costs.cpp).
+//  - Image pixels (`digits serve --max-image-pixels`), read from the header before anything is
+//    decoded: the page sends 280×280 = 78,400, a drawing needs no more than a megapixel, and a
+//    16-bit RGB PNG of 4096×3072 (the CLI's cap) took 0.46 s to decode. Raw JSON pixels count too.
+//  - Image file bytes (`--max-image-bytes`), from the data URL's length before base64 is decoded:
+//    a JPEG's cost follows its entropy-coded data, not its pixels (a progressive CMYK JPEG of
+//    1 megapixel and 3 MB took 117 ms, most of it Huffman decoding; of 512 KB, 28 ms). The page's
+//    PNG is about 20 KB, a phone photo of a drawing at 1 megapixel 100–300 KB.
+//  - JSON values in a body (every number, string, array…): parsing costs about 75 ns a value, so a
+//    4 MiB body of "0," (2 million values) took 140 ms. 300,000 hold a 512×512 drawing as raw pixels
+//    or a v2 batch of kMaxV2Batch images, nested or flat.
+inline constexpr std::int64_t kDefaultMaxImagePixels = std::int64_t{1} << 20;  // 1024×1024
+inline constexpr std::size_t kDefaultMaxImageBytes = std::size_t{512} << 10;    // 512 KiB
+inline constexpr std::size_t kMaxJsonValues = 300'000;
+inline constexpr std::int64_t kMaxJsonPixels = std::int64_t{512} * 512;
+struct RequestLimits {
+  std::int64_t max_image_pixels = kDefaultMaxImagePixels;  // 1 to kMaxImagePixels
+  std::size_t max_image_bytes = kDefaultMaxImageBytes;
+};
 
 // The longest client_id a judgement may carry, in bytes: the page sends a UUID (36).
 inline constexpr std::size_t kMaxClientIdBytes = 64;
@@ -81,10 +102,12 @@ nlohmann::json model_info(const ServedModel& served, const LearningStatus& learn
 // POST /api/predict: a drawing as a PNG data URL or raw gray pixels → digit, the ten
 // probabilities, the 28×28 input the network saw, every layer's output (activations: a dense
 // layer's values as numbers, a conv or pooling layer's maps as base64 bytes) and the time taken.
-nlohmann::json predict_drawing(const ServedModel& served, std::string_view body);
+// An image over limits.max_image_pixels or max_image_bytes (or raw pixels over kMaxJsonPixels) is
+// 413 image_too_large.
+nlohmann::json predict_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits = {});
 // POST /api/read: the same bodies as /api/predict → every digit in the drawing, left to right
 // (digits/segment.hpp): answers::number_answer and the time taken. 422 empty_drawing for no ink.
-nlohmann::json read_drawing(const ServedModel& served, std::string_view body);
+nlohmann::json read_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits = {});
 
 // POST /api/feedback, the part without state, in two steps so that the server can check its rate
 // limit and quotas between them, before anything is decoded:
@@ -98,9 +121,10 @@ JudgementRequest parse_judgement(std::string_view body);
 // 2. the drawing decoded and preprocessed as predict does, and the served model's own prediction
 //    (never the client's) → a judgement ready for Store::add. The drawing kept is re-encoded from
 //    the decoded pixels and bounded (feedback::stored_drawing), never the bytes as sent.
-feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request);
+// An image over the limits is 413 image_too_large, as for predict.
+feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request, const RequestLimits& limits = {});
 // Both steps (the fuzz target's way in).
-feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body);
+feedback::Judgement judge_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits = {});
 // POST /api/model/rollback: no body, {} (back to the live version's parent) or {"version": N}.
 std::optional<int> rollback_target(std::string_view body);
 // The 201 answer once the judgement is stored; learning: "queued", "not_needed" or "off".
@@ -111,7 +135,9 @@ inline constexpr const char* kV2ModelName = "digits";
 nlohmann::json v2_server_metadata();
 nlohmann::json v2_model_metadata(const ServedModel& served);
 // POST /v2/models/digits/infer: a UINT8 [N,28,28] or FP32 [N,784] tensor named "input" of raw 0–255
-// pixels → an FP32 [N,10] tensor named "probabilities".
+// pixels → an FP32 [N,10] tensor named "probabilities". N is at most kMaxV2Batch: the parse and the
+// network's forward pass cost time in proportion to N (docs/security.md).
+inline constexpr int kMaxV2Batch = 256;
 nlohmann::json v2_infer(const ServedModel& served, std::string_view body);
 
 // A data URL of an image ("data:image/png;base64,iVBOR…") → the image file's bytes; throws

@@ -194,8 +194,8 @@ struct Server::Impl {
   void add_api_routes() {
     json_route("GET", "/api/health", Runs::on_loop, [this](const HttpRequest&) { return health(*served()); });
     json_route("GET", "/api/model", Runs::on_loop, [this](const HttpRequest&) { return model_info(*served(), learning_status()); });
-    json_route("POST", "/api/predict", Runs::on_workers, [this](const HttpRequest& request) { return predict_drawing(*served(), request.body); });
-    json_route("POST", "/api/read", Runs::on_workers, [this](const HttpRequest& request) { return read_drawing(*served(), request.body); });
+    json_route("POST", "/api/predict", Runs::on_workers, [this](const HttpRequest& request) { return predict_drawing(*served(), request.body, options.request_limits); });
+    json_route("POST", "/api/read", Runs::on_workers, [this](const HttpRequest& request) { return read_drawing(*served(), request.body, options.request_limits); });
     json_route(
         "POST", "/api/feedback", Runs::on_workers,
         [this](const HttpRequest& request) {
@@ -206,7 +206,7 @@ struct Server::Impl {
           check_feedback_rate(request.remote_address, parsed.client_id);
           learner.check_quota(parsed.client_id, request.remote_address);
           // Judged by the live model as this request starts; stored before the answer goes out.
-          feedback::Judgement judgement = judge_drawing(*learner.live(), parsed);
+          feedback::Judgement judgement = judge_drawing(*learner.live(), parsed, options.request_limits);
           judgement.client_address = request.remote_address;
           const std::string learning = learner.add(judgement);
           return feedback_answer(judgement, learning);

@@ -27,6 +27,8 @@ struct ServerOptions {
   // Learning from corrections: the state directory and the learner's settings (learner.hpp).
   // Without them, POST /api/feedback and the admin endpoints answer 503 feedback_unavailable.
   std::optional<LearnerOptions> learning;
+  // What one request may cost: the image pixel and byte caps (api.hpp, RequestLimits).
+  RequestLimits request_limits;
   // Judgements per minute from one client_id, and from one remote address whatever its client_ids
   // (a classroom behind one NAT shares an address); both must allow. 0: unlimited.
   int feedback_per_minute = 30;

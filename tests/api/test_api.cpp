@@ -24,6 +24,7 @@
 #include "digits/model_file.hpp"
 #include "digits/preprocess.hpp"
 #include "http_support.hpp"
+#include "image_files.hpp"  // tests/unit: JPEG through libjpeg
 #include "server/server.hpp"
 
 // After Eigen: httplib.h brings in <resolv.h>, whose `_res` macro breaks Eigen's headers.
@@ -314,6 +315,33 @@ TEST_F(Api, TooLargeImagesAndBodiesAreRefused) {
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 413);
   expect_error(json::parse(response->body), "payload_too_large", "limit");
+}
+
+// Issue 19, F4: a request's CPU time is bounded by the server's own caps (api.hpp, RequestLimits),
+// each checked before the work it bounds. Each refused image here would not decode (its pixel data
+// is cut short or is not an image), so the 413 shows that nothing was decoded.
+TEST_F(Api, ImagesOverTheServersCapsAreRefusedBeforeDecoding) {
+  // A PNG whose header says 1200×1000, over the default 1,048,576 pixels; its data is a 280×280 drawing's.
+  std::string png = encode_png(drawing(1));
+  for (auto [at, side] : {std::pair{16, 1200}, std::pair{20, 1000}})
+    png[at] = 0, png[at + 1] = 0, png[at + 2] = static_cast<char>(side >> 8), png[at + 3] = static_cast<char>(side & 0xff);
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + encode_base64(png)}}, 413), "image_too_large",
+               "1200×1000 pixels is more than digits accepts (at most 4096 pixels a side and 1048576 in all)");
+  // A JPEG of 1100×1000 cut in the middle of its pixel data: its header alone is read.
+  testing::Jpeg jpeg{.width = 1100, .height = 1000, .components = 1, .quality = 50};
+  jpeg.samples.assign(1100 * 1000, 128);
+  const std::string cut = jpeg.encode().substr(0, 1000);
+  expect_error(post_json("/api/predict", {{"image", "data:image/jpeg;base64," + encode_base64(cut)}}, 413), "image_too_large", "1100×1000 pixels");
+  // An image file over 512 KiB, refused from the data URL's length before base64 is decoded.
+  expect_error(post_json("/api/predict", {{"image", "data:image/png;base64," + std::string(800'000, 'A')}}, 413), "image_too_large", "at most 524288");
+  // Raw pixels over 512×512, refused before any value is read; a body of more than 300,000 values.
+  expect_error(post_json("/api/predict", {{"width", 600}, {"height", 500}, {"pixels", json::array()}}, 413), "image_too_large", "262144 in all");
+  std::string values = "{\"pixels\": [0";
+  for (int i = 0; i < 300'000; ++i) values += ",0";
+  expect_error(post_text("/api/predict", values + "]}", 413), "too_many_values", "more than 300000 JSON values");
+  // A v2 batch over 256 images.
+  const json batch = {{"inputs", {{{"name", "input"}, {"shape", {257, 28, 28}}, {"datatype", "UINT8"}, {"data", json::array()}}}}};
+  expect_v2_error(post_json("/v2/models/digits/infer", batch, 400), "the batch size N must be 1 to 256");
 }
 
 // ---- /api/read ----

@@ -419,14 +419,19 @@ TEST(Feedback, TheStoredDrawingIsReEncodedAndBoundedNeverTheBytesAsSent) {
   TempDir state("state");
   GrayImage seven = drawing(7);
   ASSERT_EQ(seven.width, 280);
-  // 280 × 280 with 2.9 MB of private chunks (each under the decoder's 1 MiB cap on one chunk).
-  const std::string bloated = with_private_chunks(encode_png(seven), 3, 970'000);
-  ASSERT_GT(bloated.size(), 2'900'000u);
+  // 280 × 280 with 480 KB of private chunks, under the server's 512 KiB cap on an image file; with
+  // 2.9 MB of them it is refused before decoding (--max-image-bytes).
+  const std::string bloated = with_private_chunks(encode_png(seven), 1, 480'000);
+  ASSERT_GT(bloated.size(), 480'000u);
   {
     LiveServer live(state.path, without_learning());
     auto response = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64(bloated)}, {"label", 7}, {"client_id", "bloat"}});
     ASSERT_TRUE(response);
     ASSERT_EQ(response->status, 201) << response->body;
+    const std::string huge = with_private_chunks(encode_png(seven), 3, 970'000);
+    auto refused = live.post("/api/feedback", {{"image", "data:image/png;base64," + encode_base64(huge)}, {"label", 7}, {"client_id", "bloat"}});
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 413) << refused->body;
   }
   const feedback::Store store(feedback::feedback_database(state.path), false);
   const std::vector<feedback::Judgement> stored = store.since();

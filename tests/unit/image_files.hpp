@@ -5,6 +5,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>  // jpeglib.h needs FILE and size_t first
 #include <cstdlib>
@@ -39,6 +40,23 @@ inline std::string zlib_compress(const std::string& data) {
   std::string out(size, '\0');
   if (compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(data.data()), static_cast<uLong>(data.size()), 9) != Z_OK) std::abort();
   out.resize(size);
+  return out;
+}
+
+// The mean of each factor×factor block (a block cut by the right or bottom edge: of the pixels it
+// has), as decode_image reduces a large image (image.hpp, kReducedSide): the plain loop the
+// decoders' row-by-row reduction is tested against.
+inline GrayImage box_average(const GrayImage& image, int factor) {
+  const int width = (image.width + factor - 1) / factor, height = (image.height + factor - 1) / factor;
+  GrayImage out{width, height, std::vector<float>(static_cast<std::size_t>(width) * static_cast<std::size_t>(height))};
+  for (int Y = 0; Y < height; ++Y)
+    for (int X = 0; X < width; ++X) {
+      double sum = 0;
+      int n = 0;
+      for (int y = Y * factor; y < std::min(image.height, (Y + 1) * factor); ++y)
+        for (int x = X * factor; x < std::min(image.width, (X + 1) * factor); ++x, ++n) sum += image.at(x, y);
+      out.pixels[static_cast<std::size_t>(Y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(X)] = static_cast<float>(sum / n);
+    }
   return out;
 }
 
