@@ -23,6 +23,7 @@
 #include "digits/model_file.hpp"
 #include "digits/presets.hpp"
 #include "digits/random.hpp"
+#include "digits/segment.hpp"
 #include "digits/trainer.hpp"
 
 using namespace digits;
@@ -240,6 +241,31 @@ void BM_PredictOneCnnPreset(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PredictOneCnnPreset)->Arg(0)->Arg(1);
+
+// A six-digit number read whole by the built-in model (issue 21's goal: under 5 ms of CPU): the
+// first six MNIST test digits, each drawn twice its size (56 px), side by side 6 px apart, on a
+// 380×100 canvas; read_number labels components, finds no cut to try (no group is wide) and reads
+// six candidates in one batch. Arg 1: the boxes overlap by 2 px, so digits whose strokes meet
+// make wide groups with candidate cuts, and up to 28 pieces a group go through the network.
+// Process CPU time: the network's products may run on the worker pool's threads too.
+void BM_ReadNumberSixDigits(benchmark::State& state) {
+  const Model model = parse_model(builtin_model_bytes(), "built-in model");
+  const int gap = state.range(0) == 0 ? 6 : -2;
+  GrayImage canvas{380, 100, std::vector<float>(380 * 100, 0.0f)};
+  for (int k = 0; k < 6; ++k) {
+    const auto image = test_images().image(static_cast<std::size_t>(k));
+    const int left = 10 + k * (40 + gap) - 8;  // a 20-pixel digit is 40 px wide at twice the size; its field has 4 px of margin
+    for (int y = 0; y < 56; ++y)
+      for (int x = 0; x < 56; ++x) {
+        const int cx = left + x;
+        if (cx < 0 || cx >= 380) continue;
+        float& v = canvas.pixels[static_cast<std::size_t>(20 + y) * 380 + static_cast<std::size_t>(cx)];
+        v = std::max(v, static_cast<float>(image[static_cast<std::size_t>((y / 2) * 28 + x / 2)]));
+      }
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(read_number(model.network, canvas).digits.size());
+}
+BENCHMARK(BM_ReadNumberSixDigits)->Arg(0)->Arg(1)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 
 // All 10,000 test digits, counted into a confusion matrix.
 void BM_EvaluateTestSetSeed(benchmark::State& state) {

@@ -109,6 +109,31 @@ EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int h
   }
 }
 
+// Reads every digit of a drawing, left to right (read_number, digits/segment.hpp): the same pixels
+// and return values as digits_read, with POST /api/read's answer (without its time) in
+// digits_reading_json().
+EMSCRIPTEN_KEEPALIVE int digits_read_number(const unsigned char* rgba, int width, int height) {
+  try {
+    if (!model) throw Error("no model is loaded");
+    if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
+      throw Error("a drawing of " + std::to_string(width) + "×" + std::to_string(height) + " pixels is not one digits reads");
+    const auto bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 4;
+    const GrayImage gray = to_gray(Pixels{width, height, 4, std::vector<unsigned char>(rgba, rgba + bytes)});
+    NumberReading reading;
+    try {
+      reading = read_number(model->network, gray);
+    } catch (const Error& e) {
+      error_text = std::string("there is nothing to read: ") + e.what();
+      return 0;
+    }
+    reading_text = answers::number_answer(reading).dump();
+    return 1;
+  } catch (const std::exception& e) {
+    error_text = e.what();
+    return -1;
+  }
+}
+
 EMSCRIPTEN_KEEPALIVE const char* digits_reading_json() { return reading_text.c_str(); }
 
 }  // extern "C"
