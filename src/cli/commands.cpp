@@ -365,7 +365,7 @@ Dataset read_feedback(const fs::path& given) {
   in.read(magic, sizeof magic);
   if (in.gcount() == sizeof magic && std::string(magic, sizeof magic) == std::string("SQLite format 3\0", 16)) {
     const feedback::Store store(path, /*create_if_missing=*/false);
-    Dataset data = feedback::to_dataset(store.since(), path.string());
+    Dataset data = feedback::to_dataset(feedback::all_examples(store), path.string());
     if (data.size() == 0) throw Error(path.string() + ": holds no judgements yet");
     return data;
   }

@@ -41,7 +41,7 @@ std::string percent_text(double fraction) {
 int run_feedback_export(const FeedbackExportOptions& options) {
   const fs::path state_dir = existing_state_dir(options.state_dir);
   const feedback::Store store(feedback::feedback_database(state_dir), /*create_if_missing=*/false);
-  const std::vector<feedback::Judgement> judgements = store.since();
+  const std::vector<feedback::Example> judgements = feedback::all_examples(store);  // without drawings: they are not exported
   if (judgements.empty()) {
     std::fprintf(stderr, "digits: %s holds no judgements yet; nothing exported\n", store.path().c_str());
     return kFailure;
@@ -55,7 +55,7 @@ int run_feedback_export(const FeedbackExportOptions& options) {
   const fs::path images = out / "feedback-images-idx3-ubyte", labels = out / "feedback-labels-idx1-ubyte";
   write_idx(feedback::to_dataset(judgements), images, labels);
   std::size_t corrections = 0;
-  for (const feedback::Judgement& j : judgements) corrections += !j.correct;
+  for (const feedback::Example& j : judgements) corrections += !j.correct;
   std::printf("exported %zu judgements (%zu corrections, %zu confirmed right) from %s\n", judgements.size(), corrections,
               judgements.size() - corrections, store.path().c_str());
   std::printf("  %s\n  %s\n", images.c_str(), labels.c_str());
@@ -63,7 +63,7 @@ int run_feedback_export(const FeedbackExportOptions& options) {
   if (options.png) {
     // The 28×28 input the network saw, named <label>_<id>.png: `digits evaluate --images` and
     // `digits improve --images` read the label from the name.
-    for (const feedback::Judgement& j : judgements) {
+    for (const feedback::Example& j : judgements) {
       GrayImage image{28, 28, std::vector<float>(j.input.begin(), j.input.end())};
       write_png(out / (std::to_string(j.label) + "_" + std::to_string(j.id) + ".png"), image);
     }

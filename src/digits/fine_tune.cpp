@@ -135,6 +135,14 @@ std::pair<Dataset, Dataset> guard_split(const Dataset& mnist_train) {
   return {std::move(replay), std::move(validation)};
 }
 
+std::pair<Dataset, Dataset> guard_split(Dataset&& mnist_train) {
+  const std::string name = mnist_train.name;
+  auto [validation, replay] = split_validation(std::move(mnist_train), kGuardValidationImages, kGuardSplitSeed);
+  validation.name = name + " (guard validation)";
+  replay.name = name + " (replay)";
+  return {std::move(replay), std::move(validation)};
+}
+
 FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections, const Dataset& earlier, const Dataset& replay,
                                  const Dataset& validation, const FineTuneSettings& settings) {
   check_settings(settings);

@@ -81,6 +81,8 @@ inline constexpr std::uint64_t kGuardSplitSeed = kValidationSplitSeed;
 // Splits MNIST's training set into (replay, validation) as above. Throws Error when it holds no
 // more than 5,000 images.
 std::pair<Dataset, Dataset> guard_split(const Dataset& mnist_train);
+// The same, in the given set's memory (split_validation's in-place form): the server's start-up.
+std::pair<Dataset, Dataset> guard_split(Dataset&& mnist_train);
 
 // Fine-tunes a copy of `live` (never `live` itself) as FineTuneSettings describes, then judges it
 // on `validation` (held out from MNIST training data, never the test set) and on `corrections`.

@@ -39,11 +39,53 @@ enum Purpose : std::uint64_t { kShuffle = 1, kAugment = 2, kDropout = 3, kValida
 
 }  // namespace
 
-std::pair<Dataset, Dataset> split_validation(const Dataset& data, std::size_t count, std::uint64_t seed) {
+// The order split_validation takes the images in: the first `count` become validation.
+std::vector<std::size_t> validation_order(const Dataset& data, std::size_t count, std::uint64_t seed) {
   if (count >= data.size()) throw Error(data.name + ": cannot set aside " + std::to_string(count) + " of " + std::to_string(data.size()) + " images for validation");
   std::vector<std::size_t> order(data.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   Rng(derive_seed(seed, kValidation, 0)).shuffle(order);
+  return order;
+}
+
+std::pair<Dataset, Dataset> split_validation(Dataset&& data, std::size_t count, std::uint64_t seed) {
+  const std::vector<std::size_t> order = validation_order(data, count, seed);
+  // Row i becomes row order[i], in place: follow each cycle of the permutation with one row held
+  // aside (new[j] = old[order[j]]; each row is moved once).
+  const std::size_t features = static_cast<std::size_t>(data.features());
+  std::vector<std::uint8_t> held(features);
+  std::vector<bool> placed(order.size(), false);
+  for (std::size_t start = 0; start < order.size(); ++start) {
+    if (placed[start] || order[start] == start) continue;
+    std::copy_n(data.pixels.begin() + static_cast<std::ptrdiff_t>(start * features), features, held.begin());
+    const std::uint8_t held_label = data.labels[start];
+    std::size_t j = start;
+    for (;;) {
+      placed[j] = true;
+      const std::size_t from = order[j];
+      if (from == start) {
+        std::copy(held.begin(), held.end(), data.pixels.begin() + static_cast<std::ptrdiff_t>(j * features));
+        data.labels[j] = held_label;
+        break;
+      }
+      std::copy_n(data.pixels.begin() + static_cast<std::ptrdiff_t>(from * features), features, data.pixels.begin() + static_cast<std::ptrdiff_t>(j * features));
+      data.labels[j] = data.labels[from];
+      j = from;
+    }
+  }
+  Dataset validation;
+  validation.name = data.name + " (validation)";
+  validation.rows = data.rows, validation.cols = data.cols;
+  const auto cut = static_cast<std::ptrdiff_t>(count * features);
+  validation.pixels.assign(data.pixels.begin(), data.pixels.begin() + cut);
+  validation.labels.assign(data.labels.begin(), data.labels.begin() + static_cast<std::ptrdiff_t>(count));
+  data.pixels.erase(data.pixels.begin(), data.pixels.begin() + cut);
+  data.labels.erase(data.labels.begin(), data.labels.begin() + static_cast<std::ptrdiff_t>(count));
+  return {std::move(validation), std::move(data)};
+}
+
+std::pair<Dataset, Dataset> split_validation(const Dataset& data, std::size_t count, std::uint64_t seed) {
+  const std::vector<std::size_t> order = validation_order(data, count, seed);
   Dataset validation, rest;
   validation.name = data.name + " (validation)";
   rest.name = data.name;

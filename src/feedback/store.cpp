@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
 #include <mutex>
 
 #include "digits/error.hpp"
@@ -471,6 +472,31 @@ Dataset to_dataset(const std::vector<Judgement>& judgements, std::string name) {
     data.labels.push_back(static_cast<std::uint8_t>(j.label));
   }
   return data;
+}
+
+Dataset to_dataset(const std::vector<Example>& examples, std::string name) {
+  Dataset data;
+  data.name = std::move(name);
+  data.pixels.reserve(examples.size() * kImageBytes);
+  data.labels.reserve(examples.size());
+  for (const Example& e : examples) {
+    if (e.input.size() != kImageBytes || e.label < 0 || e.label > 9)
+      throw Error(data.name + ": judgement " + std::to_string(e.id) + " is not a 28×28 input with a label 0–9");
+    data.pixels.insert(data.pixels.end(), e.input.begin(), e.input.end());
+    data.labels.push_back(static_cast<std::uint8_t>(e.label));
+  }
+  return data;
+}
+
+std::vector<Example> all_examples(const Store& store) {
+  constexpr std::size_t kPage = 1000;
+  std::vector<Example> all;
+  for (std::int64_t after = 0;;) {
+    std::vector<Example> page = store.examples(after, kPage);
+    if (page.empty()) return all;
+    after = page.back().id;
+    std::move(page.begin(), page.end(), std::back_inserter(all));
+  }
 }
 
 std::filesystem::path default_state_dir() {

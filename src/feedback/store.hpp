@@ -98,6 +98,11 @@ class Store {
 
 // Judgements as a labelled dataset (28×28 images, their labels), for training and export.
 Dataset to_dataset(const std::vector<Judgement>& judgements, std::string name = "feedback");
+Dataset to_dataset(const std::vector<Example>& examples, std::string name = "feedback");
+
+// Every judgement without its drawing, oldest first, read a page at a time: 800 bytes each
+// however large the drawings (`digits feedback export`, `digits improve --feedback`).
+std::vector<Example> all_examples(const Store& store);
 
 // The default state directory: $XDG_DATA_HOME/digits, else ~/.local/share/digits. Throws Error
 // when neither XDG_DATA_HOME nor HOME is set.

@@ -140,6 +140,23 @@ TEST(Dropout, RejectsRatesOutsideZeroToOne) {
   EXPECT_THROW(network.train_step(X, labels, sgd, -0.1f), Error);
 }
 
+TEST(EarlyStopping, TheSplitInPlaceIsTheSplitByCopy) {
+  Dataset train = quadrants(600, 5);
+  const std::size_t features = static_cast<std::size_t>(train.features());
+  for (std::size_t i = 0; i < train.size(); ++i) train.pixels[i * features] = static_cast<std::uint8_t>(i % 251);  // every row told apart
+  const auto [validation, rest] = split_validation(train, 100, 42);
+  Dataset moved = train;
+  const auto [validation_in_place, rest_in_place] = split_validation(std::move(moved), 100, 42);
+  EXPECT_EQ(validation_in_place.name, validation.name);
+  EXPECT_EQ(rest_in_place.name, rest.name);
+  EXPECT_EQ(validation_in_place.pixels, validation.pixels);
+  EXPECT_EQ(validation_in_place.labels, validation.labels);
+  EXPECT_EQ(rest_in_place.pixels, rest.pixels);
+  EXPECT_EQ(rest_in_place.labels, rest.labels);
+  EXPECT_NE(rest.pixels, std::vector<std::uint8_t>(train.pixels.begin() + static_cast<std::ptrdiff_t>(100 * features), train.pixels.end()));  // a real shuffle
+  EXPECT_THROW(split_validation(Dataset(train), 600, 9), Error);
+}
+
 TEST(EarlyStopping, ValidationComesFromTrainingDataAndTheBestEpochIsKept) {
   const Dataset train = quadrants(600, 5);
   // fit() carves its validation set with the fixed kValidationSplitSeed, whatever recipe.seed is.
