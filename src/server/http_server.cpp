@@ -86,10 +86,12 @@ constexpr std::size_t kMostConnectionsByDefault = 10'000;
 // Connections over the cap that are still told why (503) before they are closed; beyond these,
 // the server closes new ones unanswered rather than spend more descriptors on refusals.
 constexpr std::size_t kRefusalsAtOnce = 256;
-// How long, and how much, a closing connection reads and drops of what the client still sends (see
-// the top). A client still sending after that much is not reading our answer: it gets a reset.
+// How long a closing connection reads and drops what the client still sends (see the top), and how
+// much: twice the body limit, so that a client whose body was refused (413, or 503 before it was
+// read) can send it whole and read why. A client still sending after that is not reading our
+// answer: it gets a reset.
 constexpr auto kLingerTime = std::chrono::seconds(2);
-constexpr std::size_t kLingerBytes = 256u << 10;
+constexpr std::size_t kLingerBodies = 2;
 // accept() failing for want of descriptors (EMFILE) is retried after this pause, not in a spin.
 constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
 // What a request with a body takes from the memory budget besides the body: its answer. The
@@ -584,7 +586,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     static std::array<char, 65536> dropped;
     socket_.async_read_some(asio::buffer(dropped), [self = shared_from_this()](error_code ec, std::size_t n) {
       self->lingered_ += n;
-      if (ec || self->lingered_ > kLingerBytes) return self->close();  // the client closed (EOF), the linger time is up, or it will not stop
+      if (ec || self->lingered_ > kLingerBodies * self->server_.limits.max_body_bytes) return self->close();  // the client closed (EOF), the linger time is up, or it will not stop
       self->drop_what_arrives();
     });
   }
