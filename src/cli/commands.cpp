@@ -521,22 +521,14 @@ int run_evaluate(const EvaluateOptions& options) {
   return kSuccess;
 }
 
-int run_predict(const PredictOptions& options) {
-  const Model model = load_model_or_builtin(options.model);
+// Answers each file of `options` with `answer_one`: a file that fails is reported on stderr (and,
+// with --json, as {"file", "error"} in its place) and the others go on. kFailure if any failed.
+template <typename AnswerOne>
+int answer_each_file(const PredictOptions& options, AnswerOne answer_one) {
   int failures = 0;
   for (const std::string& file : options.files) {
     try {
-      const Preprocessed input = preprocess(read_image(file));
-      const Matrix pixels = Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size()));
-      const Matrix probabilities = model.network.predict_proba(pixels);
-      int digit = 0;
-      probabilities.row(0).maxCoeff(&digit);
-      if (options.json) {
-        std::vector<float> all(probabilities.data(), probabilities.data() + probabilities.size());
-        std::printf("%s\n", json{{"file", file}, {"digit", digit}, {"probability", all[static_cast<std::size_t>(digit)]}, {"probabilities", all}, {"inverted", input.inverted}}.dump().c_str());
-      } else {
-        std::printf("%s: %d (%.1f%%)\n", file.c_str(), digit, 100.0 * probabilities(0, digit));
-      }
+      answer_one(file);
     } catch (const Error& e) {
       ++failures;
       const std::string message = e.what();
@@ -548,31 +540,38 @@ int run_predict(const PredictOptions& options) {
   return failures ? kFailure : kSuccess;
 }
 
+int run_predict(const PredictOptions& options) {
+  const Model model = load_model_or_builtin(options.model);
+  return answer_each_file(options, [&](const std::string& file) {
+    const Preprocessed input = preprocess(read_image(file));
+    const Matrix pixels = Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size()));
+    const Matrix probabilities = model.network.predict_proba(pixels);
+    int digit = 0;
+    probabilities.row(0).maxCoeff(&digit);
+    if (options.json) {
+      std::vector<float> all(probabilities.data(), probabilities.data() + probabilities.size());
+      std::printf("%s\n", json{{"file", file}, {"digit", digit}, {"probability", all[static_cast<std::size_t>(digit)]}, {"probabilities", all}, {"inverted", input.inverted}}.dump().c_str());
+    } else {
+      std::printf("%s: %d (%.1f%%)\n", file.c_str(), digit, 100.0 * probabilities(0, digit));
+    }
+  });
+}
+
 // `read`: every digit in each image (digits/segment.hpp), the same images and limits as predict.
 int run_read(const PredictOptions& options) {
   const Model model = load_model_or_builtin(options.model);
-  int failures = 0;
-  for (const std::string& file : options.files) {
-    try {
-      const NumberReading reading = read_number(model.network, read_image(file));
-      if (options.json) {
-        json out = answers::number_answer(reading);
-        out["file"] = file;
-        std::printf("%s\n", out.dump().c_str());
-      } else {
-        std::printf("%s: %s", file.c_str(), reading.digits.empty() ? "no digits" : reading.text().c_str());
-        if (!reading.not_digits.empty()) std::printf(" (and %zu %s not digits)", reading.not_digits.size(), reading.not_digits.size() == 1 ? "part" : "parts");
-        std::printf("\n");
-      }
-    } catch (const Error& e) {
-      ++failures;
-      const std::string message = e.what();
-      std::fprintf(stderr, "digits: %s\n", message.starts_with(file) ? message.c_str() : (file + ": " + message).c_str());
-      if (options.json) std::printf("%s\n", json{{"file", file}, {"error", message}}.dump().c_str());
+  return answer_each_file(options, [&](const std::string& file) {
+    const NumberReading reading = read_number(model.network, read_image(file));
+    if (options.json) {
+      json out = answers::number_answer(reading);
+      out["file"] = file;
+      std::printf("%s\n", out.dump().c_str());
+    } else {
+      std::printf("%s: %s", file.c_str(), reading.digits.empty() ? "no digits" : reading.text().c_str());
+      if (!reading.not_digits.empty()) std::printf(" (and %zu %s not digits)", reading.not_digits.size(), reading.not_digits.size() == 1 ? "part" : "parts");
+      std::printf("\n");
     }
-    std::fflush(stdout);
-  }
-  return failures ? kFailure : kSuccess;
+  });
 }
 
 int run_improve(const ImproveOptions& options) {
