@@ -58,6 +58,16 @@ std::string describe(const Model& loaded) {
   }.dump();
 }
 
+// A canvas's pixels (width × height of red, green, blue, alpha) in gray, for a loaded model; throws
+// Error when there is no model or the size is not a drawing's.
+GrayImage drawing_in_gray(const unsigned char* rgba, int width, int height) {
+  if (!model) throw Error("no model is loaded");
+  if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
+    throw Error("a drawing of " + std::to_string(width) + "×" + std::to_string(height) + " pixels is not one digits reads");
+  const auto bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 4;
+  return to_gray(Pixels{width, height, 4, std::vector<unsigned char>(rgba, rgba + bytes)});
+}
+
 }  // namespace
 
 extern "C" {
@@ -89,11 +99,7 @@ EMSCRIPTEN_KEEPALIVE const char* digits_model_json() { return model ? model_text
 // drawing without ink, as the server answers 422 empty_drawing), −1 on any other error.
 EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int height) {
   try {
-    if (!model) throw Error("no model is loaded");
-    if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
-      throw Error("a drawing of " + std::to_string(width) + "×" + std::to_string(height) + " pixels is not one digits reads");
-    const auto bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 4;
-    const GrayImage gray = to_gray(Pixels{width, height, 4, std::vector<unsigned char>(rgba, rgba + bytes)});
+    const GrayImage gray = drawing_in_gray(rgba, width, height);
     Preprocessed input;
     try {
       input = preprocess(gray);
@@ -114,11 +120,7 @@ EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int h
 // digits_reading_json().
 EMSCRIPTEN_KEEPALIVE int digits_read_number(const unsigned char* rgba, int width, int height) {
   try {
-    if (!model) throw Error("no model is loaded");
-    if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
-      throw Error("a drawing of " + std::to_string(width) + "×" + std::to_string(height) + " pixels is not one digits reads");
-    const auto bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 4;
-    const GrayImage gray = to_gray(Pixels{width, height, 4, std::vector<unsigned char>(rgba, rgba + bytes)});
+    const GrayImage gray = drawing_in_gray(rgba, width, height);
     NumberReading reading;
     try {
       reading = read_number(model->network, gray);
