@@ -2,11 +2,7 @@
 // people draw) and folders of things that are not digits, and tools/not_a_digit on them. The real
 // binaries run as processes. The variation folders need MNIST's test digits (data/mnist, or
 // $DIGITS_DATA); without them those tests are skipped.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -16,24 +12,14 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "run_program.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text) << "\nexpected to contain: " << (part)
-
-struct Outcome {
-  int status = -1;  // the exit code; -1 if the process did not exit normally
-  std::string out, err;
-};
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using namespace images_testing;
 
 const char* const kVariations[] = {"pen_stylus", "pen_marker", "narrow", "wide", "slant", "broken", "doubled", "overshoot", "touching", "lowres", "photo"};
 
@@ -62,32 +48,8 @@ class Folders : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir); }
 
-  // Runs a program with stdin empty and its output captured in files (no pipe can fill up).
-  Outcome run(const std::vector<std::string>& command) const {
-    const fs::path out = dir / ".stdout", err = dir / ".stderr";
-    posix_spawn_file_actions_t files;
-    posix_spawn_file_actions_init(&files);
-    posix_spawn_file_actions_addopen(&files, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&files, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> argv;
-    for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    Outcome outcome;
-    const int spawned = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&files);
-    if (spawned != 0) {
-      ADD_FAILURE() << "cannot run " << command[0];
-      return outcome;
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    outcome.out = read_bytes(out);
-    outcome.err = read_bytes(err);
-    return outcome;
-  }
+  // Runs a program as a process, its output captured in files under `dir`.
+  Outcome run(const std::vector<std::string>& command) const { return run_program(command, dir); }
 
   Outcome generate(const fs::path& out, std::vector<std::string> args) const {
     std::vector<std::string> command = {GENERATOR_BINARY, "--out", out.string(), "--data", mnist_dir().string()};
