@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cctype>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
 #include "digits/image.hpp"
+#include "digits/classes.hpp"
 #include "digits/image_folder.hpp"
 #include "digits/json_depth.hpp"
 #include "digits/model_file.hpp"
@@ -92,7 +94,8 @@ std::vector<int> parse_layers(const std::string& text) {
     throw UsageError("--layers '" + text + "': expected positive sizes separated by commas, like 784,50,20,10");
   if (sizes.size() < 2) throw UsageError("--layers '" + text + "': needs at least an input and an output size");
   if (sizes.front() != 784) throw UsageError("--layers '" + text + "': the first size must be 784 (28×28 pixels)");
-  if (sizes.back() != 10) throw UsageError("--layers '" + text + "': the last size must be 10 (the digits)");
+  if (sizes.back() != kDigitClasses && !has_not_a_digit(sizes.back()))
+    throw UsageError("--layers '" + text + "': the last size must be 10 (the digits) or 11 (the digits and \"not a digit\")");
   return sizes;
 }
 
@@ -132,22 +135,30 @@ void record_results(Metadata& metadata, const TrainTestData& data, const std::ve
 void print_evaluation(const Evaluation& result) {
   std::printf("accuracy: %s%% (%zu/%zu)\n", percent(result.accuracy()).c_str(), result.correct, result.total);
   std::printf("per class:");
-  for (int label = 0; label < 10; ++label) std::printf("  %d: %s%%", label, percent(result.class_accuracy(label)).c_str());
+  // The eleventh class, "not a digit", is written "none".
+  auto name = [](int label) { return label == kNotADigit ? std::string("none") : std::to_string(label); };
+  for (int label = 0; label < result.classes; ++label) std::printf("  %s: %s%%", name(label).c_str(), percent(result.class_accuracy(label)).c_str());
   std::printf("\nconfusion matrix (rows: true digit, columns: predicted digit)\n      ");
-  for (int p = 0; p < 10; ++p) std::printf("%6d", p);
+  for (int p = 0; p < result.classes; ++p) std::printf("%6s", name(p).c_str());
   std::printf("\n");
-  for (int t = 0; t < 10; ++t) {
-    std::printf("%6d", t);
-    for (int p = 0; p < 10; ++p) std::printf("%6zu", result.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)]);
+  for (int t = 0; t < result.classes; ++t) {
+    std::printf("%6s", name(t).c_str());
+    for (int p = 0; p < result.classes; ++p) std::printf("%6zu", result.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)]);
     std::printf("\n");
   }
 }
 
 json evaluation_json(const Evaluation& result) {
   json per_class = json::array();
-  for (int label = 0; label < 10; ++label) per_class.push_back(result.class_accuracy(label));
+  json confusion = json::array();
+  for (int label = 0; label < result.classes; ++label) {
+    per_class.push_back(result.class_accuracy(label));
+    const auto& row = result.confusion[static_cast<std::size_t>(label)];
+    confusion.push_back(std::vector<std::size_t>(row.begin(), row.begin() + result.classes));
+  }
+  // With an eleventh class, the last row and column are "not a digit" (label 10).
   return {{"accuracy", result.accuracy()}, {"correct", result.correct}, {"total", result.total},
-          {"per_class_accuracy", per_class}, {"confusion", result.confusion}};
+          {"per_class_accuracy", per_class}, {"confusion", confusion}};
 }
 
 // The report shows this many of the surest mistakes: four rows on a wide screen.
@@ -200,7 +211,8 @@ int run_train_impl(const TrainOptions& options) {
   }
   Network& network = *built;
   if (network.inputs() != 784) throw UsageError("--layers: the network must take the 784 pixels of a 28×28 image");
-  if (network.classes() != 10) throw UsageError("--layers '" + preset.layers + "': the last layer must have 10 outputs (the digits)");
+  if (network.classes() != kDigitClasses && !has_not_a_digit(network.classes()))
+    throw UsageError("--layers '" + preset.layers + "': the last layer must have 10 outputs (the digits) or 11 (and \"not a digit\")");
   if (preset.hidden == Activation::identity) throw UsageError("--activation identity would make the network linear");
   TrainingRecipe& recipe = preset.recipe;
   try {
@@ -226,11 +238,11 @@ int run_train_impl(const TrainOptions& options) {
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData data = load_train_test(data_dir);
   Dataset extra;
-  if (!options.images.empty()) {
-    const ImageFolder folder = load_image_folder(options.images);
+  for (const std::string& images : options.images) {
+    const ImageFolder folder = load_image_folder(images, has_not_a_digit(network.classes()));
     for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
-    extra = folder.data;
-    extra.name = options.images;
+    extra.append(folder.data);
+    extra.name += (extra.name.empty() ? "" : " + ") + images;
   }
   network.initialize(preset.init, recipe.seed);
   TrainingState state{Optimizer(recipe.optimizer), 0};
@@ -256,12 +268,18 @@ int run_train_impl(const TrainOptions& options) {
   if (recipe.validation > 0) std::printf(", %zu validation images", recipe.validation);
   if (state.epochs_done > 0) std::printf(", resuming after epoch %d", state.epochs_done);
   std::printf("\n  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
-  if (extra.size() > 0) std::printf("  and %zu extra training images from %s\n", extra.size(), options.images.c_str());
+  const auto not_digits = static_cast<std::size_t>(std::count(extra.labels.begin(), extra.labels.end(), kNotADigit));
+  if (extra.size() > 0) std::printf("  and %zu extra training images (%zu of them not digits) from %s\n", extra.size(), not_digits, extra.name.c_str());
   std::fflush(stdout);
 
   Metadata metadata;
   record_recipe(metadata, preset, recipe);
-  if (extra.size() > 0) metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + last_part(options.images);
+  if (extra.size() > 0) {
+    std::string folders;
+    for (const std::string& images : options.images) folders += (folders.empty() ? "" : ", ") + last_part(images);
+    metadata["training.extra_images"] = std::to_string(extra.size()) + " from " + folders;
+    if (not_digits > 0) metadata["training.not_a_digit_images"] = std::to_string(not_digits);
+  }
   TrainingDisplay display = TrainingDisplay::for_terminal();
   TrainingObserver observer = display.observer();
   if (!options.checkpoint.empty())
@@ -472,7 +490,7 @@ int run_evaluate(const EvaluateOptions& options) {
   ImageFolder folder;
   std::string source;
   if (!options.images.empty()) {
-    folder = load_image_folder(options.images);
+    folder = load_image_folder(options.images, has_not_a_digit(model.network.classes()));
     for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
     if (folder.data.size() == 0) {
       std::fprintf(stderr, "digits: %s: no usable image (expected image files named <label>_anything.png, label 0-9)\n", options.images.c_str());
@@ -580,7 +598,7 @@ int run_improve(const ImproveOptions& options) {
   Dataset extra;
   extra.name = "extra images";
   if (!options.images_dir.empty()) {
-    const ImageFolder folder = load_image_folder(options.images_dir);
+    const ImageFolder folder = load_image_folder(options.images_dir, has_not_a_digit(model.network.classes()));
     for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
     extra.append(folder.data);
   }

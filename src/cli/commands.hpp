@@ -20,7 +20,7 @@ struct TrainOptions {
   std::optional<std::uint64_t> seed;
   std::string data, out = "model.safetensors", metrics, checkpoint, resume;
   std::optional<std::string> report;  // write the HTML report here (src/report)
-  std::string images;  // a folder of <label>_anything.png added to the training images
+  std::vector<std::string> images;  // folders of <label>_anything.png (and none_… for an 11-class network) added to the training images
   int threads = 0;
 };
 

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
 
   TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a network on MNIST and save it");
-  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast, best, cnn-fast or cnn")->capture_default_str();
+  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast, best, cnn-fast, cnn or app (the built-in model's: a CNN with batch norm and \"not a digit\")")->capture_default_str();
   train_cmd->add_option("--layers", train.layers,
                         "Dense sizes, e.g. 784,50,20,10, or layers of any kind over the 1x28x28 image, e.g. "
                         "conv5x5x32,pool2,conv3x3x64s2same,fc256,10 (convKxKxN[s2][same], pool2, flatten, bn (batch norm after a conv or dense layer), fcN; the last is the classes)");
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--weight-decay", train.weight_decay, "L2 weight decay λ")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--dropout", train.dropout, "Dropout rate on the hidden layers while training")->check(CLI::Range(0.0f, 0.95f));
   train_cmd->add_option("--augment", train.augment, "Distort training images: none, default, or e.g. shift=2,rotate=10,scale=0.1,shear=0.1,elastic=34:4,thickness=0.3");
-  train_cmd->add_option("--images", train.images, "Also train on this folder of labelled images (<label>_anything.png), preprocessed like the app's drawings; never in the validation set");
+  train_cmd->add_option("--images", train.images, "Also train on these folders of labelled images (<label>_anything.png, and none_anything.png as \"not a digit\" when the last layer has 11 outputs), preprocessed like the app's drawings; never in the validation set (repeat the flag or list several)");
   train_cmd->add_option("--validation", train.validation, "Set aside this many training images; keep the weights of the best validation epoch");
   train_cmd->add_option("--patience", train.patience, "Stop after this many epochs without a better validation accuracy")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--checkpoint", train.checkpoint, "Save weights and optimizer state here after every epoch");

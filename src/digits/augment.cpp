@@ -20,7 +20,7 @@ AugmentSettings AugmentSettings::none() {
 }
 
 bool AugmentSettings::is_none() const {
-  return max_shift == 0 && max_rotation_degrees == 0 && max_scale == 0 && max_shear == 0 &&
+  return max_shift == 0 && max_rotation_degrees == 0 && max_scale == 0 && max_shear == 0 && max_aspect == 0 &&
          (elastic_alpha == 0 || elastic_probability == 0) && thickness_probability == 0;
 }
 
@@ -40,6 +40,7 @@ std::string problem(const AugmentSettings& s) {
   if (outside(s.max_rotation_degrees, 0, 180)) return say("rotate must be 0 to 180 degrees, not ", s.max_rotation_degrees);
   if (outside(s.max_scale, 0, 0.9f)) return say("scale must be 0 to 0.9 (a fraction of the size), not ", s.max_scale);
   if (outside(s.max_shear, 0, 1)) return say("shear must be 0 to 1, not ", s.max_shear);
+  if (outside(s.max_aspect, 0, 3)) return say("aspect must be 0 to 3 (width times 1/(1 + it) to 1 + it), not ", s.max_aspect);
   if (outside(s.elastic_alpha, 0, 100)) return say("elastic alpha must be 0 to 100 pixels, not ", s.elastic_alpha);
   if (s.elastic_alpha > 0 && (!std::isfinite(s.elastic_sigma) || s.elastic_sigma <= 0 || s.elastic_sigma > 10))
     return say("elastic sigma must be above 0 and at most 10 pixels, not ", s.elastic_sigma);
@@ -110,6 +111,8 @@ AugmentSettings parse_augment(std::string_view spec_view) {
       settings.max_scale = number(value, item);
     } else if (key == "shear") {
       settings.max_shear = number(value, item);
+    } else if (key == "aspect") {
+      settings.max_aspect = number(value, item);
     } else if (key == "thickness") {
       settings.thickness_probability = number(value, item);
     } else if (key == "elastic") {
@@ -125,7 +128,7 @@ AugmentSettings parse_augment(std::string_view spec_view) {
         throw fail("cannot read '" + item + "' (expected elastic=ALPHA:SIGMA, elastic=ALPHA:SIGMA:PROBABILITY or elastic=0)");
       }
     } else {
-      throw fail("unknown transform '" + key + "' in '" + item + "' (expected shift, rotate, scale, shear, elastic or thickness)");
+      throw fail("unknown transform '" + key + "' in '" + item + "' (expected shift, rotate, scale, shear, aspect, elastic or thickness)");
     }
   }
   if (const std::string message = problem(settings); !message.empty()) throw fail(message);
@@ -143,6 +146,7 @@ std::string describe(const AugmentSettings& s) {
   item("rotate", s.max_rotation_degrees);
   item("scale", s.max_scale);
   item("shear", s.max_shear);
+  item("aspect", s.max_aspect);
   if (s.elastic_alpha != 0 && s.elastic_probability != 0) {
     out << separator << "elastic=" << s.elastic_alpha << ':' << s.elastic_sigma << ':' << s.elastic_probability;
     separator = ",";
@@ -301,7 +305,8 @@ struct Result {
 // One inverse mapping per image. For output pixel p (pixel centres at integers, image centre c),
 // the source point is
 //   u = A⁻¹ · (p − c − t − n) + c + Δ(p − n)
-// with A = R(θ) · H(k) · s the forward affine map (rotation θ, horizontal shear k, scale s) about
+// with A = R(θ) · H(k) · s · diag(a, 1) the forward affine map (rotation θ, horizontal shear k,
+// scale s, width factor a) about
 // the centre, t the drawn shift, Δ the elastic displacement field and n a whole-pixel move (0 for
 // most images, below); the output is the image at u by bilinear interpolation, zero outside
 // (Simard et al. 2003, §2). Then the strokes may be dilated or eroded.
@@ -331,6 +336,8 @@ Result warp(std::span<const std::uint8_t> image, int rows, int cols, const Augme
   const bool elastic = rng.uniform() < settings.elastic_probability && settings.elastic_alpha > 0;
   const bool thicken = rng.uniform() < settings.thickness_probability;
   const bool dilate = rng.uniform() < 0.5f;
+  // The width factor a (1 when off, with no draw): log-uniform, so narrowing by 2 is as likely as widening by 2.
+  const float aspect = settings.max_aspect > 0 ? std::exp(symmetric(std::log1p(settings.max_aspect))) : 1.0f;
 
   Scratch& s = scratch;
   s.fit(rows, cols, elastic ? settings.elastic_sigma : 0.0f);
@@ -358,9 +365,9 @@ Result warp(std::span<const std::uint8_t> image, int rows, int cols, const Augme
   const float cx = 0.5f * static_cast<float>(cols - 1), cy = 0.5f * static_cast<float>(rows - 1);
   int move_x = 0, move_y = 0;  // whole pixels added to the shift to keep the ink inside
   auto render = [&]() -> const float* {
-    // A = R · H · s = s · [cos θ, k cos θ − sin θ; sin θ, k sin θ + cos θ], det A = s².
-    const float a00 = scale * cos_t, a01 = scale * (shear * cos_t - sin_t);
-    const float a10 = scale * sin_t, a11 = scale * (shear * sin_t + cos_t);
+    // A = R · H · s · diag(a, 1) = s · [a cos θ, k cos θ − sin θ; a sin θ, k sin θ + cos θ], det A = a s².
+    const float a00 = scale * aspect * cos_t, a01 = scale * (shear * cos_t - sin_t);
+    const float a10 = scale * aspect * sin_t, a11 = scale * (shear * sin_t + cos_t);
     const float det = a00 * a11 - a01 * a10;
     const float m00 = a11 / det, m01 = -a01 / det, m10 = -a10 / det, m11 = a00 / det;  // M = A⁻¹
     // u = M·p + b with b = c − M·(c + t).
@@ -421,7 +428,7 @@ Result warp(std::span<const std::uint8_t> image, int rows, int cols, const Augme
   // identity must stay exact on an image that fills its frame.)
   if (!original_x.empty()) {
     float low_x = 1e30f, high_x = -1e30f, low_y = 1e30f, high_y = -1e30f;
-    const float a00 = cos_t, a01 = shear * cos_t - sin_t, a10 = sin_t, a11 = shear * sin_t + cos_t;  // A / s
+    const float a00 = aspect * cos_t, a01 = shear * cos_t - sin_t, a10 = aspect * sin_t, a11 = shear * sin_t + cos_t;  // A / s
     for (int y = original_y.first; y <= original_y.last; ++y)
       for (int x = original_x.first; x <= original_x.last; ++x)
         if (image[static_cast<std::size_t>(y * cols + x)] > 0) {

@@ -27,6 +27,11 @@ struct AugmentSettings {
   float max_rotation_degrees = 12.0f;   // ±, about the image centre
   float max_scale = 0.12f;              // the digit's size times 1 ± this (same factor both axes)
   float max_shear = 0.15f;              // slant: x moves by up to ±this · (y − centre)
+  // Width against height: x is scaled by a factor drawn log-uniformly in [1/(1 + this), 1 + this],
+  // so a digit comes out as narrow or as wide as people draw them (MNIST keeps each writer's
+  // proportions; docs/robustness.md, "narrow" and "wide"). 0 = off, and then no draw is made, so
+  // the other transforms' draws stay what they were before this existed.
+  float max_aspect = 0.0f;
   float elastic_alpha = 34.0f;          // α: strength of the elastic displacement, pixels; 0 = off
   float elastic_sigma = 4.0f;           // σ: smoothness of the displacement field, pixels
   float elastic_probability = 0.5f;     // share of images that get the elastic distortion
@@ -44,7 +49,7 @@ struct AugmentSettings {
 //   default                    AugmentSettings{}
 //   shift=2,rotate=10,…        only the transforms listed; start the list with `default,` to
 //                              change some defaults and keep the rest ("default,elastic=0")
-// Keys: shift=PIXELS  rotate=DEGREES  scale=FRACTION  shear=FRACTION
+// Keys: shift=PIXELS  rotate=DEGREES  scale=FRACTION  shear=FRACTION  aspect=FRACTION
 //       elastic=ALPHA:SIGMA[:PROBABILITY] (elastic=0 turns it off; probability 0.5 if not given)
 //       thickness=PROBABILITY
 // Throws Error naming the part it cannot read or the value out of range.
@@ -52,7 +57,7 @@ AugmentSettings parse_augment(std::string_view spec);
 // The settings as parse_augment reads them back: "none" or "shift=2,rotate=12,…".
 std::string describe(const AugmentSettings& settings);
 // Throws Error unless every limit is finite and in range (shift ≤ 8, rotation ≤ 180°, scale < 1,
-// shear ≤ 1, 0 < σ ≤ 10 when α > 0, probabilities in [0, 1]).
+// shear ≤ 1, aspect ≤ 3, 0 < σ ≤ 10 when α > 0, probabilities in [0, 1]).
 void validate(const AugmentSettings& settings);
 
 // One augmented image. image and out: rows·cols pixels, row-major, 0 = background, 0–255.

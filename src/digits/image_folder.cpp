@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "digits/classes.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/preprocess.hpp"
@@ -11,7 +12,7 @@ namespace digits {
 
 namespace fs = std::filesystem;
 
-ImageFolder load_image_folder(const fs::path& dir) {
+ImageFolder load_image_folder(const fs::path& dir, bool not_digits) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": no such directory of labelled images");
   std::vector<fs::path> paths;
@@ -28,14 +29,19 @@ ImageFolder load_image_folder(const fs::path& dir) {
   folder.data.name = dir.string();
   for (const fs::path& path : paths) {
     const std::string name = path.filename().string();
-    if (name.size() < 2 || name[0] < '0' || name[0] > '9' || name[1] != '_') {
-      folder.errors.push_back(path.string() + ": name does not start with its label, like 7_anything.png");
+    const bool none = name.starts_with("none_");
+    if (none && !not_digits) {
+      folder.errors.push_back(path.string() + ": not a digit (none_), and the model has no \"not a digit\" class");
+      continue;
+    }
+    if (!none && (name.size() < 2 || name[0] < '0' || name[0] > '9' || name[1] != '_')) {
+      folder.errors.push_back(path.string() + ": name does not start with its label, like 7_anything.png or none_anything.png");
       continue;
     }
     try {
       const Preprocessed input = preprocess(read_image(path));
       for (float v : input.pixels) folder.data.pixels.push_back(static_cast<std::uint8_t>(std::lround(std::clamp(v, 0.0f, 255.0f))));
-      folder.data.labels.push_back(static_cast<std::uint8_t>(name[0] - '0'));
+      folder.data.labels.push_back(none ? kNotADigit : static_cast<std::uint8_t>(name[0] - '0'));
       folder.files.push_back(path.string());
     } catch (const Error& e) {
       const std::string message = e.what();

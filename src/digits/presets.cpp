@@ -90,7 +90,19 @@ const std::vector<Preset>& presets() {
     cnn.recipe.measure_train_accuracy = false;
     cnn.recipe.validation = 5000;
 
-    return std::vector<Preset>{seed, fast, best, cnn_fast, cnn};
+    // app: the built-in model's recipe (issue 20). The cnn preset's network with batch norm after
+    // each convolution (Ioffe & Szegedy 2015: it steadies the deep layers' inputs, so a high rate
+    // trains evenly), an eleventh output, "not a digit" (classes.hpp), and width changes on top of
+    // the default distortions, since people draw digits narrower and wider than MNIST's writers
+    // (docs/robustness.md). It is meant to be trained with drawn digits and things that are not
+    // digits beside MNIST (--images; models/README.md gives the folders).
+    Preset app = cnn;
+    app.name = "app";
+    app.description = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,11 (the digits and \"not a digit\") ReLU, He init, Nesterov 0.9, lr 0.05 cosine, batch 128, 30 epochs, dropout 0.3, elastic + affine + width augmentation, best of 5,000 held-out digits kept";
+    app.layers = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,11";
+    app.recipe.augment = parse_augment("default,aspect=0.5");
+
+    return std::vector<Preset>{seed, fast, best, cnn_fast, cnn, app};
   }();
   return all;
 }

@@ -264,7 +264,7 @@ Evaluation evaluate_range(const Network& network, const Dataset& data, std::size
 
 Evaluation evaluate(const Network& network, const Dataset& data, int threads) {
   check_fits(network, data);
-  if (network.classes() > 10) throw Error("evaluation counts at most 10 classes");
+  if (network.classes() > kDigitClasses + 1) throw Error("evaluation counts at most 11 classes (the digits and \"not a digit\")");
   // Each thread takes one contiguous share; predict_proba is const and keeps no state.
   const std::size_t shares = std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(threads)), std::max<std::size_t>(1, data.size() / 1000));
   std::vector<std::future<Evaluation>> others;
@@ -273,12 +273,13 @@ Evaluation evaluate(const Network& network, const Dataset& data, int threads) {
     others.push_back(std::async(std::launch::async, [&, s] { return evaluate_range(network, data, share(s).first, share(s).second); }));
   }
   Evaluation result = evaluate_range(network, data, share(0).first, share(0).second);
+  result.classes = network.classes();
   for (auto& other : others) {
     const Evaluation part = other.get();
     result.total += part.total;
     result.correct += part.correct;
-    for (std::size_t t = 0; t < 10; ++t)
-      for (std::size_t p = 0; p < 10; ++p) result.confusion[t][p] += part.confusion[t][p];
+    for (std::size_t t = 0; t < result.confusion.size(); ++t)
+      for (std::size_t p = 0; p < result.confusion.size(); ++p) result.confusion[t][p] += part.confusion[t][p];
   }
   return result;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "digits/augment.hpp"
+#include "digits/classes.hpp"
 #include "digits/dataset.hpp"
 #include "digits/network.hpp"
 #include "digits/optimizer.hpp"
@@ -98,9 +99,13 @@ std::pair<Dataset, Dataset> split_validation(Dataset&& data, std::size_t count, 
 // built-in one) is guarded on digits it never learned from.
 inline constexpr std::uint64_t kValidationSplitSeed = 6;  // fixed forever: changing it changes what "validation accuracy" means
 
+// confusion[true label][predicted], room for a model's eleventh class, "not a digit" (classes.hpp).
+using Confusion = std::array<std::array<std::size_t, kDigitClasses + 1>, kDigitClasses + 1>;
+
 struct Evaluation {
+  int classes = kDigitClasses;  // the network's: 10, or 11 with "not a digit"
   std::size_t total = 0, correct = 0;
-  std::array<std::array<std::size_t, 10>, 10> confusion{};  // [true label][predicted]
+  Confusion confusion{};  // [true label][predicted]; rows and columns past `classes` stay 0
   double accuracy() const { return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
   double class_accuracy(int label) const;
 };

@@ -110,13 +110,15 @@ std::string line_chart_svg(const LineChart& chart) {
   return svg + "</svg>";
 }
 
-std::string confusion_svg(const std::array<std::array<std::size_t, 10>, 10>& confusion) {
+std::string confusion_svg(const Confusion& confusion, int classes) {
+  const auto n = static_cast<std::size_t>(std::clamp(classes, 1, kDigitClasses + 1));
+  auto name = [](std::size_t label) { return label == kNotADigit ? std::string("none") : std::to_string(label); };
   constexpr double kCell = 46, kLeftSide = 74, kTopSide = 64, kRightSide = 84;
-  const double side = 10 * kCell;
+  const double side = static_cast<double>(n) * kCell;
   std::size_t most_mistakes = 0;
-  std::array<std::size_t, 10> row_total{};
-  for (std::size_t t = 0; t < 10; ++t)
-    for (std::size_t p = 0; p < 10; ++p) {
+  std::array<std::size_t, kDigitClasses + 1> row_total{};
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t p = 0; p < n; ++p) {
       row_total[t] += confusion[t][p];
       if (t != p) most_mistakes = std::max(most_mistakes, confusion[t][p]);
     }
@@ -126,14 +128,14 @@ std::string confusion_svg(const std::array<std::array<std::size_t, 10>, 10>& con
   svg += format(R"(<text class="axis-label" x="%.1f" y="16" text-anchor="middle">the network's answer (predicted digit) →</text>)", kLeftSide + side / 2);
   svg += format(R"~(<text class="axis-label" transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">← the true digit</text>)~", kTopSide + side / 2);
   svg += format(R"(<text class="axis-label" x="%.1f" y="%.1f" text-anchor="middle">read right</text>)", kLeftSide + side + kRightSide / 2, kTopSide - 12);
-  for (std::size_t d = 0; d < 10; ++d) {
+  for (std::size_t d = 0; d < n; ++d) {
     const double at = static_cast<double>(d) * kCell + kCell / 2;
-    svg += format(R"(<text class="digit-label" x="%.1f" y="%.1f" text-anchor="middle">%zu</text>)", kLeftSide + at, kTopSide - 12, d);
-    svg += format(R"(<text class="digit-label" x="%.1f" y="%.1f" text-anchor="middle" dominant-baseline="middle">%zu</text>)", kLeftSide - 16,
-                  kTopSide + at, d);
+    svg += format(R"(<text class="digit-label" x="%.1f" y="%.1f" text-anchor="middle">%s</text>)", kLeftSide + at, kTopSide - 12, name(d).c_str());
+    svg += format(R"(<text class="digit-label" x="%.1f" y="%.1f" text-anchor="middle" dominant-baseline="middle">%s</text>)", kLeftSide - 16,
+                  kTopSide + at, name(d).c_str());
   }
-  for (std::size_t t = 0; t < 10; ++t) {
-    for (std::size_t p = 0; p < 10; ++p) {
+  for (std::size_t t = 0; t < n; ++t) {
+    for (std::size_t p = 0; p < n; ++p) {
       const std::size_t count = confusion[t][p];
       // Green for right answers, red for mistakes; the depth of colour says how many.
       double depth = 0;
@@ -146,8 +148,8 @@ std::string confusion_svg(const std::array<std::array<std::size_t, 10>, 10>& con
         fill = format("rgb(%ld,%ld,%ld)", std::lround(253 - depth * (253 - 200)), std::lround(236 - depth * (236 - 30)), std::lround(234 - depth * (234 - 40)));
       }
       const double x = kLeftSide + static_cast<double>(p) * kCell, y = kTopSide + static_cast<double>(t) * kCell;
-      const std::string tip = t == p ? format("%zu of the %zu images of a %zu read right", count, row_total[t], t)
-                                     : format("%zu images of a %zu read as %zu", count, t, p);
+      const std::string tip = t == p ? format("%zu of the %zu images of a %s read right", count, row_total[t], name(t).c_str())
+                                     : format("%zu images of a %s read as %s", count, name(t).c_str(), name(p).c_str());
       svg += format(R"(<rect class="cell" data-true="%zu" data-predicted="%zu" data-count="%zu" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>)",
                     t, p, count, x + 1, y + 1, kCell - 2, kCell - 2, fill.c_str(), tip.c_str());
       svg += format(R"(<text class="count%s" x="%.1f" y="%.1f" text-anchor="middle" dominant-baseline="middle">%zu</text>)",

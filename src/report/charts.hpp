@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "digits/classes.hpp"
+#include "digits/trainer.hpp"
+
 namespace digits::report {
 
 struct Series {
@@ -33,6 +36,7 @@ std::string line_chart_svg(const LineChart& chart);
 // data-count>, the count written in each. Right answers (the diagonal) in green, deeper the larger
 // the share of that digit read right; mistakes in red, deeper the more there are (square-root
 // scale, so a handful still shows beside hundreds). The per-digit accuracy runs down the right.
-std::string confusion_svg(const std::array<std::array<std::size_t, 10>, 10>& confusion);
+// With classes 11, the last row and column are "not a digit", labelled "none".
+std::string confusion_svg(const Confusion& confusion, int classes = kDigitClasses);
 
 }  // namespace digits::report

@@ -271,14 +271,15 @@ std::string confusion_section(const ReportContents& c) {
   html += "<p>The <b>confusion matrix</b>: every test image lands in one cell, in the <b>row of its true digit</b> and the <b>column of the "
           "network's answer</b>. Right answers fall on the green diagonal; every other cell is one kind of mistake. For example, the cell in row 4, "
           "column 9 counts the fours the network read as nines. Hover over a cell for its sentence.</p>";
-  html += "<div class=\"confusion-layout\"><div>" + confusion_svg(confusion) + "</div><div>";
+  html += "<div class=\"confusion-layout\"><div>" + confusion_svg(confusion, c.evaluation.classes) + "</div><div>";
   html += "<div class=\"key\"><span style=\"--swatch:#1a884a\">read right</span><span style=\"--swatch:#d3403a\">a mistake: deeper red, more often</span></div>";
   struct Pair {
     std::size_t count, truth, answer;
   };
   std::vector<Pair> pairs;
-  for (std::size_t t = 0; t < 10; ++t)
-    for (std::size_t p = 0; p < 10; ++p)
+  const auto classes = static_cast<std::size_t>(c.evaluation.classes);
+  for (std::size_t t = 0; t < classes; ++t)
+    for (std::size_t p = 0; p < classes; ++p)
       if (t != p && confusion[t][p] > 0) pairs.push_back({confusion[t][p], t, p});
   std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.count != b.count ? a.count > b.count : a.truth * 10 + a.answer < b.truth * 10 + b.answer; });
   if (pairs.empty()) {
@@ -286,7 +287,8 @@ std::string confusion_section(const ReportContents& c) {
   } else {
     html += "<p><b>Its most frequent mistakes</b></p><ol class=\"top-mistakes\">";
     for (std::size_t i = 0; i < std::min<std::size_t>(5, pairs.size()); ++i)
-      html += format("<li>a %zu read as %zu: %zu time%s</li>", pairs[i].truth, pairs[i].answer, pairs[i].count, pairs[i].count == 1 ? "" : "s");
+      html += format("<li>%s read as %s: %zu time%s</li>", pairs[i].truth == kNotADigit ? "not a digit" : ("a " + std::to_string(pairs[i].truth)).c_str(),
+                     pairs[i].answer == kNotADigit ? "not a digit" : std::to_string(pairs[i].answer).c_str(), pairs[i].count, pairs[i].count == 1 ? "" : "s");
     html += "</ol>";
   }
   html += "<p class=\"note\">The column on the right is the share of each digit read right. Mistakes are rarely spread evenly: they "

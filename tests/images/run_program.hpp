@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -54,6 +55,16 @@ inline Outcome run_program(const std::vector<std::string>& command, const std::f
   outcome.out = read_bytes(out);
   outcome.err = read_bytes(err);
   return outcome;
+}
+
+// MNIST, as scripts/fetch-mnist leaves it: $DIGITS_DATA, else the source tree's data/mnist.
+inline std::filesystem::path mnist_dir() {
+  const char* env = std::getenv("DIGITS_DATA");
+  return env && *env ? std::filesystem::path(env) : std::filesystem::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
+}
+inline bool have_mnist() {
+  std::error_code ec;
+  return std::filesystem::exists(mnist_dir() / "t10k-images-idx3-ubyte", ec) || std::filesystem::exists(mnist_dir() / "t10k-images-idx3-ubyte.gz", ec);
 }
 
 }  // namespace images_testing

@@ -23,15 +23,6 @@ using namespace images_testing;
 
 const char* const kVariations[] = {"pen_stylus", "pen_marker", "narrow", "wide", "slant", "broken", "doubled", "overshoot", "touching", "lowres", "photo"};
 
-fs::path mnist_dir() {
-  const char* env = std::getenv("DIGITS_DATA");
-  return env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
-}
-bool have_mnist() {
-  std::error_code ec;
-  return fs::exists(mnist_dir() / "t10k-images-idx3-ubyte", ec) || fs::exists(mnist_dir() / "t10k-images-idx3-ubyte.gz", ec);
-}
-
 std::vector<std::string> file_names(const fs::path& folder) {
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(folder)) names.push_back(entry.path().filename().string());

@@ -115,6 +115,28 @@ TEST_F(Images, AFileWithoutALabelIsReportedAndSkipped) {
   EXPECT_EQ(report.at("skipped").size(), 2u);
 }
 
+// none_anything.png is "not a digit": a model of ten classes cannot be scored on it, so it is
+// skipped, saying why; training an eleven-class network takes it as the label 10.
+TEST_F(Images, NotADigitImagesAreSkippedByATenClassModelAndTrainedOnByAnElevenClassOne) {
+  const fs::path folder = generate();
+  fs::copy_file(folder / fs::directory_iterator(folder)->path().filename(), folder / "none_scribble.png");
+  const Outcome result = evaluate({"--images", folder.string(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_CONTAINS(result.err, "none_scribble.png: not a digit");
+  EXPECT_EQ(json::parse(result.out).at("total").get<std::size_t>(), 10u * kPerDigit);
+
+  if (!have_mnist()) GTEST_SKIP() << "no MNIST in " << mnist_dir() << " (scripts/fetch-mnist)";
+  const fs::path model = dir / "eleven.safetensors";
+  const Outcome ten = run({DIGITS_BINARY, "train", "--layers", "784,16,10", "--epochs", "0", "--images", folder.string(), "--data", mnist_dir().string(), "--out", model.string()});
+  EXPECT_CONTAINS(ten.err, "none_scribble.png: not a digit");
+  const Outcome eleven = run({DIGITS_BINARY, "train", "--layers", "784,16,11", "--epochs", "1", "--images", folder.string(), "--data", mnist_dir().string(), "--out", model.string()});
+  ASSERT_EQ(eleven.status, 0) << eleven.err;
+  EXPECT_CONTAINS(eleven.out, std::to_string(10 * kPerDigit + 1) + " extra training images (1 of them not digits)");
+  const Outcome scored = evaluate({"--images", folder.string(), "--model", model.string(), "--json"});
+  ASSERT_EQ(scored.status, 0) << scored.err;
+  EXPECT_EQ(json::parse(scored.out).at("total").get<std::size_t>(), 10u * kPerDigit + 1);
+}
+
 TEST_F(Images, AMissingFolderFailsNamingIt) {
   const std::string missing = (dir / "no-such-folder").string();
   const Outcome result = evaluate({"--images", missing});

@@ -109,13 +109,21 @@ TEST(Charts, LineChartHasAPointPerMeasuredEpoch) {
 }
 
 TEST(Charts, ConfusionHasAHundredCellsHoldingTheCounts) {
-  std::array<std::array<std::size_t, 10>, 10> confusion{};
-  for (std::size_t t = 0; t < 10; ++t)
-    for (std::size_t p = 0; p < 10; ++p) confusion[t][p] = t == p ? 100 + t : (t * 3 + p) % 4;
+  digits::Confusion confusion{};
+  for (std::size_t t = 0; t < 11; ++t)
+    for (std::size_t p = 0; p < 11; ++p) confusion[t][p] = t == p ? 100 + t : (t * 3 + p) % 4;
   const std::string svg = report::confusion_svg(confusion);
-  const auto cells = all_matches(svg, std::regex(R"re(<rect class="cell" data-true="(\d)" data-predicted="(\d)" data-count="(\d+)")re"));
+  const auto cells = all_matches(svg, std::regex(R"re(<rect class="cell" data-true="(\d+)" data-predicted="(\d+)" data-count="(\d+)")re"));
   ASSERT_EQ(cells.size(), 100u);
   for (const auto& cell : cells) EXPECT_EQ(std::stoul(cell[3]), confusion[std::stoul(cell[1])][std::stoul(cell[2])]);
+  EXPECT_EQ(svg.find(">none<"), std::string::npos);
+
+  // A model with "not a digit" has an eleventh row and column, labelled none.
+  const std::string eleven = report::confusion_svg(confusion, 11);
+  const auto all = all_matches(eleven, std::regex(R"re(<rect class="cell" data-true="(\d+)" data-predicted="(\d+)" data-count="(\d+)")re"));
+  ASSERT_EQ(all.size(), 121u);
+  for (const auto& cell : all) EXPECT_EQ(std::stoul(cell[3]), confusion[std::stoul(cell[1])][std::stoul(cell[2])]);
+  EXPECT_CONTAINS(eleven, ">none<");
 }
 
 // ---- the command ----

@@ -227,6 +227,42 @@ TEST(Augment, AShiftMovesTheInkByUpToTheLimit) {
   EXPECT_GT(largest, 1.5);
 }
 
+// aspect=F changes the ink's width against its height by a factor between 1/(1 + F) and 1 + F,
+// both ways, and its draws leave the other transforms' draws alone (a recipe without it is unchanged).
+TEST(Augment, AnAspectChangeNarrowsAndWidensWithinTheLimit) {
+  auto ratio = [](const Image& im) {  // the ink box's width over its height (ink: > half a grey level)
+    int x0 = kSide, x1 = -1, y0 = kSide, y1 = -1;
+    for (int y = 0; y < kSide; ++y)
+      for (int x = 0; x < kSide; ++x)
+        if (im[static_cast<std::size_t>(y * kSide + x)] > 64) x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+    return static_cast<double>(x1 - x0 + 1) / (y1 - y0 + 1);
+  };
+  AugmentSettings aspect_only = AugmentSettings::none();
+  aspect_only.max_aspect = 1.0f;  // width × 1/2 to × 2
+  const Image zero = centred_digit(0);
+  const double before = ratio(zero);
+  double narrowest = 1e9, widest = 0;
+  for (std::uint64_t seed = 0; seed < 100; ++seed) {
+    const Image out = augmented(zero, aspect_only, seed);
+    EXPECT_FALSE(ink_on_frame(out));
+    const double change = ratio(out) / before;
+    narrowest = std::min(narrowest, change), widest = std::max(widest, change);
+  }
+  // Pixel counting blurs the factor by a pixel or two of the box.
+  EXPECT_LT(narrowest, 0.7);
+  EXPECT_GT(narrowest, 0.4);
+  EXPECT_GT(widest, 1.4);
+  EXPECT_LT(widest, 2.3);
+
+  const Image seven = centred_digit(7);
+  AugmentSettings with_aspect{};
+  with_aspect.max_aspect = 0;
+  EXPECT_EQ(augmented(seven, with_aspect, 5), augmented(seven, AugmentSettings{}, 5));
+  EXPECT_FLOAT_EQ(parse_augment("aspect=0.5").max_aspect, 0.5f);
+  EXPECT_EQ(parse_augment(describe(parse_augment("default,aspect=0.8"))), parse_augment("default,aspect=0.8"));
+  EXPECT_THROW(parse_augment("aspect=4"), Error);
+}
+
 TEST(Augment, ParsesTheDocumentedForms) {
   EXPECT_EQ(parse_augment("none"), AugmentSettings::none());
   EXPECT_EQ(parse_augment("default"), AugmentSettings{});
