@@ -6,7 +6,8 @@
 //   bench_fine_tune_recipes recipes [--model FILE] [--data DIR] [--styles N,N,…] [--recipes NAME,…]
 //       for each recipe and each style: 20 corrections learned in one guarded round; the style's
 //       200 held-out drawings read right before and after, the guard's validation before and
-//       after, the verdict, and the round's CPU seconds (this process's, getrusage)
+//       after, the verdict, and the round's CPU seconds (this process's, getrusage); --poison:
+//       also 300 MNIST 1s labelled 7, which the guard must refuse
 //
 // MNIST from --data, $DIGITS_DATA or data/mnist. The model from --model, else the built-in one.
 #include <sys/resource.h>
@@ -101,6 +102,8 @@ int main(int argc, char** argv) {
   }
   recipes_command->add_option("--styles", style_list, "style numbers, comma-separated (as `styles` lists them)");
   recipes_command->add_option("--recipes", recipe_list, "recipe names, comma-separated");
+  bool poison = false;
+  recipes_command->add_flag("--poison", poison, "also teach each recipe 300 MNIST 1s labelled 7");
   CLI11_PARSE(app, argc, argv);
   try {
     const Model model = model_path.empty() ? parse_model(builtin_model_bytes(), "built-in model") : load_model(model_path);
@@ -154,6 +157,25 @@ int main(int argc, char** argv) {
         std::printf("| %s | %s | %.0f%% → %.0f%% | %.1f%% → %.1f%% | %.2f%% → %.2f%% | %s | %.2f |\n", recipe.name.c_str(), styles[s].name.c_str(),
                     100 * result.verdict.corrections_before, 100 * result.verdict.corrections_after, 100 * evaluate(model.network, held_out, 1).accuracy(),
                     100 * evaluate(result.candidate, held_out, 1).accuracy(), 100 * result.verdict.validation_before, 100 * result.verdict.validation_after,
+                    result.verdict.accepted ? "accepted" : "rejected", seconds);
+        std::fflush(stdout);
+      }
+      if (poison) {  // 300 MNIST 1s from the replay, labelled 7: the guard must refuse them
+        Dataset ones;
+        ones.name = "300 ones labelled 7";
+        for (std::size_t i = 0; i < replay.size() && ones.size() < 300; ++i) {
+          if (replay.labels[i] != 1) continue;
+          const auto image = replay.image(i);
+          ones.pixels.insert(ones.pixels.end(), image.begin(), image.end());
+          ones.labels.push_back(7);
+        }
+        FineTuneSettings settings = recipe.settings;
+        settings.live_validation_correct = live_correct;
+        const double start = cpu_seconds();
+        const FineTuneResult result = fine_tune_guarded(model.network, ones, {}, replay, validation, settings);
+        const double seconds = cpu_seconds() - start;
+        std::printf("| %s | %s | %.0f%% → %.0f%% | | %.2f%% → %.2f%% | %s | %.2f |\n", recipe.name.c_str(), ones.name.c_str(), 100 * result.verdict.corrections_before,
+                    100 * result.verdict.corrections_after, 100 * result.verdict.validation_before, 100 * result.verdict.validation_after,
                     result.verdict.accepted ? "accepted" : "rejected", seconds);
         std::fflush(stdout);
       }

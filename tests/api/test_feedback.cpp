@@ -22,6 +22,8 @@
 #include "digits/preprocess.hpp"
 #include "feedback/model_versions.hpp"
 #include "feedback/store.hpp"
+#include "../support/model_to_teach.hpp"
+#include "../support/styles.hpp"
 #include "http_support.hpp"
 #include "server/learner.hpp"
 #include "server/server.hpp"
@@ -79,26 +81,11 @@ const Model& small_cnn() {
 
 // ---- drawings in styles MNIST barely has ----
 
-struct Style {
-  std::string name;
-  int label;
-  std::vector<testing::Stroke> strokes;
-};
+using testing::Style;
 
-// Shapes people do draw that the built-in model reads wrong. The tests take the first one the
-// model at hand gets mostly wrong, so a better built-in model does not silently void them.
-std::vector<Style> unusual_styles() {
-  testing::Stroke ring;
-  for (int k = 0; k <= 40; ++k) {
-    const double t = k * 2 * 3.14159265358979 / 40;
-    ring.push_back({0.5 + 0.32 * std::cos(t), 0.5 + 0.45 * std::sin(t)});
-  }
-  return {
-      {"a six as on a seven-segment display", 6, {{{0.85, 0.05}, {0.15, 0.05}, {0.15, 0.95}, {0.85, 0.95}, {0.85, 0.5}, {0.15, 0.5}}}},
-      {"a zero with a slash through it", 0, {ring, {{0.85, 0.0}, {0.15, 1.0}}}},
-      {"a nine as on a seven-segment display", 9, {{{0.85, 0.5}, {0.15, 0.5}, {0.15, 0.05}, {0.85, 0.05}, {0.85, 0.95}, {0.15, 0.95}}}},
-  };
-}
+// The model the learning tests start from: the built-in one, or $DIGITS_TEST_MODEL's file
+// (tests/support/model_to_teach.hpp).
+server::ServedModel model_to_teach() { return {testing::model_to_teach(), testing::model_to_teach_name()}; }
 
 // `count` placements on the 280×280 canvas: anywhere, of any reasonable size and pen; a different
 // seed gives different ones.
@@ -232,12 +219,14 @@ json wait_until_learned(const LiveServer& live, std::chrono::seconds timeout = 6
   return model;
 }
 
-// The first unusual style the live model reads wrong at least 70% of the time, or nullopt.
-std::optional<Style> style_it_gets_wrong(int port, const std::vector<testing::Placement>& where) {
-  for (const Style& style : unusual_styles()) {
-    const int right = count_read_as(port, draw_all(style.strokes, where), style.label);
-    std::printf("  %s: the starting model reads %d of %zu as %d\n", style.name.c_str(), right, where.size(), style.label);
-    if (right * 10 <= static_cast<int>(where.size()) * 3) return style;
+// The first style of styles_to_teach() (tests/support/styles.hpp: a mirrored 3, a seven-segment
+// 8, a 1 with a long flag, …) that the live model reads wrong at least 70% of the time, on `count`
+// drawings of it from `seed`; or nullopt.
+std::optional<Style> style_it_gets_wrong(int port, int count, std::uint64_t seed) {
+  for (const Style& style : testing::styles_to_teach()) {
+    const int right = count_read_as(port, testing::draw_style(style, count, seed), style.label);
+    std::printf("  %s: the starting model reads %d of %d as %d\n", style.name.c_str(), right, count, style.label);
+    if (right * 10 <= count * 3) return style;
   }
   return std::nullopt;
 }
@@ -610,18 +599,17 @@ int teach_a_style(const fs::path& state_dir, server::ServedModel starting, const
   const json start = live.model();
   const double validation_start = start["version"]["validation_percent"].get<double>();
 
-  const std::vector<testing::Placement> fresh = placements(40, 2);  // never sent
-  const std::optional<Style> style = style_it_gets_wrong(live.port(), fresh);
+  const std::optional<Style> style = style_it_gets_wrong(live.port(), 40, 2);
   if (!style) {
-    ADD_FAILURE() << "the model reads every candidate style right; add a style it gets wrong to unusual_styles()";
+    ADD_FAILURE() << "the model reads every style right; add a style it gets wrong to testing::styles_to_teach()";
     return -1;
   }
-  const std::vector<GrayImage> new_drawings = draw_all(style->strokes, fresh);
+  const std::vector<GrayImage> new_drawings = testing::draw_style(*style, 40, 2);  // never sent
   const int right_before = count_read_as(live.port(), new_drawings, style->label);
 
   constexpr int kCorrections = 20;
   std::int64_t last_id = 0;
-  for (const GrayImage& image : draw_all(style->strokes, placements(kCorrections, 1))) {
+  for (const GrayImage& image : testing::draw_style(*style, kCorrections, 1)) {
     const json answer = post_feedback(live, image, style->label);
     EXPECT_EQ(answer["learning"], answer["correct"] == true ? "not_needed" : "queued");
     last_id = answer["id"].get<std::int64_t>();
@@ -654,7 +642,7 @@ int teach_a_style(const fs::path& state_dir, server::ServedModel starting, const
 TEST(Learning, CorrectingAStyleTeachesIt) {
   REQUIRE_MNIST();
   TempDir state("state");
-  teach_a_style(state.path, {builtin(), "built-in model"});
+  teach_a_style(state.path, model_to_teach());
 }
 
 // The same with a CNN as the starting model, then what a version of it must survive: a restart
@@ -751,7 +739,7 @@ void shrug_off_wrong_labels(server::ServedModel starting) {
 
 TEST(Learning, HundredsOfWrongLabelsDoNotBreakIt) {
   REQUIRE_MNIST();
-  shrug_off_wrong_labels({builtin(), "built-in model"});
+  shrug_off_wrong_labels(model_to_teach());
 }
 
 TEST(Learning, HundredsOfWrongLabelsDoNotBreakACnn) {
@@ -762,8 +750,8 @@ TEST(Learning, HundredsOfWrongLabelsDoNotBreakACnn) {
 TEST(Learning, PredictionsKeepFlowingWhileItLearns) {
   REQUIRE_MNIST();
   TempDir state("state");
-  LiveServer live(state.path);
-  const std::optional<Style> style = style_it_gets_wrong(live.port(), placements(20, 2));
+  LiveServer live(state.path, {}, model_to_teach());
+  const std::optional<Style> style = style_it_gets_wrong(live.port(), 20, 2);
   ASSERT_TRUE(style);
 
   std::atomic<bool> done = false;
@@ -788,7 +776,7 @@ TEST(Learning, PredictionsKeepFlowingWhileItLearns) {
   }
   // Two rounds, each swapping in a new version while the clients keep asking.
   for (unsigned round = 0; round < 2; ++round) {
-    for (const GrayImage& image : draw_all(style->strokes, placements(15, 10 + round))) post_feedback(live, image, style->label);
+    for (const GrayImage& image : testing::draw_style(*style, 15, 10 + round)) post_feedback(live, image, style->label);
     wait_until_learned(live);
   }
   done = true;
@@ -858,20 +846,20 @@ TEST(Durability, AcknowledgedJudgementsSurviveKillNine) {
 TEST(Durability, KillNineWhileLearningKeepsTheLatestAcceptedVersion) {
   REQUIRE_MNIST();
   TempDir state("state");
-  const std::vector<std::string> learning = {"--data", mnist_dir().string()};
+  std::vector<std::string> learning = {"--data", mnist_dir().string()};
+  if (!testing::model_to_teach_file().empty()) learning.insert(learning.end(), {"--model", testing::model_to_teach_file()});
   Served first = start_serve(state.path, learning);
-  const std::vector<testing::Placement> where = placements(20, 1);
   std::optional<Style> style;
-  for (const Style& candidate : unusual_styles()) {
+  for (const Style& candidate : testing::styles_to_teach()) {
     int right = 0;
-    for (const GrayImage& image : draw_all(candidate.strokes, where)) right += predict(first.port, image) == candidate.label;
+    for (const GrayImage& image : testing::draw_style(candidate, 20, 1)) right += predict(first.port, image) == candidate.label;
     if (right <= 6) {
       style = candidate;
       break;
     }
   }
   ASSERT_TRUE(style);
-  for (const GrayImage& image : draw_all(style->strokes, where)) ASSERT_GT(send_judgement(first.port, image, style->label), 0);
+  for (const GrayImage& image : testing::draw_style(*style, 20, 1)) ASSERT_GT(send_judgement(first.port, image, style->label), 0);
   json model;
   for (int i = 0; i < 600 && (model.is_null() || model["version"]["number"] == 0 || model["learning"]["pending"] != 0); ++i) {
     std::this_thread::sleep_for(50ms);
@@ -1068,10 +1056,9 @@ TEST(Faults, AFullDiskWhileSavingAVersionKeepsTheLiveModelAndLearningResumes) {
   options.admin_token = "tok";
   options.log = log.get();
   LiveServer live(state, options);
-  const std::vector<testing::Placement> where = placements(20, 1);
-  const std::optional<Style> style = style_it_gets_wrong(live.port(), where);
+  const std::optional<Style> style = style_it_gets_wrong(live.port(), 20, 1);
   ASSERT_TRUE(style);
-  for (const GrayImage& image : draw_all(style->strokes, where)) post_feedback(live, image, style->label);
+  for (const GrayImage& image : testing::draw_style(*style, 20, 1)) post_feedback(live, image, style->label);
 
   const fs::path filler = disk.path() / "filler";
   Tmpfs::fill(filler);
