@@ -269,7 +269,11 @@ int run_train_impl(const TrainOptions& options) {
   if (state.epochs_done > 0) std::printf(", resuming after epoch %d", state.epochs_done);
   std::printf("\n  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
   const auto not_digits = static_cast<std::size_t>(std::count(extra.labels.begin(), extra.labels.end(), kNotADigit));
-  if (extra.size() > 0) std::printf("  and %zu extra training images (%zu of them not digits) from %s\n", extra.size(), not_digits, extra.name.c_str());
+  if (extra.size() > 0) {
+    std::printf("  and %zu extra training images", extra.size());
+    if (not_digits > 0) std::printf(" (%zu of them not digits)", not_digits);
+    std::printf(" from %s\n", extra.name.c_str());
+  }
   std::fflush(stdout);
 
   Metadata metadata;
