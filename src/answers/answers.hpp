@@ -45,6 +45,10 @@ nlohmann::json reading(const Network& network, const Preprocessed& input);
 // A number read by read_number (digits/segment.hpp), as POST /api/read and `digits read --json`
 // give it: {"text": "2026", "digits": [{"digit", "probability", "unsure", "probabilities" (10),
 // "box": [x, y, w, h]}, …] left to right, "not_digits": [{"box": [x, y, w, h]}, …], "inverted"}.
-nlohmann::json number_answer(const NumberReading& reading);
+// With `with_ink` (POST /api/read and the page without a server, not the command line), each digit
+// also carries its own ink, "ink": {"x", "y", "width", "height", "pixels": base64 of one byte a
+// pixel, row by row}: the page makes a PNG of it and sends it to /api/predict (to look inside the
+// network at that digit) or /api/feedback (to judge it), which read exactly what read_number read.
+nlohmann::json number_answer(const NumberReading& reading, bool with_ink = false);
 
 }  // namespace digits::answers
