@@ -395,7 +395,8 @@
       : base;
   }
 
-  function show(reading) {
+  // `which` names the digit of a number shown (number.js: the one under the pointer), or is absent.
+  function show(reading, which) {
     const layers = reading.activations;
     if (!Array.isArray(layers) || layers.length < 1) return;
     const layout = layoutOfReading(layers);
@@ -416,7 +417,9 @@
       if (entry.kind === 'output') paintOutput(entry.cells, layers[layers.length - 1].values);
     }
     panel.dataset.state = 'reading';
-    statusLine.textContent = `The network reads a ${reading.digit}: follow it from the pixels to the answer.`;
+    statusLine.textContent = which
+      ? `The network reads ${which} of your number as a ${reading.digit}: follow it from the pixels to the answer. Point at another digit to see it.`
+      : `The network reads a ${reading.digit}: follow it from the pixels to the answer.`;
   }
 
   function hiddenCaption(entry) {
@@ -439,6 +442,7 @@
   }
 
   document.addEventListener('digits:reading', (event) => show(event.detail.reading));
+  document.addEventListener('digits:digit-selected', (event) => show(event.detail.reading, event.detail.label));
   document.addEventListener('digits:cleared', clear);
 
   // Draw the empty layers from the model's shape before the first reading, and the first
