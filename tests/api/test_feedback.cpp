@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "../support/not_a_digit.hpp"
+#include "digits/classes.hpp"
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
 #include "digits/presets.hpp"
@@ -194,11 +195,13 @@ json post_feedback(const LiveServer& live, const GrayImage& image, int label, co
   return json::parse(response->body);
 }
 
+// The digit /api/predict answers; kNotADigit when a model with that class reads none; -1 on failure.
 int predict(int port, const GrayImage& image) {
   httplib::Client c("127.0.0.1", port);
   auto response = c.Post("/api/predict", json{{"image", png_data_url(image)}}.dump(), "application/json");
   if (!response || response->status != 200) return -1;
-  return json::parse(response->body)["digit"].get<int>();
+  const json answer = json::parse(response->body);
+  return answer["digit"].is_null() ? kNotADigit : answer["digit"].get<int>();
 }
 
 int count_read_as(int port, const std::vector<GrayImage>& images, int digit) {
