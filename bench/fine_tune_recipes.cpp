@@ -26,7 +26,9 @@
 #include "../tests/support/styles.hpp"
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
+#include "digits/classes.hpp"
 #include "digits/fine_tune.hpp"
+#include "digits/image_folder.hpp"
 #include "digits/model_file.hpp"
 #include "digits/trainer.hpp"
 
@@ -64,7 +66,10 @@ std::vector<Recipe> recipes() {
   using BatchNorm = FineTuneSettings::BatchNorm;
   std::vector<Recipe> list;
   auto add = [&](std::string name, auto change) {
-    FineTuneSettings settings;
+    FineTuneSettings settings;  // the old recipe, which each candidate changes
+    settings.trained_layers = 0;
+    settings.distillation = 0;
+    settings.batch_norm = BatchNorm::batch;
     change(settings);
     list.push_back({std::move(name), settings});
   };
@@ -88,6 +93,23 @@ std::vector<Recipe> recipes() {
   return list;
 }
 
+// The share of `data` (things that are not digits) the network answers as a digit with at least
+// 70% probability: the measure of issue 20's "not a digit" (tools/not_a_digit.cpp, kShown), to see
+// whether a round of fine-tuning on digits alone unteaches it.
+double negatives_answered(const Network& network, const Dataset& data) {
+  Matrix X(static_cast<Eigen::Index>(data.size()), data.features());
+  for (std::size_t i = 0; i < data.size(); ++i)
+    for (int j = 0; j < data.features(); ++j) X(static_cast<Eigen::Index>(i), j) = data.image(i)[static_cast<std::size_t>(j)];
+  const Matrix probabilities = network.predict_proba(X);
+  std::size_t answered = 0;
+  for (Eigen::Index i = 0; i < probabilities.rows(); ++i) {
+    const Eigen::VectorXf row = probabilities.row(i).transpose();
+    const ClassReading reading = read_classes(std::span<const float>(row.data(), static_cast<std::size_t>(row.size())));
+    answered += !reading.not_a_digit && reading.probability >= 0.7f;
+  }
+  return static_cast<double>(answered) / static_cast<double>(std::max<std::size_t>(1, data.size()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,6 +124,8 @@ int main(int argc, char** argv) {
   }
   recipes_command->add_option("--styles", style_list, "style numbers, comma-separated (as `styles` lists them)");
   recipes_command->add_option("--recipes", recipe_list, "recipe names, comma-separated");
+  std::vector<std::string> negative_folders;
+  recipes_command->add_option("--negatives", negative_folders, "folders of none_ images: the share answered as a digit (≥70%) before and after each round");
   bool poison = false;
   recipes_command->add_flag("--poison", poison, "also teach each recipe 300 MNIST 1s labelled 7");
   CLI11_PARSE(app, argc, argv);
@@ -133,6 +157,13 @@ int main(int argc, char** argv) {
         chosen.push_back(s);
       }
     }
+    Dataset negatives;
+    for (const std::string& folder : negative_folders) {
+      const Dataset more = load_image_folder(folder, true).data;
+      negatives.pixels.insert(negatives.pixels.end(), more.pixels.begin(), more.pixels.end());
+      negatives.labels.insert(negatives.labels.end(), more.labels.begin(), more.labels.end());
+    }
+    if (!negatives.labels.empty()) std::printf("negatives: %zu images, the live model answers %.1f%% of them\n", negatives.size(), 100 * negatives_answered(model.network, negatives));
     const long long live_correct = static_cast<long long>(evaluate(model.network, validation, 1).correct);
     std::printf("live model: validation %lld/%zu\n", live_correct, validation.size());
     std::printf("| recipe | style | corrections | held-out before → after | validation before → after | verdict | CPU s |\n|---|---|---|---|---|---|---:|\n");
@@ -154,10 +185,12 @@ int main(int argc, char** argv) {
         const double start = cpu_seconds();
         const FineTuneResult result = fine_tune_guarded(model.network, corrections, {}, replay, validation, settings);
         const double seconds = cpu_seconds() - start;
-        std::printf("| %s | %s | %.0f%% → %.0f%% | %.1f%% → %.1f%% | %.2f%% → %.2f%% | %s | %.2f |\n", recipe.name.c_str(), styles[s].name.c_str(),
+        std::printf("| %s | %s | %.0f%% → %.0f%% | %.1f%% → %.1f%% | %.2f%% → %.2f%% | %s | %.2f |", recipe.name.c_str(), styles[s].name.c_str(),
                     100 * result.verdict.corrections_before, 100 * result.verdict.corrections_after, 100 * evaluate(model.network, held_out, 1).accuracy(),
                     100 * evaluate(result.candidate, held_out, 1).accuracy(), 100 * result.verdict.validation_before, 100 * result.verdict.validation_after,
                     result.verdict.accepted ? "accepted" : "rejected", seconds);
+        if (!negatives.labels.empty()) std::printf(" negatives answered %.1f%% |", 100 * negatives_answered(result.candidate, negatives));
+        std::printf("\n");
         std::fflush(stdout);
       }
       if (poison) {  // 300 MNIST 1s from the replay, labelled 7: the guard must refuse them

@@ -360,6 +360,16 @@ TEST(FineTune, BadInputsAreErrorsNamingWhatIsWrong) {
 
 // ---- the recipe: which weights move, how far, toward what ----
 
+// The recipe before issue 20's measurement (every layer at one rate, no distillation, batch norm
+// as in training): each knob's test changes it alone, so that what moves is that knob's doing.
+static FineTuneSettings old_recipe() {
+  FineTuneSettings settings;
+  settings.trained_layers = 0;
+  settings.distillation = 0;
+  settings.batch_norm = FineTuneSettings::BatchNorm::batch;
+  return settings;
+}
+
 TEST(FineTuneRecipe, TheCnnIsLearnedWellEnoughToTestWith) {
   EXPECT_GE(evaluate(cnn_world().live, world().validation, 1).accuracy(), 0.97);
   EXPECT_LT(evaluate(cnn_world().live, vertical_strokes(200, 99, 3), 1).accuracy(), 0.5) << "it already reads the new style";
@@ -373,7 +383,7 @@ TEST(FineTuneRecipe, OnlyTheTrainedLayersChange) {
   ASSERT_TRUE(std::holds_alternative<DenseLayer>(live.layers[hidden]));
   ASSERT_TRUE(std::holds_alternative<BatchNormLayer>(live.layers[hidden_bn]));
   for (int trained : {1, 2}) {
-    FineTuneSettings settings;
+    FineTuneSettings settings = old_recipe();
     settings.trained_layers = trained;
     const FineTuneResult result = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, settings);
     const std::size_t first = trained == 1 ? output : hidden;
@@ -390,7 +400,7 @@ TEST(FineTuneRecipe, BatchNormStatisticsMoveOnlyInBatchMode) {
   using BatchNorm = FineTuneSettings::BatchNorm;
   const Network& live = cnn_world().live;
   for (BatchNorm mode : {BatchNorm::batch, BatchNorm::frozen, BatchNorm::fixed}) {
-    FineTuneSettings settings;
+    FineTuneSettings settings = old_recipe();
     settings.batch_norm = mode;
     const FineTuneResult result = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, settings);
     for (std::size_t i = 0; i < live.layers.size(); ++i) {
@@ -412,7 +422,7 @@ TEST(FineTuneRecipe, ThePullToTheStartKeepsTheWeightsNearTheLiveOnes) {
   const Dataset corrections = vertical_strokes(20, 4, 3);
   std::vector<double> distances;
   for (float pull : {0.0f, 1.0f, 10.0f}) {
-    FineTuneSettings settings;
+    FineTuneSettings settings = old_recipe();
     settings.pull_to_start = pull;
     distances.push_back(distance(fine_tune_guarded(live, corrections, {}, world().replay, world().validation, settings).candidate, live));
   }
@@ -424,7 +434,7 @@ TEST(FineTuneRecipe, ThePullToTheStartKeepsTheWeightsNearTheLiveOnes) {
 TEST(FineTuneRecipe, LowerRatesBelowMoveTheFirstLayerLess) {
   const Network& live = cnn_world().live;
   auto first_layer_change = [&](float decay) {
-    FineTuneSettings settings;
+    FineTuneSettings settings = old_recipe();
     settings.layer_rate_decay = decay;
     const Network candidate = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, settings).candidate;
     return (std::get<Conv2dLayer>(candidate.layers[0]).W - std::get<Conv2dLayer>(live.layers[0]).W).norm();
@@ -444,7 +454,7 @@ TEST(FineTuneRecipe, DistillationKeepsTheAnswersOnTheReplayCloserToTheLiveOnes) 
     for (int j = 0; j < 784; ++j) pixels(static_cast<Eigen::Index>(i), j) = validation.image(i)[static_cast<std::size_t>(j)];
   const Matrix before = live.predict_proba(pixels);
   auto moved = [&](float distillation) {
-    FineTuneSettings settings;
+    FineTuneSettings settings = old_recipe();
     settings.distillation = distillation;
     const FineTuneResult result = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, validation, settings);
     EXPECT_GE(evaluate(result.candidate, vertical_strokes(200, 99, 3), 1).accuracy(), 0.9) << "distillation " << distillation;
@@ -453,12 +463,12 @@ TEST(FineTuneRecipe, DistillationKeepsTheAnswersOnTheReplayCloserToTheLiveOnes) 
   EXPECT_LT(moved(1.0f), moved(0.0f));
 }
 
-TEST(FineTuneRecipe, ARecipeOfZeroChangesIsTheOldStepExactly) {
-  // The recipe's defaults take the step Network::train_step takes with momentum SGD: the same
-  // weights, bit for bit, on the dense network and on the CNN (its batch norms as in training).
+TEST(FineTuneRecipe, TheOldRecipeIsTheOldStepExactly) {
+  // Every layer, no distillation, batch norm as in training: the step Network::train_step takes
+  // with momentum SGD, the same weights bit for bit, on the dense network and on the CNN.
   for (const Network* live : {&world().live, &cnn_world().live}) {
     const Dataset corrections = vertical_strokes(20, 4, 3);
-    FineTuneSettings settings;
+    FineTuneSettings settings = old_recipe();
     settings.steps = 5;
     settings.new_share = 1;
     const FineTuneResult result = fine_tune_guarded(*live, corrections, {}, world().replay, world().validation, settings);
