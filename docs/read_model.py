@@ -137,7 +137,15 @@ def main(argv):
     with open(argv[2]) as f:
         pixels = np.array(json.load(f), dtype=np.float64).reshape(-1, 784)
     for p in predict_proba(metadata, tensors, pixels):
-        print(json.dumps({"digit": int(p.argmax()), "probabilities": [float(v) for v in p]}))
+        # An eleventh output is "not a digit": the answer is no digit when it is the most probable
+        # (a tie goes to the digit), and the ten digits' probabilities are kept, as digits gives them.
+        digit = int(p[:10].argmax())
+        answer = {"digit": digit, "probabilities": [float(v) for v in p[:10]]}
+        if len(p) == 11:
+            answer["not_a_digit_probability"] = float(p[10])
+            if p[10] > p[digit]:
+                answer["digit"] = None
+        print(json.dumps(answer))
     return 0
 
 

@@ -23,6 +23,7 @@
 #include "digits/builtin_model.hpp"
 #include "digits/image.hpp"
 #include "digits/model_file.hpp"
+#include "server/api.hpp"
 
 extern char** environ;
 
@@ -30,6 +31,11 @@ namespace digits::api_testing {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+
+// Two probabilities of one drawing from two paths through the same model (the server's, which
+// runs each layer to show it, and predict_proba's, with batch norm folded into the layer before
+// it): equal within float rounding, 10⁻⁶ absolute, never told apart by what they answer.
+#define EXPECT_SAME_PROBABILITY(a, b) EXPECT_NEAR((a), (b), 1e-6)
 
 inline GrayImage drawing(int digit, testing::Placement placement = {}) { return testing::draw(testing::digit_strokes(digit), placement); }
 
@@ -39,6 +45,14 @@ inline json pixels_request(const GrayImage& image) {
   std::vector<int> pixels;
   for (float v : image.pixels) pixels.push_back(static_cast<int>(std::lround(v)));
   return {{"width", image.width}, {"height", image.height}, {"pixels", pixels}};
+}
+
+// A dense network 784-64-32-10 with He's random weights, untrained: for what the server says of a
+// dense model (the built-in one is a CNN). Each call the same weights.
+inline server::ServedModel dense_model() {
+  Network network({784, 64, 32, 10}, Activation::relu, 1.0f / 255);
+  network.initialize(Init::he, 1);
+  return {Model{std::move(network), {}, {}}, "a test dense model"};
 }
 
 inline const Model& builtin() {

@@ -26,7 +26,7 @@ const server::ServedModel& sevens_are_not_digits() {
 }
 
 const server::ServedModel& ten_classes() {
-  static const server::ServedModel served{builtin(), "built-in model"};
+  static const server::ServedModel served{testing::builtin_with_ten_classes(), "the built-in model with ten outputs"};
   return served;
 }
 

@@ -372,6 +372,7 @@ TEST_F(Cli, PredictReadsAThickOneOffCentreDarkOnLight) {
     EXPECT_LE(v, 1.0);
     sum += v;
   }
+  if (!result.at("not_a_digit_probability").is_null()) sum += result.at("not_a_digit_probability").get<double>();  // the eleven-way softmax
   EXPECT_NEAR(sum, 1.0, 1e-5);
   EXPECT_DOUBLE_EQ(result.at("probability").get<double>(), p[1]);
   EXPECT_EQ(std::max_element(p.begin(), p.end()) - p.begin(), 1);
@@ -560,11 +561,18 @@ TEST_F(Cli, PredictSaysNotADigitWithAModelThatHasTheEleventhOutput) {
   EXPECT_EQ(lines[1].at("not_a_digit"), false);
   EXPECT_TRUE(lines[1].at("not_a_digit_probability").is_number());
 
-  // The built-in model, of ten classes, cannot say it: false, and null for the probability.
+  // A model of ten classes cannot say it: false, and null for the probability.
+  const Model ten_classes = strokes::builtin_with_ten_classes();
+  save_model(dir / "ten.safetensors", ten_classes.network, ten_classes.metadata);
+  const json ten = json_lines(digits({"predict", "--json", "--model", (dir / "ten.safetensors").string(), seven.string()}).out).at(0);
+  EXPECT_EQ(ten.at("digit"), 7);
+  EXPECT_EQ(ten.at("not_a_digit"), false);
+  EXPECT_TRUE(ten.at("not_a_digit_probability").is_null());
+  // The built-in model has the class, and reads a drawn 7 as a 7.
   const json builtin = json_lines(digits({"predict", "--json", seven.string()}).out).at(0);
   EXPECT_EQ(builtin.at("digit"), 7);
   EXPECT_EQ(builtin.at("not_a_digit"), false);
-  EXPECT_TRUE(builtin.at("not_a_digit_probability").is_null());
+  EXPECT_TRUE(builtin.at("not_a_digit_probability").is_number());
 }
 
 TEST_F(Cli, ReadLeavesPartsReadAsNotADigitOutOfTheNumber) {
@@ -592,12 +600,14 @@ TEST_F(Cli, EvaluateJsonOnASyntheticMnistLayoutDirectory) {
   EXPECT_EQ(result.at("model"), "built-in model");
   EXPECT_EQ(result.at("architecture"), parse_model(builtin_model_bytes(), "built-in").metadata.at("architecture"));
   const auto confusion = result.at("confusion").get<std::vector<std::vector<std::size_t>>>();
-  ASSERT_EQ(confusion.size(), 10u);
+  // One row and column a class of the model: the ten digits, and "not a digit" when it has it.
+  const auto classes = static_cast<std::size_t>(parse_model(builtin_model_bytes(), "built-in").network.classes());
+  ASSERT_EQ(confusion.size(), classes);
   std::size_t all = 0, diagonal = 0;
-  std::vector<std::size_t> per_label(10, 0);
-  for (std::size_t t = 0; t < 10; ++t) {
-    ASSERT_EQ(confusion[t].size(), 10u);
-    for (std::size_t p = 0; p < 10; ++p) all += confusion[t][p], per_label[t] += confusion[t][p];
+  std::vector<std::size_t> per_label(classes, 0);
+  for (std::size_t t = 0; t < classes; ++t) {
+    ASSERT_EQ(confusion[t].size(), classes);
+    for (std::size_t p = 0; p < classes; ++p) all += confusion[t][p], per_label[t] += confusion[t][p];
     diagonal += confusion[t][t];
   }
   EXPECT_EQ(all, test.size());
@@ -981,15 +991,17 @@ TEST_F(CliFeedback, AModelWithElevenOutputsLearnsNotADigitFromTheStoreAndTheExpo
 TEST_F(CliFeedback, AModelWithTenOutputsPassesOverNotADigit) {
   write_small_mnist();
   store_crosses(20, 10);
-  Outcome run = digits({"improve", "--feedback", "state", "--data", "data", "--out", "better.safetensors", "--steps", "20"});
-  EXPECT_CONTAINS(run.err, "passed over 20 judgements of \"not a digit\": built-in model has 10 outputs");
+  const Model ten_classes = strokes::builtin_with_ten_classes();
+  save_model(dir / "ten.safetensors", ten_classes.network, ten_classes.metadata);
+  Outcome run = digits({"improve", "--feedback", "state", "--model", "ten.safetensors", "--data", "data", "--out", "better.safetensors", "--steps", "20"});
+  EXPECT_CONTAINS(run.err, "passed over 20 judgements of \"not a digit\": ten.safetensors has 10 outputs");
   EXPECT_CONTAINS(run.out, "on 1 judgements from state");
   // Nothing but "not a digit": nothing to learn.
   write_bytes(dir / "export.json", R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 10, "drawing": ")" +
                                        std::string("data:image/png;base64,") + encode_base64(encode_png(strokes::draw(strokes::digit_strokes(7), {}))) + "\"}]}");
-  run = digits({"improve", "--feedback", "export.json", "--data", "data", "--out", "x.safetensors"});
+  run = digits({"improve", "--feedback", "export.json", "--model", "ten.safetensors", "--data", "data", "--out", "x.safetensors"});
   EXPECT_EQ(run.status, 1);
-  EXPECT_CONTAINS(run.err, "export.json: every judgement says \"not a digit\", which built-in model cannot learn; use a model with 11 outputs");
+  EXPECT_CONTAINS(run.err, "export.json: every judgement says \"not a digit\", which ten.safetensors cannot learn; use a model with 11 outputs");
   EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
 }
 

@@ -59,6 +59,11 @@ def main(digits, dump_input, read_model, work):
         spread = largest = 0.0
         for image, a, b in zip(images, ours, theirs):
             worst = max(abs(x - y) for x, y in zip(a["probabilities"], b["probabilities"]))
+            if a.get("not_a_digit_probability") is not None or "not_a_digit_probability" in b:
+                if a.get("not_a_digit_probability") is None or "not_a_digit_probability" not in b:
+                    failures.append(f"{model} {image}: not_a_digit_probability {a.get('not_a_digit_probability')} from digits, {b.get('not_a_digit_probability')} from Python")
+                    continue
+                worst = max(worst, abs(a["not_a_digit_probability"] - b["not_a_digit_probability"]))
             largest = max(largest, worst)
             spread = max(spread, max(a["probabilities"]) - min(a["probabilities"]))
             compared += 1

@@ -145,7 +145,7 @@ inline std::vector<Style> all_styles() {
 // contradicts no digit, so learning one need not unteach another. (A mirrored 2 is read as a 5 and
 // a mirrored 5 as a 2: teaching those moves the line between two real digits; they come last.)
 inline std::vector<Style> styles_to_teach() {
-  const std::vector<std::string> order = {"a mirrored 3",     "a seven-segment 8", "a 1 with a long flag", "a mirrored 9", "a mirrored 7",
+  const std::vector<std::string> order = {"a 1 with a long flag", "a mirrored 3", "a seven-segment 8", "a mirrored 9", "a mirrored 7",
                                           "a seven-segment 6", "a mirrored 4",      "a mirrored 6",         "a mirrored 2", "a mirrored 5"};
   std::vector<Style> styles;
   const std::vector<Style> all = all_styles();
