@@ -70,6 +70,15 @@ struct ModelVersionsOptions {
   std::string version_text;  // rollback: the version to make current, as typed; empty = the current one's parent
 };
 
+// Where the shared store is (docs/scaling.md): --store, else the first line of --store-file, else
+// $DIGITS_STORE, so that a password need not be on the command line (ps shows it to every user).
+struct StoreFlags {
+  std::string store, store_file;
+};
+// The PostgreSQL connection string, or "" for the state directory. Throws Error for a file that
+// cannot be read, or a string that is no PostgreSQL connection (naming the flag, not the string).
+std::string store_connection(const StoreFlags& flags);
+
 // The MNIST directory: the flag, else $DIGITS_DATA, else data/mnist (here or in the source tree).
 // Throws Error saying how to get MNIST when there is none.
 std::filesystem::path resolve_data_dir(const std::string& flag);

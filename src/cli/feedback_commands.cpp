@@ -3,6 +3,8 @@
 // docs/feedback.md describes the state directory.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "feedback/model_versions.hpp"
+#include "feedback/postgres_store.hpp"
 #include "feedback/store.hpp"
 
 namespace digits::cli {
@@ -37,6 +40,27 @@ std::string percent_text(double fraction) {
 }
 
 }  // namespace
+
+std::string store_connection(const StoreFlags& flags) {
+  std::string text = flags.store, from = "--store";
+  if (text.empty() && !flags.store_file.empty()) {
+    std::ifstream in(flags.store_file);
+    if (!in) throw Error(flags.store_file + ": cannot read the store's connection file");
+    std::getline(in, text);
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
+    if (text.empty()) throw Error(flags.store_file + ": the store's connection file's first line is empty");
+    from = flags.store_file;
+  }
+  if (text.empty()) {
+    const char* environment = std::getenv("DIGITS_STORE");
+    if (!environment || !*environment) return "";
+    text = environment, from = "$DIGITS_STORE";
+  }
+  // Never the string itself in the message: it may hold a password.
+  if (!feedback::is_postgres_connection(text))
+    throw Error(from + " is not a PostgreSQL connection string (postgresql://user@host/db, or host=… dbname=…); for SQLite in a folder, use --state-dir");
+  return text;
+}
 
 int run_feedback_export(const FeedbackExportOptions& options) {
   const fs::path state_dir = existing_state_dir(options.state_dir);

@@ -116,6 +116,13 @@ int main(int argc, char** argv) {
     command->add_option("--model", serve.model, model_help);
     command->add_option("--state-dir", serve.state_dir, state_dir_help + "; judgements and learned model versions go here");
     command->add_option("--data", serve.data, "MNIST-layout directory for learning from corrections (default: $DIGITS_DATA, else data/mnist; without it learning is off)");
+    CLI::Option* store = command->add_option("--store", serve.store.store,
+                        "Share judgements and model versions with other replicas in this PostgreSQL (postgresql://user@host/db?sslmode=…) instead of --state-dir "
+                        "(docs/scaling.md); also from --store-file or $DIGITS_STORE");
+    command->add_option("--store-file", serve.store.store_file, "Read the PostgreSQL connection string from this file's first line instead")->excludes(store);
+    command->add_option("--store-connections", serve.store_connections, "Connections to PostgreSQL for judgements and reads, at most (two more: the learner's lock, the listener)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
     command->add_flag("--no-learning", serve.no_learning, "Store judgements but never learn from them");
     command->add_option("--feedback-rate", serve.feedback_rate, "Judgements a minute from one client_id; 0: unlimited")
         ->capture_default_str()
