@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "digits/builtin_model.hpp"
+#include "digits/classes.hpp"
 #include "digits/dataset.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
@@ -209,6 +210,12 @@ Scored score(const Matrix& Z, const Dataset& data, bool negative, double T, std:
     Z.row(i).maxCoeff(&best);
     s.answer.push_back(static_cast<int>(best));
     s.right.push_back(!negative && best == data.labels[static_cast<std::size_t>(i)]);
+    // A model with the eleventh class says "not a digit" itself when that class is the most
+    // probable: no digit is answered, whatever the score.
+    if (digits::has_not_a_digit(static_cast<int>(Z.cols())) && best == digits::kNotADigit) {
+      s.msp.push_back(0), s.ts.push_back(0), s.energy.push_back(-1e30);
+      continue;
+    }
     const double lse = logsumexp(Z, i, 1), lse_T = logsumexp(Z, i, T);
     s.msp.push_back(std::exp(Z(i, best) - lse));
     s.ts.push_back(std::exp(Z(i, best) / T - lse_T));
@@ -494,7 +501,9 @@ int main(int argc, char** argv) {
       for (const std::string& name : leave_out) std::printf("%s %s", &name == &leave_out.front() ? "; left out of the pools:" : ",", name.c_str());
       std::printf("\n");
 
-      if (!training_negatives.empty()) {
+      if (!training_negatives.empty() && digits::has_not_a_digit(network.classes())) {
+        std::printf("\n(no frozen-network eleventh class: this model has its own, trained with it)\n");
+      } else if (!training_negatives.empty()) {
         Dataset negatives_data;
         for (const ImageSet& set : training_negatives) negatives_data.append(set.data);
         const EleventhClass unit = train_eleventh(forward(network, training_digits), forward(network, negatives_data));

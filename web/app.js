@@ -196,33 +196,51 @@ async function readDrawing({ announce }) {
 
 // ---- showing the result ----
 
-function buildBars() {
+// One bar per digit; a model with "not a digit" (an eleventh output, docs/api.md) adds one more,
+// labelled "none".
+function buildBars(withNone) {
   bars.replaceChildren();
-  for (let digit = 0; digit < 10; digit++) {
+  bars.classList.toggle('with-none', withNone);
+  const labels = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+  if (withNone) labels.push('none');
+  for (const label of labels) {
     const item = document.createElement('li');
     item.innerHTML =
-      `<span class="label">${digit}</span>` +
+      `<span class="label">${label}</span>` +
       '<span class="track" aria-hidden="true"><span class="fill"></span></span>' +
       '<span class="value">–</span>';
-    item.setAttribute('aria-label', `${digit}: no reading`);
+    item.dataset.label = label;
+    item.classList.toggle('none', label === 'none');
+    item.setAttribute('aria-label', `${spoken(label)}: no reading`);
     bars.append(item);
   }
 }
+
+const spoken = (label) => (label === 'none' ? 'not a digit' : label);
 
 function percent(p) {
   const value = 100 * p;
   return value >= 99.95 ? '100%' : value < 0.05 ? '0%' : `${value.toFixed(value < 10 ? 1 : 0)}%`;
 }
 
+// probabilities: one per bar (the ten digits', then "not a digit"'s when there is that bar), or null.
 function setBars(probabilities) {
   const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
-  [...bars.children].forEach((item, digit) => {
-    const p = probabilities ? probabilities[digit] : 0;
+  [...bars.children].forEach((item, index) => {
+    const p = probabilities ? probabilities[index] : 0;
+    const label = spoken(item.dataset.label);
     item.querySelector('.fill').style.width = `${(100 * p).toFixed(1)}%`;
     item.querySelector('.value').textContent = probabilities ? percent(p) : '–';
-    item.classList.toggle('top', digit === top);
-    item.setAttribute('aria-label', probabilities ? `${digit}: ${percent(p)}` : `${digit}: no reading`);
+    item.classList.toggle('top', index === top);
+    item.setAttribute('aria-label', probabilities ? `${label}: ${percent(p)}` : `${label}: no reading`);
   });
+}
+
+// A reading's bars: the ten digits', and "not a digit"'s when the model has that output.
+function readingBars(reading) {
+  const withNone = reading.not_a_digit_probability != null;
+  if (withNone !== bars.classList.contains('with-none')) buildBars(withNone);
+  return withNone ? [...reading.probabilities, reading.not_a_digit_probability] : reading.probabilities;
 }
 
 function setSeen(input) {
@@ -242,7 +260,7 @@ function setState(state, digitText, message, announce) {
   digitOut.textContent = digitText;
   // The status line is the live region: while drawing it stays put, so a screen reader hears one
   // sentence per finished stroke or button press, not one every quarter second.
-  if (announce || state !== 'confident' && state !== 'unsure') statusOut.textContent = message;
+  if (announce || !['confident', 'unsure', 'not-digit'].includes(state)) statusOut.textContent = message;
 }
 
 // Other parts of the page (feedback.js, inside.js) follow the readings through these events
@@ -256,9 +274,13 @@ function announceToPage(name, detail) {
 function showReading(reading, announce, drawing) {
   announceToPage('digits:reading', { reading, announce, drawing });
   const sure = percent(reading.probability);
-  setBars(reading.probabilities);
+  setBars(readingBars(reading));
   setSeen(reading.input);
-  if (reading.unsure) {
+  if (reading.not_a_digit) {
+    // A model with "not a digit" found it more probable than every digit: said in words.
+    setState('not-digit', 'not a digit',
+      `That does not look like a digit. (${sure} sure) Draw one digit, 0 to 9.`, announce);
+  } else if (reading.unsure) {
     setState('unsure', `${reading.digit}?`,
       `Not sure. It might be a ${reading.digit} (${sure}), but that is below ${percent(unsureBelow)}. Try drawing it larger or more clearly.`, announce);
   } else {
@@ -323,6 +345,12 @@ async function describeModel() {
   try {
     const model = await (await fetch('/api/model')).json();
     unsureBelow = model.unsure_below ?? unsureBelow;
+    // A model with "not a digit" has eleven outputs: its bar is there before the first reading.
+    const withNone = Array.isArray(model.layers) && model.layers[model.layers.length - 1] === 11;
+    if (withNone !== bars.classList.contains('with-none') && result.dataset.state === 'empty') {
+      buildBars(withNone);
+      setBars(null);
+    }
     document.getElementById('unsure-percent').textContent = Math.round(100 * unsureBelow);
     const accuracy = model.accuracy && model.accuracy.test_percent !== undefined
       ? ` · ${model.accuracy.test_percent}% right on the 10,000 MNIST test digits` : '';
@@ -334,7 +362,7 @@ async function describeModel() {
   }
 }
 
-buildBars();
+buildBars(false);
 setBars(null);
 fitPad();
 setSeen(null);

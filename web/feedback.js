@@ -1,6 +1,8 @@
 // digits: telling the network whether it was right. After each announced reading (a finished
 // stroke, Tell the Number, Enter) the page asks "Is it a 7?": Right stores the drawing with that
-// label; Wrong asks which digit it is (buttons, or the digit's key). The server keeps every
+// label; Wrong asks which digit it is (buttons, or the digit's key). With a model that has "not a
+// digit" (an eleventh output, label 10), Wrong also offers "Not a digit" (or the N key), and a
+// reading of "not a digit" is asked about as such. The server keeps every
 // judgement (POST /api/feedback) and learns from the corrections in the background; this file then
 // watches GET /api/model until a new model version has learned from the correction, or the guard
 // has turned the update down, and says which. docs/api.md describes both endpoints.
@@ -41,15 +43,32 @@
     }
   }
 
+  const NOT_A_DIGIT = 10;  // the label of "not a digit" (src/digits/classes.hpp)
+
   for (let digit = 0; digit < 10; digit++) {
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'button digit-key';
     button.textContent = String(digit);
+    button.dataset.label = String(digit);
     button.setAttribute('aria-keyshortcuts', String(digit));
     button.addEventListener('click', () => send(digit));
     digitButtons.append(button);
   }
+  const noneButton = document.createElement('button');
+  noneButton.type = 'button';
+  noneButton.className = 'button digit-key none-key';
+  noneButton.textContent = 'Not a digit';
+  noneButton.dataset.label = String(NOT_A_DIGIT);
+  noneButton.setAttribute('aria-keyshortcuts', 'N');
+  noneButton.addEventListener('click', () => send(NOT_A_DIGIT));
+  digitButtons.append(noneButton);
+
+  // What a reading showed, as a label: its digit, or 10 for "not a digit".
+  const shownLabel = (reading) => (reading.not_a_digit ? NOT_A_DIGIT : reading.digit);
+  // Whether the model can learn "not a digit": it has that output (docs/api.md).
+  const canSayNone = (reading) => reading.not_a_digit_probability != null;
+  const saidAs = (label) => (label === NOT_A_DIGIT ? 'not a digit' : `a ${label}`);
 
   function hide() {
     current = null;
@@ -75,7 +94,7 @@
       return;
     }
     current = { reading, drawing };
-    question.textContent = `Is it a ${reading.digit}?`;
+    question.textContent = reading.not_a_digit ? 'Is it something other than a digit?' : `Is it a ${reading.digit}?`;
     ask.hidden = false;
     pick.hidden = true;
     judge.hidden = false;
@@ -83,13 +102,18 @@
   });
   document.addEventListener('digits:cleared', hide);
 
-  rightButton.addEventListener('click', () => current && send(current.reading.digit));
+  rightButton.addEventListener('click', () => current && send(shownLabel(current.reading)));
   wrongButton.addEventListener('click', () => {
     if (!current) return;
     ask.hidden = true;
     pick.hidden = false;
-    // Every digit but the one the network said; focus the first so the keyboard can go on.
-    for (const button of digitButtons.children) button.hidden = Number(button.textContent) === current.reading.digit;
+    // Every digit but the one the network said, and "Not a digit" when the model has it and did
+    // not say it; focus the first so the keyboard can go on.
+    const shown = shownLabel(current.reading);
+    for (const button of digitButtons.children) {
+      const label = Number(button.dataset.label);
+      button.hidden = label === shown || (label === NOT_A_DIGIT && !canSayNone(current.reading));
+    }
     digitButtons.querySelector('button:not([hidden])').focus({ preventScroll: true });
   });
 
@@ -102,12 +126,16 @@
   });
 
   // A digit key while the question is open says which digit it is: the label for a wrong
-  // prediction, or the same digit, which is a "right".
+  // prediction, or the same digit, which is a "right". N says "not a digit", when the model has it.
   document.addEventListener('keydown', (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey || !current || judge.hidden || sending) return;
-    if (!/^[0-9]$/.test(event.key)) return;
-    event.preventDefault();
-    send(Number(event.key));
+    if (/^[0-9]$/.test(event.key)) {
+      event.preventDefault();
+      send(Number(event.key));
+    } else if ((event.key === 'n' || event.key === 'N') && canSayNone(current.reading)) {
+      event.preventDefault();
+      send(NOT_A_DIGIT);
+    }
   });
 
   async function send(label) {
@@ -141,9 +169,10 @@
 
   // What the server stored, in words; then, for a correction, watch for the model learning it.
   function stored(judgement, reading) {
-    const said = judgement.label === reading.digit
-      ? `you said it is a ${judgement.label}, as the network read it`
-      : `you said it is a ${judgement.label}, not a ${reading.digit}`;
+    const shown = shownLabel(reading);
+    const said = judgement.label === shown ? `you said it is ${saidAs(judgement.label)}, as the network read it`
+      : shown === NOT_A_DIGIT ? `you said it is ${saidAs(judgement.label)}, which the network did not take for a digit`
+        : `you said it is ${saidAs(judgement.label)}, not a ${shown}`;
     if (judgement.learning === 'queued') {
       say(`Saved (judgement ${judgement.id}): ${said}. The network is learning from it…`, 'pending');
       watchLearning(judgement.id);

@@ -209,10 +209,15 @@
       blocks.push(entry);
     });
 
-    // The output: one square per digit.
+    // The output: one square per digit, and a wide one labelled "none" for a model with "not a
+    // digit" (an eleventh output).
     const classes = layout[layout.length - 1].units;
-    const output = makeBlock('output', 'Output', `${classes} neurons, one per digit`,
-      'Softmax turns the ten sums into probabilities that add up to 100%. The brightest is the answer.');
+    const withNone = classes === 11;
+    const output = withNone
+      ? makeBlock('output', 'Output', '11 neurons: one per digit, one for "not a digit"',
+        'Softmax turns the eleven sums into probabilities that add up to 100%. The brightest is the answer: a digit, or "none" when the drawing does not look like one.')
+      : makeBlock('output', 'Output', `${classes} neurons, one per digit`,
+        'Softmax turns the ten sums into probabilities that add up to 100%. The brightest is the answer.');
     const list = document.createElement('ol');
     list.className = 'inside-digits';
     list.setAttribute('aria-label', 'The output neurons');
@@ -220,7 +225,10 @@
     for (let digit = 0; digit < classes; digit++) {
       const item = document.createElement('li');
       item.innerHTML = '<span class="inside-digit"></span><span class="inside-percent"></span>';
-      item.querySelector('.inside-digit').textContent = digit;
+      const none = withNone && digit === 10;
+      item.querySelector('.inside-digit').textContent = none ? 'none' : digit;
+      item.dataset.label = none ? 'not a digit' : String(digit);
+      item.classList.toggle('inside-none', none);
       list.append(item);
       cells.push(item);
     }
@@ -383,7 +391,8 @@
       cell.classList.toggle('top', digit === top);
       const shown = !probabilities ? '' : p >= 0.9995 ? '100%' : p < 0.0005 ? '0%' : `${(100 * p).toFixed(p < 0.1 ? 1 : 0)}%`;
       cell.querySelector('.inside-percent').textContent = shown;
-      cell.setAttribute('aria-label', probabilities ? `${digit}: ${shown}` : `${digit}: no reading`);
+      const label = cell.dataset.label;
+      cell.setAttribute('aria-label', probabilities ? `${label}: ${shown}` : `${label}: no reading`);
     });
   }
 
@@ -416,7 +425,9 @@
       if (entry.kind === 'output') paintOutput(entry.cells, layers[layers.length - 1].values);
     }
     panel.dataset.state = 'reading';
-    statusLine.textContent = `The network reads a ${reading.digit}: follow it from the pixels to the answer.`;
+    statusLine.textContent = reading.not_a_digit
+      ? 'The network reads no digit here ("none"): follow it from the pixels to the answer.'
+      : `The network reads a ${reading.digit}: follow it from the pixels to the answer.`;
   }
 
   function hiddenCaption(entry) {

@@ -145,20 +145,25 @@
   // prediction is the network's own, never the client's), then kept with the drawing itself.
   async function feedbackAnswer(request) {
     const label = request.label;
-    if (!Number.isInteger(label) || label < 0 || label > 9) return failure(400, 'invalid_request', '"label" must be a digit 0–9');
+    if (!Number.isInteger(label) || label < 0 || label > 10) return failure(400, 'invalid_request', '"label" must be a digit 0–9, or 10 for "not a digit"');
     const reading = await read(request.image);
     if (!reading) return failure(422, 'empty_drawing', 'there is nothing to read: the drawing has no ink');
+    // "Not a digit" (10) only for a model that has that output, as the server says.
+    if (label === 10 && reading.not_a_digit_probability == null) {
+      return failure(400, 'invalid_request', '"label" is 10, "not a digit", but this model has no "not a digit" output; it can learn the digits 0–9 only');
+    }
+    const predicted = reading.not_a_digit ? 10 : reading.digit;
     const judgement = {
       label,
-      predicted: reading.digit,
-      correct: label === reading.digit,
+      predicted,
+      correct: label === predicted,
       probabilities: reading.probabilities,
       drawing: request.image,
       created_ms: Date.now(),
     };
     judgement.id = await transaction('readwrite', (store) => store.add(judgement));
     showKept();
-    return answer(201, { id: judgement.id, label, predicted: reading.digit, correct: judgement.correct, model_version: 0,
+    return answer(201, { id: judgement.id, label, predicted, correct: judgement.correct, model_version: 0,
       probabilities: reading.probabilities, learning: 'not_needed' });
   }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "digits/base64.hpp"
+#include "digits/classes.hpp"
 
 namespace digits::answers {
 
@@ -111,12 +112,24 @@ json first_layer_kernels(const Network& network) {
   };
 }
 
+json answer_fields(std::span<const float> probabilities) {
+  const ClassReading classes = read_classes(probabilities);
+  const double answered = classes.not_a_digit ? *classes.not_a_digit_probability : classes.probability;
+  const std::size_t digits = std::min<std::size_t>(probabilities.size(), kDigitClasses);
+  return {
+      {"digit", classes.not_a_digit ? json(nullptr) : json(classes.digit)},
+      {"probability", answered},
+      {"unsure", answered < kUnsureBelow},
+      {"probabilities", std::vector<float>(probabilities.begin(), probabilities.begin() + static_cast<std::ptrdiff_t>(digits))},
+      {"not_a_digit", classes.not_a_digit},
+      {"not_a_digit_probability", classes.not_a_digit_probability ? json(*classes.not_a_digit_probability) : json(nullptr)},
+  };
+}
+
 json reading(const Network& network, const Preprocessed& input) {
   const std::vector<Matrix> outputs =
       network.activations(Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size())));
   const Matrix& probabilities = outputs.back();
-  int digit = 0;
-  const double top = probabilities.row(0).maxCoeff(&digit);
   json layers = json::array();
   const std::vector<std::string> names = layer_names(network);
   std::size_t map_bytes = 0;  // of kMaxMapBytes
@@ -152,15 +165,11 @@ json reading(const Network& network, const Preprocessed& input) {
 
   std::vector<int> seen(input.pixels.size());
   for (std::size_t i = 0; i < seen.size(); ++i) seen[i] = static_cast<int>(std::lround(input.pixels[i]));
-  return {
-      {"digit", digit},
-      {"probability", top},
-      {"unsure", top < kUnsureBelow},
-      {"probabilities", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())},
-      {"input", {{"width", kInputSide}, {"height", kInputSide}, {"pixels", seen}}},
-      {"inverted", input.inverted},
-      {"activations", layers},
-  };
+  json answer = answer_fields(std::span<const float>(probabilities.data(), static_cast<std::size_t>(probabilities.size())));
+  answer["input"] = {{"width", kInputSide}, {"height", kInputSide}, {"pixels", seen}};
+  answer["inverted"] = input.inverted;
+  answer["activations"] = std::move(layers);
+  return answer;
 }
 
 json number_answer(const NumberReading& reading) {
@@ -171,6 +180,7 @@ json number_answer(const NumberReading& reading) {
                       {"probability", d.probability},
                       {"unsure", d.probability < kUnsureBelow},
                       {"probabilities", d.probabilities},
+                      {"not_a_digit_probability", d.not_a_digit_probability ? json(*d.not_a_digit_probability) : json(nullptr)},
                       {"box", box(d.box)}});
   }
   for (const Box& b : reading.not_digits) not_digits.push_back({{"box", box(b)}});

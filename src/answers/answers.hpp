@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 
 #include "digits/network.hpp"
@@ -15,7 +16,9 @@
 
 namespace digits::answers {
 
-// A prediction whose top probability is below this is shown as unsure rather than as an answer.
+// A prediction whose top probability is below this is shown as unsure rather than as an answer
+// (with "not a digit", a digit is shown only when it is the most probable of the eleven classes at
+// this probability or more).
 // Chosen so that clear drawings (typically above 0.9) pass and scribbles and ambiguous shapes
 // (a 4 that could be a 9 splits about evenly) do not; docs/app.md states the rule.
 inline constexpr double kUnsureBelow = 0.7;
@@ -35,8 +38,17 @@ nlohmann::json describe_layers(const Network& network);
 // The first layer's kernels when it is a convolution, for the page's pictures; null otherwise.
 nlohmann::json first_layer_kernels(const Network& network);
 
-// One drawing read by the network, from its preprocessed input: digit, probability, unsure, the
-// ten probabilities, the 28×28 input the network saw, inverted, and every layer's output
+// What every answer about one image says, from the network's probabilities for it (10, or 11 with
+// "not a digit", digits/classes.hpp): {"digit": 7 or null, "probability", "unsure", "probabilities"
+// (the ten digits'), "not_a_digit", "not_a_digit_probability" (null for a model without it)}.
+// "digit" is null when "not a digit" is the most probable of the eleven classes; "probability" is
+// then that of "not a digit", else the digit's; "unsure" is probability < kUnsureBelow. With eleven
+// classes the ten probabilities are the eleven-way softmax's: they add up to
+// 1 − not_a_digit_probability. docs/api.md shows it.
+nlohmann::json answer_fields(std::span<const float> probabilities);
+
+// One drawing read by the network, from its preprocessed input: answer_fields, the 28×28 input
+// the network saw, inverted, and every layer's output
 // (activations: a dense layer's values as numbers, a conv or pooling layer's maps as base64
 // bytes; a conv or dense layer followed by batch norm is one entry holding the batch norm's output,
 // named in "batch_norm"). POST /api/predict's answer without its time.
@@ -44,7 +56,9 @@ nlohmann::json reading(const Network& network, const Preprocessed& input);
 
 // A number read by read_number (digits/segment.hpp), as POST /api/read and `digits read --json`
 // give it: {"text": "2026", "digits": [{"digit", "probability", "unsure", "probabilities" (10),
-// "box": [x, y, w, h]}, …] left to right, "not_digits": [{"box": [x, y, w, h]}, …], "inverted"}.
+// "not_a_digit_probability" (null for a model without it), "box": [x, y, w, h]}, …] left to
+// right, "not_digits": [{"box": [x, y, w, h]}, …] (dashes, dots, and parts a model with "not a
+// digit" read as such), "inverted"}.
 nlohmann::json number_answer(const NumberReading& reading);
 
 }  // namespace digits::answers

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <sstream>
 
 #include "digits/builtin_model.hpp"
@@ -269,7 +270,11 @@ int run_train_impl(const TrainOptions& options) {
   if (state.epochs_done > 0) std::printf(", resuming after epoch %d", state.epochs_done);
   std::printf("\n  data %s: %zu training and %zu test images\n", data_dir.c_str(), data.train.size(), data.test.size());
   const auto not_digits = static_cast<std::size_t>(std::count(extra.labels.begin(), extra.labels.end(), kNotADigit));
-  if (extra.size() > 0) std::printf("  and %zu extra training images (%zu of them not digits) from %s\n", extra.size(), not_digits, extra.name.c_str());
+  if (extra.size() > 0) {
+    std::printf("  and %zu extra training images", extra.size());
+    if (not_digits > 0) std::printf(" (%zu of them not digits)", not_digits);
+    std::printf(" from %s\n", extra.name.c_str());
+  }
   std::fflush(stdout);
 
   Metadata metadata;
@@ -346,8 +351,8 @@ Dataset read_page_export(const fs::path& path) {
   for (std::size_t i = 0; i < file["judgements"].size(); ++i) {
     const nlohmann::json& j = file["judgements"][i];
     const std::string where = path.string() + ": judgement " + std::to_string(i + 1);
-    if (!j.is_object() || !j.contains("label") || !j["label"].is_number_integer() || j["label"].get<long long>() < 0 || j["label"].get<long long>() > 9)
-      throw Error(where + ": \"label\" must be a digit 0–9");
+    if (!j.is_object() || !j.contains("label") || !j["label"].is_number_integer() || j["label"].get<long long>() < 0 || j["label"].get<long long>() > kNotADigit)
+      throw Error(where + ": \"label\" must be a digit 0–9, or 10 for \"not a digit\"");
     if (!j.contains("drawing") || !j["drawing"].is_string()) throw Error(where + ": \"drawing\" must be a data URL of a PNG");
     std::string bytes;
     try {
@@ -400,7 +405,7 @@ Dataset read_feedback(const fs::path& given) {
   labels_name.replace(at, std::string("images-idx3").size(), "labels-idx1");
   const fs::path labels = path.parent_path() / labels_name;
   if (!fs::exists(labels, ec)) throw Error(path.string() + ": its labels file " + labels.string() + " is missing");
-  Dataset data = read_idx(path, labels, path.string());
+  Dataset data = read_idx(path, labels, path.string(), kNotADigit);
   if (data.size() == 0) throw Error(path.string() + ": holds no images");
   return data;
 }
@@ -408,7 +413,28 @@ Dataset read_feedback(const fs::path& given) {
 // `improve --feedback`: the server's guarded fine-tune, run once on every stored judgement.
 int run_improve_feedback(const ImproveOptions& options) {
   Model model = load_model_or_builtin(options.model);
-  const Dataset corrections = read_feedback(options.feedback);
+  Dataset corrections = read_feedback(options.feedback);
+  if (!has_not_a_digit(model.network.classes())) {
+    // "Not a digit" needs the eleventh output: such judgements are passed over, as the server's
+    // learner does (a store may hold them from a model that had it), and said so.
+    Dataset digits_only;
+    digits_only.name = corrections.name;
+    digits_only.rows = corrections.rows, digits_only.cols = corrections.cols;
+    for (std::size_t i = 0; i < corrections.size(); ++i) {
+      if (corrections.labels[i] == kNotADigit) continue;
+      const std::span<const std::uint8_t> image = corrections.image(i);
+      digits_only.pixels.insert(digits_only.pixels.end(), image.begin(), image.end());
+      digits_only.labels.push_back(corrections.labels[i]);
+    }
+    if (const std::size_t passed = corrections.size() - digits_only.size(); passed > 0) {
+      std::fprintf(stderr, "digits: passed over %zu judgement%s of \"not a digit\": %s has %d outputs, none of them \"not a digit\"\n", passed,
+                   passed == 1 ? "" : "s", model_label(options.model).c_str(), model.network.classes());
+      if (digits_only.size() == 0)
+        throw Error(options.feedback + ": every judgement says \"not a digit\", which " + model_label(options.model) +
+                    " cannot learn; use a model with 11 outputs (digits train --preset app)");
+    }
+    corrections = std::move(digits_only);
+  }
   const fs::path data_dir = resolve_data_dir(options.data);
   const TrainTestData mnist = load_train_test(data_dir);
   const auto [replay, validation] = guard_split(mnist.train);
@@ -564,13 +590,17 @@ int run_predict(const PredictOptions& options) {
     const Preprocessed input = preprocess(read_image(file));
     const Matrix pixels = Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size()));
     const Matrix probabilities = model.network.predict_proba(pixels);
-    int digit = 0;
-    probabilities.row(0).maxCoeff(&digit);
+    const std::span<const float> all(probabilities.data(), static_cast<std::size_t>(probabilities.size()));
     if (options.json) {
-      std::vector<float> all(probabilities.data(), probabilities.data() + probabilities.size());
-      std::printf("%s\n", json{{"file", file}, {"digit", digit}, {"probability", all[static_cast<std::size_t>(digit)]}, {"probabilities", all}, {"inverted", input.inverted}}.dump().c_str());
+      // The fields of POST /api/predict's answer (answers.hpp), with the file's name.
+      json out = answers::answer_fields(all);
+      out["file"] = file;
+      out["inverted"] = input.inverted;
+      std::printf("%s\n", out.dump().c_str());
+    } else if (const ClassReading classes = read_classes(all); classes.not_a_digit) {
+      std::printf("%s: not a digit (%.1f%%)\n", file.c_str(), 100.0 * *classes.not_a_digit_probability);
     } else {
-      std::printf("%s: %d (%.1f%%)\n", file.c_str(), digit, 100.0 * probabilities(0, digit));
+      std::printf("%s: %d (%.1f%%)\n", file.c_str(), classes.digit, 100.0 * classes.probability);
     }
   });
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "digits/classes.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "feedback/model_versions.hpp"
@@ -85,11 +86,12 @@ int run_feedback_export(const FeedbackExportOptions& options) {
   std::printf("  %s\n  %s\n", images.c_str(), labels.c_str());
 
   if (options.png) {
-    // The 28×28 input the network saw, named <label>_<id>.png: `digits evaluate --images` and
-    // `digits improve --images` read the label from the name.
+    // The 28×28 input the network saw, named <label>_<id>.png (none_<id>.png for "not a digit"):
+    // `digits evaluate --images` and `digits improve --images` read the label from the name.
     for (const feedback::Example& j : judgements) {
       GrayImage image{28, 28, std::vector<float>(j.input.begin(), j.input.end())};
-      write_png(out / (std::to_string(j.label) + "_" + std::to_string(j.id) + ".png"), image);
+      const std::string label = j.label == kNotADigit ? "none" : std::to_string(j.label);
+      write_png(out / (label + "_" + std::to_string(j.id) + ".png"), image);
     }
     std::printf("  and %zu PNG files named <label>_<id>.png in %s\n", judgements.size(), out.c_str());
   }

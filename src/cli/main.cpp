@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   CLI::App* predict_cmd = app.add_subcommand("predict", "Read the digit in each image (PNG, JPEG, BMP, PGM; any size, either polarity)");
   predict_cmd->add_option("files", predict.files, "Image files")->required();
   predict_cmd->add_option("--model", predict.model, model_help);
-  predict_cmd->add_flag("--json", predict.json, "Print one JSON object per file, with all ten probabilities");
+  predict_cmd->add_flag("--json", predict.json, "Print one JSON object per file, with all ten probabilities (and \"not_a_digit\", for a model with that eleventh output)");
 
   PredictOptions read;
   CLI::App* read_cmd = app.add_subcommand("read", "Read every digit in each image, left to right, and print the number (same images as predict)");

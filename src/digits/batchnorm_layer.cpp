@@ -121,6 +121,44 @@ const Matrix& BatchNormLayer::backward(const Matrix& dA, bool compute_dX, Worker
   return dX_;
 }
 
+const Matrix& BatchNormLayer::forward_frozen(const Matrix& X) {
+  assert(X.cols() == in());
+  const Eigen::Index batch = X.rows(), positions = input_.height * input_.width;
+  X_hat_.resize(batch, in());
+  Y_.resize(batch, in());
+  A_.resize(batch, in());
+  inv_sigma_.resize(channels());
+  for (int c = 0; c < channels(); ++c) inv_sigma_(c) = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var(c)) + kEpsilon));
+  for (Eigen::Index n = 0; n < batch; ++n) {
+    for (int c = 0; c < channels(); ++c) {
+      auto x_hat = X_hat_.row(n).segment(c * positions, positions).array();
+      x_hat = (X.row(n).segment(c * positions, positions).array() - running_mean(c)) * inv_sigma_(c);  // X̂ = (X − μ)/σ
+      Y_.row(n).segment(c * positions, positions).array() = gamma(0, c) * x_hat + beta(c);                   // Y = γ·X̂ + β
+    }
+  }
+  activation_forward(activation, Y_, A_);  // A = f(Y)
+  return A_;
+}
+
+const Matrix& BatchNormLayer::backward_frozen(const Matrix& dA, bool compute_dX) {
+  const Eigen::Index batch = dA.rows(), positions = input_.height * input_.width;
+  dY_.resize(batch, in());
+  activation_backward_rows(activation, Y_, A_, dA, dY_, 0, batch);  // dY = dA ⊙ f′(Y)
+  dgamma.setZero(1, channels());
+  dbeta.setZero(channels());
+  if (compute_dX) dX_.resize(batch, in());
+  else dX_.resize(0, 0);
+  for (Eigen::Index n = 0; n < batch; ++n) {
+    for (int c = 0; c < channels(); ++c) {
+      const auto dy = dY_.row(n).segment(c * positions, positions).array();
+      dbeta(c) += dy.sum();                                                               // dβ = Σ dY
+      dgamma(0, c) += (dy * X_hat_.row(n).segment(c * positions, positions).array()).sum();  // dγ = Σ dY ⊙ X̂
+      if (compute_dX) dX_.row(n).segment(c * positions, positions).array() = gamma(0, c) * inv_sigma_(c) * dy;  // dX = (γ/σ)·dY
+    }
+  }
+  return dX_;
+}
+
 void BatchNormLayer::inference_affine(RowVector& s, RowVector& t) const {
   s.resize(channels());
   t.resize(channels());

@@ -56,6 +56,17 @@ class BatchNormLayer {
   // dX only when compute_dX. Returns dX (empty otherwise).
   const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
+  // Training with the statistics frozen, as fine-tuning on a few new examples wants (fine_tune.hpp):
+  // a batch that is a quarter corrections of one style is no sample of the digits the running
+  // statistics describe, so normalise with those, leave them alone, and learn only γ and β:
+  //   X̂ = (X − running_mean)/σ,  σ = √(running_var + ε),  Y = γ·X̂ + β,  A = f(Y)
+  // the function prediction computes. Keeps X̂, 1/σ, Y and A for backward_frozen.
+  const Matrix& forward_frozen(const Matrix& X);
+
+  // Its backward: μ and σ are constants now, so the layer is affine per channel:
+  //   dY = dA ⊙ f′(Y),  dβ = Σ dY,  dγ = Σ dY ⊙ X̂,  dX = (γ/σ)·dY      (sums over a channel's values)
+  const Matrix& backward_frozen(const Matrix& dA, bool compute_dX);
+
   // Inference with the running statistics, into a caller's buffer, keeping nothing:
   //   A = f(X·s + t),  s = γ/√(running_var + ε),  t = β − running_mean·s
   // Network::predict_proba does not call it after a conv or dense layer: it folds (fold_batch_norm).

@@ -93,7 +93,7 @@ void check_length(const fs::path& path, std::size_t actual, std::size_t header, 
 
 }  // namespace
 
-Dataset read_idx(const fs::path& images_path, const fs::path& labels_path, std::string name) {
+Dataset read_idx(const fs::path& images_path, const fs::path& labels_path, std::string name, std::uint8_t max_label) {
   Dataset data;
   data.name = std::move(name);
 
@@ -124,9 +124,9 @@ Dataset read_idx(const fs::path& images_path, const fs::path& labels_path, std::
                 " has " + std::to_string(count) + " images");
 
   for (std::size_t i = 0; i < label_count; ++i) {
-    if (labels[8 + i] > 9)
+    if (labels[8 + i] > max_label)
       throw Error(labels_path.string() + ": label " + std::to_string(labels[8 + i]) + " at index " + std::to_string(i) +
-                  " is not a digit 0–9");
+                  (max_label > 9 ? " is neither a digit 0–9 nor 10 (not a digit)" : " is not a digit 0–9"));
   }
   data.rows = static_cast<int>(rows);
   data.cols = static_cast<int>(cols);

@@ -31,10 +31,11 @@ struct Dataset {
 
 // Reads an IDX image file and its label file (plain, or gzip by content, whatever the name says).
 // Checks the magic numbers (0x00000803 images, 0x00000801 labels), the dimensions, that each file's
-// length is what its header says, that both hold the same count, and that labels are 0–9.
+// length is what its header says, that both hold the same count, and that labels are 0–9 (0–10
+// with max_label = kNotADigit, for files that may hold "not a digit": the feedback export).
 // Every failure throws Error naming the file and what was wrong.
 Dataset read_idx(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
-                 std::string name);
+                 std::string name, std::uint8_t max_label = 9);
 
 // Writes an IDX pair (plain, uncompressed), atomically.
 void write_idx(const Dataset& data, const std::filesystem::path& images_path, const std::filesystem::path& labels_path);

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "digits/error.hpp"
+#include "digits/loss.hpp"
 #include "digits/optimizer.hpp"
 #include "digits/random.hpp"
 #include "digits/trainer.hpp"
@@ -21,6 +22,10 @@ void check_settings(const FineTuneSettings& s) {
   if (!(s.momentum >= 0.0f && s.momentum < 1.0f)) throw Error("fine-tune: momentum must be in [0, 1)");
   if (!(s.new_share > 0.0 && s.new_share <= 1.0)) throw Error("fine-tune: new_share must be in (0, 1]");
   if (!(s.max_validation_drop >= 0.0 && s.max_validation_drop <= 1.0)) throw Error("fine-tune: max_validation_drop must be in [0, 1]");
+  if (s.trained_layers < 0) throw Error("fine-tune: trained_layers must not be negative (got " + std::to_string(s.trained_layers) + ")");
+  if (!(s.layer_rate_decay > 0.0f && s.layer_rate_decay <= 1.0f)) throw Error("fine-tune: layer_rate_decay must be in (0, 1]");
+  if (!(s.pull_to_start >= 0.0f) || !std::isfinite(s.pull_to_start)) throw Error("fine-tune: pull_to_start must be a number ≥ 0");
+  if (!(s.distillation >= 0.0f && s.distillation <= 1.0f)) throw Error("fine-tune: distillation must be in [0, 1]");
 }
 
 void check_fits(const Network& network, const Dataset& data) {
@@ -64,6 +69,122 @@ struct BatchPart {
     batch_X.middleRows(static_cast<Eigen::Index>(offset), static_cast<Eigen::Index>(count)) = X;
     std::copy(labels.begin(), labels.end(), batch_labels.begin() + static_cast<std::ptrdiff_t>(offset));
   }
+};
+
+// One fine-tuning step as FineTuneSettings' recipe asks, on a batch X (batch × inputs, already
+// scaled): Network::train_step's forward, loss, backward and momentum update, with four changes:
+// the layers below the first trained one run as in prediction (`infer`) and are not
+// backpropagated; batch norm may run with its running statistics (forward_frozen); the replay
+// rows' targets may mix in the live network's probabilities; and the update has per-layer rates
+// and the pull toward the live weights:
+//   g = dθ + λ·(θ − θ₀);  v ← μ·v + g;  θ ← θ − η_k·v
+// Allocates its workspaces on the first step only.
+class RecipeStep {
+ public:
+  RecipeStep(Network& candidate, const Network& live, const FineTuneSettings& settings)
+      : candidate_(candidate), live_(live), settings_(settings) {
+    std::vector<std::size_t> weighted;  // conv and dense layers
+    for (std::size_t i = 0; i < candidate.layers.size(); ++i)
+      if (std::holds_alternative<DenseLayer>(candidate.layers[i]) || std::holds_alternative<Conv2dLayer>(candidate.layers[i])) weighted.push_back(i);
+    const std::size_t trained = settings.trained_layers == 0 ? weighted.size() : std::min<std::size_t>(settings.trained_layers, weighted.size());
+    first_trained_ = weighted[weighted.size() - trained];
+    // Each trained layer's rate: η·decay^k, k counted down from the output layer; a batch norm
+    // takes the rate of the layer before it.
+    float rate = settings.learning_rate;
+    rates_.assign(candidate.layers.size(), 0.0f);
+    for (std::size_t k = weighted.size(); k-- > weighted.size() - trained;) {
+      const std::size_t end = k + 1 < weighted.size() ? weighted[k + 1] : candidate.layers.size();
+      for (std::size_t i = weighted[k]; i < end; ++i) rates_[i] = rate;
+      rate *= settings.layer_rate_decay;
+    }
+    velocity_.resize(candidate.layers.size());
+    for (std::size_t i = first_trained_; i < candidate.layers.size(); ++i) {
+      const Parameters p = parameters(candidate.layers[i]);
+      if (!p.W || !updated(i)) continue;
+      velocity_[i].W1 = WeightMatrix::Zero(p.W->rows(), p.W->cols());
+      velocity_[i].b1 = RowVector::Zero(p.b->size());
+    }
+  }
+
+  // `distilled`: rows [first, first + count) of the batch are MNIST replay, whose targets mix in
+  // the live network's probabilities when settings.distillation > 0.
+  void run(const Matrix& X, std::span<const std::uint8_t> labels, std::size_t distilled_first, std::size_t distilled_count) {
+    std::vector<Layer>& layers = candidate_.layers;
+    // Forward. Below the first trained layer, as in prediction, ping-ponging between two buffers.
+    const Matrix* A = &X;
+    for (std::size_t i = 0; i < first_trained_; ++i) {
+      Matrix& out = frozen_[i % 2];
+      infer(layers[i], *A, out);
+      A = &out;
+    }
+    for (std::size_t i = first_trained_; i < layers.size(); ++i) {
+      if (BatchNormLayer* bn = std::get_if<BatchNormLayer>(&layers[i]); bn && settings_.batch_norm != FineTuneSettings::BatchNorm::batch)
+        A = &bn->forward_frozen(*A);
+      else
+        A = &forward(layers[i], *A, candidate_.pool());
+    }
+    softmax_cross_entropy(*A, labels, P_, dZ_);
+    // Distillation: target T = (1 − α)·Y + α·P_live, so dZ = (P − T)/batch = (P − Y)/batch + α·(Y − P_live)/batch.
+    if (settings_.distillation > 0 && distilled_count > 0) {
+      const auto rows = [&](const Matrix& M) { return M.middleRows(static_cast<Eigen::Index>(distilled_first), static_cast<Eigen::Index>(distilled_count)); };
+      live_probabilities(rows(X));
+      const float alpha_over_batch = settings_.distillation / static_cast<float>(X.rows());
+      for (std::size_t r = 0; r < distilled_count; ++r) {
+        const auto row = static_cast<Eigen::Index>(distilled_first + r);
+        dZ_.row(row) -= alpha_over_batch * teacher_.row(static_cast<Eigen::Index>(r));
+        dZ_(row, labels[distilled_first + r]) += alpha_over_batch;
+      }
+    }
+    // Backward, down to the first trained layer.
+    const Matrix* dA = &dZ_;
+    for (std::size_t i = layers.size(); i-- > first_trained_;) {
+      const bool compute_dX = i > first_trained_;
+      if (BatchNormLayer* bn = std::get_if<BatchNormLayer>(&layers[i]); bn && settings_.batch_norm != FineTuneSettings::BatchNorm::batch)
+        dA = &bn->backward_frozen(*dA, compute_dX);
+      else
+        dA = &backward(layers[i], *dA, compute_dX, candidate_.pool());
+    }
+    // The update, with the pull toward the live weights θ₀.
+    const float mu = settings_.momentum, lambda = settings_.pull_to_start;
+    for (std::size_t i = first_trained_; i < layers.size(); ++i) {
+      const Parameters p = parameters(layers[i]);
+      if (!p.W || !updated(i)) continue;
+      const ConstParameters start = parameters(live_.layers[i]);
+      Moments& v = velocity_[i];
+      v.W1.array() = mu * v.W1.array() + p.dW->array() + lambda * (p.W->array() - start.W->array());
+      v.b1.array() = mu * v.b1.array() + p.db->array() + lambda * (p.b->array() - start.b->array());
+      p.W->array() -= rates_[i] * v.W1.array();
+      p.b->array() -= rates_[i] * v.b1.array();
+    }
+  }
+
+ private:
+  using Moments = Optimizer::Moments;
+
+  // Whether layer i's parameters change: every trained layer's, but batch norm's γ and β when fixed.
+  bool updated(std::size_t i) const {
+    return i >= first_trained_ && !(std::holds_alternative<BatchNormLayer>(candidate_.layers[i]) && settings_.batch_norm == FineTuneSettings::BatchNorm::fixed);
+  }
+
+  // teacher_ = the live network's probabilities for scaled images X, as predict_proba gives them
+  // for the same images unscaled.
+  void live_probabilities(const Eigen::Ref<const Matrix>& X) {
+    teacher_ = X;
+    for (const Layer& layer : live_.layers) {
+      infer(layer, teacher_, teacher_next_);
+      std::swap(teacher_, teacher_next_);
+    }
+    softmax(teacher_, teacher_);
+  }
+
+  Network& candidate_;
+  const Network& live_;
+  const FineTuneSettings& settings_;
+  std::size_t first_trained_ = 0;
+  std::vector<float> rates_;         // per layer: its η, 0 below the first trained one
+  std::vector<Moments> velocity_;    // per layer: v of W and b (W1, b1), empty for those not updated
+  std::array<Matrix, 2> frozen_;     // the frozen layers' outputs
+  Matrix P_, dZ_, teacher_, teacher_next_;
 };
 
 GuardVerdict judge(const Network& live, const Network& candidate, const Dataset& corrections, const Dataset& validation,
@@ -172,10 +293,11 @@ FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections
 
   // The copy is all that changes. SGD with momentum, as in optimizer.hpp:
   //   v ← μ·v + dθ;  θ ← θ − η·v
-  // from zero velocity, with a small η: a nudge, not a retraining.
+  // from zero velocity, with a small η: a nudge, not a retraining; RecipeStep adds the recipe.
   FineTuneResult result{live, {}};
   Network& candidate = result.candidate;
-  Optimizer optimizer({.kind = OptimizerKind::momentum, .learning_rate = settings.learning_rate, .momentum = settings.momentum});
+  candidate.forget_folded();  // the copy shares the live network's folded layers; its own weights are about to change
+  RecipeStep step_of(candidate, live, settings);
   Rng rng(settings.seed);
   Matrix X(static_cast<Eigen::Index>(batch), candidate.inputs());
   std::vector<std::uint8_t> labels(batch);
@@ -185,9 +307,10 @@ FineTuneResult fine_tune_guarded(const Network& live, const Dataset& corrections
   for (int step = 0; step < settings.steps; ++step) {
     stop_if_cancelled();
     for (BatchPart& part : parts) part.draw_into(rng, candidate.input_scale, X, labels);
-    candidate.train_step(X, labels, optimizer);
+    step_of.run(X, labels, parts[2].offset, parts[2].count);
   }
   stop_if_cancelled();
+  candidate.fold_for_prediction();  // the guard reads 5,000 images with it
 
   result.verdict = judge(live, candidate, corrections, validation, settings);
   return result;

@@ -29,6 +29,33 @@ struct FineTuneSettings {
   // still fill it); the rest is replay: half earlier corrections (when there are any), half MNIST
   // training digits. Replay is what keeps the network from forgetting what it knew.
   double new_share = 0.25;
+
+  // The recipe: which weights move, how far, and toward what. docs/feedback.md, "Choosing the
+  // recipe", measures each on the built-in model. The defaults are the old recipe (every layer at
+  // the one rate, batch norm as in training), kept until the measurement picks another.
+  //
+  // Only the last `trained_layers` conv or dense layers learn (with the batch norms after them);
+  // the ones below run as in prediction and are not backpropagated, so their features stay the
+  // features the rest of the network was trained on. 0: all of them.
+  int trained_layers = 0;
+  // Per-layer rates: the k-th trained conv or dense layer counted from the top (k = 0 for the
+  // output layer) learns at learning_rate · layer_rate_decay^k (a batch norm at its layer's rate).
+  // Below 1, the early layers, whose features the others build on, move least (Howard & Ruder 2018,
+  // "discriminative fine-tuning").
+  float layer_rate_decay = 1.0f;
+  // L2-SP (Li, Grandvalet & Davoine 2018, "Explicit inductive bias for transfer learning"): the loss
+  // gains (λ/2)·‖θ − θ₀‖² over the trained weights and biases, θ₀ the live network's, so each
+  // step's gradient gains λ·(θ − θ₀): a pull back toward what the network knew. 0: none.
+  float pull_to_start = 0.0f;
+  // Distillation on the MNIST replay (Li & Hoiem 2016, "Learning without forgetting"): those rows'
+  // target is (1 − α)·onehot + α·p_live, p_live the live network's probabilities, so the candidate
+  // is asked to keep the live network's whole answer, not only its top class. 0: plain labels.
+  float distillation = 0.0f;
+  // Batch norm while fine-tuning. `batch`: as in training, each batch's own statistics, the running
+  // ones moved toward them. `frozen`: the running statistics normalise and stay as they are, γ and
+  // β learn (batchnorm_layer.hpp, forward_frozen). `fixed`: frozen, and γ and β stay too.
+  enum class BatchNorm { batch, frozen, fixed };
+  BatchNorm batch_norm = BatchNorm::batch;
   // The guard: the candidate must not lose more than this much validation accuracy (0.003 = 0.3
   // points), and must get the new corrections right more often than the live network did. When the
   // live network already gets every one of them right there is nothing to improve: then the

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "digits/classes.hpp"
 #include "digits/error.hpp"
 
 namespace digits {
@@ -156,10 +157,7 @@ std::string NumberReading::text() const {
   return text;
 }
 
-bool looks_like_a_digit(std::span<const float> probabilities) {
-  (void)probabilities;  // no measured rule yet: see the declaration
-  return true;
-}
+bool looks_like_a_digit(std::span<const float> probabilities) { return !read_classes(probabilities).not_a_digit; }
 
 Segmentation segment(const GrayImage& image) {
   Segmentation result;
@@ -226,8 +224,9 @@ Segmentation segment(const GrayImage& image) {
 }
 
 NumberReading read_number(const Network& network, const GrayImage& image) {
-  if (network.inputs() != kInputSide * kInputSide || network.classes() != 10)
-    throw Error("reading a number needs a network of 784 inputs and 10 classes, not " + std::to_string(network.inputs()) + " and " + std::to_string(network.classes()));
+  if (network.inputs() != kInputSide * kInputSide || (network.classes() != kDigitClasses && !has_not_a_digit(network.classes())))
+    throw Error("reading a number needs a network of 784 inputs and 10 classes (or 11, with \"not a digit\"), not " + std::to_string(network.inputs()) + " and " +
+                std::to_string(network.classes()));
   const Segmentation seg = segment(image);
   const Matrix& ink = seg.ink.values;
   const int width = static_cast<int>(ink.cols());
@@ -302,7 +301,10 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     const auto score = [&](const Piece* p) {
       if (!p || p->row < 0) return none;
       const double aspect = static_cast<double>(p->box.width) / std::max<double>(seg.groups[g].box.height, seg.line_height);
-      return std::log(std::max<double>(probabilities.row(p->row).maxCoeff(), 1e-30)) - kWidePenalty * std::max(0.0, aspect - kWidest);
+      // The most probable digit's probability, never "not a digit"'s: the cuts that win are those
+      // that make digits, and a piece sure to be no digit scores low (with ten classes, the top one).
+      const double top = probabilities.row(p->row).head(kDigitClasses).maxCoeff();
+      return std::log(std::max(top, 1e-30)) - kWidePenalty * std::max(0.0, aspect - kWidest);
     };
     std::vector<double> best(static_cast<std::size_t>(n), none);
     std::vector<int> back(static_cast<std::size_t>(n), -1);
@@ -320,9 +322,13 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     for (const Piece* p : chosen) {
       DigitCandidate d;
       d.box = p->box;
-      for (int c = 0; c < 10; ++c) d.probabilities[static_cast<std::size_t>(c)] = probabilities(p->row, c);
-      d.probability = probabilities.row(p->row).maxCoeff(&d.digit);
-      d.is_digit = looks_like_a_digit(d.probabilities);
+      const std::span<const float> all(&probabilities(p->row, 0), static_cast<std::size_t>(probabilities.cols()));
+      for (int c = 0; c < kDigitClasses; ++c) d.probabilities[static_cast<std::size_t>(c)] = all[static_cast<std::size_t>(c)];
+      const ClassReading classes = read_classes(all);
+      d.digit = classes.digit;
+      d.probability = classes.probability;
+      d.not_a_digit_probability = classes.not_a_digit_probability;
+      d.is_digit = looks_like_a_digit(all);
       if (d.is_digit) {
         result.digits.push_back(d);
       } else {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,9 +33,10 @@ inline constexpr int kMaxCutsPerGroup = 6;
 // One candidate read as a digit.
 struct DigitCandidate {
   Box box;                              // the bounding box of its ink
-  int digit = 0;                        // the most probable class
+  int digit = 0;                        // the most probable digit
   float probability = 0;                // its probability
-  std::array<float, 10> probabilities{};
+  std::array<float, 10> probabilities{};  // the ten digits' (of the eleven-way softmax, for a model with "not a digit")
+  std::optional<float> not_a_digit_probability;  // empty for a model without "not a digit"
   bool is_digit = true;                 // what looks_like_a_digit said
 };
 
@@ -45,15 +47,16 @@ struct NumberReading {
   std::string text() const;            // the digits, left to right: "2026"
 };
 
-// The seam for "not a digit" (issue 20): given a candidate's ten probabilities, is it a digit?
-// Today every candidate that reaches the network is: the shape rules in segment.cpp already drop
-// dashes, commas and dots, and no rule on the probabilities of today's built-in model has been
-// measured to separate the rest (docs/numbers.md). A model that learns "not a digit" answers here.
+// Given a candidate's probabilities (all the network's: 10, or 11 with "not a digit", classes.hpp),
+// is it a digit? For a model of ten classes every candidate that reaches the network is: the shape
+// rules in segment.cpp already drop dashes, commas and dots, and no rule on the probabilities of a
+// ten-class model has been measured to separate the rest (docs/numbers.md). A model with the
+// eleventh class answers here: not a digit when that class is the most probable (read_classes).
 bool looks_like_a_digit(std::span<const float> probabilities);
 
-// Reads every digit in the image, left to right. The network must read 10 classes from 28×28
-// inputs, as preprocess makes them. Throws Error for an image with no pixels or no ink, as
-// preprocess does.
+// Reads every digit in the image, left to right. The network must read 10 classes (or 11, the
+// eleventh "not a digit") from 28×28 inputs, as preprocess makes them. Throws Error for an image
+// with no pixels or no ink, as preprocess does.
 NumberReading read_number(const Network& network, const GrayImage& image);
 
 // --- the geometry alone, without the network (for tests and for the measurements) ---

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <iterator>
 #include <mutex>
 
+#include "digits/classes.hpp"
 #include "digits/error.hpp"
 #include "feedback/storage_error.hpp"
 
@@ -20,12 +22,13 @@ namespace {
 // program is recognised as "not ours" rather than written into. The bytes spell "dgts".
 constexpr int kApplicationId = 0x64677473;
 // PRAGMA user_version: the schema below. A later schema bumps it and migrates older files on open.
-// Version 2 added client_address and the indexes the quotas count by (kMigrateFrom1).
-constexpr int kSchemaVersion = 2;
+// Version 2 added client_address and the indexes the quotas count by (kMigrateFrom1); version 3
+// lets label and predicted be 10, "not a digit" (digits/classes.hpp; kWidenLabelsFrom2).
+constexpr int kSchemaVersion = 3;
 constexpr int kImageBytes = 28 * 28;
 constexpr std::size_t kMaxClientIdBytes = 256;
 
-// The schema, version 2. The CHECKs repeat add()'s validation so that a row written by any other
+// The schema, version 3. The CHECKs repeat add()'s validation so that a row written by any other
 // tool is held to the same rules. AUTOINCREMENT: an id is never reused, even after rows are deleted,
 // so "everything after id N" (since) never misses or repeats a judgement. The drawing is the last
 // column: SQLite keeps the tail of a large row in a chain of overflow pages, and a query for the
@@ -35,8 +38,8 @@ constexpr const char* kSchema = R"sql(
 CREATE TABLE judgements (
   id             INTEGER PRIMARY KEY AUTOINCREMENT,
   input          BLOB    NOT NULL CHECK (length(input) = 784),        -- 28×28 uint8, row-major, 0 = background
-  label          INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-  predicted      INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
+  label          INTEGER NOT NULL CHECK (label BETWEEN 0 AND 10),      -- a digit, or 10: not a digit (since version 3)
+  predicted      INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 10),
   probabilities  BLOB    NOT NULL CHECK (length(probabilities) = 40),  -- 10 × float32, little-endian
   correct        INTEGER NOT NULL CHECK (correct = (label = predicted)),
   model_version  INTEGER NOT NULL CHECK (model_version >= 0),
@@ -57,6 +60,17 @@ ALTER TABLE judgements ADD COLUMN client_address TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS judgements_by_client ON judgements (client_id);
 CREATE INDEX IF NOT EXISTS judgements_by_address ON judgements (client_address);
 )sql";
+
+// Version 2 → 3: the two CHECKs on label and predicted widened from 0–9 to 0–10. SQLite cannot
+// ALTER a CHECK; a constraint that every existing row still meets may instead be changed in the
+// schema's text (https://www.sqlite.org/lang_altertable.html#otheralter, the procedure for
+// "removing CHECK … constraints": writable_schema, then bump schema_version so every connection
+// reads the new text). One UPDATE, whatever the size of the store; a rebuild would copy every
+// drawing. kCheckFrom2 → kCheckTo3 in the table's CREATE text, for label and predicted.
+constexpr std::array<std::pair<const char*, const char*>, 2> kWidenLabelsFrom2 = {{
+    {"CHECK (label BETWEEN 0 AND 9)", "CHECK (label BETWEEN 0 AND 10)"},
+    {"CHECK (predicted BETWEEN 0 AND 9)", "CHECK (predicted BETWEEN 0 AND 10)"},
+}};
 
 constexpr const char* kColumns = "id, input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address";
 
@@ -88,8 +102,8 @@ std::int64_t now_ms() {
 void validate_judgement(const Judgement& j) {
   auto invalid = [](const std::string& what) { throw Error("invalid judgement: " + what); };
   if (j.input.size() != kImageBytes) invalid("the input has " + std::to_string(j.input.size()) + " bytes, expected 784 (28×28)");
-  if (j.label < 0 || j.label > 9) invalid("label " + std::to_string(j.label) + " is not a digit 0–9");
-  if (j.predicted < 0 || j.predicted > 9) invalid("predicted " + std::to_string(j.predicted) + " is not a digit 0–9");
+  if (j.label < 0 || j.label > kNotADigit) invalid("label " + std::to_string(j.label) + " is neither a digit 0–9 nor 10 (not a digit)");
+  if (j.predicted < 0 || j.predicted > kNotADigit) invalid("predicted " + std::to_string(j.predicted) + " is neither a digit 0–9 nor 10 (not a digit)");
   if (j.correct != (j.label == j.predicted))
     invalid(j.correct ? "judged right, but the label " + std::to_string(j.label) + " is not the prediction " + std::to_string(j.predicted)
                       : "judged wrong, but the label is the prediction " + std::to_string(j.predicted));
@@ -269,7 +283,8 @@ struct Store::Impl {
   void migrate() {
     execute("BEGIN IMMEDIATE", "cannot start the schema migration");
     try {
-      if (integer("PRAGMA user_version") < 2) {
+      const std::int64_t from = integer("PRAGMA user_version");
+      if (from < 2) {
         if (sqlite3_exec(db, kMigrateFrom1, nullptr, nullptr, nullptr) != SQLITE_OK) {
           if ((sqlite3_errcode(db) & 0xff) == SQLITE_ERROR)
             throw StorageError(StorageFault::foreign, path.string() + ": its judgements table cannot be brought to schema version 2 (" +
@@ -277,6 +292,7 @@ struct Store::Impl {
           fail("cannot migrate the feedback database to schema version 2");
         }
       }
+      if (from < 3) widen_labels();
       execute(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(), "cannot stamp the schema version");
       execute("COMMIT", "cannot commit the schema migration");
     } catch (...) {
@@ -286,6 +302,40 @@ struct Store::Impl {
   }
 
   std::int64_t store(sqlite3_stmt* statement, const Judgement& judgement, std::int64_t id);
+
+  // Version 2 → 3 (kWidenLabelsFrom2), inside migrate()'s transaction. A table whose text lacks
+  // either CHECK as digits wrote it is not one digits made.
+  void widen_labels() {
+    std::string sql;
+    {
+      sqlite3_stmt* statement = nullptr;
+      if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'judgements'", -1, &statement, nullptr) != SQLITE_OK)
+        fail("cannot read the feedback schema");
+      if (sqlite3_step(statement) == SQLITE_ROW && sqlite3_column_text(statement, 0)) sql = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+      sqlite3_finalize(statement);
+    }
+    for (const auto& [before, after] : kWidenLabelsFrom2) {
+      const std::size_t at = sql.find(before);
+      if (at == std::string::npos || sql.find(before, at + 1) != std::string::npos)
+        throw StorageError(StorageFault::foreign, path.string() + ": its judgements table cannot be brought to schema version 3 (it has no single " + before +
+                                                      "); not a digits feedback database");
+      sql.replace(at, std::string_view(before).size(), after);
+    }
+    // SQLite's defensive mode, when a build turns it on, forbids writable_schema: off for this
+    // connection, which only ever runs this program's statements.
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 0, nullptr);
+    const std::int64_t cookie = integer("PRAGMA schema_version");
+    execute("PRAGMA writable_schema = ON", "cannot widen the label constraints");
+    sqlite3_stmt* update = nullptr;
+    if (sqlite3_prepare_v2(db, "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'judgements'", -1, &update, nullptr) != SQLITE_OK)
+      fail("cannot widen the label constraints");
+    sqlite3_bind_text(update, 1, sql.c_str(), static_cast<int>(sql.size()), SQLITE_TRANSIENT);
+    const int step = sqlite3_step(update);
+    sqlite3_finalize(update);
+    if (step != SQLITE_DONE) fail("cannot widen the label constraints");
+    execute(("PRAGMA schema_version = " + std::to_string(cookie + 1)).c_str(), "cannot widen the label constraints");
+    execute("PRAGMA writable_schema = OFF", "cannot widen the label constraints");
+  }
 
   std::int64_t count(sqlite3_stmt* statement) const {
     const int step = sqlite3_step(statement);
@@ -403,10 +453,10 @@ std::vector<Example> Store::examples(std::int64_t after_id, std::size_t limit) c
     e.label = sqlite3_column_int(s, 2);
     e.correct = sqlite3_column_int(s, 3) != 0;
     // The schema's CHECKs hold these; a file edited by hand without them is refused, not misread.
-    if (input_size != kImageBytes || sqlite3_column_int64(s, 4) != 40 || e.label < 0 || e.label > 9) {
+    if (input_size != kImageBytes || sqlite3_column_int64(s, 4) != 40 || e.label < 0 || e.label > kNotADigit) {
       sqlite3_reset(s);
       throw StorageError(StorageFault::corrupt, impl_->path.string() + ": judgement " + std::to_string(e.id) +
-                                                    " is malformed (input or probabilities of the wrong size, or a label outside 0–9)");
+                                                    " is malformed (input or probabilities of the wrong size, or a label outside 0–10)");
     }
     e.input.assign(input, input + input_size);
     examples.push_back(std::move(e));
@@ -487,8 +537,8 @@ Dataset to_dataset(const std::vector<Judgement>& judgements, std::string name) {
   data.pixels.reserve(judgements.size() * kImageBytes);
   data.labels.reserve(judgements.size());
   for (const Judgement& j : judgements) {
-    if (j.input.size() != kImageBytes || j.label < 0 || j.label > 9)
-      throw Error(data.name + ": judgement " + std::to_string(j.id) + " is not a 28×28 input with a label 0–9");
+    if (j.input.size() != kImageBytes || j.label < 0 || j.label > kNotADigit)
+      throw Error(data.name + ": judgement " + std::to_string(j.id) + " is not a 28×28 input with a label 0–10 (10: not a digit)");
     data.pixels.insert(data.pixels.end(), j.input.begin(), j.input.end());
     data.labels.push_back(static_cast<std::uint8_t>(j.label));
   }
@@ -501,8 +551,8 @@ Dataset to_dataset(const std::vector<Example>& examples, std::string name) {
   data.pixels.reserve(examples.size() * kImageBytes);
   data.labels.reserve(examples.size());
   for (const Example& e : examples) {
-    if (e.input.size() != kImageBytes || e.label < 0 || e.label > 9)
-      throw Error(data.name + ": judgement " + std::to_string(e.id) + " is not a 28×28 input with a label 0–9");
+    if (e.input.size() != kImageBytes || e.label < 0 || e.label > kNotADigit)
+      throw Error(data.name + ": judgement " + std::to_string(e.id) + " is not a 28×28 input with a label 0–10 (10: not a digit)");
     data.pixels.insert(data.pixels.end(), e.input.begin(), e.input.end());
     data.labels.push_back(static_cast<std::uint8_t>(e.label));
   }

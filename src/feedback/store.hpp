@@ -27,9 +27,9 @@ struct Judgement {
   std::int64_t id = 0;                    // assigned by add()
   std::vector<std::uint8_t> input;        // the 28×28 input the network saw (784 bytes, 0 = background)
   std::string drawing_png;                // the drawing, an 8-bit gray PNG (the server re-encodes and bounds it: stored_drawing())
-  int label = 0;                          // the true digit: the prediction if judged right, else the one picked
-  int predicted = 0;                      // what the model said
-  std::array<float, 10> probabilities{};  // what the model gave each digit
+  int label = 0;                          // the true digit: the prediction if judged right, else the one picked; 10: not a digit (kNotADigit)
+  int predicted = 0;                      // what the model said: a digit, or 10 for "not a digit"
+  std::array<float, 10> probabilities{};  // what the model gave each digit (of the eleven-way softmax, for a model with "not a digit")
   bool correct = false;                   // judged right (label == predicted)
   int model_version = 0;                  // the model version that made the prediction (0 = built-in)
   std::int64_t created_ms = 0;            // Unix time in milliseconds; add() fills it when 0
@@ -99,7 +99,7 @@ class Store final : public JudgementStore {
   Store& operator=(const Store&) = delete;
 
   // Stores a judgement durably and returns its id. Throws Error on invalid fields
-  // (input not 784 bytes, label or predicted outside 0–9, correct ≠ (label == predicted), a
+  // (input not 784 bytes, label or predicted outside 0–10, correct ≠ (label == predicted), a
   // probability outside 0–1, a negative model_version or created_ms, a client id or address over
   // 256 bytes),
   // and StorageError when the storage fails (a full disk: fault disk_full); nothing is stored then,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "digits/base64.hpp"
+#include "digits/classes.hpp"
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/json_depth.hpp"
@@ -156,6 +157,19 @@ void flatten(const json& data, std::size_t depth_left, const std::string& dataty
   }
 }
 
+// The model's outputs in the v2 metadata: the probabilities of its classes; with "not a digit"
+// (classes.hpp), the ten digits' probabilities, then whether each image is not a digit and how
+// probable that is, one value an image.
+json v2_outputs(const Network& network) {
+  if (!has_not_a_digit(network.classes()))
+    return json::array({{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, network.classes()}}}});
+  return json::array({
+      {{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, kDigitClasses}}},
+      {{"name", "not_a_digit"}, {"datatype", "BOOL"}, {"shape", json::array({-1})}},
+      {{"name", "not_a_digit_probability"}, {"datatype", "FP32"}, {"shape", json::array({-1})}},
+  });
+}
+
 // A fraction as the percentage the API reports: two decimals (0.99424 → 99.42).
 json percent_value(double fraction) { return std::round(fraction * 10000) / 100; }
 
@@ -290,10 +304,13 @@ JudgementRequest parse_judgement(std::string_view body) {
   JudgementRequest parsed;
   parsed.body = parse_body(body);
   const json& request = parsed.body;
-  if (!request.contains("label")) throw invalid("\"label\" is missing: the true digit, 0–9 (for a right answer, the digit that was shown)");
+  if (!request.contains("label"))
+    throw invalid("\"label\" is missing: the true digit, 0–9, or 10 for \"not a digit\" (for a right answer, what was shown)");
   const json& label = request["label"];
-  if (!label.is_number_integer()) throw invalid("\"label\" must be an integer 0–9, not " + (label.is_number() ? label.dump() : json_type(label)));
-  if (label.get<long long>() < 0 || label.get<long long>() > 9) throw invalid("\"label\" is " + label.dump() + "; it must be a digit 0–9");
+  if (!label.is_number_integer())
+    throw invalid("\"label\" must be an integer 0–9 (or 10: not a digit), not " + (label.is_number() ? label.dump() : json_type(label)));
+  if (label.get<long long>() < 0 || label.get<long long>() > kNotADigit)
+    throw invalid("\"label\" is " + label.dump() + "; it must be a digit 0–9, or 10 for \"not a digit\"");
   parsed.label = label.get<int>();
   if (request.contains("client_id")) {
     const json& id = request["client_id"];
@@ -307,6 +324,10 @@ JudgementRequest parse_judgement(std::string_view body) {
 }
 
 feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequest& request, const RequestLimits& limits) {
+  // Only a model with the eleventh output can learn "not a digit"; checked before any decoding.
+  if (request.label == kNotADigit && !has_not_a_digit(served.model.network.classes()))
+    throw invalid("\"label\" is 10, \"not a digit\", but the served model has " + std::to_string(served.model.network.classes()) +
+                  " outputs and no \"not a digit\" among them; it can learn the digits 0–9 only");
   // The same two steps as predict: decode, then preprocess.
   const SentDrawing drawing = drawing_from_request(request.body, limits);
   const Preprocessed input = preprocess_drawing(drawing.image);
@@ -318,10 +339,11 @@ feedback::Judgement judge_drawing(const ServedModel& served, const JudgementRequ
     judgement.input[i] = static_cast<std::uint8_t>(std::clamp(std::lround(input.pixels[i]), 0L, 255L));
   judgement.drawing_png = feedback::stored_drawing(drawing.image);
   judgement.label = request.label;
-  int predicted = 0;
-  probabilities.row(0).maxCoeff(&predicted);
-  judgement.predicted = predicted;
-  for (int d = 0; d < 10 && d < probabilities.cols(); ++d) judgement.probabilities[static_cast<std::size_t>(d)] = std::clamp(probabilities(0, d), 0.0f, 1.0f);
+  // What the page showed: a digit, or 10 for "not a digit" (read_classes, as answers:: reads it).
+  const ClassReading classes = read_classes(std::span<const float>(probabilities.data(), static_cast<std::size_t>(probabilities.cols())));
+  judgement.predicted = classes.not_a_digit ? kNotADigit : classes.digit;
+  for (int d = 0; d < kDigitClasses && d < probabilities.cols(); ++d)
+    judgement.probabilities[static_cast<std::size_t>(d)] = std::clamp(probabilities(0, d), 0.0f, 1.0f);
   judgement.correct = judgement.label == judgement.predicted;
   judgement.model_version = served.version;
   judgement.client_id = request.client_id;
@@ -373,7 +395,7 @@ json v2_model_metadata(const ServedModel& served) {
       {"versions", {std::to_string(served.version)}},
       {"platform", kModelFormat},
       {"inputs", {{{"name", "input"}, {"datatype", "UINT8"}, {"shape", {-1, kInputSide, kInputSide}}}}},
-      {"outputs", {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, network.classes()}}}}},
+      {"outputs", v2_outputs(network)},
       {"parameters",
        {{"source", served.source},
         {"also_accepts", "FP32 [-1," + std::to_string(network.inputs()) + "] of raw 0-255 pixel values"},
@@ -413,13 +435,22 @@ json v2_infer(const ServedModel& served, std::string_view body) {
   if (batch < 1 || batch > kMaxV2Batch) throw invalid("the batch size N must be 1 to " + std::to_string(kMaxV2Batch) + ", not " + std::to_string(batch));
   if (!input["data"].is_array()) throw invalid("\"data\" must be an array");
 
+  // The outputs asked for, by name (all of them when "outputs" is absent), in the model's order.
+  const json known = v2_outputs(network);
+  std::vector<std::string> wanted;
   if (request.contains("outputs")) {
     const json& outputs = request["outputs"];
     if (!outputs.is_array()) throw invalid("\"outputs\" must be an array");
-    for (const json& output : outputs)
-      if (!output.is_object() || !output.contains("name") || output["name"] != "probabilities")
-        throw invalid("the model's one output is named \"probabilities\"");
+    std::string names;
+    for (const json& output : known) names += (names.empty() ? "\"" : ", \"") + output["name"].get<std::string>() + "\"";
+    for (const json& output : outputs) {
+      const bool named = output.is_object() && output.contains("name") && output["name"].is_string();
+      if (!named || std::none_of(known.begin(), known.end(), [&](const json& k) { return k["name"] == output["name"]; }))
+        throw invalid("the model's outputs are " + names + (named ? "; not " + output["name"].dump() : "; each asked for as {\"name\": …}"));
+      wanted.push_back(output["name"].get<std::string>());
+    }
   }
+  const auto asked = [&](const char* name) { return wanted.empty() || std::find(wanted.begin(), wanted.end(), name) != wanted.end(); };
 
   const std::size_t expected = static_cast<std::size_t>(batch) * static_cast<std::size_t>(network.inputs());
   std::vector<float> values;
@@ -432,14 +463,32 @@ json v2_infer(const ServedModel& served, std::string_view body) {
   const Matrix pixels = Eigen::Map<const Matrix>(values.data(), static_cast<Eigen::Index>(batch), network.inputs());
   const Matrix probabilities = network.predict_proba(pixels);
 
-  json response = {
-      {"model_name", kV2ModelName},
-      {"outputs",
-       {{{"name", "probabilities"},
-         {"datatype", "FP32"},
-         {"shape", {batch, network.classes()}},
-         {"data", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())}}}},
-  };
+  json outputs = json::array();
+  if (!has_not_a_digit(network.classes())) {
+    if (asked("probabilities"))
+      outputs.push_back({{"name", "probabilities"},
+                         {"datatype", "FP32"},
+                         {"shape", {batch, network.classes()}},
+                         {"data", std::vector<float>(probabilities.data(), probabilities.data() + probabilities.size())}});
+  } else {
+    // Eleven classes: the ten digits' probabilities (of the eleven-way softmax, as /api/predict
+    // gives them), whether "not a digit" is the most probable (read_classes), and its probability.
+    std::vector<float> digits, not_a_digit_probability;
+    std::vector<bool> not_a_digit;
+    for (Eigen::Index i = 0; i < probabilities.rows(); ++i) {
+      const std::span<const float> row(&probabilities(i, 0), static_cast<std::size_t>(probabilities.cols()));
+      digits.insert(digits.end(), row.begin(), row.begin() + kDigitClasses);
+      const ClassReading classes = read_classes(row);
+      not_a_digit.push_back(classes.not_a_digit);
+      not_a_digit_probability.push_back(*classes.not_a_digit_probability);
+    }
+    if (asked("probabilities"))
+      outputs.push_back({{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {batch, kDigitClasses}}, {"data", digits}});
+    if (asked("not_a_digit")) outputs.push_back({{"name", "not_a_digit"}, {"datatype", "BOOL"}, {"shape", json::array({batch})}, {"data", not_a_digit}});
+    if (asked("not_a_digit_probability"))
+      outputs.push_back({{"name", "not_a_digit_probability"}, {"datatype", "FP32"}, {"shape", json::array({batch})}, {"data", not_a_digit_probability}});
+  }
+  json response = {{"model_name", kV2ModelName}, {"outputs", std::move(outputs)}};
   if (request.contains("id")) response["id"] = request["id"];
   return response;
 }

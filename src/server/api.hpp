@@ -137,7 +137,9 @@ inline constexpr const char* kV2ModelName = "digits";
 nlohmann::json v2_server_metadata();
 nlohmann::json v2_model_metadata(const ServedModel& served);
 // POST /v2/models/digits/infer: a UINT8 [N,28,28] or FP32 [N,784] tensor named "input" of raw 0–255
-// pixels → an FP32 [N,10] tensor named "probabilities". N is at most kMaxV2Batch: the parse and the
+// pixels → an FP32 [N,10] tensor named "probabilities"; a model with "not a digit" (classes.hpp)
+// adds a BOOL [N] tensor "not_a_digit" and an FP32 [N] "not_a_digit_probability". The request's
+// "outputs", when given, picks some of them by name. N is at most kMaxV2Batch: the parse and the
 // network's forward pass cost time in proportion to N (docs/security.md).
 inline constexpr int kMaxV2Batch = 256;
 nlohmann::json v2_infer(const ServedModel& served, std::string_view body);

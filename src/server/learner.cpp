@@ -470,7 +470,7 @@ struct Learner::Impl {
       for (const feedback::Example& e : page) {
         ++all;
         if (!e.correct) ++wrong, waiting += e.id > up_to;
-        if (!options.data) continue;  // learning is off: nothing to replay
+        if (!options.data || !learnable(e)) continue;  // learning is off, or this model cannot learn it: nothing to replay
         const bool was_learned = std::any_of(learned.begin(), learned.end(), [&](const auto& r) { return e.id >= r.first && e.id <= r.second; });
         if (e.correct && e.id <= up_to) kept_confirmations.add(e);
         if (!e.correct && was_learned) kept_corrections.add(e);
@@ -486,6 +486,12 @@ struct Learner::Impl {
       judgements = all, corrections = wrong, pending = waiting;
     }
   }
+
+  // Whether the models of this state directory can learn a judgement: "not a digit" (label 10)
+  // needs the eleventh output (digits/classes.hpp). The API refuses such a judgement for a model of
+  // ten classes, but a store may hold some from an earlier starting model that had it: they are
+  // passed over, neither learned nor replayed.
+  bool learnable(const feedback::Example& e) const { return e.label < start->model.network.classes(); }
 
   // The replay as one dataset, for a round (at most the two bounds' images: 15.7 MB by default).
   Dataset earlier() const {
@@ -741,7 +747,9 @@ struct Learner::Impl {
           full = true;
           break;
         }
-        if (e.correct) {
+        if (!learnable(e)) {
+          // passed over (learnable), but considered: the round moves past it
+        } else if (e.correct) {
           confirmed.add(e);
         } else {
           new_corrections.pixels.insert(new_corrections.pixels.end(), e.input.begin(), e.input.end());

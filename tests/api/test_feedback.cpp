@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "../support/not_a_digit.hpp"
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
 #include "digits/presets.hpp"
@@ -747,6 +748,54 @@ void shrug_off_wrong_labels(server::ServedModel starting) {
               validation_start, validation_now, unchanged, ordinary.size());
   EXPECT_GE(validation_now, validation_start - 0.3);
   EXPECT_GE(unchanged * 10, static_cast<int>(ordinary.size()) * 9) << "at least 90% of ordinary digits read as before";
+}
+
+// "Not a digit" taught through the API to a model with the eleventh output (digits/classes.hpp):
+// crosses it read as digits, judged "not a digit" (label 10), are learned, and crosses it was not
+// shown are then read as not a digit. The starting model is the built-in one with an eleventh
+// output that never wins (tests/support/not_a_digit.hpp).
+TEST(Learning, AModelWithElevenOutputsLearnsNotADigit) {
+  REQUIRE_MNIST();
+  TempDir state("state");
+  LiveOptions options;
+  options.debounce = 1s;  // one round for the twenty, as teach_a_style
+  LiveServer live(state.path, options, {testing::builtin_with_not_a_digit(-1, -10.0f), "the built-in model with an eleventh output"});
+  const std::vector<testing::Stroke> cross = {{{0.1, 0.1}, {0.9, 0.9}}, {{0.9, 0.1}, {0.1, 0.9}}};
+  const std::vector<GrayImage> fresh = draw_all(cross, placements(40, 2));  // never sent
+  auto read_as_not_a_digit = [&] {
+    int count = 0;
+    for (const GrayImage& image : fresh) {
+      auto response = live.post("/api/predict", {{"image", png_data_url(image)}});
+      count += response && response->status == 200 && parsed(response)["not_a_digit"] == true;
+    }
+    return count;
+  };
+  EXPECT_EQ(read_as_not_a_digit(), 0);
+  for (const GrayImage& image : draw_all(cross, placements(20, 1))) {
+    const json answer = post_feedback(live, image, 10);
+    EXPECT_EQ(answer["label"], 10);
+    EXPECT_NE(answer["predicted"], 10);
+    EXPECT_EQ(answer["learning"], "queued");
+  }
+  const json model = wait_until_learned(live);
+  EXPECT_EQ(model["learning"]["last_attempt"]["accepted"], true) << model["learning"];
+  EXPECT_GE(model["version"]["number"].get<int>(), 1);
+  const int after = read_as_not_a_digit();
+  std::printf("  crosses judged \"not a digit\": new ones read so 0/40 -> %d/40; validation %s -> %s\n", after,
+              live.model()["learning"]["last_attempt"]["validation_before_percent"].dump().c_str(),
+              live.model()["learning"]["last_attempt"]["validation_after_percent"].dump().c_str());
+  EXPECT_GE(after, 32);
+}
+
+// A server whose model has ten outputs cannot learn "not a digit": 400, and nothing is stored.
+TEST(Feedback, NotADigitIsRefusedByAModelWithTenOutputs) {
+  TempDir state("state");
+  LiveServer live(state.path, without_learning());
+  auto response = live.post("/api/feedback", {{"image", png_data_url(drawing(7))}, {"label", 10}});
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400) << response->body;
+  EXPECT_NE(response->body.find("the served model has 10 outputs and no \\\"not a digit\\\" among them"), std::string::npos) << response->body;
+  EXPECT_EQ(live.model()["learning"]["judgements"], 0);
 }
 
 TEST(Learning, HundredsOfWrongLabelsDoNotBreakIt) {

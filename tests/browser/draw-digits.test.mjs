@@ -4,13 +4,15 @@
 // panel follow each reading, erases, then says Right and Wrong (picking the true digit) on a server
 // that learns, and follows the page until the model has learned from the correction; then serves a
 // small convolutional network it trains for one epoch and checks the panel's kernels and feature
-// maps; saves screenshots.
+// maps; then serves a model with "not a digit" (an eleventh output, made from the built-in model
+// here) and checks the page says so in words, shows the eleventh bar and output, and stores
+// "not a digit" as a judgement; saves screenshots.
 //
 //   node draw-digits.test.mjs <path to digits> <screenshot dir>
 //
 // Exits 0 when every check passes, 1 on the first failure, 77 (ctest's "skipped") without Chromium.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -90,7 +92,7 @@ const UNUSUAL = [
 async function waitForReading(page) {
   await page.waitForFunction(() => {
     const state = document.getElementById('result').dataset.state;
-    return state === 'confident' || state === 'unsure';
+    return state === 'confident' || state === 'unsure' || state === 'not-digit';
   }, null, { timeout: 10000 }).catch(async (error) => {
     const shown = await page.evaluate(() => `${document.getElementById('result').dataset.state}: ${document.getElementById('status').textContent}`);
     throw new Error(`no reading within 10 s (the page shows ${shown}): ${error.message}`);
@@ -537,6 +539,102 @@ async function exerciseConv(layout) {
   }
 }
 
+// ---- "not a digit": a model with an eleventh output ----
+
+// The built-in model (models/default.safetensors, docs/model-format.md) with an eleventh output,
+// "not a digit", whose weights copy the 7's and whose bias is the 7's plus 2, written to `file`:
+// every drawing the built-in model reads as 7 is then "not a digit", every other keeps its digit
+// (as tests/support/not_a_digit.hpp makes it for the C++ tests).
+function writeSevensAreNotDigits(file) {
+  const bytes = readFileSync(path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../models/default.safetensors'));
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+  const data = bytes.subarray(8 + length);
+  const tensors = Object.entries(header).filter(([name]) => name !== '__metadata__')
+    .map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, bytes: data.subarray(t.data_offsets[0], t.data_offsets[1]) }));
+  const last = Math.max(...tensors.map((t) => Number((/^fc(\d+)\.weight$/.exec(t.name) || [])[1] || 0)));
+  const W = tensors.find((t) => t.name === `fc${last}.weight`);
+  const b = tensors.find((t) => t.name === `fc${last}.bias`);
+  if (W.dtype !== 'F32' || W.shape[0] !== 10) throw new Error(`the built-in model's last layer is ${W.dtype} ${W.shape}, not F32 [10, in]`);
+  const inputs = W.shape[1];
+  W.bytes = Buffer.concat([W.bytes, W.bytes.subarray(7 * inputs * 4, 8 * inputs * 4)]);
+  W.shape = [11, inputs];
+  const bias = Buffer.alloc(4);
+  bias.writeFloatLE(b.bytes.readFloatLE(7 * 4) + 2);
+  b.bytes = Buffer.concat([b.bytes, bias]);
+  b.shape = [11];
+  const metadata = { ...header.__metadata__, architecture: header.__metadata__.architecture.replace(/10$/, '11') };
+  const out = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    out[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  let text = JSON.stringify(out);
+  text += ' '.repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8);  // the data starts 8-byte aligned
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
+  writeFileSync(file, Buffer.concat([size, Buffer.from(text), ...tensors.map((t) => t.bytes)]));
+}
+
+async function exerciseNotADigit(layout) {
+  console.log(`not a digit, ${layout.name}`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'digits-none-'));
+  stateDirs.push(dir);
+  const model = path.join(dir, 'sevens.safetensors');
+  writeSevensAreNotDigits(model);
+  const { server, url } = await startServer(['--model', model, '--no-learning']);
+  try {
+    await withBrowser(layout, async (context) => {
+      const page = context.pages()[0] || (await context.newPage());
+      const problems = [];
+      page.on('pageerror', (error) => problems.push(error.message));
+      await page.goto(url, { waitUntil: 'networkidle' });
+      const barLabels = () => page.evaluate(() => [...document.querySelectorAll('#bars li')].map((li) => li.querySelector('.label').textContent));
+      check((await barLabels()).join(' ') === '0 1 2 3 4 5 6 7 8 9 none', 'before a reading, the bars include "none" for a model with eleven outputs');
+
+      // A 7: this model's "not a digit".
+      await drawWithMouse(page, 7, { left: 0.2, top: 0.1, width: 0.55, height: 0.8 });
+      await page.getByRole('button', { name: /Tell the Number/ }).click();
+      const seven = await waitForReading(page);
+      check(seven.state === 'not-digit' && seven.digit === 'not a digit' && seven.status.startsWith('That does not look like a digit.'),
+        `a drawing that is "not a digit" is said in words: "${seven.digit}", "${seven.status}"`);
+      const top = await page.evaluate(() => (document.querySelector('#bars li.top .label') || {}).textContent);
+      check(top === 'none', `its bar "none" is the longest (${top})`);
+      const inside = await insideView(page);
+      check(inside.percents.length === 11 && inside.top === 'none', `"Inside the network" shows eleven outputs, "none" the brightest (${inside.percents.length}, ${inside.top})`);
+      let view = await feedbackView(page);
+      check(view.question === 'Is it something other than a digit?', `the page asks "${view.question}"`);
+      await page.screenshot({ path: path.join(screenshotDir, `${layout.name}-not-a-digit.png`), fullPage: true });
+      await page.getByRole('button', { name: 'Wrong', exact: true }).click();
+      view = await feedbackView(page);
+      check(view.digitsOffered.join(' ') === '0 1 2 3 4 5 6 7 8 9', `Wrong offers the ten digits (${view.digitsOffered.join(' ')})`);
+      await page.locator('#judge-digits').getByRole('button', { name: '7', exact: true }).click();
+      await page.waitForFunction(() => /^Saved \(judgement \d+\)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 10000 });
+      view = await feedbackView(page);
+      check(view.status.includes('you said it is a 7, which the network did not take for a digit'), `the 7 is stored as a correction: "${view.status}"`);
+      await page.getByRole('button', { name: /Erase/ }).click();
+
+      // A 1: a digit, which the person says is not one.
+      await drawWithMouse(page, 1, { left: 0.3, top: 0.1, width: 0.4, height: 0.8 });
+      await page.getByRole('button', { name: /Tell the Number/ }).click();
+      const one = await waitForReading(page);
+      check(one.digit.replace('?', '') === '1', `a 1 is still read as a digit (${one.digit})`);
+      await page.getByRole('button', { name: 'Wrong', exact: true }).click();
+      view = await feedbackView(page);
+      check(view.digitsOffered.length === 10 && view.digitsOffered.includes('Not a digit') && !view.digitsOffered.includes('1'),
+        `Wrong offers the nine other digits and "Not a digit" (${view.digitsOffered.join(' ')})`);
+      await page.getByRole('button', { name: 'Not a digit', exact: true }).click();
+      await page.waitForFunction(() => /^Saved \(judgement \d+\)/.test(document.getElementById('feedback-status').textContent), null, { timeout: 10000 });
+      view = await feedbackView(page);
+      check(view.status.includes('you said it is not a digit, not a 1'), `"Not a digit" is stored: "${view.status}"`);
+      check(problems.length === 0, `no errors in the page${problems.length ? ': ' + problems.join(' | ') : ''}`);
+    });
+  } finally {
+    await stopServer(server);
+  }
+}
+
 // ---- main ----
 
 // MNIST for the learning server's replay and validation: $DIGITS_DATA, else the repository's data/mnist.
@@ -550,6 +648,7 @@ try {
   await exerciseFeedback(desktop);
   await exerciseFeedback(phone);
   await exerciseConv(desktop);
+  await exerciseNotADigit(desktop);
 } catch (error) {
   console.log(`  FAIL  ${error.stack || error}`);
   failures++;

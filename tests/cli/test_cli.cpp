@@ -18,8 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "../support/not_a_digit.hpp"
 #include "../support/strokes.hpp"
+#include "digits/base64.hpp"
 #include "digits/builtin_model.hpp"
+#include "digits/classes.hpp"
 #include "digits/dataset.hpp"
 #include "digits/image.hpp"
 #include "digits/model_file.hpp"
@@ -526,6 +529,57 @@ TEST_F(Cli, ReadReportsEachBadFileAndStillReadsTheOthers) {
   EXPECT_EQ(digits({"read"}).status, 2);
 }
 
+// ---- "not a digit": a model with an eleventh output (digits/classes.hpp) ----
+
+// The built-in model with a made-up eleventh output that takes every drawing it reads as 7 for
+// "not a digit" (tests/support/not_a_digit.hpp), saved in the test's folder.
+fs::path sevens_are_not_digits(const fs::path& dir) {
+  const fs::path path = dir / "sevens.safetensors";
+  const Model model = strokes::builtin_with_not_a_digit(7, 2.0f);
+  save_model(path, model.network, model.metadata);
+  return path;
+}
+
+TEST_F(Cli, PredictSaysNotADigitWithAModelThatHasTheEleventhOutput) {
+  const fs::path model = sevens_are_not_digits(dir), seven = dir / "seven.png", one = good_png();
+  write_png(seven, strokes::draw(strokes::digit_strokes(7), {}));
+  const Outcome plain = digits({"predict", "--model", model.string(), seven.string(), one.string()});
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_CONTAINS(plain.out, seven.string() + ": not a digit (");
+  EXPECT_CONTAINS(plain.out, one.string() + ": 1 (");
+
+  const Outcome run = digits({"predict", "--json", "--model", model.string(), seven.string(), one.string()});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::vector<json> lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 2u) << run.out;
+  EXPECT_TRUE(lines[0].at("digit").is_null()) << lines[0];
+  EXPECT_EQ(lines[0].at("not_a_digit"), true);
+  EXPECT_DOUBLE_EQ(lines[0].at("probability").get<double>(), lines[0].at("not_a_digit_probability").get<double>());
+  EXPECT_EQ(lines[0].at("probabilities").size(), 10u);
+  EXPECT_EQ(lines[1].at("digit"), 1);
+  EXPECT_EQ(lines[1].at("not_a_digit"), false);
+  EXPECT_TRUE(lines[1].at("not_a_digit_probability").is_number());
+
+  // The built-in model, of ten classes, cannot say it: false, and null for the probability.
+  const json builtin = json_lines(digits({"predict", "--json", seven.string()}).out).at(0);
+  EXPECT_EQ(builtin.at("digit"), 7);
+  EXPECT_EQ(builtin.at("not_a_digit"), false);
+  EXPECT_TRUE(builtin.at("not_a_digit_probability").is_null());
+}
+
+TEST_F(Cli, ReadLeavesPartsReadAsNotADigitOutOfTheNumber) {
+  const fs::path png = number_png(dir), model = sevens_are_not_digits(dir);
+  const Outcome plain = digits({"read", "--model", model.string(), png.string()});
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_EQ(plain.out, png.string() + ": 204 (and 2 parts not digits)\n");  // the dash and the 7
+  const Outcome run = digits({"read", "--json", "--model", model.string(), png.string()});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const json number = json_lines(run.out).at(0);
+  EXPECT_EQ(number.at("text"), "204");
+  EXPECT_EQ(number.at("digits").size(), 3u);
+  EXPECT_EQ(number.at("not_digits").size(), 2u);
+}
+
 // ---- evaluate ----
 
 TEST_F(Cli, EvaluateJsonOnASyntheticMnistLayoutDirectory) {
@@ -622,7 +676,7 @@ TEST_F(Cli, TrainAddsAFolderOfLabelledImagesToTheTrainingSet) {
   Outcome run = digits({"train", "--layers", "784,16,10", "--init", "he", "--epochs", "1", "--batch", "8", "--validation", "10", "--images", "extra",
                         "--data", "data", "--out", "m.safetensors", "--threads", "1"});
   ASSERT_EQ(run.status, 0) << run.err;
-  EXPECT_CONTAINS(run.out, "and 3 extra training images from extra");
+  EXPECT_CONTAINS(run.out, "and 3 extra training images (0 of them not digits) from extra");
   EXPECT_EQ(load_model(dir / "m.safetensors").metadata.at("training.extra_images"), "3 from extra");
 
   run = digits({"train", "--epochs", "1", "--images", "absent-folder", "--data", "data", "--out", "n.safetensors"});
@@ -893,6 +947,52 @@ TEST_F(CliFeedback, ImproveFeedbackLearnsANewStyleAndWritesTheModel) {
   EXPECT_NE(json_lines(before.out).at(0).at("digit"), 5) << "the built-in model already read it";
 }
 
+// "Not a digit" (label 10) goes out as none_<id>.png and label 10 in the IDX file, and a model with
+// the eleventh output learns it: crosses, which it read as some digit, become "not a digit".
+TEST_F(CliFeedback, AModelWithElevenOutputsLearnsNotADigitFromTheStoreAndTheExport) {
+  write_small_mnist();
+  const std::vector<std::int64_t> ids = store_crosses(20, 10);
+  const Model never = strokes::builtin_with_not_a_digit(-1, -10.0f);  // "not a digit" far below every digit
+  save_model(dir / "eleven.safetensors", never.network, never.metadata);
+
+  Outcome run = digits({"feedback", "export", "--state-dir", "state", "--out", "exported", "--png"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(fs::exists(dir / "exported" / ("none_" + std::to_string(ids[0]) + ".png")));
+  EXPECT_TRUE(fs::exists(dir / "exported" / ("7_" + std::to_string(ids.back()) + ".png")));
+  const Dataset exported = read_idx(dir / "exported/feedback-images-idx3-ubyte", dir / "exported/feedback-labels-idx1-ubyte", "exported", kNotADigit);
+  EXPECT_EQ(std::count(exported.labels.begin(), exported.labels.end(), kNotADigit), 20);
+
+  write_png(dir / "cross.png", strokes::draw({{{0.1, 0.1}, {0.9, 0.9}}, {{0.9, 0.1}, {0.1, 0.9}}}, {.left = 50, .top = 60, .width = 150, .height = 150, .pen = 20}));
+  const json before = json_lines(digits({"predict", "--json", "--model", "eleven.safetensors", "cross.png"}).out).at(0);
+  EXPECT_EQ(before.at("not_a_digit"), false);
+  for (const std::string source : {"state/feedback.db", "exported"}) {
+    run = digits({"improve", "--feedback", source, "--model", "eleven.safetensors", "--data", "data", "--out", "better.safetensors"});
+    ASSERT_EQ(run.status, 0) << source << "\n" << run.out << run.err;
+    EXPECT_CONTAINS(run.out, "accepted: the new corrections went from 1/21 to 21/21");  // the 7 was right before
+    EXPECT_EQ(run.err, "");
+    // A cross it was not shown: not a digit.
+    const json after = json_lines(digits({"predict", "--json", "--model", "better.safetensors", "cross.png"}).out).at(0);
+    EXPECT_EQ(after.at("not_a_digit"), true) << source << ": " << after;
+    EXPECT_TRUE(after.at("digit").is_null());
+  }
+}
+
+// A model of ten classes cannot learn "not a digit": such judgements are passed over, said so.
+TEST_F(CliFeedback, AModelWithTenOutputsPassesOverNotADigit) {
+  write_small_mnist();
+  store_crosses(20, 10);
+  Outcome run = digits({"improve", "--feedback", "state", "--data", "data", "--out", "better.safetensors", "--steps", "20"});
+  EXPECT_CONTAINS(run.err, "passed over 20 judgements of \"not a digit\": built-in model has 10 outputs");
+  EXPECT_CONTAINS(run.out, "on 1 judgements from state");
+  // Nothing but "not a digit": nothing to learn.
+  write_bytes(dir / "export.json", R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 10, "drawing": ")" +
+                                       std::string("data:image/png;base64,") + encode_base64(encode_png(strokes::draw(strokes::digit_strokes(7), {}))) + "\"}]}");
+  run = digits({"improve", "--feedback", "export.json", "--data", "data", "--out", "x.safetensors"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_CONTAINS(run.err, "export.json: every judgement says \"not a digit\", which built-in model cannot learn; use a model with 11 outputs");
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+}
+
 TEST_F(CliFeedback, ImproveFeedbackAlsoReadsAnExportAndTheStateDirectory) {
   write_small_mnist();
   store_crosses(20);
@@ -939,7 +1039,7 @@ TEST_F(CliFeedback, ImproveFeedbackNamesABadSource) {
       {"{\"judgements\": []}", "JSON, but not the page's export"},
       {R"({"format": "digits-feedback", "version": 2, "judgements": []})", "export version 2"},
       {R"({"format": "digits-feedback", "version": 1, "judgements": []})", "holds no judgements"},
-      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 12, "drawing": ""}]})", "judgement 1: \"label\" must be a digit 0–9"},
+      {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 12, "drawing": ""}]})", "judgement 1: \"label\" must be a digit 0–9, or 10 for \"not a digit\""},
       {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 1, "drawing": "data:text/plain;base64,aGk="}]})", "judgement 1: \"image\" is a data URL of 'text/plain;base64'"},
       {R"({"format": "digits-feedback", "version": 1, "judgements": [{"label": 1, "drawing": "data:image/png;base64,aGk="}]})", "judgement 1: not an image digits reads"},
       {"{\"format\": ", "not valid JSON"},

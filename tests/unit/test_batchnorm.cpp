@@ -136,6 +136,42 @@ TEST(BatchNormGradientCheck, XGammaAndBetaPerChannelAndPerFeature) {
   }
 }
 
+TEST(BatchNormGradientCheck, FrozenStatisticsXGammaAndBeta) {
+  // forward_frozen normalises with the running statistics (fine-tuning): the loss through it, its
+  // gradients from backward_frozen, for a map and for a vector, with and without an activation.
+  struct Case {
+    Shape shape;
+    int batch;
+    Activation activation;
+  };
+  const Case cases[] = {{{3, 4, 5}, 3, Activation::identity}, {{3, 4, 5}, 3, Activation::tanh},
+                        {{7, 1, 1}, 6, Activation::identity}, {{7, 1, 1}, 1, Activation::tanh}};
+  for (const Case& c : cases) {
+    const std::string what = shape_text(c.shape) + " batch " + std::to_string(c.batch) + " " + std::string(activation_name(c.activation));
+    BatchNormLayer bn(c.shape, c.activation);
+    randomise(bn, 5);
+    const RowVector mean = bn.running_mean, var = bn.running_var;
+    const std::int64_t batches = bn.batches_tracked;
+    Matrix X = random_matrix(c.batch, bn.in(), 6, 0.5f, 2.0f);
+    const Matrix R = random_matrix(c.batch, bn.out(), 7);
+    // The function prediction computes, and the running statistics untouched.
+    Matrix inferred;
+    bn.infer(X, inferred);
+    EXPECT_LT((bn.forward_frozen(X) - inferred).cwiseAbs().maxCoeff(), 1e-5f) << what;
+    EXPECT_EQ(bn.running_mean, mean) << what;
+    EXPECT_EQ(bn.running_var, var) << what;
+    EXPECT_EQ(bn.batches_tracked, batches) << what;
+    const Matrix dX = bn.backward_frozen(R, true);
+    const WeightMatrix dgamma = bn.dgamma;
+    const RowVector dbeta = bn.dbeta;
+    auto f = [&] { return score(bn.forward_frozen(X), R); };
+    expect_agreement(finite_differences(X.data(), dX.data(), X.size(), 1e-2f, f), what + " dX");
+    expect_agreement(finite_differences(bn.gamma.data(), dgamma.data(), bn.gamma.size(), 1e-2f, f), what + " dγ");
+    expect_agreement(finite_differences(bn.beta.data(), dbeta.data(), bn.beta.size(), 1e-2f, f), what + " dβ");
+    EXPECT_EQ(bn.backward_frozen(R, false).size(), 0) << what << ": no dX asked for";
+  }
+}
+
 TEST(BatchNorm, NormalisesEachChannelAndMovesTheRunningStatistics) {
   // Two channels of 2×2, batch 2: channel 0 holds 1…8, channel 1 is 5 everywhere.
   BatchNormLayer bn({2, 2, 2}, Activation::identity);

@@ -11,6 +11,7 @@
 
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
+#include "digits/optimizer.hpp"
 #include "digits/random.hpp"
 #include "digits/trainer.hpp"
 
@@ -82,10 +83,21 @@ Dataset only_label(const Dataset& data, int label, std::size_t count) {
   return some;
 }
 
-bool same_weights(const Network& a, const Network& b) {
-  for (std::size_t i = 0; i < a.layers.size(); ++i) {
-    if (std::get<DenseLayer>(a.layers[i]).W != std::get<DenseLayer>(b.layers[i]).W || std::get<DenseLayer>(a.layers[i]).b != std::get<DenseLayer>(b.layers[i]).b) return false;
+// Whether layer i of a and b holds the same numbers: W and b (γ and β), and a batch norm's running
+// statistics.
+bool same_layer(const Network& a, const Network& b, std::size_t i) {
+  const ConstParameters p = parameters(a.layers[i]), q = parameters(b.layers[i]);
+  if (p.W && (*p.W != *q.W || *p.b != *q.b)) return false;
+  if (const auto* bn = std::get_if<BatchNormLayer>(&a.layers[i])) {
+    const auto& other = std::get<BatchNormLayer>(b.layers[i]);
+    return bn->running_mean == other.running_mean && bn->running_var == other.running_var;
   }
+  return true;
+}
+
+bool same_weights(const Network& a, const Network& b) {
+  for (std::size_t i = 0; i < a.layers.size(); ++i)
+    if (!same_layer(a, b, i)) return false;
   return true;
 }
 
@@ -108,6 +120,37 @@ struct World {
 const World& world() {
   static const World w;
   return w;
+}
+
+// The same problem for a small CNN with batch norm after its conv and its hidden dense layer, the
+// kinds of layer the built-in model has: conv, bn, pool2, fc16, bn, 10 (layers 0–6 with the flatten).
+struct CnnWorld {
+  Network live{parse_layer_specs("conv5x5x4,bn,pool2,fc16,bn,10"), Shape{1, 28, 28}, Activation::relu, 1.0f / 255.0f};
+  CnnWorld() {
+    live.initialize(Init::he, 3);
+    TrainingRecipe recipe;
+    recipe.epochs = 2;
+    recipe.batch = 20;
+    recipe.optimizer = {.kind = OptimizerKind::momentum, .learning_rate = 0.02f};
+    recipe.threads = 1;
+    fit(live, world().replay, nullptr, recipe);
+  }
+};
+
+const CnnWorld& cnn_world() {
+  static const CnnWorld w;
+  return w;
+}
+
+// ‖θ − θ₀‖ over every layer's W and b.
+double distance(const Network& a, const Network& b) {
+  double squares = 0;
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    const ConstParameters p = parameters(a.layers[i]), q = parameters(b.layers[i]);
+    if (!p.W) continue;
+    squares += (*p.W - *q.W).squaredNorm() + (*p.b - *q.b).squaredNorm();
+  }
+  return std::sqrt(squares);
 }
 
 }  // namespace
@@ -303,10 +346,135 @@ TEST(FineTune, BadInputsAreErrorsNamingWhatIsWrong) {
            {[](FineTuneSettings& s) { s.learning_rate = 0; }, "learning rate"},
            {[](FineTuneSettings& s) { s.momentum = 1; }, "momentum"},
            {[](FineTuneSettings& s) { s.new_share = 0; }, "new_share"},
-           {[](FineTuneSettings& s) { s.max_validation_drop = -0.1; }, "max_validation_drop"}}) {
+           {[](FineTuneSettings& s) { s.max_validation_drop = -0.1; }, "max_validation_drop"},
+           {[](FineTuneSettings& s) { s.trained_layers = -1; }, "trained_layers"},
+           {[](FineTuneSettings& s) { s.layer_rate_decay = 0; }, "layer_rate_decay"},
+           {[](FineTuneSettings& s) { s.layer_rate_decay = 1.5f; }, "layer_rate_decay"},
+           {[](FineTuneSettings& s) { s.pull_to_start = -1; }, "pull_to_start"},
+           {[](FineTuneSettings& s) { s.distillation = 2; }, "distillation"}}) {
     FineTuneSettings settings;
     change(settings);
     expect_error([&] { fine_tune_guarded(live, corrections, {}, world().replay, world().validation, settings); }, message);
+  }
+}
+
+// ---- the recipe: which weights move, how far, toward what ----
+
+TEST(FineTuneRecipe, TheCnnIsLearnedWellEnoughToTestWith) {
+  EXPECT_GE(evaluate(cnn_world().live, world().validation, 1).accuracy(), 0.97);
+  EXPECT_LT(evaluate(cnn_world().live, vertical_strokes(200, 99, 3), 1).accuracy(), 0.5) << "it already reads the new style";
+}
+
+TEST(FineTuneRecipe, OnlyTheTrainedLayersChange) {
+  // trained_layers = 1: the output layer alone; 2: fc16 and its batch norm too. Below them nothing
+  // moves, batch norm's running statistics included.
+  const Network& live = cnn_world().live;
+  const std::size_t output = live.layers.size() - 1, hidden_bn = output - 1, hidden = output - 2;
+  ASSERT_TRUE(std::holds_alternative<DenseLayer>(live.layers[hidden]));
+  ASSERT_TRUE(std::holds_alternative<BatchNormLayer>(live.layers[hidden_bn]));
+  for (int trained : {1, 2}) {
+    FineTuneSettings settings;
+    settings.trained_layers = trained;
+    const FineTuneResult result = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, settings);
+    const std::size_t first = trained == 1 ? output : hidden;
+    for (std::size_t i = 0; i < live.layers.size(); ++i) {
+      const bool has_weights = parameters(live.layers[i]).W != nullptr;
+      if (i < first || !has_weights) EXPECT_TRUE(same_layer(result.candidate, live, i)) << "trained " << trained << ": layer " << i << " changed";
+      else EXPECT_FALSE(same_layer(result.candidate, live, i)) << "trained " << trained << ": layer " << i << " did not learn";
+    }
+    EXPECT_GT(evaluate(result.candidate, vertical_strokes(200, 99, 3), 1).accuracy(), 0.5) << "trained " << trained;
+  }
+}
+
+TEST(FineTuneRecipe, BatchNormStatisticsMoveOnlyInBatchMode) {
+  using BatchNorm = FineTuneSettings::BatchNorm;
+  const Network& live = cnn_world().live;
+  for (BatchNorm mode : {BatchNorm::batch, BatchNorm::frozen, BatchNorm::fixed}) {
+    FineTuneSettings settings;
+    settings.batch_norm = mode;
+    const FineTuneResult result = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, settings);
+    for (std::size_t i = 0; i < live.layers.size(); ++i) {
+      const auto* before = std::get_if<BatchNormLayer>(&live.layers[i]);
+      if (!before) continue;
+      const auto& after = std::get<BatchNormLayer>(result.candidate.layers[i]);
+      const bool statistics_moved = after.running_mean != before->running_mean || after.running_var != before->running_var;
+      const bool affine_moved = after.gamma != before->gamma || after.beta != before->beta;
+      EXPECT_EQ(statistics_moved, mode == BatchNorm::batch) << "layer " << i;
+      EXPECT_EQ(affine_moved, mode != BatchNorm::fixed) << "layer " << i;
+    }
+    EXPECT_TRUE(result.verdict.accepted) << result.verdict.reason;
+  }
+}
+
+TEST(FineTuneRecipe, ThePullToTheStartKeepsTheWeightsNearTheLiveOnes) {
+  // L2-SP: the harder the pull, the nearer the candidate stays to the live network.
+  const Network& live = cnn_world().live;
+  const Dataset corrections = vertical_strokes(20, 4, 3);
+  std::vector<double> distances;
+  for (float pull : {0.0f, 1.0f, 10.0f}) {
+    FineTuneSettings settings;
+    settings.pull_to_start = pull;
+    distances.push_back(distance(fine_tune_guarded(live, corrections, {}, world().replay, world().validation, settings).candidate, live));
+  }
+  EXPECT_GT(distances[0], 0);
+  EXPECT_LT(distances[1], distances[0]);
+  EXPECT_LT(distances[2], distances[1]);
+}
+
+TEST(FineTuneRecipe, LowerRatesBelowMoveTheFirstLayerLess) {
+  const Network& live = cnn_world().live;
+  auto first_layer_change = [&](float decay) {
+    FineTuneSettings settings;
+    settings.layer_rate_decay = decay;
+    const Network candidate = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, world().validation, settings).candidate;
+    return (std::get<Conv2dLayer>(candidate.layers[0]).W - std::get<Conv2dLayer>(live.layers[0]).W).norm();
+  };
+  const double full = first_layer_change(1.0f), lowered = first_layer_change(0.1f);
+  EXPECT_GT(lowered, 0);
+  EXPECT_LT(lowered, 0.5 * full);
+}
+
+TEST(FineTuneRecipe, DistillationKeepsTheAnswersOnTheReplayCloserToTheLiveOnes) {
+  // With the live network's probabilities as the replay's targets, the candidate's probabilities on
+  // MNIST-like images move less than with the plain labels, while the new style is still learned.
+  const Network& live = cnn_world().live;
+  const Dataset& validation = world().validation;
+  Matrix pixels(static_cast<Eigen::Index>(validation.size()), 784);
+  for (std::size_t i = 0; i < validation.size(); ++i)
+    for (int j = 0; j < 784; ++j) pixels(static_cast<Eigen::Index>(i), j) = validation.image(i)[static_cast<std::size_t>(j)];
+  const Matrix before = live.predict_proba(pixels);
+  auto moved = [&](float distillation) {
+    FineTuneSettings settings;
+    settings.distillation = distillation;
+    const FineTuneResult result = fine_tune_guarded(live, vertical_strokes(20, 4, 3), {}, world().replay, validation, settings);
+    EXPECT_GE(evaluate(result.candidate, vertical_strokes(200, 99, 3), 1).accuracy(), 0.9) << "distillation " << distillation;
+    return (result.candidate.predict_proba(pixels) - before).cwiseAbs().sum();
+  };
+  EXPECT_LT(moved(1.0f), moved(0.0f));
+}
+
+TEST(FineTuneRecipe, ARecipeOfZeroChangesIsTheOldStepExactly) {
+  // The recipe's defaults take the step Network::train_step takes with momentum SGD: the same
+  // weights, bit for bit, on the dense network and on the CNN (its batch norms as in training).
+  for (const Network* live : {&world().live, &cnn_world().live}) {
+    const Dataset corrections = vertical_strokes(20, 4, 3);
+    FineTuneSettings settings;
+    settings.steps = 5;
+    settings.new_share = 1;
+    const FineTuneResult result = fine_tune_guarded(*live, corrections, {}, world().replay, world().validation, settings);
+    // The same 5 batches by hand: new_share 1 draws every row from the corrections.
+    Network by_hand = *live;
+    Optimizer optimizer({.kind = OptimizerKind::momentum, .learning_rate = settings.learning_rate, .momentum = settings.momentum});
+    Rng rng(settings.seed);
+    Matrix X;
+    std::vector<std::uint8_t> labels;
+    for (int step = 0; step < settings.steps; ++step) {
+      std::vector<std::size_t> indices(static_cast<std::size_t>(settings.batch));
+      for (std::size_t& index : indices) index = rng.below(corrections.size());
+      gather_batch(corrections, indices, by_hand.input_scale, X, labels);
+      by_hand.train_step(X, labels, optimizer);
+    }
+    EXPECT_TRUE(same_weights(result.candidate, by_hand));
   }
 }
 

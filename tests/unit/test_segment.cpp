@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/not_a_digit.hpp"
 #include "../support/strokes.hpp"
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
@@ -143,4 +144,50 @@ TEST(ReadNumber, AThousandDotsCostOnlyBoundedWork) {
 TEST(ReadNumber, RefusesANetworkThatDoesNotReadDigits) {
   const Network three_classes({784, 4, 3}, Activation::relu, 1);
   EXPECT_THROW(read_number(three_classes, draw(digit_strokes(1), {})), Error);
+  const Network twelve_classes({784, 4, 12}, Activation::relu, 1);
+  EXPECT_THROW(read_number(twelve_classes, draw(digit_strokes(1), {})), Error);
+}
+
+// A model with "not a digit" (classes.hpp): a candidate it reads as such is left out of the text
+// and listed with the dashes and dots. The model is the built-in one with an eleventh output that
+// copies the 7's, a little larger (not_a_digit.hpp): every 7 becomes "not a digit", and the other
+// digits keep their readings.
+TEST(ReadNumber, PartsAModelCallsNotADigitAreListedApartNotRead) {
+  const Model sevens_are_not_digits = builtin_with_not_a_digit(7, 2.0f);
+  const GrayImage image = compose(460, 180, row_of("20417", 22));
+  const NumberReading ten = read_number(builtin(), image);
+  ASSERT_EQ(ten.text(), "20417");
+  EXPECT_TRUE(ten.not_digits.empty());
+  for (const DigitCandidate& d : ten.digits) EXPECT_FALSE(d.not_a_digit_probability.has_value());
+
+  const NumberReading eleven = read_number(sevens_are_not_digits.network, image);
+  EXPECT_EQ(eleven.text(), "2041");
+  ASSERT_EQ(eleven.not_digits.size(), 1u);
+  const Box& seven = ten.digits.back().box;
+  EXPECT_EQ(eleven.not_digits[0].x, seven.x);
+  EXPECT_EQ(eleven.not_digits[0].width, seven.width);
+  for (std::size_t i = 0; i < eleven.digits.size(); ++i) {
+    const DigitCandidate& d = eleven.digits[i];
+    ASSERT_TRUE(d.not_a_digit_probability.has_value());
+    EXPECT_LT(*d.not_a_digit_probability, d.probability);
+    // The ten digit probabilities are the eleven-way softmax's: with "not a digit" they add up to 1.
+    float sum = *d.not_a_digit_probability;
+    for (float p : d.probabilities) sum += p;
+    EXPECT_NEAR(sum, 1.0f, 1e-4f);
+    EXPECT_EQ(d.digit, ten.digits[i].digit);
+  }
+
+  // "Not a digit" never wins with a constant logit far below the digits': the same number.
+  EXPECT_EQ(read_number(builtin_with_not_a_digit(-1, -50.0f).network, image).text(), "20417");
+}
+
+TEST(ReadNumber, LooksLikeADigitUnlessNotADigitIsTheMostProbable) {
+  const std::vector<float> ten = {0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
+  EXPECT_TRUE(looks_like_a_digit(ten));
+  std::vector<float> eleven = {0.05f, 0.3f, 0, 0, 0, 0, 0, 0, 0, 0, 0.65f};
+  EXPECT_FALSE(looks_like_a_digit(eleven));
+  eleven = {0.05f, 0.5f, 0, 0, 0, 0, 0, 0, 0, 0, 0.45f};
+  EXPECT_TRUE(looks_like_a_digit(eleven));
+  eleven = {0.1f, 0.45f, 0, 0, 0, 0, 0, 0, 0, 0, 0.45f};
+  EXPECT_TRUE(looks_like_a_digit(eleven)) << "a tie goes to the digit";
 }

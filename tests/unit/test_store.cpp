@@ -201,8 +201,8 @@ TEST_F(StoreTest, InvalidJudgementsAreRefusedAndNothingIsStored) {
   j.input.clear();
   expect_refused(j, "0 bytes, expected 784");
   j = sample(1);
-  j.label = 10;
-  expect_refused(j, "label 10");
+  j.label = 11;
+  expect_refused(j, "label 11");
   j = sample(1);
   j.label = -1;
   expect_refused(j, "label -1");
@@ -283,6 +283,24 @@ TEST_F(StoreTest, ANewerSchemaIsRefusedNotMisread) {
   }
 }
 
+// Label 10 is "not a digit" (digits/classes.hpp), as a label and as a prediction.
+TEST_F(StoreTest, NotADigitIsStoredAsLabelTen) {
+  Store store(path);
+  Judgement taught = sample(3);  // predicted 3, corrected to "not a digit"
+  taught.label = 10;
+  Judgement confirmed = sample(4);  // read as "not a digit", and judged right
+  confirmed.label = confirmed.predicted = 10;
+  confirmed.correct = true;
+  store.add(taught);
+  store.add(confirmed);
+  const std::vector<Judgement> all = store.since();
+  ASSERT_EQ(all.size(), 2u);
+  expect_same(all[0], taught);
+  expect_same(all[1], confirmed);
+  EXPECT_EQ(store.corrections(), 1);
+  EXPECT_EQ(to_dataset(store.examples(0, 10)).labels, (std::vector<std::uint8_t>{10, 10}));
+}
+
 TEST_F(StoreTest, TheSchemaChecksHoldForRowsWrittenByOtherTools) {
   { Store store(path); }
   sqlite3* db = nullptr;
@@ -291,6 +309,12 @@ TEST_F(StoreTest, TheSchemaChecksHoldForRowsWrittenByOtherTools) {
   EXPECT_NE(sqlite3_exec(db,
                          "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
                          "VALUES (zeroblob(10), x'', 1, 2, zeroblob(40), 0, 0, 1, 'c')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  // So does a label past "not a digit" (10).
+  EXPECT_NE(sqlite3_exec(db,
+                         "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
+                         "VALUES (zeroblob(784), x'', 11, 2, zeroblob(40), 0, 0, 1, 'c')",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -424,7 +448,7 @@ TEST_F(StoreTest, AVersionOneDatabaseOpensAndIsMigratedKeepingEveryJudgement) {
   ASSERT_EQ(user_version(path), 1);
   {
     Store store(path);
-    EXPECT_EQ(user_version(path), 2);
+    EXPECT_EQ(user_version(path), 3);
     const std::vector<Judgement> old = store.since();
     ASSERT_EQ(old.size(), 2u);
     EXPECT_EQ(old[0].label, 3);
@@ -441,9 +465,83 @@ TEST_F(StoreTest, AVersionOneDatabaseOpensAndIsMigratedKeepingEveryJudgement) {
     expect_same(store.since(2).at(0), given);
     EXPECT_EQ(store.usage("", given.client_address).by_address, 1);
   }
-  Store reopened(path);  // a second open finds version 2 and changes nothing
+  Store reopened(path);  // a second open finds version 3 and changes nothing
   EXPECT_EQ(reopened.count(), 3);
-  EXPECT_EQ(user_version(path), 2);
+  EXPECT_EQ(user_version(path), 3);
+}
+
+// The schema of version 2 (labels 0–9), exactly as that version created it, with one judgement.
+constexpr const char* kSchemaVersion2 = R"sql(
+CREATE TABLE judgements (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  input          BLOB    NOT NULL CHECK (length(input) = 784),        -- 28×28 uint8, row-major, 0 = background
+  label          INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+  predicted      INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
+  probabilities  BLOB    NOT NULL CHECK (length(probabilities) = 40),  -- 10 × float32, little-endian
+  correct        INTEGER NOT NULL CHECK (correct = (label = predicted)),
+  model_version  INTEGER NOT NULL CHECK (model_version >= 0),
+  created_ms     INTEGER NOT NULL CHECK (created_ms >= 0),             -- Unix time, milliseconds
+  client_id      TEXT    NOT NULL,
+  client_address TEXT    NOT NULL DEFAULT '',                          -- the remote address (since version 2)
+  drawing_png    BLOB    NOT NULL                                      -- 8-bit gray PNG, re-encoded by the server (may be empty)
+);
+CREATE INDEX judgements_by_correct ON judgements (correct);
+CREATE INDEX judgements_by_client ON judgements (client_id);
+CREATE INDEX judgements_by_address ON judgements (client_address);
+PRAGMA application_id = 1684501619;
+PRAGMA user_version = 2;
+PRAGMA journal_mode = WAL;
+INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address)
+  VALUES (zeroblob(784), x'89504e47', 3, 5, zeroblob(40), 0, 2, 1700000000000, 'old-client', '192.0.2.1');
+)sql";
+
+// Version 2 → 3 widens the label and prediction CHECKs to 0–10 in place: the rows, the indexes and
+// the ids stay; label 10 is stored afterwards, and label 11 is still refused by the schema itself.
+TEST_F(StoreTest, AVersionTwoDatabaseIsMigratedToTakeNotADigit) {
+  fs::create_directories(path.parent_path());
+  run_sql(path, kSchemaVersion2);
+  ASSERT_EQ(user_version(path), 2);
+  {
+    Store store(path);
+    EXPECT_EQ(user_version(path), 3);
+    const std::vector<Judgement> old = store.since();
+    ASSERT_EQ(old.size(), 1u);
+    EXPECT_EQ(old[0].label, 3);
+    EXPECT_EQ(old[0].client_address, "192.0.2.1");
+    Judgement taught = sample(2);
+    taught.label = 10;
+    EXPECT_EQ(store.add(taught), 2);
+    EXPECT_EQ(store.since(1).at(0).label, 10);
+    EXPECT_EQ(store.usage("old-client", "192.0.2.1").by_address, 1);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db,
+                         "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id) "
+                         "VALUES (zeroblob(784), x'', 11, 2, zeroblob(40), 0, 0, 1, 'c')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* check = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
+  sqlite3_finalize(check);
+  sqlite3_close(db);
+  Store reopened(path);
+  EXPECT_EQ(reopened.count(), 2);
+}
+
+TEST_F(StoreTest, AVersionTwoTableWithoutTheLabelChecksIsRefusedNotMigrated) {
+  fs::create_directories(path.parent_path());
+  run_sql(path, "CREATE TABLE judgements (id INTEGER PRIMARY KEY, label INTEGER); PRAGMA application_id = 1684501619; PRAGMA user_version = 2;");
+  try {
+    Store store(path);
+    FAIL() << "migrated a table that is not ours";
+  } catch (const StorageError& e) {
+    EXPECT_EQ(e.fault, StorageFault::foreign);
+    EXPECT_CONTAINS(e.what(), "schema version 3");
+  }
+  EXPECT_EQ(user_version(path), 2);  // rolled back: untouched
 }
 
 TEST_F(StoreTest, AVersionOneTableThatIsNotOursIsRefusedNotMigrated) {
