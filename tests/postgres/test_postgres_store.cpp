@@ -32,7 +32,7 @@ Judgement judgement(int label, int predicted, const std::string& client = "c1", 
   j.label = label;
   j.predicted = predicted;
   j.probabilities.fill(0.05f);
-  j.probabilities[static_cast<std::size_t>(predicted)] = 0.55f;
+  if (predicted < 10) j.probabilities[static_cast<std::size_t>(predicted)] = 0.55f;  // 10, not a digit, has no digit's probability
   j.correct = label == predicted;
   j.model_version = 0;
   j.client_id = client;
@@ -127,13 +127,31 @@ TEST(PostgresStore, StoresJudgementsAsTheSqliteStoreDoes) {
   EXPECT_CONTAINS(error_of([&] { judgements->restore(old); }), "judgement id 500 is already taken");
 }
 
+TEST(PostgresStore, KeepsNotADigitAsSqliteSchemaThreeDoes) {
+  REQUIRE_POSTGRES();
+  PostgresStore store = open(test::test_database());
+  auto judgements = store.judgements();
+  // "Not a digit" (label 10) as a correction of a 4, and a confirmed "not a digit".
+  const std::int64_t corrected = judgements->add(judgement(10, 4));
+  const std::int64_t confirmed = judgements->add(judgement(10, 10));
+  EXPECT_EQ(judgements->corrections(), 1);
+  const std::vector<Example> page = judgements->examples(0, 10);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].id, corrected);
+  EXPECT_EQ(page[0].label, 10);
+  EXPECT_FALSE(page[0].correct);
+  EXPECT_EQ(page[1].id, confirmed);
+  EXPECT_TRUE(page[1].correct);
+  EXPECT_EQ(judgements->since(corrected, 1).at(0).predicted, 10);
+}
+
 TEST(PostgresStore, RefusesAnInvalidJudgementAndStoresNothing) {
   REQUIRE_POSTGRES();
   PostgresStore store = open(test::test_database());
   auto judgements = store.judgements();
   Judgement bad = judgement(3, 3);
   bad.label = 12;
-  EXPECT_CONTAINS(error_of([&] { judgements->add(bad); }), "label 12 is not a digit");
+  EXPECT_CONTAINS(error_of([&] { judgements->add(bad); }), "label 12 is neither a digit 0–9 nor 10");
   Judgement lying = judgement(3, 4);
   lying.correct = true;
   EXPECT_THROW(judgements->add(lying), Error);
@@ -305,7 +323,14 @@ TEST(PostgresStore, OneLearnerAtATimeAndALostLockCannotPromote) {
 
   // The first's session ends (as when its process is killed): the lock goes with it.
   postgres_run(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'digits-first' AND datname = current_database()");
-  ASSERT_TRUE(second.try_lead("second"));
+  // pg_terminate_backend only signals the backend, which then ends (and frees the lock) on its
+  // own time: the second tries on an interval, as a replica does (LearnerOptions::lead_retry).
+  bool took = false;
+  for (int attempt = 0; attempt < 100 && !took; ++attempt) {
+    took = second.try_lead("second");
+    if (!took) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(took) << "the lock was not free 10 s after the first's session ended";
   EXPECT_GT(second.epoch(), first_epoch);
   EXPECT_THROW(first.versions()->add(network_number(1), learned(0, 1)), Error) << "the first lost its lock: it cannot promote";
   EXPECT_FALSE(first.leading());

@@ -47,10 +47,13 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 // pipe nobody reads would fill and stop the server).
 class Replica {
  public:
-  Replica(const std::string& name, const std::string& conninfo, const fs::path& model, const fs::path& data) : name_(name) {
-    process_ = Process::start({"serve", "--port", "0", "--store", conninfo + " application_name=" + name, "--model", model.string(), "--data",
-                               data.string(), "--admin-token", "secret", "--feedback-rate", "0", "--feedback-rate-address", "0",
-                               "--feedback-quota-client", "0", "--feedback-quota-address", "0"});
+  // process_ is made in place: Process kills its pid when it goes, so a temporary assigned from
+  // would kill the replica it just started.
+  Replica(const std::string& name, const std::string& conninfo, const fs::path& model, const fs::path& data)
+      : name_(name),
+        process_(Process::start({"serve", "--port", "0", "--store", conninfo + " application_name=" + name, "--model", model.string(), "--data",
+                                 data.string(), "--admin-token", "secret", "--feedback-rate", "0", "--feedback-rate-address", "0",
+                                 "--feedback-quota-client", "0", "--feedback-quota-address", "0"})) {
     std::string out;
     const std::string port = Process::read_until(process_.out, std::regex(R"(127\.0\.0\.1:(\d+)/)"), std::chrono::seconds(120), out);
     if (port.empty()) {
@@ -130,8 +133,11 @@ double wait_for(F done, std::chrono::milliseconds bound) {
   return -1;
 }
 
+// A drawing of one of the digits tests/support/strokes.hpp can draw (0–4 and 7; any other is an
+// empty canvas, which the server refuses), judged as `label`.
 json judgement_body(int digit, int label) {
-  json body = pixels_request(drawing(digit));
+  constexpr int kDrawable[] = {0, 1, 2, 3, 4, 7};
+  json body = {{"image", png_data_url(drawing(kDrawable[digit % 6]))}};
   body["label"] = label;
   body["client_id"] = "replica-test";
   return body;
@@ -355,7 +361,7 @@ TEST_F(Replicas, PostgresStoppedForTwentySecondsPredictionsGoOnJudgementsWaitNot
   int predictions = 0, failed_predictions = 0, refused = 0, other = 0;
   while (seconds_since(halted) < 20) {
     for (Replica* r : running()) {
-      const auto predicted = r->client().Post("/api/predict", pixels_request(drawing(4)).dump(), "application/json");
+      const auto predicted = r->client().Post("/api/predict", json{{"image", png_data_url(drawing(4))}}.dump(), "application/json");
       if (predicted && predicted->status == 200)
         ++predictions;
       else
