@@ -17,6 +17,7 @@
 #include "digits/builtin_model.hpp"
 #include "digits/error.hpp"
 #include "digits/fine_tune.hpp"
+#include "digits/gemm.hpp"
 #include "digits/kernels.hpp"
 #include "digits/image.hpp"
 #include "image_files.hpp"  // tests/unit: PNG written by hand, JPEG through libjpeg
@@ -137,6 +138,56 @@ void BM_DenseForward(benchmark::State& state) {
 }
 BENCHMARK(BM_DenseForward)->Args({40, 784, 50})->Args({64, 784, 512})->Args({64, 512, 256})->Args({128, 784, 768})->Args({128, 768, 768});
 
+// Our matrix product (gemm.hpp) beside Eigen's, on the same stored operands, for the products of
+// the cnn and app presets' layers at batch 128 (m × n × k; A and B row- or column-major as the
+// layer holds them). Args: m, n, k, A column-major, B column-major, 0 ours / 1 Eigen. The conv
+// layers multiply one sample at a time (n = H′·W′ positions, or k for dW); Eigen multiplied
+// groups of about 512 positions, so those shapes are measured too.
+void BM_Gemm(benchmark::State& state) {
+  const long m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool a_columns = state.range(3) != 0, b_columns = state.range(4) != 0, eigen = state.range(5) != 0;
+  Rng rng(4);
+  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)), c(static_cast<std::size_t>(m * n));
+  for (float& x : a) x = rng.normal();
+  for (float& x : b) x = rng.normal();
+  const GemmOperand A = a_columns ? GemmOperand::column_major(a.data(), m) : GemmOperand::row_major(a.data(), k);
+  const GemmOperand B = b_columns ? GemmOperand::column_major(b.data(), k) : GemmOperand::row_major(b.data(), n);
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using ColMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  Eigen::Map<RowMajor> C_map(c.data(), m, n);
+  GemmWorkspace workspace;
+  auto eigen_product = [&] {
+    if (!a_columns && !b_columns) C_map.noalias() = Eigen::Map<const RowMajor>(a.data(), m, k) * Eigen::Map<const RowMajor>(b.data(), k, n);
+    if (!a_columns && b_columns) C_map.noalias() = Eigen::Map<const RowMajor>(a.data(), m, k) * Eigen::Map<const ColMajor>(b.data(), k, n);
+    if (a_columns && !b_columns) C_map.noalias() = Eigen::Map<const ColMajor>(a.data(), m, k) * Eigen::Map<const RowMajor>(b.data(), k, n);
+    if (a_columns && b_columns) C_map.noalias() = Eigen::Map<const ColMajor>(a.data(), m, k) * Eigen::Map<const ColMajor>(b.data(), k, n);
+  };
+  for (auto _ : state) {
+    if (eigen) eigen_product();
+    else gemm(m, n, k, A, B, c.data(), n, {}, workspace);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetLabel(std::string(eigen ? "Eigen" : "ours") + " " + (a_columns ? "Aᵀ" : "A") + "·" + (b_columns ? "Bᵀ" : "B"));
+  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * double(m * n * k) / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Gemm)
+    // conv5x5x32 on 1×28×28: Z = Wᵀ·X̂ per sample (W column-major), dWᵀ = dZ·X̂ᵀ per sample
+    ->ArgsProduct({{32}, {576}, {25}, {1}, {0}, {0, 1}})
+    ->ArgsProduct({{32}, {25}, {576}, {0}, {1}, {0, 1}})
+    // conv5x5x64 on 32×12×12: Z = Wᵀ·X̂, per sample (n = 64) and per group of 8 (n = 512) ...
+    ->ArgsProduct({{64}, {64, 512}, {800}, {1}, {0}, {0, 1}})
+    // ... dWᵀ = dZ·X̂ᵀ (k = 64 or 512), dX̂ = W·dZ (W column-major)
+    ->ArgsProduct({{64}, {800}, {64, 512}, {0}, {1}, {0, 1}})
+    ->ArgsProduct({{800}, {64, 512}, {64}, {1}, {0}, {0, 1}})
+    // fc256 on 1,024: Z = X·W (W column-major), dWᵀ = dZᵀ·X, dX = dZ·Wᵀ
+    ->ArgsProduct({{128}, {256}, {1024}, {0}, {1}, {0, 1}})
+    ->ArgsProduct({{256}, {1024}, {128}, {1}, {0}, {0, 1}})
+    ->ArgsProduct({{128}, {1024}, {256}, {0}, {0}, {0, 1}})
+    // fc10 / fc11 on 256: Z = X·W, dWᵀ = dZᵀ·X, dX = dZ·Wᵀ
+    ->ArgsProduct({{128}, {11}, {256}, {0}, {1}, {0, 1}})
+    ->ArgsProduct({{11}, {256}, {128}, {1}, {0}, {0, 1}})
+    ->ArgsProduct({{128}, {256}, {11}, {0}, {0}, {0, 1}});
+
 // Multiply-adds of one image's forward pass: C′·H′·W′·C·k² per conv layer, in·out per dense one.
 double forward_multiply_adds(const Network& network) {
   double total = 0;
@@ -189,6 +240,41 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(samples * 6 * forward_multiply_adds(network) / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_TrainStepConvPreset)->ArgsProduct({{0, 1}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Each layer of the app preset's network (the cnn preset's, batch norm after each convolution) on
+// its own, forward then backward with dX, at batch 128, on 1 or 2 threads: what the second core
+// gives each kind of layer. Args: the layer (0 conv5x5x32, 1 bn, 2 pool2, 3 conv5x5x64, 4 bn,
+// 5 pool2, 6 flatten, 7 fc256, 8 fc11; 9 the optimizer's step over the whole network), threads.
+void BM_LayerThreads(benchmark::State& state) {
+  const Preset& preset = find_preset("app");
+  Network network = build_network(preset);
+  network.initialize(preset.init, 1);
+  const auto index = static_cast<std::size_t>(state.range(0));
+  WorkerPool pool(static_cast<int>(state.range(1)));
+  Matrix pixels;
+  std::vector<std::uint8_t> labels;
+  TestBatches batches(128);
+  gather_batch(test_images(), batches.next(), network.input_scale, pixels, labels);
+  if (index >= network.layers.size()) {
+    Optimizer optimizer(preset.recipe.optimizer);
+    network.train_step(pixels, labels, optimizer);  // every dW and db set once
+    for (auto _ : state) optimizer.step(network.layers, &pool);
+    state.SetLabel("optimizer");
+    return;
+  }
+  const std::vector<Matrix> outputs = network.activations(pixels);
+  const Matrix X = index == 0 ? Matrix(pixels * network.input_scale) : outputs[index - 1];
+  Rng rng(5);
+  Matrix dA(X.rows(), layer_outputs(network.layers[index]));
+  for (Eigen::Index i = 0; i < dA.size(); ++i) dA.data()[i] = 0.01f * rng.normal();
+  Layer& layer = network.layers[index];
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(forward(layer, X, &pool).data());
+    benchmark::DoNotOptimize(backward(layer, dA, true, &pool).data());
+  }
+  state.SetLabel(layer_spec_text(network.specs()[index]));
+}
+BENCHMARK(BM_LayerThreads)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Distorting one batch of the cnn preset (its default augmentation, elastic included), on the one
 // thread that prepares the next batch while the step trains: its time per image sets how much of

@@ -2,9 +2,12 @@
 // touching and slightly overlapping pairs, a baseline that wanders and slopes, digits of
 // different sizes), read by read_number (src/digits/segment.hpp) with a model, and scored: the
 // whole number, each digit, and the segmentation errors by kind. docs/numbers.md gives the results.
+// The digits may come from a folder of labelled images instead (--glyphs: make_digit_folders'
+// fonts/ or strokes/, docs/robustness.md), placed the same way.
 //
 //   read_numbers --count 2000 --seed 1                 # measure the built-in model
 //   read_numbers --count 50 --out numbers/             # also write the images, <number>_<index>.png
+//   read_numbers --glyphs folders/fonts --count 1000   # numbers of handwriting-font digits
 //
 // Segmentation errors, from the true digits' x-extents and the candidates' boxes (a candidate
 // belongs to the true digit that holds its box's centre):
@@ -27,6 +30,7 @@
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/model_file.hpp"
+#include "digits/preprocess.hpp"
 #include "digits/segment.hpp"
 
 using namespace digits;
@@ -59,6 +63,58 @@ Glyph crop(const Dataset& data, std::size_t i) {
   return g;
 }
 
+// A labelled image's ink box (after find_ink: white on black, paper 0), scaled by area averaging
+// to 20 pixels tall like an MNIST digit's box, so the layout below treats both alike.
+Glyph glyph_of(const GrayImage& image) {
+  const Ink ink = find_ink(image);
+  const Matrix& v = ink.values;
+  int x0 = static_cast<int>(v.cols()), x1 = -1, y0 = static_cast<int>(v.rows()), y1 = -1;
+  for (int y = 0; y < v.rows(); ++y)
+    for (int x = 0; x < v.cols(); ++x)
+      if (v(y, x) > kInkThreshold) x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  if (x1 < 0) throw Error("a glyph image has no ink");
+  const double s = 20.0 / (y1 - y0 + 1);  // output pixels per source pixel
+  Glyph g{std::max(1, static_cast<int>(std::lround((x1 - x0 + 1) * s))), 20, {}};
+  g.pixels.assign(static_cast<std::size_t>(g.width) * 20, 0.0f);
+  std::vector<float> weight(g.pixels.size(), 0.0f);
+  for (int y = y0; y <= y1; ++y)
+    for (int x = x0; x <= x1; ++x) {
+      const int gx = std::min(g.width - 1, static_cast<int>((x - x0 + 0.5) * s)), gy = std::min(19, static_cast<int>((y - y0 + 0.5) * s));
+      g.pixels[static_cast<std::size_t>(gy * g.width + gx)] += v(y, x);
+      weight[static_cast<std::size_t>(gy * g.width + gx)] += 1;
+    }
+  for (std::size_t i = 0; i < g.pixels.size(); ++i) g.pixels[i] = weight[i] > 0 ? g.pixels[i] / weight[i] : 0.0f;
+  return g;
+}
+
+// Where the digits come from: MNIST test images, or a folder's labelled images.
+struct Glyphs {
+  std::vector<Glyph> glyphs;
+  std::vector<int> labels;
+};
+
+Glyphs glyphs_from(const Dataset& test) {
+  Glyphs out;
+  for (std::size_t i = 0; i < test.size(); ++i) out.glyphs.push_back(crop(test, i)), out.labels.push_back(test.labels[i]);
+  return out;
+}
+
+Glyphs glyphs_from(const fs::path& dir) {
+  Glyphs out;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  for (const fs::path& file : files) {
+    const std::string name = file.filename().string();
+    if (name.size() < 3 || name[0] < '0' || name[0] > '9' || name[1] != '_') continue;  // none_ files and others: not digits
+    out.glyphs.push_back(glyph_of(read_image(file)));
+    out.labels.push_back(name[0] - '0');
+  }
+  if (out.glyphs.empty()) throw Error(dir.string() + ": no labelled digit images (<digit>_name.png)");
+  return out;
+}
+
 // Bilinear sample of a glyph at (u, v) in its own pixels, 0 outside.
 float sample(const Glyph& g, double u, double v) {
   u -= 0.5, v -= 0.5;
@@ -71,9 +127,9 @@ float sample(const Glyph& g, double u, double v) {
   return static_cast<float>((1 - fy) * ((1 - fx) * at(x, y) + fx * at(x + 1, y)) + fy * ((1 - fx) * at(x, y + 1) + fx * at(x + 1, y + 1)));
 }
 
-Number make_number(const Dataset& test, std::mt19937_64& rng) {
+Number make_number(const Glyphs& source, std::mt19937_64& rng) {
   std::uniform_int_distribution<int> length_of(2, 6);
-  std::uniform_int_distribution<std::size_t> pick(0, test.size() - 1);
+  std::uniform_int_distribution<std::size_t> pick(0, source.glyphs.size() - 1);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const int length = length_of(rng);
   const double scale = 2.0 + 2.0 * unit(rng);             // the 20-pixel MNIST digit drawn 40–80 px tall
@@ -84,8 +140,8 @@ Number make_number(const Dataset& test, std::mt19937_64& rng) {
   Number number;
   for (int k = 0; k < length; ++k) {
     const std::size_t i = pick(rng);
-    glyphs.push_back(crop(test, i));
-    number.text += static_cast<char>('0' + test.labels[i]);
+    glyphs.push_back(source.glyphs[i]);
+    number.text += static_cast<char>('0' + source.labels[i]);
     sizes.push_back(scale * (0.85 + 0.3 * unit(rng)));  // sizes vary by up to ±15% within a number
     // The gap before the next digit, in MNIST pixels: mostly apart (1–8), some touching (0 to −1),
     // some overlapping (−1 to −2.5: the boxes overlap, the strokes may or may not).
@@ -177,18 +233,21 @@ int main(int argc, char** argv) {
   CLI::App app{"Read numbers made of MNIST test digits placed side by side, and score the readings"};
   int count = 1000;
   std::uint64_t seed = 1;
-  std::string model_path, out, data = "data/mnist";
+  std::string model_path, out, data = "data/mnist", glyph_dir;
   bool show = false;
   app.add_option("--count", count, "Numbers to make")->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "Seed of the numbers");
   app.add_option("--model", model_path, "Model file (default: the built-in model)");
   app.add_option("--data", data, "MNIST folder (its t10k files are used)");
+  app.add_option("--glyphs", glyph_dir, "Take the digits from this folder of labelled images (<digit>_name.png) instead of MNIST test");
   app.add_option("--out", out, "Also write each image as <number>_<index>.png in this folder");
   app.add_flag("--show-errors", show, "Print each number read wrong");
   CLI11_PARSE(app, argc, argv);
   try {
     const Model model = model_path.empty() ? parse_model(builtin_model_bytes(), "the built-in model") : load_model(model_path);
-    const Dataset test = read_idx(fs::path(data) / "t10k-images-idx3-ubyte", fs::path(data) / "t10k-labels-idx1-ubyte", "MNIST test");
+    const Glyphs source = glyph_dir.empty()
+                              ? glyphs_from(read_idx(fs::path(data) / "t10k-images-idx3-ubyte", fs::path(data) / "t10k-labels-idx1-ubyte", "MNIST test"))
+                              : glyphs_from(fs::path(glyph_dir));
     if (!out.empty()) fs::create_directories(out);
     std::mt19937_64 rng(seed);
     Tally all, apart, touching, overlapping;
@@ -196,7 +255,7 @@ int main(int argc, char** argv) {
     double six_seconds = 0;
     int sixes = 0;
     for (int i = 0; i < count; ++i) {
-      const Number number = make_number(test, rng);
+      const Number number = make_number(source, rng);
       const std::clock_t start = std::clock();
       const NumberReading reading = read_number(model.network, number.image);
       const double seconds = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;

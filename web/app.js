@@ -1,10 +1,12 @@
-// digits: the drawing page. Strokes are kept as lists of points in a unit square, so the pad can be
-// redrawn at any size or pixel density, and the drawing sent to the server is rendered afresh at
-// 280×280 (white on black, like MNIST) rather than resampled from the screen.
+// digits: the drawing page. Strokes are kept as lists of points in units of the pad's height, so
+// the pad can be redrawn at any size or pixel density, and the drawing sent to the server is
+// rendered afresh 280 pixels tall (white on black, like MNIST) rather than resampled from the
+// screen. For one digit the pad is square; for a number (number.js) it is `aspect` times as wide
+// and the drawing goes to /api/read instead of /api/predict.
 'use strict';
 
-const SEND_SIZE = 280;        // pixels per side of the PNG sent to /api/predict
-const PEN_WIDTH = 0.065;      // pen diameter as a fraction of the pad's side (18 px at 280)
+const SEND_SIZE = 280;        // pixels of the PNG's height (and width, for one digit) sent to the server
+const PEN_WIDTH = 0.065;      // pen diameter as a fraction of the pad's height (18 px at 280)
 const LIVE_INTERVAL_MS = 250; // while drawing, at most one live reading this often
 
 const pad = document.getElementById('pad');
@@ -17,17 +19,19 @@ const bars = document.getElementById('bars');
 const tellButton = document.getElementById('tell');
 const eraseButton = document.getElementById('erase');
 
-const strokes = [];        // each an array of {x, y} in [0, 1]
+const strokes = [];        // each an array of {x, y}: y in [0, 1], x in [0, aspect]
 let activeStroke = null;   // the stroke under the pointer, if one is being drawn
 let activePointer = null;
 let unsureBelow = 0.7;     // replaced by the server's rule from /api/model
+let aspect = 1;            // the pad's width over its height: 1 for a digit, wider for a number
+let mode = 'digit';        // 'digit' (POST /api/predict) or 'number' (POST /api/read), set by number.js
 
 // ---- the pad ----
 
 function padContext() {
   const context = pad.getContext('2d');
-  const side = pad.clientWidth;
-  const scale = pad.width / Math.max(side, 1);
+  const side = pad.clientHeight;
+  const scale = pad.height / Math.max(side, 1);
   context.setTransform(scale, 0, 0, scale, 0, 0);  // draw in CSS pixels, render at device pixels
   return { context, side };
 }
@@ -35,19 +39,19 @@ function padContext() {
 // Sizes the pad's backing store to its on-screen size times the device's pixel ratio, so strokes
 // are sharp on high-DPI screens, then redraws every stroke.
 function fitPad() {
-  const side = pad.clientWidth;
   const ratio = window.devicePixelRatio || 1;
-  const backing = Math.max(1, Math.round(side * ratio));
-  if (pad.width !== backing || pad.height !== backing) {
-    pad.width = backing;
-    pad.height = backing;
+  const width = Math.max(1, Math.round(pad.clientWidth * ratio));
+  const height = Math.max(1, Math.round(pad.clientHeight * ratio));
+  if (pad.width !== width || pad.height !== height) {
+    pad.width = width;
+    pad.height = height;
   }
   redraw();
 }
 
 function paintStrokes(context, side, list) {
   context.fillStyle = '#000';
-  context.fillRect(0, 0, side, side);
+  context.fillRect(0, 0, side * aspect, side);
   context.strokeStyle = '#fff';
   context.fillStyle = '#fff';
   context.lineCap = 'round';
@@ -90,7 +94,7 @@ function redraw() {
 function pointFrom(event) {
   const box = pad.getBoundingClientRect();
   return {
-    x: Math.min(1, Math.max(0, (event.clientX - box.left) / box.width)),
+    x: Math.min(aspect, Math.max(0, (event.clientX - box.left) / box.height)),
     y: Math.min(1, Math.max(0, (event.clientY - box.top) / box.height)),
   };
 }
@@ -133,10 +137,10 @@ window.matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`).addEventListen
 
 // ---- reading the drawing ----
 
-// The drawing as the server should see it: strokes rendered at SEND_SIZE, white on black.
+// The drawing as the server should see it: strokes rendered SEND_SIZE tall, white on black.
 function drawingAsPng() {
   const canvas = document.createElement('canvas');
-  canvas.width = SEND_SIZE;
+  canvas.width = Math.round(SEND_SIZE * aspect);
   canvas.height = SEND_SIZE;
   paintStrokes(canvas.getContext('2d'), SEND_SIZE, strokes);
   return canvas.toDataURL('image/png');
@@ -166,21 +170,23 @@ async function readDrawing({ announce }) {
     liveTimer = null;
   }
   if (strokes.length === 0) {
-    showNothing('There is nothing to read yet. Draw a digit first.');
+    showNothing(`There is nothing to read yet. Draw ${mode === 'number' ? 'a number' : 'a digit'} first.`);
     return;
   }
   const number = ++requestNumber;
   inFlight = true;
   try {
     const drawing = drawingAsPng();
-    const response = await fetch('/api/predict', {
+    const response = await fetch(mode === 'number' ? '/api/read' : '/api/predict', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ image: drawing }),
     });
     const body = await response.json().catch(() => ({}));
     if (number !== requestNumber) return;  // the drawing has changed since this was asked
-    if (response.ok) {
+    if (response.ok && Array.isArray(body.digits)) {
+      showNumber(body, announce, drawing);
+    } else if (response.ok) {
       showReading(body, announce, drawing);
     } else if (body.error && body.error.code === 'empty_drawing') {
       showNothing('There is nothing to read: the drawing is too faint or empty.');
@@ -288,6 +294,51 @@ function showReading(reading, announce, drawing) {
   }
 }
 
+// A number read by /api/read: the digits in the big answer; the bars and the 28×28 picture follow
+// the digit number.js selects ('digits:digit-selected', below), which also draws each digit's box.
+function showNumber(number, announce, drawing) {
+  announceToPage('digits:number', { reading: number, announce, drawing, height: SEND_SIZE });
+  const count = number.digits.length;
+  if (count === 0) {
+    setBars(null);
+    setSeen(null);
+    setState('nothing', '–', 'No digits found: only marks too small or too flat to be digits. Draw the number larger.', true);
+    return;
+  }
+  const least = number.digits.reduce((a, b) => (b.probability < a.probability ? b : a));
+  const which = count === 1 ? 'it' : `the least sure, a ${least.digit},`;
+  const digits = `${count} digit${count === 1 ? '' : 's'}`;
+  if (number.digits.some((d) => d.unsure)) {
+    setState('unsure', `${number.text}?`,
+      `Not sure. It might be ${number.text} (${digits}), but ${which} is ${percent(least.probability)}, below ${percent(unsureBelow)}. ` +
+      'Try drawing that digit larger or more clearly.', announce);
+  } else {
+    setState('confident', number.text, `It is ${number.text}: ${digits}, ${which} ${percent(least.probability)} sure.`, announce);
+  }
+}
+
+document.addEventListener('digits:digit-selected', (event) => {
+  setBars(event.detail.reading.probabilities);
+  setSeen(event.detail.reading.input);
+});
+
+// number.js switches between one digit and a number: the pad's shape, and where drawings go. A
+// drawing that no longer fits the narrower pad is erased; any other is read again.
+document.addEventListener('digits:mode', (event) => {
+  mode = event.detail.mode;
+  aspect = event.detail.aspect;
+  result.dataset.mode = mode;
+  fitPad();
+  if (strokes.some((stroke) => stroke.some((point) => point.x > aspect))) {
+    erase();
+  } else if (strokes.length > 0) {
+    readDrawing({ announce: true });
+  } else {
+    showNothing(`Draw ${mode === 'number' ? 'a number' : 'a digit'}, then press Tell the Number.`);
+    result.dataset.state = 'empty';
+  }
+});
+
 function showNothing(message) {
   announceToPage('digits:cleared', {});
   setBars(null);
@@ -310,7 +361,7 @@ function erase() {
   announceToPage('digits:cleared', {});
   setBars(null);
   setSeen(null);
-  setState('empty', '–', 'Erased. Draw a digit, then press Tell the Number.', true);
+  setState('empty', '–', `Erased. Draw ${mode === 'number' ? 'a number' : 'a digit'}, then press Tell the Number.`, true);
 }
 
 tellButton.addEventListener('click', () => readDrawing({ announce: true }));
@@ -322,7 +373,8 @@ document.addEventListener('digits:model-changed', () => {
 eraseButton.addEventListener('click', erase);
 
 document.addEventListener('keydown', (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  // Typing in a field (number.js's "which number did you draw?") is not a command to the pad.
+  if (event.altKey || event.ctrlKey || event.metaKey || event.target instanceof HTMLInputElement) return;
   // A focused button already acts on Enter; do not act twice.
   if (event.key === 'Enter' && !(event.target instanceof HTMLButtonElement)) {
     event.preventDefault();

@@ -223,5 +223,51 @@
     versionLine.hidden = false;
   }
 
+  // A judged number (number.js): one judgement a digit, each its own ink as a PNG, sent in turn
+  // like a single digit's; then, if any was a correction, the same watch for the model learning.
+  // Answers 'digits:number-judged' with how many were saved.
+  document.addEventListener('digits:number', hide);
+  document.addEventListener('digits:judge-number', async (event) => {
+    const { parts, text, read } = event.detail;
+    const ids = [];
+    let queued = false;
+    let problem = null;
+    say(`Saving your answer: ${parts.length} digit${parts.length === 1 ? '' : 's'}…`);
+    for (const part of parts) {
+      try {
+        const response = await fetch('/api/feedback', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ image: part.image, label: part.label, client_id: clientId() }),
+        });
+        const body = await response.json().catch(() => ({}));
+        if (response.status === 429) {
+          problem = `that is a lot of answers at once: please wait ${Number(response.headers.get('Retry-After')) || 60} s before the next`;
+        } else if (response.status !== 201) {
+          problem = body.error ? body.error.message : `the server answered ${response.status}`;
+        } else {
+          ids.push(body.id);
+          queued = queued || body.learning === 'queued';
+        }
+      } catch (error) {
+        problem = 'cannot reach the digits server. Is it still running?';
+      }
+      if (problem) break;
+    }
+    const corrected = parts.filter((part) => part.label !== part.predicted).length;
+    const said = corrected === 0 ? `you said it is ${text}, as the network read it`
+      : `you said it is ${text}, not ${read} (${corrected} digit${corrected === 1 ? '' : 's'} corrected)`;
+    const which = ids.length === 1 ? `judgement ${ids[0]}` : `judgements ${ids[0]}–${ids[ids.length - 1]}`;
+    if (problem) {
+      say(ids.length ? `Saved ${ids.length} of ${parts.length} digits (${which}), then not: ${problem}.` : `Not saved: ${problem}.`, 'bad');
+    } else if (queued) {
+      say(`Saved ${which}, one a digit: ${said}. The network is learning from them…`, 'pending');
+      watchLearning(ids[ids.length - 1]);
+    } else {
+      say(`Saved ${which}, one a digit: ${said}. Thank you.`, 'good');
+    }
+    document.dispatchEvent(new CustomEvent('digits:number-judged', { detail: { saved: ids.length, count: parts.length } }));
+  });
+
   fetch('/api/model').then((r) => r.json()).then(showVersion).catch(() => {});
 })();

@@ -404,7 +404,8 @@
       : base;
   }
 
-  function show(reading) {
+  // `which` names the digit of a number shown (number.js: the one under the pointer), or is absent.
+  function show(reading, which) {
     const layers = reading.activations;
     if (!Array.isArray(layers) || layers.length < 1) return;
     const layout = layoutOfReading(layers);
@@ -427,6 +428,8 @@
     panel.dataset.state = 'reading';
     statusLine.textContent = reading.not_a_digit
       ? 'The network reads no digit here ("none"): follow it from the pixels to the answer.'
+      : which
+      ? `The network reads ${which} of your number as a ${reading.digit}: follow it from the pixels to the answer. Point at another digit to see it.`
       : `The network reads a ${reading.digit}: follow it from the pixels to the answer.`;
   }
 
@@ -450,6 +453,7 @@
   }
 
   document.addEventListener('digits:reading', (event) => show(event.detail.reading));
+  document.addEventListener('digits:digit-selected', (event) => show(event.detail.reading, event.detail.label));
   document.addEventListener('digits:cleared', clear);
 
   // Draw the empty layers from the model's shape before the first reading, and the first

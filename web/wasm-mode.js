@@ -5,6 +5,7 @@
 // they do against `digits serve`:
 //   GET  /api/model     the model as the C++ describes it (the same code as the server's)
 //   POST /api/predict   the drawing's pixels → preprocess → the network, in WebAssembly
+//   POST /api/read      the drawing's pixels → every digit, left to right (read_number), in WebAssembly
 //   POST /api/feedback  Right or Wrong, kept in this browser (IndexedDB), never sent anywhere
 // and adds a line under the answer with a button that downloads the kept judgements as a file
 // `digits improve --feedback FILE` learns from (docs/feedback.md, "The page's export").
@@ -75,14 +76,15 @@
   // One reading: POST /api/predict's answer, or null when there is nothing to read. `milliseconds`
   // is the whole of it (decoding the PNG included, as the server's is); `wasm_milliseconds` the
   // WebAssembly call alone: preprocessing, the network, and the answer written as JSON.
-  async function read(dataUrl) {
+  // `whole`: read every digit of a number (digits_read_number, POST /api/read's answer) instead.
+  async function read(dataUrl, whole = false) {
     const started = performance.now();
     const { wasm } = await ready;
     const image = await pixelsOf(dataUrl);
     let inWasm = 0;
     const status = withBuffer(wasm, image.data, (at) => {
       const before = performance.now();
-      const result = wasm._digits_read(at, image.width, image.height);
+      const result = (whole ? wasm._digits_read_number : wasm._digits_read)(at, image.width, image.height);
       inWasm = performance.now() - before;
       return result;
     });
@@ -141,6 +143,11 @@
     return reading ? answer(200, reading) : failure(422, 'empty_drawing', 'there is nothing to read: the drawing has no ink');
   }
 
+  async function readNumberAnswer(request) {
+    const number = await read(request.image, true);
+    return number ? answer(200, number) : failure(422, 'empty_drawing', 'there is nothing to read: the drawing has no ink');
+  }
+
   // As the server's POST /api/feedback: the label checked, the drawing read again here (the
   // prediction is the network's own, never the client's), then kept with the drawing itself.
   async function feedbackAnswer(request) {
@@ -170,6 +177,7 @@
   const routes = {
     'GET /api/model': modelAnswer,
     'POST /api/predict': predictAnswer,
+    'POST /api/read': readNumberAnswer,
     'POST /api/feedback': feedbackAnswer,
   };
 

@@ -172,7 +172,7 @@ json reading(const Network& network, const Preprocessed& input) {
   return answer;
 }
 
-json number_answer(const NumberReading& reading) {
+json number_answer(const NumberReading& reading, bool with_ink) {
   const auto box = [](const Box& b) { return json::array({b.x, b.y, b.width, b.height}); };
   json digits = json::array(), not_digits = json::array();
   for (const DigitCandidate& d : reading.digits) {
@@ -182,6 +182,11 @@ json number_answer(const NumberReading& reading) {
                       {"probabilities", d.probabilities},
                       {"not_a_digit_probability", d.not_a_digit_probability ? json(*d.not_a_digit_probability) : json(nullptr)},
                       {"box", box(d.box)}});
+    if (!with_ink) continue;
+    // One byte a pixel: exact for an 8-bit drawing on black paper, as the page sends (segment.hpp).
+    std::string bytes(d.ink.pixels.size(), '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(static_cast<unsigned char>(std::lround(std::clamp(d.ink.pixels[i], 0.0f, 255.0f))));
+    digits.back()["ink"] = {{"x", d.ink_x}, {"y", d.ink_y}, {"width", d.ink.width}, {"height", d.ink.height}, {"pixels", encode_base64(bytes)}};
   }
   for (const Box& b : reading.not_digits) not_digits.push_back({{"box", box(b)}});
   return {{"text", reading.text()}, {"digits", digits}, {"not_digits", not_digits}, {"inverted", reading.inverted}};

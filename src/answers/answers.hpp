@@ -59,6 +59,10 @@ nlohmann::json reading(const Network& network, const Preprocessed& input);
 // "not_a_digit_probability" (null for a model without it), "box": [x, y, w, h]}, …] left to
 // right, "not_digits": [{"box": [x, y, w, h]}, …] (dashes, dots, and parts a model with "not a
 // digit" read as such), "inverted"}.
-nlohmann::json number_answer(const NumberReading& reading);
+// With `with_ink` (POST /api/read and the page without a server, not the command line), each digit
+// also carries its own ink, "ink": {"x", "y", "width", "height", "pixels": base64 of one byte a
+// pixel, row by row}: the page makes a PNG of it and sends it to /api/predict (to look inside the
+// network at that digit) or /api/feedback (to judge it), which read exactly what read_number read.
+nlohmann::json number_answer(const NumberReading& reading, bool with_ink = false);
 
 }  // namespace digits::answers

@@ -1,14 +1,17 @@
 // A 2-D convolution layer: Z = W ⋆ X + b, A = f(Z), over a batch of C×H×W maps (NCHW rows, see
 // tensor.hpp). Its forward and backward sit side by side in conv2d_layer.cpp, each twice: a plain
-// nested loop to check by hand, and the fast path that training uses: im2col, then one matrix
-// product per share of the batch (Eigen's), the shares spread over a WorkerPool's threads.
+// nested loop to check by hand, and the fast path that training uses: one matrix product per
+// sample (gemm.hpp, our own) that packs im2col's columns straight from the image (an implicit
+// GEMM: the column matrix is never written), the batch's shares spread over a WorkerPool's threads.
 // docs/how-it-works.md derives them.
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include "digits/activation.hpp"
 #include "digits/dense_layer.hpp"
+#include "digits/gemm.hpp"
 #include "digits/random.hpp"
 #include "digits/tensor.hpp"
 #include "digits/worker_pool.hpp"
@@ -38,22 +41,23 @@ class Conv2dLayer {
   // He/Xavier count a filter's inputs, C·k·k, as a dense layer counts `in`.
   void initialize(Init init, Rng& rng);
 
-  // Training forward, the fast path; keeps X, Z and A for backward. With X̂ = im2col(X) and Zᵗ
-  // the pre-activations with one row per filter (below), a group of samples at a time:
-  //   Zᵗ = Wᵀ·X̂                                (C′ × batch·H′·W′)
-  //   Z  = Zᵗ + b, rearranged to NCHW rows       (batch × C′·H′·W′)
-  //   A  = f(Z)
+  // Training forward, the fast path; keeps X, Z and A for backward. With X̂_n = im2col(X_n), the
+  // (C·k·k × H′·W′) columns of sample n (im2col below), and Z_n its row of Z read as (C′ × H′·W′),
+  // one filter per row (NCHW), sample by sample:
+  //   Z_n = Wᵀ·X̂_n + b                         (C′ × H′·W′), b added to each filter's row
+  //   A_n = f(Z_n)
+  // the bias and f in the product's epilogue, X̂_n packed from the image as the product needs it.
   // X: (batch × C·H·W), must outlive backward; returns A. The batch is cut into shares (kShares
   // of them at most, fixed by the batch size alone) that run on `pool`'s threads when given one.
   const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
 
   // Backward, given dA = ∂loss/∂A (batch × C′·H′·W′):
-  //   dZ  = dA ⊙ f′(Z)                          (batch × C′·H′·W′), and dZᵗ its rows per filter
-  //   dW  = Σ_groups X̂·dZᵗᵀ                    (C·k·k × C′), each share's groups in order,
-  //                                             then the shares' sums in share order
-  //   db  = Σ_groups Σ_columns dZᵗ              (1 × C′)
-  //   dX̂  = W·dZᵗ                               (C·k·k × batch·H′·W′)
-  //   dX  = col2im(dX̂): each entry added back onto the pixel it was copied from (batch × C·H·W)
+  //   dZ   = dA ⊙ f′(Z)                       (batch × C′·H′·W′), dZ_n sample n's row as (C′ × H′·W′)
+  //   dWᵀ  = Σ_n dZ_n·X̂_nᵀ                     (C′ × C·k·k), the share's samples in order, then
+  //                                             the shares' sums in share order
+  //   db   = Σ_n Σ_positions dZ_n               (1 × C′)
+  //   dX̂_n = W·dZ_n                             (C·k·k × H′·W′), one sample's columns, in L2
+  //   dX_n = col2im(dX̂_n): each entry added back onto the pixel it was copied from (1 × C·H·W)
   // dX only when wanted. Returns dX (empty when not computed).
   const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
@@ -77,18 +81,26 @@ class Conv2dLayer {
   Shape input_, output_;
   int kernel_, stride_, pad_;
   Padding padding_;
-  // Samples per product: enough output positions for an efficient product, few enough that the
-  // columns stay in cache (conv2d_layer.cpp says how many).
-  int group() const;
 
   const Matrix* X_ = nullptr;
   Matrix Z_, A_, dZ_, dX_;  // the batch's, sized once per batch size and reused
-  struct Workspace {        // one share's, reused group after group
-    Matrix columns, Zt, dZt, dcolumns;
+  struct Workspace {        // one share's, reused sample after sample
+    PackedA W_packed;       // Wᵀ (forward) or W (backward's dX̂), packed once per call
+    PackBuffer panels;      // B's packed block
+    GemmWorkspace gemm;     // the weight gradient's product
+    std::vector<float> frame;  // one image inside its zero padding, when the layer pads
+    Matrix dcolumns;        // dX̂ of one sample (C·k² × H′·W′), 200 KB for the cnn preset's second layer
     WeightMatrix dW;        // the share's part of dW and db
     RowVector db;
   };
   Workspace workspaces_[kShares];
+  // Where im2col's entries come from (conv2d_layer.cpp): X̂(w, q) = image[weight_offset_[w] + window_start_[q]].
+  std::vector<int> window_start_;   // H′·W′: where output position q's window starts in the (padded) image
+  std::vector<int> weight_offset_;  // C·k²: where weight w's pixel lies inside a window
+  void make_window_tables();
+  // Sample n's image, or a copy of it inside a zero frame of `pad` pixels (into `frame`).
+  const float* padded_image(const Matrix& X, Eigen::Index n, std::vector<float>& frame) const;
+  void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& Z, Matrix& A, Workspace& w) const;
 };
 
 // The output side of a kernel moved over `side` input values: ⌊(side + 2·pad − kernel)/stride⌋ + 1,

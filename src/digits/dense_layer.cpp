@@ -52,23 +52,33 @@ const Matrix& DenseLayer::forward(const Matrix& X, WorkerPool* pool) {
     activation_forward(activation, Z_, A_);
     return A_;
   }
+  // The same with our product (gemm.hpp), which beats Eigen's on these shapes (bench/README.md,
+  // "Our own matrix product"): X packed once, then a share of the neurons (Z's columns) per task,
+  // each share's tiles finished with + b and f in the product's epilogue.
   Z_.resize(batch, out());
   A_.resize(batch, out());
-  run_tasks(pool, kShares, [&](int share) {  // the same, a share of the neurons (Z's columns) at a time
+  pack_a(batch, in(), GemmOperand::row_major(X.data(), in()), X_packed_);
+  run_tasks(pool, kShares, [&](int share) {
     const auto [first, count] = share_of(out(), kShares, share);
-    dense_forward_columns(X, W, b, Z_, first, count);
-  });
-  run_tasks(pool, kShares, [&](int share) {  // then f(Z), a share of the rows at a time
-    const auto [first, count] = share_of(batch, kShares, share);
-    activation_forward_rows(activation, Z_, A_, first, count);
+    gemm(X_packed_, count, GemmOperand::column_major(W.data() + first * in(), in()), Z_.data() + first, out(),
+         {.column_bias = b.data() + first, .activated = A_.data() + first, .activated_stride = out(), .activation = activation},
+         panels_[share]);
   });
   return A_;
 }
 
 const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX, WorkerPool* pool) {
-  activation_backward(activation, Z_, A_, dA, dZ_);  // dZ = dA ⊙ f′(Z)
-  db = dZ_.colwise().sum();                          // db = Σ_rows dZ
   const Eigen::Index batch = dA.rows();
+  if (!splits(batch)) {
+    activation_backward(activation, Z_, A_, dA, dZ_);  // dZ = dA ⊙ f′(Z)
+  } else {
+    dZ_.resize(batch, out());
+    run_tasks(pool, kShares, [&](int share) {  // the same, a share of the rows each
+      const auto [first, count] = share_of(batch, kShares, share);
+      activation_backward_rows(activation, Z_, A_, dA, dZ_, first, count);
+    });
+  }
+  db = dZ_.colwise().sum();  // db = Σ_rows dZ
   if (compute_dX) dX_.resize(batch, in());
   else dX_.resize(0, 0);
   if (!splits(batch)) {
@@ -76,19 +86,22 @@ const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX, WorkerPool
     if (compute_dX) dX_.noalias() = dZ_ * W.transpose();  // dX = dZ·Wᵀ
     return dX_;
   }
-  // The same in shares, one job: tasks 0…kShares−1 each take a share of dW's columns (which needs
-  // every row of X and dZ but nothing from the other shares: no partial sums to add up), the next
-  // kShares a share of dX's columns (Eigen's product keeps its speed when cut by columns; by rows
-  // it lost a third).
+  // The same in shares with our product, one job: tasks 0…kShares−1 each take a share of dW's
+  // rows (inputs), the next kShares a share of dX's columns (inputs again). A share needs the
+  // whole of the product's A and a slice of its B, so A is packed once, before the job:
+  //   dWᵀ (out × in) = dZᵀ·X: A = dZᵀ (out × batch), B = X's columns of the share
+  //   dX (batch × in) = dZ·Wᵀ: A = dZ (batch × out), B = Wᵀ's columns of the share
+  // dW is column-major, so its bytes are dWᵀ row-major. No share adds to another: no partial
+  // sums, and every entry comes out the same whichever share computes it.
   dW.resize(in(), out());
+  pack_a(out(), batch, GemmOperand::column_major(dZ_.data(), out()), dZt_packed_);
+  if (compute_dX) pack_a(batch, out(), GemmOperand::row_major(dZ_.data(), out()), dZ_packed_);
   run_tasks(pool, compute_dX ? 2 * kShares : kShares, [&](int task) {
-    if (task < kShares) {
-      const auto [first, count] = share_of(out(), kShares, task);
-      dense_weight_gradient_columns(*X_, dZ_, dW, first, count);
-    } else {
-      const auto [first, count] = share_of(in(), kShares, task - kShares);
-      dX_.middleCols(first, count).noalias() = dZ_ * W.middleRows(first, count).transpose();
-    }
+    const auto [first, count] = share_of(in(), kShares, task % kShares);
+    if (task < kShares)
+      gemm(dZt_packed_, count, GemmOperand::row_major(X_->data() + first, in()), dW.data() + first, in(), {}, panels_[task]);
+    else
+      gemm(dZ_packed_, count, GemmOperand::row_major(W.data() + first, in()), dX_.data() + first, in(), {}, panels_[task]);
   });
   return dX_;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "digits/activation.hpp"
+#include "digits/gemm.hpp"
 #include "digits/kernels.hpp"
 #include "digits/random.hpp"
 #include "digits/tensor.hpp"
@@ -34,8 +35,9 @@ class DenseLayer {
   // X: (batch × in) and must outlive the backward call; returns A: (batch × out).
   // With skip_zero_inputs, Z is summed over the non-zero inputs only where that is faster
   // (dense_forward_sparse_input in kernels.hpp: a first layer over pixels, with few neurons).
-  // A large layer (kSplitWork multiply-adds or more) cuts its product into kShares shares, by
-  // columns of Z (neurons), run on `pool`'s threads when given one; the shares depend on the sizes alone.
+  // A large layer (kSplitWork multiply-adds or more) computes Z with our product (gemm.hpp), cut
+  // into kShares shares by columns of Z (neurons), run on `pool`'s threads when given one; the
+  // shares depend on the sizes alone.
   const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
 
   // Backward, given dA = ∂loss/∂A (batch × out):
@@ -43,7 +45,7 @@ class DenseLayer {
   //   dW = Xᵀ·dZ                      (in × out)
   //   db = Σ_rows dZ                  (1 × out)
   //   dX = dZ·Wᵀ                      (batch × in), only when wanted: the first layer's is unused
-  // Returns dX (empty when not computed). A large layer splits dW and dX by columns into
+  // Returns dX (empty when not computed). A large layer splits dW by rows and dX by columns (both: inputs) into
   // kShares shares that depend on the sizes alone, so the number of threads changes no bit.
   const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
@@ -67,6 +69,8 @@ class DenseLayer {
   const Matrix* X_ = nullptr;  // the input of the last forward
   Matrix Z_, A_, dZ_, dX_;     // workspaces, sized once per batch shape and reused
   SparseInputWorkspace sparse_;
+  PackedA X_packed_, dZt_packed_, dZ_packed_;  // the split products' A, packed once for all shares
+  PackBuffer panels_[2 * kShares];             // each task's packed block of B
 };
 
 }  // namespace digits

@@ -38,6 +38,8 @@ constexpr double kSplitAspect = 0.8;
 // sliver for the network to read as a 1, and a dot is never cut.
 constexpr double kNarrowestPiece = 0.12, kLeastInk = 0.06;
 constexpr int kFewestColumns = 4;
+// A piece's ink keeps this many pixels around its box: anti-aliasing's faint edge (piece_ink).
+constexpr int kFaintMargin = 2;
 // Segmentation by recognition (LeCun et al. 1998, §VI) chooses the cuts whose pieces the network
 // reads with the highest joint probability, Π p(piece). Our network has no "not a digit" class to
 // tell a half-digit or two digits from one digit, and is often sure of such pieces anyway, so a
@@ -149,6 +151,32 @@ std::vector<int> cut_columns(const Group& group, int index, const Matrix& ink, c
   return cuts;
 }
 
+// A piece's own ink as an image of its own: its group's components within `piece` (the group's
+// rows, the columns between two cuts) and the faint ink among them (below kInkThreshold, in no
+// component, as preprocess would see it), cropped to the piece's box and kFaintMargin around it,
+// and framed by a pixel of paper. So preprocess(ink) is exactly what the network reads; the frame
+// makes the border's median 0 whatever a cut goes through, so preprocess finds black paper and
+// changes no value. When the image's ink is whole levels (any 8-bit image on black paper, as the
+// page draws), a PNG of it gives the same input again: the page shows and judges each digit of a
+// number through the same /api/predict and /api/feedback as a single digit (docs/numbers.md).
+GrayImage piece_ink(const Segmentation& seg, const Box& box, const Box& piece, const auto& member, int& ink_x, int& ink_y) {
+  const Matrix& ink = seg.ink.values;
+  const int width = static_cast<int>(ink.cols());
+  const int x0 = std::max(piece.x, box.x - kFaintMargin), x1 = std::min(piece.x + piece.width, box.x + box.width + kFaintMargin);
+  const int y0 = std::max(piece.y, box.y - kFaintMargin), y1 = std::min(piece.y + piece.height, box.y + box.height + kFaintMargin);
+  GrayImage out{x1 - x0 + 2, y1 - y0 + 2, {}};
+  out.pixels.assign(static_cast<std::size_t>(out.width) * static_cast<std::size_t>(out.height), 0.0f);
+  for (int y = y0; y < y1; ++y) {
+    for (int x = x0; x < x1; ++x) {
+      const int label = seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)];
+      if (label >= 0 && !member(label)) continue;
+      out.pixels[static_cast<std::size_t>(y - y0 + 1) * static_cast<std::size_t>(out.width) + static_cast<std::size_t>(x - x0 + 1)] = ink(y, x);
+    }
+  }
+  ink_x = x0 - 1, ink_y = y0 - 1;
+  return out;
+}
+
 }  // namespace
 
 std::string NumberReading::text() const {
@@ -238,6 +266,8 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     Box box;
     int pixels;
     int row = -1;  // its row in the batch; −1: not read (empty or too thin)
+    GrayImage ink;  // what the network read, through preprocess (piece_ink)
+    int ink_x = 0, ink_y = 0;
   };
   std::vector<std::vector<int>> points(seg.groups.size());
   std::vector<Piece> pieces;
@@ -255,26 +285,22 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     for (int i = 0; i + 1 < static_cast<int>(points[g].size()); ++i) {
       for (int j = i + 1; j < static_cast<int>(points[g].size()); ++j) {
         const int x0 = points[g][static_cast<std::size_t>(i)], x1 = points[g][static_cast<std::size_t>(j)];
-        // The piece's ink: its group's components in columns [x0, x1), and the faint ink (below
-        // kInkThreshold, in no component) among them, as preprocess would see it.
-        Ink piece{Matrix::Zero(group.box.height, x1 - x0), seg.ink.inverted};
+        // The piece's box: its group's components in columns [x0, x1).
         int left = x1, right = -1, top = group.box.y + group.box.height, bottom = -1, pixels = 0;
         for (int y = group.box.y; y < group.box.y + group.box.height; ++y) {
           for (int x = x0; x < x1; ++x) {
-            const int label = seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)];
-            if (label >= 0 && !member(label)) continue;
-            piece.values(y - group.box.y, x - x0) = ink(y, x);
-            if (label < 0) continue;
+            if (!member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)])) continue;
             ++pixels;
             left = std::min(left, x), right = std::max(right, x), top = std::min(top, y), bottom = std::max(bottom, y);
           }
         }
-        Piece p{g, i, j, {}, pixels};
+        Piece p{g, i, j, {}, pixels, -1, {}, 0, 0};
         const bool whole = i == 0 && j + 1 == static_cast<int>(points[g].size());
         if (pixels > 0 && (whole || (right - left + 1 >= kNarrowestPiece * group.box.height && pixels >= kLeastInk * group_pixels))) {
           p.box = box_of(left, top, right, bottom);
+          p.ink = piece_ink(seg, p.box, {x0, group.box.y, x1 - x0, group.box.height}, member, p.ink_x, p.ink_y);
           p.row = static_cast<int>(batch.size() / (kInputSide * kInputSide));
-          const Preprocessed input = fit_ink(piece);
+          const Preprocessed input = preprocess(p.ink);
           batch.insert(batch.end(), input.pixels.begin(), input.pixels.end());
         }
         pieces.push_back(p);
@@ -322,6 +348,8 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     for (const Piece* p : chosen) {
       DigitCandidate d;
       d.box = p->box;
+      d.ink = p->ink;
+      d.ink_x = p->ink_x, d.ink_y = p->ink_y;
       const std::span<const float> all(&probabilities(p->row, 0), static_cast<std::size_t>(probabilities.cols()));
       for (int c = 0; c < kDigitClasses; ++c) d.probabilities[static_cast<std::size_t>(c)] = all[static_cast<std::size_t>(c)];
       const ClassReading classes = read_classes(all);

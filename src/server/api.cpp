@@ -294,7 +294,7 @@ json read_drawing(const ServedModel& served, std::string_view body, const Reques
   } catch (const Error& e) {
     throw RequestError(422, "empty_drawing", std::string("there is nothing to read: ") + e.what());
   }
-  json answer = answers::number_answer(reading);
+  json answer = answers::number_answer(reading, true);
   const double milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   answer["milliseconds"] = std::round(milliseconds * 1000) / 1000;
   return answer;

@@ -128,7 +128,7 @@ EMSCRIPTEN_KEEPALIVE int digits_read_number(const unsigned char* rgba, int width
       error_text = std::string("there is nothing to read: ") + e.what();
       return 0;
     }
-    reading_text = answers::number_answer(reading).dump();
+    reading_text = answers::number_answer(reading, true).dump();
     return 1;
   } catch (const std::exception& e) {
     error_text = e.what();

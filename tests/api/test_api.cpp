@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "../support/strokes.hpp"
+#include "digits/base64.hpp"
 #include "digits/builtin_model.hpp"
 #include "digits/image.hpp"
 #include "digits/model_file.hpp"
@@ -135,7 +136,7 @@ TEST_F(Api, ServesThePageFromInsideTheBinary) {
   EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
   for (const auto& [path, type] : {std::pair{"/style.css", "text/css; charset=utf-8"}, {"/app.js", "text/javascript; charset=utf-8"},
                                    {"/inside.js", "text/javascript; charset=utf-8"}, {"/feedback.js", "text/javascript; charset=utf-8"},
-                                   {"/favicon.svg", "image/svg+xml"}}) {
+                                   {"/number.js", "text/javascript; charset=utf-8"}, {"/favicon.svg", "image/svg+xml"}}) {
     auto file = client().Get(path);
     ASSERT_TRUE(file) << path;
     EXPECT_EQ(file->status, 200) << path;
@@ -143,7 +144,7 @@ TEST_F(Api, ServesThePageFromInsideTheBinary) {
     EXPECT_FALSE(file->body.empty()) << path;
   }
   // Nothing on the page comes from the internet.
-  for (const char* path : {"/", "/style.css", "/app.js", "/inside.js", "/feedback.js"}) {
+  for (const char* path : {"/", "/style.css", "/app.js", "/inside.js", "/feedback.js", "/number.js"}) {
     const std::string body = client().Get(path)->body;
     EXPECT_EQ(body.find("http://"), std::string::npos) << path;
     EXPECT_EQ(body.find("https://"), std::string::npos) << path;
@@ -380,6 +381,26 @@ TEST_F(Api, ReadGivesEveryDigitLeftToRightAndThePartsThatAreNot) {
   const json from_pixels = post_json("/api/read", pixels_request(number), 200);
   EXPECT_EQ(from_pixels["text"], body["text"]);
   EXPECT_EQ(from_pixels["digits"], body["digits"]);
+}
+
+TEST_F(Api, EachDigitsInkSentToPredictIsReadAsInTheNumber) {
+  // The page's path (number.js): a digit's "ink", made a PNG, to /api/predict for "Inside the
+  // network" and to /api/feedback to judge it: the same input, so the same probabilities.
+  const json body = post_json("/api/read", {{"image", png_data_url(number_drawing())}}, 200);
+  ASSERT_EQ(body["digits"].size(), 3u);
+  for (const json& d : body["digits"]) {
+    const json& ink = d["ink"];
+    const int width = ink["width"], height = ink["height"];
+    EXPECT_LE(ink["x"].get<int>(), d["box"][0].get<int>() - 1);
+    EXPECT_GE(ink["x"].get<int>() + width, d["box"][0].get<int>() + d["box"][2].get<int>() + 1);
+    const std::string bytes = decode_base64(ink["pixels"].get<std::string>());
+    ASSERT_EQ(bytes.size(), static_cast<std::size_t>(width) * static_cast<std::size_t>(height));
+    GrayImage image{width, height, std::vector<float>(bytes.begin(), bytes.end())};
+    for (std::size_t i = 0; i < bytes.size(); ++i) image.pixels[i] = static_cast<unsigned char>(bytes[i]);
+    const json reading = post_json("/api/predict", {{"image", png_data_url(image)}}, 200);
+    EXPECT_EQ(reading["digit"], d["digit"]);
+    for (std::size_t c = 0; c < 10; ++c) EXPECT_NEAR(reading["probabilities"][c].get<double>(), d["probabilities"][c].get<double>(), 1e-6) << c;
+  }
 }
 
 TEST_F(Api, ReadRefusesWhatPredictRefuses) {

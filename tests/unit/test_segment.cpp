@@ -122,6 +122,32 @@ TEST(ReadNumber, OneDigitIsTheCaseOfOneCandidate) {
   }
 }
 
+TEST(ReadNumber, EachDigitsOwnInkIsWhatTheNetworkRead) {
+  // Touching digits (cut by the network) and digits apart, in whole 8-bit levels on black paper as
+  // the page draws them: each digit's ink, through preprocess, gives the probabilities read; so
+  // does the ink rounded to bytes, as the page gets it and sends it back as a PNG.
+  for (GrayImage image : {compose(300, 180, row_of("47", -25)), compose(460, 180, row_of("20417", 22))}) {
+  for (float& v : image.pixels) v = std::round(v);
+  const NumberReading reading = read_number(builtin(), image);
+  ASSERT_TRUE(reading.text() == "47" || reading.text() == "20417") << reading.text();
+  for (const DigitCandidate& d : reading.digits) {
+    ASSERT_GT(d.ink.width, d.box.width);
+    ASSERT_GT(d.ink.height, d.box.height);
+    // The ink holds the box, a frame of paper around it.
+    EXPECT_LT(d.ink_x, d.box.x);
+    EXPECT_GT(d.ink_x + d.ink.width, d.box.x + d.box.width);
+    for (int x = 0; x < d.ink.width; ++x) EXPECT_EQ(d.ink.at(x, 0), 0.0f);
+    GrayImage bytes = d.ink;
+    for (float& v : bytes.pixels) v = static_cast<float>(static_cast<unsigned char>(std::lround(v)));
+    for (const GrayImage* ink : {&d.ink, static_cast<const GrayImage*>(&bytes)}) {
+      const Preprocessed input = preprocess(*ink);
+      const Matrix p = builtin().predict_proba(Eigen::Map<const Matrix>(input.pixels.data(), 1, 784));
+      for (int c = 0; c < 10; ++c) EXPECT_NEAR(d.probabilities[static_cast<std::size_t>(c)], p(0, c), 1e-6) << d.digit;  // a batch of one sums in another order
+    }
+  }
+  }
+}
+
 TEST(ReadNumber, AnEmptyImageIsAnErrorNotAGuess) {
   EXPECT_THROW(read_number(builtin(), GrayImage{50, 40, std::vector<float>(2000, 0.0f)}), Error);
   EXPECT_THROW(read_number(builtin(), GrayImage{50, 40, std::vector<float>(2000, 255.0f)}), Error);
