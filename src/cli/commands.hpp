@@ -70,6 +70,12 @@ struct ModelVersionsOptions {
   std::string version_text;  // rollback: the version to make current, as typed; empty = the current one's parent
 };
 
+// `digits store copy`: everything a store holds, into an empty one (docs/scaling.md). Each side is
+// a state directory or a PostgreSQL connection string; the one not given is $DIGITS_STORE.
+struct StoreCopyOptions {
+  std::string from, to;
+};
+
 // Where the shared store is (docs/scaling.md): --store, else the first line of --store-file, else
 // $DIGITS_STORE, so that a password need not be on the command line (ps shows it to every user).
 struct StoreFlags {
@@ -78,6 +84,8 @@ struct StoreFlags {
 // The PostgreSQL connection string, or "" for the state directory. Throws Error for a file that
 // cannot be read, or a string that is no PostgreSQL connection (naming the flag, not the string).
 std::string store_connection(const StoreFlags& flags);
+
+int run_store_copy(const StoreCopyOptions& options);
 
 // The MNIST directory: the flag, else $DIGITS_DATA, else data/mnist (here or in the source tree).
 // Throws Error saying how to get MNIST when there is none.

@@ -6,12 +6,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <filesystem>
+#include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "commands.hpp"
 #include "digits/classes.hpp"
 #include "digits/error.hpp"
+#include "digits/file_util.hpp"
 #include "digits/image.hpp"
 #include "feedback/model_versions.hpp"
 #include "feedback/postgres_store.hpp"
@@ -138,6 +141,110 @@ int run_model_rollback(const ModelVersionsOptions& options) {
     std::printf("version %d was already current in %s\n", now, versions.directory().c_str());
   else
     std::printf("rolled back from version %d to version %d%s in %s\n", before, now, now == 0 ? " (the starting model)" : "", versions.directory().c_str());
+  return kSuccess;
+}
+
+namespace {
+
+// One side of `digits store copy`: a state directory (SQLite and files) or a PostgreSQL.
+struct StoreSide {
+  std::string name;  // for messages: the folder, or the connection string without its password
+  fs::path dir;      // the state directory; empty for PostgreSQL
+  std::unique_ptr<feedback::PostgresStore> postgres;
+  std::unique_ptr<feedback::JudgementStore> judgements;
+  std::unique_ptr<feedback::VersionStore> versions;
+
+  std::string progress() const {
+    if (postgres) return postgres->progress();
+    std::ifstream in(dir / "learning.json", std::ios::binary);
+    if (!in) return "";
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+  void restore_progress(const std::string& json) {
+    if (postgres)
+      postgres->restore_progress(json);
+    else
+      write_file_atomically(dir / "learning.json", json);
+  }
+};
+
+// A connection string, or a state directory: the source must exist, the destination is made.
+StoreSide open_side(const std::string& text, bool destination) {
+  StoreSide side;
+  if (feedback::is_postgres_connection(text)) {
+    side.postgres = std::make_unique<feedback::PostgresStore>(feedback::PostgresOptions{text, 2, std::chrono::milliseconds(5000), "digits store copy"});
+    side.name = "PostgreSQL (" + side.postgres->where() + ")";
+    side.judgements = side.postgres->judgements();
+    side.versions = side.postgres->versions();
+    return side;
+  }
+  side.dir = text;
+  if (destination) {
+    std::error_code ec;
+    fs::create_directories(side.dir, ec);
+    if (!fs::is_directory(side.dir, ec)) throw Error(side.dir.string() + ": cannot make this state directory" + (ec ? ": " + ec.message() : ""));
+  } else {
+    side.dir = existing_state_dir(text);
+  }
+  side.name = side.dir.string();
+  side.judgements = std::make_unique<feedback::Store>(feedback::feedback_database(side.dir), /*create_if_missing=*/destination);
+  side.versions = std::make_unique<feedback::ModelVersions>(side.dir);
+  return side;
+}
+
+}  // namespace
+
+int run_store_copy(const StoreCopyOptions& options) {
+  // The side not given is $DIGITS_STORE, so that a password need not be on the command line.
+  std::string from = options.from, to = options.to;
+  if (from.empty() && to.empty()) throw Error("give --from, --to, or both (the one not given is $DIGITS_STORE)");
+  for (std::string* side : {&from, &to}) {
+    if (!side->empty()) continue;
+    const char* environment = std::getenv("DIGITS_STORE");
+    if (!environment || !*environment) throw Error(std::string(side == &from ? "--from" : "--to") + " is not given and $DIGITS_STORE is not set");
+    *side = environment;
+  }
+  if (from == to) throw Error("--from and --to name the same store");
+  StoreSide source = open_side(from, false);
+  StoreSide destination = open_side(to, true);
+
+  // Only into an empty store: ids and version numbers are kept, so nothing may be there to collide.
+  const std::int64_t held = destination.judgements->count();
+  const std::size_t versions_held = destination.versions->list().size();
+  if (held > 0 || versions_held > 0)
+    throw Error(destination.name + " already holds " + std::to_string(held) + " judgements and " + std::to_string(versions_held) +
+                " model versions; copy into an empty store (a new database, or a new state directory)");
+
+  // Judgements a page at a time, each under its own id and time; then ids continue past the
+  // source's last ever given (a deleted row's id is not given again).
+  constexpr std::size_t kPage = 500;
+  std::int64_t copied = 0, after = 0;
+  for (;;) {
+    const std::vector<feedback::Judgement> page = source.judgements->since(after, kPage);
+    for (const feedback::Judgement& j : page) destination.judgements->restore(j);
+    copied += static_cast<std::int64_t>(page.size());
+    if (page.size() < kPage) break;
+    after = page.back().id;
+  }
+  destination.judgements->continue_ids_after(source.judgements->last_id());
+
+  // Model versions byte for byte under their own numbers, then the live pointer.
+  int versions = 0;
+  for (const feedback::VersionInfo& info : source.versions->list()) {
+    if (!info.problem.empty()) throw Error(source.versions->where(info.version) + " cannot be read (" + info.problem + "); nothing more is copied");
+    destination.versions->restore(info.version, source.versions->model_file(info.version));
+    ++versions;
+  }
+  const int live = source.versions->current();
+  if (live != 0) destination.versions->rollback(live);
+
+  // The learner's progress (what it considered and its last attempt), as it was written.
+  if (const std::string progress = source.progress(); !progress.empty()) destination.restore_progress(progress);
+
+  std::printf("copied %lld judgements, %d model versions (live: version %d) and the learner's progress\n  from %s\n  to   %s\n",
+              static_cast<long long>(copied), versions, live, source.name.c_str(), destination.name.c_str());
   return kSuccess;
 }
 

@@ -109,6 +109,14 @@ int main(int argc, char** argv) {
   rollback_cmd->add_option("version", versions.version_text, "The version to make current; 0 is the starting model");
   rollback_cmd->add_option("--state-dir", versions.state_dir, state_dir_help);
 
+  StoreCopyOptions store_copy;
+  CLI::App* store_cmd = app.add_subcommand("store", "Where the app keeps judgements and model versions: a state directory, or a PostgreSQL replicas share");
+  store_cmd->require_subcommand(1);
+  CLI::App* copy_cmd = store_cmd->add_subcommand(
+      "copy", "Copy every judgement (ids kept), model version (numbers kept), the live pointer and the learner's progress into an empty store (docs/scaling.md)");
+  copy_cmd->add_option("--from", store_copy.from, "A state directory, or postgresql://…; default: $DIGITS_STORE");
+  copy_cmd->add_option("--to", store_copy.to, "An empty (or new) state directory, or an empty PostgreSQL database; default: $DIGITS_STORE");
+
   ServeOptions serve;
   auto add_serve_options = [&](CLI::App* command) {
     command->add_option("--host", serve.host, "Address to listen on (0.0.0.0 for every interface)")->capture_default_str();
@@ -208,6 +216,7 @@ int main(int argc, char** argv) {
     if (*export_cmd) return run_feedback_export(feedback_export);
     if (*list_cmd) return run_model_list(versions);
     if (*rollback_cmd) return run_model_rollback(versions);
+    if (*copy_cmd) return run_store_copy(store_copy);
     if (*serve_cmd) return run_serve(serve);
     if (*app_cmd) return run_app(serve);
   } catch (const std::exception& e) {

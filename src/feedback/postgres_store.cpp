@@ -906,6 +906,11 @@ void PostgresStore::save_progress(const std::string& json) {
   if (r.rows() == 0) throw PromotionRefused("another replica leads the learning now; this one's progress is not recorded");
 }
 
+void PostgresStore::restore_progress(const std::string& json) {
+  Impl::Lease lease(*impl_);
+  impl_->run(lease.connection, "UPDATE learner SET progress = $1", Params().text(json), "cannot record the learner's progress");
+}
+
 Change PostgresStore::wait_for_change(std::chrono::milliseconds timeout) {
   Impl& impl = *impl_;
   if (impl.listener && PQstatus(impl.listener) != CONNECTION_OK) {

@@ -76,6 +76,8 @@ class PostgresStore {
   std::string progress() const;
   // Written only while leading, with the epoch: PromotionRefused when another replica leads now.
   void save_progress(const std::string& json);
+  // Writes the progress without an epoch: for `digits store copy` into a store no replica uses yet.
+  void restore_progress(const std::string& json);
 
   // ---- new versions ----
   // Waits up to `timeout` for a NOTIFY on the live version's channel. On its own connection,

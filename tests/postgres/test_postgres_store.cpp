@@ -404,6 +404,39 @@ TEST(PostgresStore, NeverShowsThePassword) {
   EXPECT_EQ(unreachable.find("hunter2"), std::string::npos) << unreachable;
 }
 
+// The grants docs/feedback.md gives the replicas' role, and nothing more: a replica's whole life
+// works with them (judgements, ids moved on, the lock, a promotion, a rollback, the progress, LISTEN).
+TEST(PostgresStore, ALeastPrivilegeRoleIsEnough) {
+  REQUIRE_POSTGRES();
+  const std::string db = test::test_database();
+  { PostgresStore owner = open(db); }  // the owner (here the superuser) makes the schema once
+  postgres_run(test::postgres_admin(), "DO $$ BEGIN CREATE ROLE digits_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+  postgres_run(db,
+               "GRANT SELECT, INSERT, UPDATE ON judgements, model_versions, live_version, learner TO digits_app; "
+               "GRANT SELECT ON digits_schema TO digits_app; "
+               "GRANT USAGE, SELECT, UPDATE ON SEQUENCE judgements_id_seq TO digits_app");
+  const std::string as_app = db + " user=digits_app";
+  PostgresStore app = open(as_app, "digits-app");
+  auto judgements = app.judgements();
+  EXPECT_EQ(judgements->add(judgement(3, 5)), 1);
+  EXPECT_EQ(judgements->corrections_after(0), 1);
+  EXPECT_GT(judgements->usage("c1", "192.0.2.1").bytes, 0);
+  judgements->continue_ids_after(10);
+  EXPECT_EQ(judgements->add(judgement(3, 3)), 11);
+  EXPECT_EQ(judgements->last_id(), 11);
+  ASSERT_TRUE(app.try_lead("app"));
+  EXPECT_EQ(app.versions()->add(network_number(1), learned(0, 11)), 1);
+  EXPECT_EQ(app.versions()->load(1).network.sizes(), network_number(1).sizes());
+  EXPECT_EQ(app.versions()->rollback(0), 0);
+  app.save_progress(R"({"considered_up_to": 11})");
+  EXPECT_EQ(app.progress(), R"({"considered_up_to": 11})");
+  EXPECT_EQ(app.wait_for_change(std::chrono::milliseconds(10)), Change::reconnected);
+  // And it is least: the role cannot drop or delete what the replicas keep.
+  EXPECT_THROW(postgres_run(as_app, "DELETE FROM judgements"), std::runtime_error);
+  EXPECT_THROW(postgres_run(as_app, "DROP TABLE model_versions"), std::runtime_error);
+  EXPECT_THROW(postgres_run(as_app, "CREATE TABLE mine (x int)"), std::runtime_error);
+}
+
 TEST(PostgresStore, AStoppedServerIsUnavailableNotAnotherFault) {
   REQUIRE_POSTGRES();
   try {
