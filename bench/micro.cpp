@@ -171,6 +171,8 @@ void BM_Gemm(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * double(m * n * k) / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Gemm)
+    // a large square product: our kernel's own ceiling, beside OpenBLAS's (bench/sgemm_ceiling.py)
+    ->ArgsProduct({{1024}, {1024}, {1024}, {0}, {0}, {0, 1}})
     // conv5x5x32 on 1×28×28: Z = Wᵀ·X̂ per sample (W column-major), dWᵀ = dZ·X̂ᵀ per sample
     ->ArgsProduct({{32}, {576}, {25}, {1}, {0}, {0, 1}})
     ->ArgsProduct({{32}, {25}, {576}, {0}, {1}, {0, 1}})

@@ -258,12 +258,15 @@ void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Eigen::Index first
 namespace {
 
 // A block of X̂ (the forward: across the positions, along the weights) or of X̂ᵀ (the weight
-// gradient: across the weights, along the positions) packed from one sample's image: entry
-// (a, kk) of the block is image[across[a] + along[kk]].
+// gradient: across the weights, along the positions of sample after sample) packed from the
+// images: entry (a, kk) of the block is image_j[across[a] + along[kk − j·period]] where
+// j = ⌊kk / period⌋, the sum running through the images one after another (period = C·k² in the
+// forward, which has one image; H′·W′ in the weight gradient).
 struct Windows {
-  const float* image;
+  const float* const* images;
   const int* across;
   const int* along;
+  long period;
 };
 
 // to[r] = from[index[r]] for r < count, 0 up to width.
@@ -286,8 +289,43 @@ void pack_windows(const void* context, const PackBlock& block, float* to) {
   for (long first = 0; first < block.across_count; first += block.width) {
     const long count = std::min<long>(block.width, block.across_count - first);
     const int* across = windows.across + block.across_first + first;
-    for (long p = 0; p < block.along_count; ++p, to += block.width)
-      gather(windows.image + windows.along[block.along_first + p], across, count, block.width, to);
+    long image = block.along_first / windows.period, offset = block.along_first % windows.period;
+    for (long p = 0; p < block.along_count; ++p, to += block.width) {
+      gather(windows.images[image] + windows.along[offset], across, count, block.width, to);
+      if (++offset == windows.period) offset = 0, ++image;
+    }
+  }
+}
+
+// The weight gradient's A, dZ of several samples side by side: (C′ × samples·H′·W′), entry
+// (o, j·P + q) = dZ[j·row_stride + o·P + q], sample j's row of dZ read as (C′ × P) (NCHW).
+struct SampleMaps {
+  const float* dZ;
+  long row_stride, positions;
+};
+
+void pack_sample_maps(const void* context, const PackBlock& block, float* to) {
+  const SampleMaps& maps = *static_cast<const SampleMaps*>(context);
+  const long width = block.width, end = block.along_first + block.along_count;
+  for (long first = 0; first < block.across_count; first += width, to += width * block.along_count) {
+    const long count = std::min(width, block.across_count - first);
+    // A filter's row is read along its length, one sample's stretch of it at a time, and written
+    // every `width` floats (reading every P-th float instead would touch a cache line per number).
+    for (long r = 0; r < width; ++r) {
+      float* group = to + r;
+      for (long kk = block.along_first; kk < end;) {
+        const long sample = kk / maps.positions, q = kk % maps.positions;
+        const long stretch = std::min(maps.positions - q, end - kk);
+        if (r < count) {
+          const float* row = maps.dZ + sample * maps.row_stride + (block.across_first + first + r) * maps.positions + q;
+          for (long p = 0; p < stretch; ++p) group[p * width] = row[p];
+        } else {
+          for (long p = 0; p < stretch; ++p) group[p * width] = 0.0f;
+        }
+        group += stretch * width;
+        kk += stretch;
+      }
+    }
   }
 }
 
@@ -304,16 +342,24 @@ void Conv2dLayer::make_window_tables() {
       for (int kx = 0; kx < kernel_; ++kx) weight_offset_.push_back((c * padded_height + ky) * padded_width + kx);
 }
 
-const float* Conv2dLayer::padded_image(const Matrix& X, Eigen::Index n, std::vector<float>& frame) const {
-  const float* image = X.data() + n * X.cols();
-  if (pad_ == 0) return image;
+void Conv2dLayer::padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const {
+  w.images.resize(static_cast<std::size_t>(count));  // sized once per share size: no allocation after
+  if (pad_ == 0) {
+    for (Eigen::Index n = 0; n < count; ++n) w.images[n] = X.data() + (first + n) * X.cols();
+    return;
+  }
   const int padded_height = input_.height + 2 * pad_, padded_width = input_.width + 2 * pad_;
-  frame.assign(static_cast<std::size_t>(input_.channels * padded_height * padded_width), 0.0f);  // sized once: no allocation after
-  for (int c = 0; c < input_.channels; ++c)
-    for (int y = 0; y < input_.height; ++y)
-      std::copy_n(image + (c * input_.height + y) * input_.width, input_.width,
-                  frame.data() + (c * padded_height + y + pad_) * padded_width + pad_);
-  return frame.data();
+  const long padded_size = static_cast<long>(input_.channels) * padded_height * padded_width;
+  w.frames.assign(static_cast<std::size_t>(count * padded_size), 0.0f);
+  for (Eigen::Index n = 0; n < count; ++n) {
+    const float* image = X.data() + (first + n) * X.cols();
+    float* frame = w.frames.data() + n * padded_size;
+    for (int c = 0; c < input_.channels; ++c)
+      for (int y = 0; y < input_.height; ++y)
+        std::copy_n(image + (c * input_.height + y) * input_.width, input_.width,
+                    frame + (c * padded_height + y + pad_) * padded_width + pad_);
+    w.images[n] = frame;
+  }
 }
 
 // Z_n = Wᵀ·X̂_n + b and A_n = f(Z_n) for samples first…first+count−1, one product per sample: Z_n,
@@ -324,7 +370,8 @@ void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::In
   const long positions = output_.height * output_.width;
   pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ (C′ × C·k²), once
   for (Eigen::Index n = first; n < first + count; ++n) {
-    const Windows windows{padded_image(X, n, w.frame), window_start_.data(), weight_offset_.data()};
+    padded_images(X, n, 1, w);
+    const Windows windows{w.images.data(), window_start_.data(), weight_offset_.data(), W.rows()};
     const GemmOperand columns{.pack = pack_windows, .context = &windows};  // X̂_n (C·k² × H′·W′), never stored
     gemm(w.W_packed, positions, columns, Z.data() + n * Z.cols(), positions,
          {.row_bias = b.data(), .activated = A.data() + n * A.cols(), .activated_stride = positions, .activation = activation},
@@ -357,24 +404,26 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
     const auto [first, count] = share_of(batch, shares, share);
     Workspace& w = workspaces_[share];
     activation_backward_rows(activation, Z_, A_, dA, dZ_, first, count);  // dZ = dA ⊙ f′(Z)
+    // dWᵀ (C′ × C·k²) = Σ_n dZ_n·X̂_nᵀ, the share's samples in one product whose sum runs over
+    // count·H′·W′ (sample after sample): A = [dZ_first … dZ_last], B = [X̂_first … X̂_last]ᵀ, packed
+    // from the images as the forward packs X̂_n, the two tables swapped. dW is column-major, so
+    // its bytes are dWᵀ row-major.
     w.dW.resize(weights, filters);
+    padded_images(*X_, first, count, w);
+    const SampleMaps maps{dZ_.data() + first * dZ_.cols(), dZ_.cols(), positions};
+    const Windows windows{w.images.data(), weight_offset_.data(), window_start_.data(), positions};
+    gemm(filters, weights, count * positions, {.pack = pack_sample_maps, .context = &maps},
+         {.pack = pack_windows, .context = &windows}, w.dW.data(), weights, {}, w.gemm);
     w.db.setZero(filters);
-    if (compute_dX) {
-      pack_a(weights, filters, GemmOperand::column_major(W.data(), weights), w.W_packed);  // W (C·k² × C′), once
-      w.dcolumns.resize(weights, positions);
-    }
+    for (Eigen::Index n = first; n < first + count; ++n)  // db = Σ_n Σ_positions dZ_n
+      w.db += Eigen::Map<const Matrix>(dZ_.data() + n * dZ_.cols(), filters, positions).rowwise().sum().transpose();
+    if (!compute_dX) return;
+    pack_a(weights, filters, GemmOperand::column_major(W.data(), weights), w.W_packed);  // W (C·k² × C′), once
+    w.dcolumns.resize(weights, positions);
     for (Eigen::Index n = first; n < first + count; ++n) {
-      const GemmOperand dZn = GemmOperand::row_major(dZ_.data() + n * dZ_.cols(), positions);  // dZᵗ_n (C′ × H′·W′)
-      // dWᵀ (C′ × C·k²) += dZᵗ_n·X̂_nᵀ: dW is column-major, so its bytes are dWᵀ row-major.
-      // X̂_nᵀ is packed from the image as the forward packs X̂_n, the two tables swapped.
-      const Windows windows{padded_image(*X_, n, w.frame), weight_offset_.data(), window_start_.data()};
-      gemm(filters, weights, positions, dZn, {.pack = pack_windows, .context = &windows}, w.dW.data(), weights,
-           {.accumulate = n > first}, w.gemm);
-      w.db += Eigen::Map<const Matrix>(dZn.data, filters, positions).rowwise().sum().transpose();  // db += Σ_positions dZᵗ_n
-      if (compute_dX) {
-        gemm(w.W_packed, positions, dZn, w.dcolumns.data(), positions, {}, w.panels);  // dX̂_n = W·dZᵗ_n (C·k² × H′·W′)
-        col2im(*this, w.dcolumns, n, 1, dX_);                                           // dX_n = col2im(dX̂_n)
-      }
+      const GemmOperand dZn = GemmOperand::row_major(dZ_.data() + n * dZ_.cols(), positions);  // dZ_n (C′ × H′·W′)
+      gemm(w.W_packed, positions, dZn, w.dcolumns.data(), positions, {}, w.panels);  // dX̂_n = W·dZ_n (C·k² × H′·W′)
+      col2im(*this, w.dcolumns, n, 1, dX_);                                           // dX_n = col2im(dX̂_n)
     }
   });
   // The shares' parts, added in share order whatever thread computed them.

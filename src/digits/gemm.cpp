@@ -158,19 +158,27 @@ float activate(Activation activation, float z) {
 }
 
 void finish_tile(const GemmEpilogue& e, float* C, long ldc, long i0, long j0, long rows, long columns) {
-  const bool biased = e.row_bias || e.column_bias;
+  const float* column_bias = e.column_bias ? e.column_bias + j0 : nullptr;
   for (long i = i0; i < i0 + rows; ++i) {
-    float* z = C + i * ldc + j0;
-    if (biased) {
-      const float row = e.row_bias ? e.row_bias[i] : 0.0f;
-      for (long j = 0; j < columns; ++j) z[j] += row + (e.column_bias ? e.column_bias[j0 + j] : 0.0f);
+    float* __restrict z = C + i * ldc + j0;
+    // One simple loop per case, so that the compiler vectorises each.
+    if (e.row_bias) {
+      const float row = e.row_bias[i];
+      for (long j = 0; j < columns; ++j) z[j] += row;
     }
+    if (column_bias)
+      for (long j = 0; j < columns; ++j) z[j] += column_bias[j];
     if (!e.activated) continue;
-    float* f = e.activated + i * e.activated_stride + j0;
-    if (e.activation == Activation::relu) {
-      for (long j = 0; j < columns; ++j) f[j] = std::max(z[j], 0.0f);
-    } else {
-      for (long j = 0; j < columns; ++j) f[j] = activate(e.activation, z[j]);
+    float* __restrict f = e.activated + i * e.activated_stride + j0;
+    switch (e.activation) {
+      case Activation::relu:
+        for (long j = 0; j < columns; ++j) f[j] = std::max(z[j], 0.0f);
+        break;
+      case Activation::identity:
+        std::copy(z, z + columns, f);
+        break;
+      default:
+        for (long j = 0; j < columns; ++j) f[j] = activate(e.activation, z[j]);
     }
   }
 }

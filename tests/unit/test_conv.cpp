@@ -158,16 +158,19 @@ TEST(Flatten, PassesValuesAndGradientsThroughUnchanged) {
 
 TEST(Conv2d, FastPathMatchesThePlainLoops) {
   int checked = 0;
+  // 3 samples: a share each; 11: shares of 2 or 3 samples, whose weight gradient is one product
+  // with a sum that runs from one sample's positions into the next one's.
+  for (const int batch : {3, 11})
   for (const ConvCase& c : kConvCases) {
     SCOPED_TRACE(shape_text(c.input) + " k" + std::to_string(c.kernel) + " s" + std::to_string(c.stride) +
-                 (c.padding == Padding::same ? " same" : " valid"));
+                 (c.padding == Padding::same ? " same" : " valid") + ", batch " + std::to_string(batch));
     Conv2dLayer conv = random_conv(c.input, c.out, c.kernel, c.stride, c.padding, Activation::identity, 3);
-    const Matrix X = random_matrix(3, c.input.size(), 4);
+    const Matrix X = random_matrix(batch, c.input.size(), 4);
     Matrix Z;
     conv2d_forward_plain(conv, X, Z);
     const Matrix A = conv.forward(X);
     EXPECT_LT(max_abs_difference(A, Z), 1e-5);
-    const Matrix dZ = random_matrix(3, conv.out(), 5);
+    const Matrix dZ = random_matrix(batch, conv.out(), 5);
     WeightMatrix dW;
     RowVector db;
     Matrix dX;
@@ -180,7 +183,7 @@ TEST(Conv2d, FastPathMatchesThePlainLoops) {
     EXPECT_GT(dX.norm(), 0.1);
     ++checked;
   }
-  EXPECT_EQ(checked, 5);
+  EXPECT_EQ(checked, 10);
 }
 
 TEST(Conv2d, InferIsTheTrainingForward) {
