@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -32,6 +33,10 @@ constexpr int kLearnerLock = 2;  // the learner's (a session lock, held while it
 constexpr int kInsertLock = 3;   // storing a judgement (a transaction lock): ids commit in order, below
 
 constexpr const char* kChannel = "digits_live";  // NOTIFY's channel; the payload is the live version's number
+// The learner's two wake-ups from other replicas: a correction stored there (payload: its id), and
+// an admin's POST /api/model/learn sent there.
+constexpr const char* kCorrectionChannel = "digits_corrections";
+constexpr const char* kLearnChannel = "digits_learn";
 constexpr int kImageBytes = 28 * 28;
 
 // The schema, version 1. The CHECKs hold every row to validate_judgement's rules, as SQLite's do,
@@ -261,8 +266,10 @@ struct PostgresStore::Impl {
   bool leading = false;
   std::int64_t epoch = 0;
 
-  // The listener's connection (wait_for_change's thread alone uses it).
+  // The listener's connection (wait_for_change's thread alone uses it), and what it heard on the
+  // learner's channels since they were last taken.
   PGconn* listener = nullptr;
+  std::atomic<bool> heard_learn{false}, heard_correction{false};
 
   int schema = 0;
 
@@ -473,7 +480,14 @@ struct PostgresStore::Impl {
                            "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address) "
                            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM ordered RETURNING id",
                            p, "cannot store the judgement");
-      return r.integer(0, 0);
+      const std::int64_t id = r.integer(0, 0);
+      // Stored (committed) whatever follows. A correction wakes the learner, on whichever replica
+      // it is; should the word be lost, the learner still counts corrections every lead_retry.
+      if (!j.correct) {
+        const Result told = run_unchecked(lease.connection, "SELECT pg_notify($1, $2)", Params().text(kCorrectionChannel).text(std::to_string(id)));
+        (void)told;
+      }
+      return id;
     }
     p.integer(j.id, kInt8);
     Lease lease(*this);
@@ -920,12 +934,16 @@ Change PostgresStore::wait_for_change(std::chrono::milliseconds timeout) {
   if (!impl.listener) {
     try {
       PGconn* c = impl.connect();
-      const Result r = Impl::run_unchecked(c, (std::string("LISTEN ") + kChannel).c_str(), Params());
-      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-        PQfinish(c);
-        throw StorageError(StorageFault::unavailable, "LISTEN failed");
+      for (const char* channel : {kChannel, kCorrectionChannel, kLearnChannel}) {
+        const Result r = Impl::run_unchecked(c, (std::string("LISTEN ") + channel).c_str(), Params());
+        if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+          PQfinish(c);
+          throw StorageError(StorageFault::unavailable, "LISTEN failed");
+        }
       }
       impl.listener = c;
+      // Words may have been missed while it was away: the learner looks for corrections anyway.
+      impl.heard_correction = true;
       return Change::reconnected;
     } catch (const StorageError&) {
       std::this_thread::sleep_for(timeout);
@@ -935,7 +953,13 @@ Change PostgresStore::wait_for_change(std::chrono::milliseconds timeout) {
   bool notified = false;
   auto drain = [&] {
     while (PGnotify* n = PQnotifies(impl.listener)) {
-      notified = true;
+      const std::string channel = n->relname ? n->relname : "";
+      if (channel == kLearnChannel)
+        impl.heard_learn = true;
+      else if (channel == kCorrectionChannel)
+        impl.heard_correction = true;
+      else
+        notified = true;
       PQfreemem(n);
     }
   };
@@ -952,6 +976,14 @@ Change PostgresStore::wait_for_change(std::chrono::milliseconds timeout) {
     drain();
   }
   return notified ? Change::notified : Change::none;
+}
+
+bool PostgresStore::take_learn_request() { return impl_->heard_learn.exchange(false); }
+bool PostgresStore::take_new_corrections() { return impl_->heard_correction.exchange(false); }
+
+void PostgresStore::request_learning() {
+  Impl::Lease lease(*impl_);
+  impl_->run(lease.connection, "SELECT pg_notify($1, '')", Params().text(kLearnChannel), "cannot ask the learner to learn");
 }
 
 int PostgresStore::schema_version() const { return impl_->schema; }

@@ -84,6 +84,13 @@ class PostgresStore {
   // (re)connected and LISTENing as needed: `reconnected` says that notifications may have been
   // missed (read the pointer), `unavailable` that the server cannot be reached (after waiting).
   Change wait_for_change(std::chrono::milliseconds timeout);
+  // What the listener also heard for the learner (each true once per word, then false): a
+  // correction stored by any replica (and after a reconnect, when some may have been missed), and
+  // a request to learn now sent to any replica (request_learning).
+  bool take_new_corrections();
+  bool take_learn_request();
+  // POST /api/model/learn on a replica that does not learn: NOTIFY the one that does.
+  void request_learning();
 
   int schema_version() const;
   std::string where() const;  // the redacted connection string

@@ -564,8 +564,21 @@ struct Learner::Impl {
         const feedback::Change change_seen = shared->wait_for_change(std::max(slice, std::chrono::milliseconds(1)));
         read = change_seen == feedback::Change::notified || change_seen == feedback::Change::reconnected;
         if (change_seen == feedback::Change::unavailable && !unreachable) log("the shared store cannot be reached; predictions go on with the live version, judgements are refused (503) until it returns");
-        unreachable = change_seen == feedback::Change::unavailable;
+        if (change_seen == feedback::Change::reconnected && unreachable) log("the shared store is reachable again");
+        if (change_seen != feedback::Change::none) unreachable = change_seen == feedback::Change::unavailable;
       }
+      // Word for the learner from other replicas: corrections they stored, a request to learn now.
+      const bool corrections_stored = shared->take_new_corrections(), learn_asked = shared->take_learn_request();
+      bool leading = false;
+      {
+        std::lock_guard lock(mutex);
+        leading = leads;
+        if (leading && learn_asked) {
+          learn_requested = true;
+          wake.notify_all();
+        }
+      }
+      if (leading && corrections_stored) count_stored_corrections();
       if (read) next_poll = follow_live() ? Clock::now() + options.poll_interval : Clock::now() + std::chrono::milliseconds(200);
     }
   }
@@ -584,24 +597,7 @@ struct Learner::Impl {
       if (!now_leads) leads = false;
     }
     if (was && !now_leads) log("this replica no longer leads the learning (its PostgreSQL session ended); another replica takes over");
-    if (was && now_leads) {
-      // Corrections other replicas stored: they wake no thread here, so the learner counts them.
-      std::int64_t after = 0;
-      {
-        std::lock_guard lock(mutex);
-        after = considered;
-      }
-      try {
-        const std::int64_t waiting = store->corrections_after(after);
-        std::lock_guard lock(mutex);
-        if (waiting > pending) {
-          pending = waiting;
-          last_arrival = Clock::now();
-          wake.notify_all();
-        }
-      } catch (const Error&) {
-      }
-    }
+    if (was && now_leads) count_stored_corrections();  // in case a NOTIFY was missed
     if (now_leads && !was) {
       // Take over where the last learner stopped: its progress, the replay of the live line, the
       // corrections pending. Then rounds may start.
@@ -621,6 +617,27 @@ struct Learner::Impl {
       }
       log("this replica leads the learning now (fencing epoch " + std::to_string(shared->epoch()) + ", " + std::to_string(pending) + " corrections pending)");
       wake.notify_all();
+    }
+  }
+
+  // Corrections other replicas stored wake no thread here: the learner counts those it has not
+  // considered (on their NOTIFY, and at every check of its lock in case one was missed).
+  void count_stored_corrections() {
+    std::int64_t after = 0;
+    {
+      std::lock_guard lock(mutex);
+      after = considered;
+    }
+    try {
+      const std::int64_t waiting = store->corrections_after(after);
+      std::lock_guard lock(mutex);
+      if (waiting > pending) {
+        pending = waiting;
+        last_arrival = Clock::now();
+        wake.notify_all();
+      }
+    } catch (const Error&) {
+      // unreachable: counted again at the next word or check
     }
   }
 
@@ -892,9 +909,21 @@ LearningStatus Learner::status() const {
 
 bool Learner::learn_now() {
   if (!impl_->learning_on()) return false;
+  bool elsewhere = false;
   {
     std::lock_guard lock(impl_->mutex);
-    impl_->learn_requested = true;
+    elsewhere = impl_->shared && !impl_->leads;
+    if (!elsewhere) impl_->learn_requested = true;
+  }
+  if (elsewhere) {
+    // Another replica learns: it hears the request (NOTIFY) and starts the round.
+    try {
+      impl_->shared->request_learning();
+    } catch (const feedback::StorageError& e) {
+      impl_->log(std::string("cannot pass the request to learn on: ") + e.what());
+      throw storage_refusal(e.fault, "the round was not requested", "the shared store is damaged");
+    }
+    return true;
   }
   impl_->wake.notify_all();
   return true;

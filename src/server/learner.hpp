@@ -108,7 +108,9 @@ class Learner {
   void check_quota(const std::string& client_id, const std::string& client_address) const;
 
   LearningStatus status() const;
-  // Starts a round now instead of after the debounce. Returns false when learning is off.
+  // Starts a round now instead of after the debounce; with PostgreSQL, on a replica that does not
+  // learn, asks the one that does (NOTIFY). Returns false when learning is off; throws RequestError
+  // 503 when the shared store cannot be reached to ask.
   bool learn_now();
   // Makes an earlier version live, on disk and in memory (ModelVersions::rollback's rules);
   // returns the version now live. Throws Error when there is no such version, RequestError

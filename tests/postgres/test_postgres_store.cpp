@@ -376,6 +376,35 @@ TEST(PostgresStore, ANewVersionIsNotifiedToListeners) {
   EXPECT_EQ(seen, Change::reconnected);
 }
 
+// The learner's wake-ups from other replicas: a correction stored there, and a request to learn.
+TEST(PostgresStore, TheLearnerHearsCorrectionsAndRequestsFromOtherReplicas) {
+  REQUIRE_POSTGRES();
+  const std::string db = test::test_database();
+  PostgresStore learner = open(db, "digits-learner"), other = open(db, "digits-other");
+  ASSERT_EQ(learner.wait_for_change(std::chrono::milliseconds(10)), Change::reconnected);
+  EXPECT_TRUE(learner.take_new_corrections()) << "after a (re)connect, words may have been missed: look";
+  EXPECT_FALSE(learner.take_new_corrections()) << "once";
+  EXPECT_FALSE(learner.take_learn_request());
+
+  auto judgements = other.judgements();
+  judgements->add(judgement(4, 4));  // confirmed right: no word
+  learner.wait_for_change(std::chrono::milliseconds(300));
+  EXPECT_FALSE(learner.take_new_corrections());
+  judgements->add(judgement(4, 9));  // a correction
+  for (int i = 0; i < 40 && !learner.take_new_corrections(); ++i) {
+    if (i == 39) ADD_FAILURE() << "no word of the correction in 10 s";
+    learner.wait_for_change(std::chrono::milliseconds(250));
+  }
+  other.request_learning();
+  bool asked = false;
+  for (int i = 0; i < 40 && !asked; ++i) {
+    learner.wait_for_change(std::chrono::milliseconds(250));
+    asked = learner.take_learn_request();
+  }
+  EXPECT_TRUE(asked) << "no word of the request in 10 s";
+  EXPECT_FALSE(learner.take_learn_request()) << "once";
+}
+
 TEST(PostgresStore, NeverShowsThePassword) {
   REQUIRE_POSTGRES();
   const std::string db = test::test_database();

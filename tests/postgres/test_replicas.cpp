@@ -252,6 +252,10 @@ TEST_F(Replicas, ANewVersionReachesEveryReplica) {
     ASSERT_EQ(response->status, 201) << response->body;
     acknowledged.insert(json::parse(response->body)["id"].get<std::int64_t>());
   }
+  // Asked to learn now through the replica that does not learn: it passes the request on.
+  const auto asked = other->post("/api/model/learn", json::object(), true);
+  ASSERT_TRUE(asked);
+  EXPECT_EQ(asked->status, 202) << asked->body;
   ASSERT_GE(wait_for([] { return live_in_database() > 0; }, std::chrono::seconds(60)), 0) << logs();
   const int live = live_in_database();
   const double reached = wait_for([&] { return all_serve(live); }, std::chrono::seconds(10));
@@ -272,7 +276,8 @@ TEST_F(Replicas, ARollbackThroughAnyReplicaSwitchesAllEvenOneWhoseListenerWasCut
   const double reached = wait_for([] { return all_serve(0); }, std::chrono::seconds(10));
   std::printf("[   time   ] every replica served version 0 %.2f s after the rollback\n", reached);
   EXPECT_GE(reached, 0) << logs();
-  // And forward again, through another replica.
+  // And forward again, through another replica, C's listener cut again while it is sent.
+  postgres_run(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'replica_c' AND query LIKE 'LISTEN%'");
   const auto forward = replicas[1]->post("/api/model/rollback", json{{"version", live}}, true);
   ASSERT_TRUE(forward);
   ASSERT_EQ(forward->status, 200) << forward->body;
