@@ -2,6 +2,7 @@
 // people made, the model versions learned from them), read and managed from the command line.
 // docs/feedback.md describes the state directory.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -45,8 +46,9 @@ std::string percent_text(double fraction) {
 
 }  // namespace
 
-std::string store_connection(const StoreFlags& flags) {
+std::string store_connection(const StoreFlags& flags, const std::string& state_dir) {
   std::string text = flags.store, from = "--store";
+  if (text.empty() && flags.store_file.empty() && !state_dir.empty()) return "";
   if (text.empty() && !flags.store_file.empty()) {
     std::ifstream in(flags.store_file);
     if (!in) throw Error(flags.store_file + ": cannot read the store's connection file");
@@ -66,12 +68,29 @@ std::string store_connection(const StoreFlags& flags) {
   return text;
 }
 
+namespace {
+
+// The PostgreSQL the flags name, or null for the state directory. One connection: a command's
+// reads are one after the other.
+std::unique_ptr<feedback::PostgresStore> open_shared(const StoreFlags& flags, const std::string& state_dir, const std::string& command) {
+  const std::string connection = store_connection(flags, state_dir);
+  if (connection.empty()) return nullptr;
+  return std::make_unique<feedback::PostgresStore>(feedback::PostgresOptions{connection, 1, std::chrono::milliseconds(5000), "digits " + command});
+}
+
+}  // namespace
+
 int run_feedback_export(const FeedbackExportOptions& options) {
-  const fs::path state_dir = existing_state_dir(options.state_dir);
-  const feedback::Store store(feedback::feedback_database(state_dir), /*create_if_missing=*/false);
-  const std::vector<feedback::Example> judgements = feedback::all_examples(store);  // without drawings: they are not exported
+  const std::unique_ptr<feedback::PostgresStore> shared = open_shared(options.store, options.state_dir, "feedback export");
+  std::unique_ptr<feedback::JudgementStore> store;
+  if (shared)
+    store = shared->judgements();
+  else
+    store = std::make_unique<feedback::Store>(feedback::feedback_database(existing_state_dir(options.state_dir)), /*create_if_missing=*/false);
+  const std::string where = shared ? "PostgreSQL (" + shared->where() + ")" : store->where();
+  const std::vector<feedback::Example> judgements = feedback::all_examples(*store);  // without drawings: they are not exported
   if (judgements.empty()) {
-    std::fprintf(stderr, "digits: %s holds no judgements yet; nothing exported\n", store.path().c_str());
+    std::fprintf(stderr, "digits: %s holds no judgements yet; nothing exported\n", where.c_str());
     return kFailure;
   }
   const fs::path out = options.out;
@@ -85,7 +104,7 @@ int run_feedback_export(const FeedbackExportOptions& options) {
   std::size_t corrections = 0;
   for (const feedback::Example& j : judgements) corrections += !j.correct;
   std::printf("exported %zu judgements (%zu corrections, %zu confirmed right) from %s\n", judgements.size(), corrections,
-              judgements.size() - corrections, store.path().c_str());
+              judgements.size() - corrections, where.c_str());
   std::printf("  %s\n  %s\n", images.c_str(), labels.c_str());
 
   if (options.png) {
@@ -101,12 +120,31 @@ int run_feedback_export(const FeedbackExportOptions& options) {
   return kSuccess;
 }
 
+namespace {
+
+// The versions the flags name: a PostgreSQL's (`shared` keeps it open), else the state directory's.
+std::unique_ptr<feedback::VersionStore> open_versions(const ModelVersionsOptions& options, std::unique_ptr<feedback::PostgresStore>& shared,
+                                                      const std::string& command, std::string& where) {
+  shared = open_shared(options.store, options.state_dir, command);
+  if (shared) {
+    where = "PostgreSQL (" + shared->where() + ")";
+    return shared->versions();
+  }
+  auto files = std::make_unique<feedback::ModelVersions>(existing_state_dir(options.state_dir));
+  where = files->directory().string();
+  return files;
+}
+
+}  // namespace
+
 int run_model_list(const ModelVersionsOptions& options) {
-  const fs::path state_dir = existing_state_dir(options.state_dir);
-  const feedback::ModelVersions versions(state_dir);
+  std::unique_ptr<feedback::PostgresStore> shared;
+  std::string where;
+  const std::unique_ptr<feedback::VersionStore> store = open_versions(options, shared, "model list", where);
+  const feedback::VersionStore& versions = *store;
   const std::vector<feedback::VersionInfo> list = versions.list();
   const int current = versions.current();
-  std::printf("model versions in %s\n", versions.directory().c_str());
+  std::printf("model versions in %s\n", where.c_str());
   std::printf("  %7s  %-20s  %6s  %10s  %11s\n", "version", "created", "parent", "validation", "corrections");
   std::printf("%s %7d  %-20s  %6s  %10s  %11s\n", current == 0 ? "*" : " ", 0, "(the starting model)", "", "", "");
   for (const feedback::VersionInfo& v : list) {
@@ -114,12 +152,12 @@ int run_model_list(const ModelVersionsOptions& options) {
       std::printf("%s %7d  unreadable: %s\n", v.current ? "*" : " ", v.version, v.problem.c_str());
       continue;
     }
-    std::printf("%s %7d  %-20s  %6d  %10s  %11ld\n", v.current ? "*" : " ", v.version, v.created.empty() ? "-" : v.created.c_str(), v.parent,
-                percent_text(v.validation_accuracy).c_str(), v.corrections_learned);
+    std::printf("%s %7d  %-20s  %6d  %10s  %11ld%s\n", v.current ? "*" : " ", v.version, v.created.empty() ? "-" : v.created.c_str(), v.parent,
+                percent_text(v.validation_accuracy).c_str(), v.corrections_learned, v.status == "rolled_back" ? "  (rolled back)" : "");
   }
   std::printf("* current. Version 0 is the model the server starts from (built-in or --model); validation: on the guard's 5,000 held-out MNIST training images\n");
   if (current != 0 && std::none_of(list.begin(), list.end(), [&](const feedback::VersionInfo& v) { return v.version == current; }))
-    std::fprintf(stderr, "digits: %s/current names version %d, which is not saved here\n", versions.directory().c_str(), current);
+    std::fprintf(stderr, "digits: the live pointer in %s names version %d, which is not saved there\n", where.c_str(), current);
   return kSuccess;
 }
 
@@ -133,14 +171,16 @@ int run_model_rollback(const ModelVersionsOptions& options) {
     }
     version = std::stoi(text);
   }
-  const fs::path state_dir = existing_state_dir(options.state_dir);
-  feedback::ModelVersions versions(state_dir);
-  const int before = versions.current();
-  const int now = versions.rollback(version);
+  std::unique_ptr<feedback::PostgresStore> shared;
+  std::string where;
+  const std::unique_ptr<feedback::VersionStore> versions = open_versions(options, shared, "model rollback", where);
+  const int before = versions->current();
+  const int now = versions->rollback(version);
   if (now == before)
-    std::printf("version %d was already current in %s\n", now, versions.directory().c_str());
+    std::printf("version %d was already current in %s\n", now, where.c_str());
   else
-    std::printf("rolled back from version %d to version %d%s in %s\n", before, now, now == 0 ? " (the starting model)" : "", versions.directory().c_str());
+    std::printf("rolled back from version %d to version %d%s in %s%s\n", before, now, now == 0 ? " (the starting model)" : "", where.c_str(),
+                shared ? "; every replica serves it within seconds" : "");
   return kSuccess;
 }
 

@@ -182,3 +182,50 @@ TEST(StoreCopy, NamesWhatIsWrongWithItsArguments) {
   EXPECT_CONTAINS(run.output, "cannot connect");
   EXPECT_FALSE(fs::exists(missing.path)) << "nothing made when the source cannot be opened";
 }
+
+// `digits model list`, `digits model rollback` and `digits feedback export` on the PostgreSQL the
+// replicas share (--store, --store-file or $DIGITS_STORE), and an explicit --state-dir winning
+// over $DIGITS_STORE.
+TEST(StoreCommands, ListRollBackAndExportTheSharedStore) {
+  REQUIRE_POSTGRES();
+  const std::string db = test::test_database();
+  {
+    PostgresStore store(PostgresOptions{db, 2, std::chrono::milliseconds(5000), "test"});
+    store.judgements()->add(judgement(3, 3, 10));
+    store.judgements()->add(judgement(7, 1, 20));
+    ASSERT_TRUE(store.try_lead("test"));
+    Metadata first = learned(2), second = learned(2);
+    EXPECT_EQ(store.versions()->add(network_number(1), first), 1);
+    EXPECT_EQ(store.versions()->add(network_number(2), second), 2);
+  }
+  Scratch scratch("commands");
+  fs::create_directories(scratch.path);
+  const fs::path file = scratch.path / "store";
+  write_file_atomically(file, db + "\n");
+
+  Outcome listed = digits_run("model list --store-file " + quoted(file.string()));
+  ASSERT_EQ(listed.status, 0) << listed.output;
+  EXPECT_CONTAINS(listed.output, "model versions in PostgreSQL (");
+  EXPECT_CONTAINS(listed.output, "*       2");
+
+  const Outcome rolled = digits_run("model rollback", "DIGITS_STORE=" + quoted(db));
+  ASSERT_EQ(rolled.status, 0) << rolled.output;
+  EXPECT_CONTAINS(rolled.output, "rolled back from version 2 to version 1");
+  EXPECT_CONTAINS(rolled.output, "every replica serves it");
+  EXPECT_EQ(test::postgres_value(db, "SELECT version FROM live_version"), "1");
+  listed = digits_run("model list --store " + quoted(db));
+  EXPECT_CONTAINS(listed.output, "*       1");
+  EXPECT_CONTAINS(listed.output, "(rolled back)");
+
+  const Outcome exported = digits_run("feedback export --store " + quoted(db) + " --out " + quoted((scratch.path / "out").string()));
+  ASSERT_EQ(exported.status, 0) << exported.output;
+  EXPECT_CONTAINS(exported.output, "exported 2 judgements (1 corrections, 1 confirmed right) from PostgreSQL (");
+  EXPECT_TRUE(fs::exists(scratch.path / "out" / "feedback-labels-idx1-ubyte"));
+
+  const Outcome both = digits_run("model list --store " + quoted(db) + " --state-dir " + quoted(scratch.path.string()));
+  EXPECT_EQ(both.status, 2) << both.output;
+  EXPECT_CONTAINS(both.output, "excludes");
+  const Outcome folder = digits_run("model list --state-dir " + quoted(scratch.path.string()), "DIGITS_STORE=" + quoted(db));
+  EXPECT_EQ(folder.status, 0) << folder.output;
+  EXPECT_CONTAINS(folder.output, "model versions in " + scratch.path.string());
+}
