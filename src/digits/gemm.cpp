@@ -86,7 +86,7 @@ inline Vec fma(Vec a, Vec b, Vec c) { return {{a.v[0] * b.v[0] + c.v[0], a.v[1] 
 inline Vec add(Vec a, Vec b) { return {{a.v[0] + b.v[0], a.v[1] + b.v[1], a.v[2] + b.v[2], a.v[3] + b.v[3]}}; }
 #endif
 
-constexpr long kKC = 128, kMC = 256, kNC = 4096;
+constexpr long kKC = 128, kMC = 256 / kMR * kMR, kNC = 4096;  // mc: whole panels of MR rows (252 for AVX2's 6)
 static_assert(kMC % kMR == 0 && kNC % kNR == 0 && kNR % kLanes == 0);
 
 long round_up(long x, long to) { return (x + to - 1) / to * to; }
