@@ -99,6 +99,7 @@ class Conv2dLayer {
   // Where im2col's entries come from (conv2d_layer.cpp): X̂(w, q) = image[weight_offset_[w] + window_start_[q]].
   std::vector<int> window_start_;   // H′·W′: where output position q's window starts in the (padded) image
   std::vector<int> weight_offset_;  // C·k²: where weight w's pixel lies inside a window
+  std::vector<int> window_run_, weight_run_;  // how many entries from each on are neighbours (+0, +1, …)
   void make_window_tables();
   // w.images = samples first…first+count−1 of X, or copies inside zero frames of `pad` pixels (in w.frames).
   void padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const;

@@ -144,6 +144,37 @@ TEST(MaxPool2, KnownValuesAndWhereTheGradientGoes) {
   EXPECT_EQ(dX, expected);
 }
 
+// The training forward (16 outputs at a time where the CPU has AVX-512) against infer's block_max,
+// one block at a time: maps wider than one register of outputs, odd sides, and values from a set
+// of three so that ties are everywhere. Each gradient must land on the first largest of its block.
+TEST(MaxPool2, TheVectorPathAgreesWithTheBlockByBlockOneOnWideMapsAndTies) {
+  for (const Shape input : {Shape{2, 6, 35}, Shape{3, 24, 24}, Shape{1, 5, 67}}) {
+    MaxPool2Layer pool(input);
+    Rng rng(8);
+    Matrix X(3, input.size());
+    for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = static_cast<float>(rng.below(3));
+    const Matrix A = pool.forward(X);
+    Matrix expected;
+    pool.infer(X, expected);
+    EXPECT_EQ(A, expected) << shape_text(input);
+    const Matrix dX = pool.backward(Matrix::Ones(3, pool.out()), true);
+    const Shape out = pool.output_shape();
+    for (Eigen::Index n = 0; n < 3; ++n)
+      for (int c = 0; c < out.channels; ++c)
+        for (int y = 0; y < out.height; ++y)
+          for (int x = 0; x < out.width; ++x) {
+            int first = -1;  // the first largest in reading order
+            for (int i = 0; i < 2; ++i)
+              for (int j = 0; j < 2; ++j) {
+                const int column = (c * input.height + 2 * y + i) * input.width + 2 * x + j;
+                if (first < 0 || X(n, column) > X(n, first)) first = column;
+              }
+            ASSERT_EQ(dX(n, first), 1.0f) << shape_text(input) << " sample " << n << " at " << c << "," << y << "," << x;
+          }
+    EXPECT_EQ(dX.sum(), static_cast<float>(3 * pool.out()));  // and nowhere else
+  }
+}
+
 TEST(Flatten, PassesValuesAndGradientsThroughUnchanged) {
   FlattenLayer flatten({3, 2, 2});
   const Matrix X = random_matrix(2, 12, 1);
