@@ -2,12 +2,37 @@
 // Flags are parsed here; the work happens in commands.cpp through the library.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <string_view>
 
 #include "commands.hpp"
+#include "feedback/postgres_store.hpp"
 #include "serve.hpp"
 
 using namespace digits::cli;
+
+namespace {
+
+// A PostgreSQL connection string given on the command line may hold a password, and ps (or
+// /proc/PID/cmdline) shows every process's arguments to every user. Once parsed (CLI11 keeps its
+// own copies), the argument's bytes are overwritten with stars: a long-running server shows
+// "--store ****". The moment before parsing remains, which --store-file and $DIGITS_STORE avoid.
+void hide_connection_strings(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    for (const std::string_view flag : {"--store", "--from", "--to"}) {
+      char* value = nullptr;
+      if (arg == flag && i + 1 < argc)
+        value = argv[i + 1];
+      else if (arg.size() > flag.size() && arg.starts_with(flag) && arg[flag.size()] == '=')
+        value = argv[i] + flag.size() + 1;
+      if (value && digits::feedback::is_postgres_connection(value)) std::memset(value, '*', std::strlen(value));
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"digits: a handwritten-digit classifier whose neural network is written from scratch"};
@@ -182,6 +207,7 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    hide_connection_strings(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -17,7 +17,10 @@
 // Times are printed, not asserted (bench/ holds speed goals); the waits are generous bounds.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
@@ -83,6 +86,13 @@ class Replica {
     }
   }
   bool alive() const { return process_.pid > 0; }
+  // What ps shows of the replica's command line.
+  std::string command_line() const {
+    std::ifstream in("/proc/" + std::to_string(process_.pid) + "/cmdline", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(text.begin(), text.end(), '\0', ' ');
+    return text;
+  }
   const std::string& name() const { return name_; }
   std::string log() const {
     std::lock_guard lock(mutex_);
@@ -237,6 +247,12 @@ TEST_F(Replicas, JudgementsSentToEachAreStoredOnceAndOneReplicaLearns) {
   EXPECT_EQ(postgres_value(database, "SELECT count(*) FROM judgements"), "12");
   EXPECT_EQ(postgres_value(database, "SELECT count(DISTINCT id) FROM judgements"), "12");
   EXPECT_EQ(learners(), 1);
+  // The connection string (a password's place) is not in what ps shows, nor in /api/model.
+  for (Replica* r : running()) {
+    EXPECT_EQ(r->command_line().find("dbname="), std::string::npos) << r->command_line();
+    EXPECT_NE(r->command_line().find("--store ****"), std::string::npos) << r->command_line();
+    EXPECT_EQ(r->model().dump().find("dbname"), std::string::npos);
+  }
 }
 
 TEST_F(Replicas, ANewVersionReachesEveryReplica) {
