@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -29,11 +30,15 @@ parser.add_argument("--threads", type=int, default=0, help="torch.set_num_thread
 parser.add_argument("--steps", type=int, default=200, help="timed training steps (default 200)")
 parser.add_argument("--warmup", type=int, default=20, help="untimed steps first (default 20)")
 parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--coretype", default=None,
+                    help="OPENBLAS_CORETYPE for the dense layers' OpenBLAS (SkylakeX, Haswell, …); default: as installed")
 parser.add_argument("--json", metavar="FILE", help="write the timing as JSON")
 args = parser.parse_args()
 if args.threads > 0:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
+if args.coretype:
+    os.environ["OPENBLAS_CORETYPE"] = args.coretype  # read once, when OpenBLAS loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -41,6 +46,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from numpy_ancestor import load_mnist  # noqa: E402
+from sgemm_ceiling import openblas_info  # noqa: E402
 
 NETWORKS = {  # name: (the layers, batch, weight decay)
     "example": (lambda: nn.Sequential(
@@ -53,6 +59,27 @@ NETWORKS = {  # name: (the layers, batch, weight decay)
         nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10)), 128, 5e-4),
 }
+
+
+def onednn_isa():
+    """The instruction set oneDNN's convolutions run on, from its verbose line "…,isa:…" (printed by C to fd 1)."""
+    if not torch.backends.mkldnn.is_available():
+        return "no oneDNN"
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as capture:
+        os.dup2(capture.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                nn.functional.conv2d(torch.ones(8, 1, 28, 28), torch.ones(4, 1, 5, 5))
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        for line in capture.read().splitlines():
+            if ",isa:" in line:
+                return line.split(",isa:", 1)[1].strip()
+    return "unknown (oneDNN printed no isa line)"
 
 
 def main():
@@ -84,10 +111,12 @@ def main():
         loss = step(index)
     seconds_per_step = (time.perf_counter() - start) / args.steps
     result = {"implementation": "torch", "net": args.net, "batch": batch, "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(), "steps": args.steps,
+              "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(), "onednn_isa": onednn_isa(),
+              "blas": openblas_info(), "steps": args.steps,
               "seconds_per_step": seconds_per_step, "seconds_per_epoch": seconds_per_step * steps_per_epoch,
               "last_loss": loss}
-    print(f"{args.net}: {torch.get_num_threads()} thread(s), {1e3 * seconds_per_step:.1f} ms/step, "
+    print(f"{args.net}: {torch.get_num_threads()} thread(s), oneDNN {result['onednn_isa']}, OpenBLAS "
+          f"{result['blas']['corename']}, {1e3 * seconds_per_step:.1f} ms/step, "
           f"{result['seconds_per_epoch']:.1f} s/epoch (extrapolated from {args.steps} steps)", flush=True)
     if args.json:
         with open(args.json, "w") as f:

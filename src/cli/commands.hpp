@@ -59,16 +59,38 @@ struct ConvertOptions {
   std::string dtype = "f16";  // f16 or f32: how the weights are stored
 };
 
+// Where the shared store is (docs/scaling.md): --store, else the first line of --store-file, else
+// $DIGITS_STORE (unless --state-dir was given), so that a password need not be on the command line
+// (ps shows it to every user).
+struct StoreFlags {
+  std::string store, store_file;
+};
+
 struct FeedbackExportOptions {
   std::string state_dir;  // empty: feedback::default_state_dir()
+  StoreFlags store;       // or the judgements in a PostgreSQL
   std::string out;
   bool png = false;
 };
 
 struct ModelVersionsOptions {
   std::string state_dir;
+  StoreFlags store;          // or the versions in a PostgreSQL (a rollback there switches every replica)
   std::string version_text;  // rollback: the version to make current, as typed; empty = the current one's parent
 };
+
+// `digits store copy`: everything a store holds, into an empty one (docs/scaling.md). Each side is
+// a state directory or a PostgreSQL connection string; the one not given is $DIGITS_STORE.
+struct StoreCopyOptions {
+  std::string from, to;
+};
+
+// The PostgreSQL connection string, or "" for the state directory (also when `state_dir` is given
+// and neither flag is: an explicit folder wins over $DIGITS_STORE). Throws Error for a file that
+// cannot be read, or a string that is no PostgreSQL connection (naming the flag, not the string).
+std::string store_connection(const StoreFlags& flags, const std::string& state_dir = "");
+
+int run_store_copy(const StoreCopyOptions& options);
 
 // The MNIST directory: the flag, else $DIGITS_DATA, else data/mnist (here or in the source tree).
 // Throws Error saying how to get MNIST when there is none.

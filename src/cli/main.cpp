@@ -2,12 +2,37 @@
 // Flags are parsed here; the work happens in commands.cpp through the library.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <string_view>
 
 #include "commands.hpp"
+#include "feedback/postgres_store.hpp"
 #include "serve.hpp"
 
 using namespace digits::cli;
+
+namespace {
+
+// A PostgreSQL connection string given on the command line may hold a password, and ps (or
+// /proc/PID/cmdline) shows every process's arguments to every user. Once parsed (CLI11 keeps its
+// own copies), the argument's bytes are overwritten with stars: a long-running server shows
+// "--store ****". The moment before parsing remains, which --store-file and $DIGITS_STORE avoid.
+void hide_connection_strings(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    for (const std::string_view flag : {"--store", "--from", "--to"}) {
+      char* value = nullptr;
+      if (arg == flag && i + 1 < argc)
+        value = argv[i + 1];
+      else if (arg.size() > flag.size() && arg.starts_with(flag) && arg[flag.size()] == '=')
+        value = argv[i] + flag.size() + 1;
+      if (value && digits::feedback::is_postgres_connection(value)) std::memset(value, '*', std::strlen(value));
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"digits: a handwritten-digit classifier whose neural network is written from scratch"};
@@ -92,11 +117,21 @@ int main(int argc, char** argv) {
   improve_cmd->add_option("--steps", improve.steps, "With --feedback: fine-tuning steps (default 150)")->check(CLI::PositiveNumber)->needs(feedback_opt);
 
   const std::string state_dir_help = "State directory of the app (default: $XDG_DATA_HOME/digits, else ~/.local/share/digits)";
+  // --store and --store-file (docs/scaling.md), either of which excludes --state-dir.
+  auto add_store_flags = [](CLI::App* command, StoreFlags& flags, CLI::Option* state_dir, const std::string& what) {
+    CLI::Option* store = command->add_option("--store", flags.store,
+                                             what + " in this PostgreSQL (postgresql://user@host/db?sslmode=…) instead of --state-dir (docs/scaling.md); "
+                                                    "also from --store-file or $DIGITS_STORE");
+    CLI::Option* file = command->add_option("--store-file", flags.store_file, "Read the PostgreSQL connection string from this file's first line instead");
+    file->excludes(store);
+    store->excludes(state_dir);
+    file->excludes(state_dir);
+  };
   FeedbackExportOptions feedback_export;
   CLI::App* feedback_cmd = app.add_subcommand("feedback", "The judgements people made in the app");
   feedback_cmd->require_subcommand(1);
   CLI::App* export_cmd = feedback_cmd->add_subcommand("export", "Write the stored judgements as an IDX pair (and with --png, as <label>_<id>.png files)");
-  export_cmd->add_option("--state-dir", feedback_export.state_dir, state_dir_help);
+  add_store_flags(export_cmd, feedback_export.store, export_cmd->add_option("--state-dir", feedback_export.state_dir, state_dir_help), "The judgements");
   export_cmd->add_option("--out", feedback_export.out, "Folder to write feedback-images-idx3-ubyte and feedback-labels-idx1-ubyte into")->required();
   export_cmd->add_flag("--png", feedback_export.png, "Also write each judgement's 28×28 input as <label>_<id>.png");
 
@@ -104,18 +139,31 @@ int main(int argc, char** argv) {
   CLI::App* model_cmd = app.add_subcommand("model", "The model versions the app has learned from corrections");
   model_cmd->require_subcommand(1);
   CLI::App* list_cmd = model_cmd->add_subcommand("list", "List the saved versions: created, parent, validation accuracy, corrections learned, which is current");
-  list_cmd->add_option("--state-dir", versions.state_dir, state_dir_help);
+  add_store_flags(list_cmd, versions.store, list_cmd->add_option("--state-dir", versions.state_dir, state_dir_help), "The versions");
   CLI::App* rollback_cmd = model_cmd->add_subcommand("rollback", "Make an earlier version current (default: the one the current version was learned from)");
   rollback_cmd->add_option("version", versions.version_text, "The version to make current; 0 is the starting model");
-  rollback_cmd->add_option("--state-dir", versions.state_dir, state_dir_help);
+  add_store_flags(rollback_cmd, versions.store, rollback_cmd->add_option("--state-dir", versions.state_dir, state_dir_help),
+                  "The versions (every replica then serves the one made current)");
+
+  StoreCopyOptions store_copy;
+  CLI::App* store_cmd = app.add_subcommand("store", "Where the app keeps judgements and model versions: a state directory, or a PostgreSQL replicas share");
+  store_cmd->require_subcommand(1);
+  CLI::App* copy_cmd = store_cmd->add_subcommand(
+      "copy", "Copy every judgement (ids kept), model version (numbers kept), the live pointer and the learner's progress into an empty store (docs/scaling.md)");
+  copy_cmd->add_option("--from", store_copy.from, "A state directory, or postgresql://…; default: $DIGITS_STORE");
+  copy_cmd->add_option("--to", store_copy.to, "An empty (or new) state directory, or an empty PostgreSQL database; default: $DIGITS_STORE");
 
   ServeOptions serve;
   auto add_serve_options = [&](CLI::App* command) {
     command->add_option("--host", serve.host, "Address to listen on (0.0.0.0 for every interface)")->capture_default_str();
     command->add_option("--port", serve.port, "Port to listen on; 0 picks a free one and prints it")->capture_default_str()->check(CLI::Range(0, 65535));
     command->add_option("--model", serve.model, model_help);
-    command->add_option("--state-dir", serve.state_dir, state_dir_help + "; judgements and learned model versions go here");
+    CLI::Option* state_dir = command->add_option("--state-dir", serve.state_dir, state_dir_help + "; judgements and learned model versions go here");
     command->add_option("--data", serve.data, "MNIST-layout directory for learning from corrections (default: $DIGITS_DATA, else data/mnist; without it learning is off)");
+    add_store_flags(command, serve.store, state_dir, "Share judgements and model versions with other replicas");
+    command->add_option("--store-connections", serve.store_connections, "Connections to PostgreSQL for judgements and reads, at most (two more: the learner's lock, the listener)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
     command->add_flag("--no-learning", serve.no_learning, "Store judgements but never learn from them");
     command->add_option("--feedback-rate", serve.feedback_rate, "Judgements a minute from one client_id; 0: unlimited")
         ->capture_default_str()
@@ -159,6 +207,7 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    hide_connection_strings(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -201,6 +250,7 @@ int main(int argc, char** argv) {
     if (*export_cmd) return run_feedback_export(feedback_export);
     if (*list_cmd) return run_model_list(versions);
     if (*rollback_cmd) return run_model_rollback(versions);
+    if (*copy_cmd) return run_store_copy(store_copy);
     if (*serve_cmd) return run_serve(serve);
     if (*app_cmd) return run_app(serve);
   } catch (const std::exception& e) {

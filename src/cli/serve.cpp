@@ -41,7 +41,9 @@ namespace fs = std::filesystem;
 // given and cannot be read is an error.
 server::LearnerOptions learner_options(const ServeOptions& options) {
   server::LearnerOptions learning;
-  learning.state_dir = options.state_dir.empty() ? feedback::default_state_dir() : fs::path(options.state_dir);
+  learning.store = store_connection(options.store, options.state_dir);
+  learning.store_connections = static_cast<std::size_t>(options.store_connections);
+  if (learning.store.empty()) learning.state_dir = options.state_dir.empty() ? feedback::default_state_dir() : fs::path(options.state_dir);
   if (options.no_learning) {
     learning.disabled_reason = "the server was started with --no-learning";
     return learning;

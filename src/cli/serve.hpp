@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "commands.hpp"
 #include "server/api.hpp"
 
 namespace digits::cli {
@@ -14,6 +15,8 @@ struct ServeOptions {
   int port = 8080;                 // 0 picks a free port; the address printed says which
   std::string model;               // empty: the built-in pretrained model
   std::string state_dir;           // empty: feedback::default_state_dir()
+  StoreFlags store;                // a PostgreSQL shared by replicas, instead of the state directory
+  int store_connections = 4;
   std::string data;                // MNIST for learning; empty: $DIGITS_DATA, else data/mnist, else learning is off
   bool no_learning = false;
   int feedback_rate = 30;          // judgements per minute per client_id; 0: unlimited

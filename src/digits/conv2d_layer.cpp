@@ -258,24 +258,46 @@ void col2im(const Conv2dLayer& layer, const Matrix& dcolumns, Eigen::Index first
 namespace {
 
 // A block of X̂ (the forward: across the positions, along the weights) or of X̂ᵀ (the weight
-// gradient: across the weights, along the positions) packed from one sample's image: entry
-// (a, kk) of the block is image[across[a] + along[kk]].
+// gradient: across the weights, along the positions of sample after sample) packed from the
+// images: entry (a, kk) of the block is image_j[across[a] + along[kk − j·period]] where
+// j = ⌊kk / period⌋, the sum running through the images one after another (period = C·k² in the
+// forward, which has one image; H′·W′ in the weight gradient).
 struct Windows {
-  const float* image;
+  const float* const* images;
   const int* across;
+  const int* across_run;  // across_run[a]: how many entries from a on are neighbours (across[a] + 0, 1, 2, …)
   const int* along;
+  const int* along_run;   // the same for `along`
+  long period;
 };
 
-// to[r] = from[index[r]] for r < count, 0 up to width.
-inline void gather(const float* from, const int* index, long count, long width, float* to) {
+// to[r] = from[index[r]] for r < count, 0 up to width. With stride 1, neighbouring output
+// positions see neighbouring pixels (eight of them in a row of the cnn preset's second layer), and
+// so do the k weights of a kernel row: a stretch of 8 or more neighbours is copied with one masked
+// load and store, anything else gathered 16 at a time (a gather costs about a load per lane).
+inline void gather(const float* from, const int* index, const int* run, long count, long width, float* to) {
 #if defined(__AVX512F__)
-  for (long r = 0; r < width; r += 16) {
-    const long left = std::clamp(count - r, 0L, 16L);
-    const __mmask16 lanes = static_cast<__mmask16>((1u << left) - 1);
-    const __m512i at = _mm512_maskz_loadu_epi32(lanes, index + r);
-    _mm512_storeu_ps(to + r, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, at, from, 4));
+  long r = 0;
+  while (r < count) {
+    const long left = std::min(count - r, 16L);
+    if (run[r] >= 8 || run[r] >= left) {
+      const long n = std::min<long>(run[r], left);
+      const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1);
+      _mm512_mask_storeu_ps(to + r, lanes, _mm512_maskz_loadu_ps(lanes, from + index[r]));
+      r += n;
+    } else {
+      const __mmask16 lanes = static_cast<__mmask16>((1u << left) - 1);
+      const __m512i at = _mm512_maskz_loadu_epi32(lanes, index + r);
+      _mm512_mask_storeu_ps(to + r, lanes, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, at, from, 4));
+      r += left;
+    }
+  }
+  for (; r < width; r += 16) {
+    const long left = std::min(width - r, 16L);
+    _mm512_mask_storeu_ps(to + r, static_cast<__mmask16>((1u << left) - 1), _mm512_setzero_ps());
   }
 #else
+  (void)run;
   for (long r = 0; r < count; ++r) to[r] = from[index[r]];
   for (long r = count; r < width; ++r) to[r] = 0.0f;
 #endif
@@ -283,11 +305,57 @@ inline void gather(const float* from, const int* index, long count, long width, 
 
 void pack_windows(const void* context, const PackBlock& block, float* to) {
   const Windows& windows = *static_cast<const Windows*>(context);
-  for (long first = 0; first < block.across_count; first += block.width) {
-    const long count = std::min<long>(block.width, block.across_count - first);
+  const long width = block.width;
+  for (long first = 0; first < block.across_count; first += width) {
+    const long count = std::min(width, block.across_count - first);
     const int* across = windows.across + block.across_first + first;
-    for (long p = 0; p < block.along_count; ++p, to += block.width)
-      gather(windows.image + windows.along[block.along_first + p], across, count, block.width, to);
+    const int* run = windows.across_run + block.across_first + first;
+    long image = block.along_first / windows.period, offset = block.along_first % windows.period;
+    for (long p = 0; p < block.along_count;) {
+      const float* at = windows.images[image] + windows.along[offset];
+      // The weight gradient's stretch of neighbouring positions (a row of the output, with stride
+      // 1): each of the panel's lines is a row of pixels, packed by transposing (pack_lines).
+      const long stretch = std::min<long>(windows.along_run[offset], block.along_count - p);
+      if (stretch >= 8) {
+        const float* lines[64];
+        assert(count <= 64);
+        for (long r = 0; r < count; ++r) lines[r] = at + across[r];
+        pack_lines(lines, count, width, stretch, to);
+      } else {
+        gather(at, across, run, count, width, to);
+      }
+      const long done = stretch >= 8 ? stretch : 1;
+      p += done, to += done * width, offset += done;
+      if (offset == windows.period) offset = 0, ++image;
+    }
+  }
+}
+
+// The weight gradient's A, dZ of several samples side by side: (C′ × samples·H′·W′), entry
+// (o, j·P + q) = dZ[j·row_stride + o·P + q], sample j's row of dZ read as (C′ × P) (NCHW).
+struct SampleMaps {
+  const float* dZ;
+  long row_stride, positions;
+};
+
+void pack_sample_maps(const void* context, const PackBlock& block, float* to) {
+  const SampleMaps& maps = *static_cast<const SampleMaps*>(context);
+  const long width = block.width, end = block.along_first + block.along_count;
+  for (long first = 0; first < block.across_count; first += width) {
+    const long count = std::min(width, block.across_count - first);
+    // One sample's stretch of the filters' rows at a time, each row read along its length
+    // (reading every P-th float instead would touch a cache line per number): a transpose.
+    for (long kk = block.along_first; kk < end;) {
+      const long sample = kk / maps.positions, q = kk % maps.positions;
+      const long stretch = std::min(maps.positions - q, end - kk);
+      const float* lines[64];
+      assert(count <= 64);
+      for (long r = 0; r < count; ++r)
+        lines[r] = maps.dZ + sample * maps.row_stride + (block.across_first + first + r) * maps.positions + q;
+      pack_lines(lines, count, width, stretch, to);
+      to += stretch * width;
+      kk += stretch;
+    }
   }
 }
 
@@ -302,18 +370,34 @@ void Conv2dLayer::make_window_tables() {
   for (int c = 0; c < input_.channels; ++c)
     for (int ky = 0; ky < kernel_; ++ky)
       for (int kx = 0; kx < kernel_; ++kx) weight_offset_.push_back((c * padded_height + ky) * padded_width + kx);
+  const auto runs = [](const std::vector<int>& offsets) {  // the neighbours from each entry on
+    std::vector<int> run(offsets.size(), 1);
+    for (std::size_t a = offsets.size(); a-- > 1;)
+      if (offsets[a] == offsets[a - 1] + 1) run[a - 1] = run[a] + 1;
+    return run;
+  };
+  window_run_ = runs(window_start_);
+  weight_run_ = runs(weight_offset_);
 }
 
-const float* Conv2dLayer::padded_image(const Matrix& X, Eigen::Index n, std::vector<float>& frame) const {
-  const float* image = X.data() + n * X.cols();
-  if (pad_ == 0) return image;
+void Conv2dLayer::padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const {
+  w.images.resize(static_cast<std::size_t>(count));  // sized once per share size: no allocation after
+  if (pad_ == 0) {
+    for (Eigen::Index n = 0; n < count; ++n) w.images[n] = X.data() + (first + n) * X.cols();
+    return;
+  }
   const int padded_height = input_.height + 2 * pad_, padded_width = input_.width + 2 * pad_;
-  frame.assign(static_cast<std::size_t>(input_.channels * padded_height * padded_width), 0.0f);  // sized once: no allocation after
-  for (int c = 0; c < input_.channels; ++c)
-    for (int y = 0; y < input_.height; ++y)
-      std::copy_n(image + (c * input_.height + y) * input_.width, input_.width,
-                  frame.data() + (c * padded_height + y + pad_) * padded_width + pad_);
-  return frame.data();
+  const long padded_size = static_cast<long>(input_.channels) * padded_height * padded_width;
+  w.frames.assign(static_cast<std::size_t>(count * padded_size), 0.0f);
+  for (Eigen::Index n = 0; n < count; ++n) {
+    const float* image = X.data() + (first + n) * X.cols();
+    float* frame = w.frames.data() + n * padded_size;
+    for (int c = 0; c < input_.channels; ++c)
+      for (int y = 0; y < input_.height; ++y)
+        std::copy_n(image + (c * input_.height + y) * input_.width, input_.width,
+                    frame + (c * padded_height + y + pad_) * padded_width + pad_);
+    w.images[n] = frame;
+  }
 }
 
 // Z_n = Wᵀ·X̂_n + b and A_n = f(Z_n) for samples first…first+count−1, one product per sample: Z_n,
@@ -324,7 +408,8 @@ void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::In
   const long positions = output_.height * output_.width;
   pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ (C′ × C·k²), once
   for (Eigen::Index n = first; n < first + count; ++n) {
-    const Windows windows{padded_image(X, n, w.frame), window_start_.data(), weight_offset_.data()};
+    padded_images(X, n, 1, w);
+    const Windows windows{w.images.data(), window_start_.data(), window_run_.data(), weight_offset_.data(), weight_run_.data(), W.rows()};
     const GemmOperand columns{.pack = pack_windows, .context = &windows};  // X̂_n (C·k² × H′·W′), never stored
     gemm(w.W_packed, positions, columns, Z.data() + n * Z.cols(), positions,
          {.row_bias = b.data(), .activated = A.data() + n * A.cols(), .activated_stride = positions, .activation = activation},
@@ -357,24 +442,26 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
     const auto [first, count] = share_of(batch, shares, share);
     Workspace& w = workspaces_[share];
     activation_backward_rows(activation, Z_, A_, dA, dZ_, first, count);  // dZ = dA ⊙ f′(Z)
+    // dWᵀ (C′ × C·k²) = Σ_n dZ_n·X̂_nᵀ, the share's samples in one product whose sum runs over
+    // count·H′·W′ (sample after sample): A = [dZ_first … dZ_last], B = [X̂_first … X̂_last]ᵀ, packed
+    // from the images as the forward packs X̂_n, the two tables swapped. dW is column-major, so
+    // its bytes are dWᵀ row-major.
     w.dW.resize(weights, filters);
+    padded_images(*X_, first, count, w);
+    const SampleMaps maps{dZ_.data() + first * dZ_.cols(), dZ_.cols(), positions};
+    const Windows windows{w.images.data(), weight_offset_.data(), weight_run_.data(), window_start_.data(), window_run_.data(), positions};
+    gemm(filters, weights, count * positions, {.pack = pack_sample_maps, .context = &maps},
+         {.pack = pack_windows, .context = &windows}, w.dW.data(), weights, {}, w.gemm);
     w.db.setZero(filters);
-    if (compute_dX) {
-      pack_a(weights, filters, GemmOperand::column_major(W.data(), weights), w.W_packed);  // W (C·k² × C′), once
-      w.dcolumns.resize(weights, positions);
-    }
+    for (Eigen::Index n = first; n < first + count; ++n)  // db = Σ_n Σ_positions dZ_n
+      w.db += Eigen::Map<const Matrix>(dZ_.data() + n * dZ_.cols(), filters, positions).rowwise().sum().transpose();
+    if (!compute_dX) return;
+    pack_a(weights, filters, GemmOperand::column_major(W.data(), weights), w.W_packed);  // W (C·k² × C′), once
+    w.dcolumns.resize(weights, positions);
     for (Eigen::Index n = first; n < first + count; ++n) {
-      const GemmOperand dZn = GemmOperand::row_major(dZ_.data() + n * dZ_.cols(), positions);  // dZᵗ_n (C′ × H′·W′)
-      // dWᵀ (C′ × C·k²) += dZᵗ_n·X̂_nᵀ: dW is column-major, so its bytes are dWᵀ row-major.
-      // X̂_nᵀ is packed from the image as the forward packs X̂_n, the two tables swapped.
-      const Windows windows{padded_image(*X_, n, w.frame), weight_offset_.data(), window_start_.data()};
-      gemm(filters, weights, positions, dZn, {.pack = pack_windows, .context = &windows}, w.dW.data(), weights,
-           {.accumulate = n > first}, w.gemm);
-      w.db += Eigen::Map<const Matrix>(dZn.data, filters, positions).rowwise().sum().transpose();  // db += Σ_positions dZᵗ_n
-      if (compute_dX) {
-        gemm(w.W_packed, positions, dZn, w.dcolumns.data(), positions, {}, w.panels);  // dX̂_n = W·dZᵗ_n (C·k² × H′·W′)
-        col2im(*this, w.dcolumns, n, 1, dX_);                                           // dX_n = col2im(dX̂_n)
-      }
+      const GemmOperand dZn = GemmOperand::row_major(dZ_.data() + n * dZ_.cols(), positions);  // dZ_n (C′ × H′·W′)
+      gemm(w.W_packed, positions, dZn, w.dcolumns.data(), positions, {}, w.panels);  // dX̂_n = W·dZ_n (C·k² × H′·W′)
+      col2im(*this, w.dcolumns, n, 1, dX_);                                           // dX_n = col2im(dX̂_n)
     }
   });
   // The shares' parts, added in share order whatever thread computed them.

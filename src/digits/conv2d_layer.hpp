@@ -53,7 +53,8 @@ class Conv2dLayer {
 
   // Backward, given dA = ∂loss/∂A (batch × C′·H′·W′):
   //   dZ   = dA ⊙ f′(Z)                       (batch × C′·H′·W′), dZ_n sample n's row as (C′ × H′·W′)
-  //   dWᵀ  = Σ_n dZ_n·X̂_nᵀ                     (C′ × C·k·k), the share's samples in order, then
+  //   dWᵀ  = Σ_n dZ_n·X̂_nᵀ                     (C′ × C·k·k), one product per share (its sum runs
+  //                                             over the share's samples' positions), then
   //                                             the shares' sums in share order
   //   db   = Σ_n Σ_positions dZ_n               (1 × C′)
   //   dX̂_n = W·dZ_n                             (C·k·k × H′·W′), one sample's columns, in L2
@@ -88,7 +89,8 @@ class Conv2dLayer {
     PackedA W_packed;       // Wᵀ (forward) or W (backward's dX̂), packed once per call
     PackBuffer panels;      // B's packed block
     GemmWorkspace gemm;     // the weight gradient's product
-    std::vector<float> frame;  // one image inside its zero padding, when the layer pads
+    std::vector<const float*> images;  // the share's images, each inside its zero frame when the layer pads
+    std::vector<float> frames;         // those frames
     Matrix dcolumns;        // dX̂ of one sample (C·k² × H′·W′), 200 KB for the cnn preset's second layer
     WeightMatrix dW;        // the share's part of dW and db
     RowVector db;
@@ -97,9 +99,10 @@ class Conv2dLayer {
   // Where im2col's entries come from (conv2d_layer.cpp): X̂(w, q) = image[weight_offset_[w] + window_start_[q]].
   std::vector<int> window_start_;   // H′·W′: where output position q's window starts in the (padded) image
   std::vector<int> weight_offset_;  // C·k²: where weight w's pixel lies inside a window
+  std::vector<int> window_run_, weight_run_;  // how many entries from each on are neighbours (+0, +1, …)
   void make_window_tables();
-  // Sample n's image, or a copy of it inside a zero frame of `pad` pixels (into `frame`).
-  const float* padded_image(const Matrix& X, Eigen::Index n, std::vector<float>& frame) const;
+  // w.images = samples first…first+count−1 of X, or copies inside zero frames of `pad` pixels (in w.frames).
+  void padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const;
   void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& Z, Matrix& A, Workspace& w) const;
 };
 

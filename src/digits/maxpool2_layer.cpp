@@ -6,6 +6,10 @@
 
 #include "digits/error.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace digits {
 
 MaxPool2Layer::MaxPool2Layer(Shape input) : input_(input), output_{input.channels, input.height / 2, input.width / 2} {
@@ -27,6 +31,50 @@ std::pair<float, int> block_max(const float* image, Shape in, int c, int y, int 
   return {image[best], best};
 }
 
+// One row of a channel's output: pooled[x] = the largest of top[2x], top[2x + 1], bottom[2x] and
+// bottom[2x + 1] (in that order, strictly greater wins: a tie keeps the first, as block_max), and
+// from[x] its column in the sample's row, `top` and `bottom` being the columns of those rows.
+void pool_row(const float* image, int top, int bottom, int width, float* pooled, int* from) {
+  int x = 0;
+#if defined(__AVX512F__)
+  // 16 outputs at a time: 32 numbers of each input row, split into the even and odd columns.
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const auto load_pairs = [&](const float* row, int count, __m512& left, __m512& right) {
+    const __m512 low = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << std::min(2 * count, 16)) - 1), row);
+    const __m512 high = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << std::max(2 * count - 16, 0)) - 1), row + 16);
+    left = _mm512_permutex2var_ps(low, even, high);
+    right = _mm512_permutex2var_ps(low, odd, high);
+  };
+  for (; x < width; x += 16) {
+    const int count = std::min(width - x, 16);
+    __m512 top_left, top_right, bottom_left, bottom_right;
+    load_pairs(image + top + 2 * x, count, top_left, top_right);
+    load_pairs(image + bottom + 2 * x, count, bottom_left, bottom_right);
+    __m512 best = top_left;
+    __m512i where = _mm512_add_epi32(_mm512_set1_epi32(top + 2 * x), even);
+    const auto consider = [&](__m512 candidate, __m512i column) {
+      const __mmask16 greater = _mm512_cmp_ps_mask(candidate, best, _CMP_GT_OQ);
+      best = _mm512_mask_blend_ps(greater, best, candidate);
+      where = _mm512_mask_blend_epi32(greater, where, column);
+    };
+    consider(top_right, _mm512_add_epi32(_mm512_set1_epi32(top + 2 * x), odd));
+    consider(bottom_left, _mm512_add_epi32(_mm512_set1_epi32(bottom + 2 * x), even));
+    consider(bottom_right, _mm512_add_epi32(_mm512_set1_epi32(bottom + 2 * x), odd));
+    const auto lanes = static_cast<__mmask16>((1u << count) - 1);
+    _mm512_mask_storeu_ps(pooled + x, lanes, best);
+    _mm512_mask_storeu_epi32(from + x, lanes, where);
+  }
+#endif
+  for (; x < width; ++x) {
+    int best = top + 2 * x;
+    for (const int column : {top + 2 * x + 1, bottom + 2 * x, bottom + 2 * x + 1})
+      if (image[column] > image[best]) best = column;  // strictly greater: a tie keeps the first
+    pooled[x] = image[best];
+    from[x] = best;
+  }
+}
+
 }  // namespace
 
 const Matrix& MaxPool2Layer::forward(const Matrix& X, WorkerPool* pool) {
@@ -44,15 +92,9 @@ const Matrix& MaxPool2Layer::forward(const Matrix& X, WorkerPool* pool) {
       float* pooled = A_.data() + n * A_.cols();
       int* from = argmax_.data() + n * out();
       for (int c = 0; c < output_.channels; ++c)
-        for (int y = 0; y < output_.height; ++y) {
+        for (int y = 0; y < output_.height; ++y, pooled += output_.width, from += output_.width) {
           const int top = (c * input_.height + 2 * y) * input_.width, bottom = top + input_.width;
-          for (int x = 0; x < output_.width; ++x, ++pooled, ++from) {
-            int best = top + 2 * x;
-            for (const int column : {top + 2 * x + 1, bottom + 2 * x, bottom + 2 * x + 1})
-              if (image[column] > image[best]) best = column;  // strictly greater: a tie keeps the first
-            *pooled = image[best];
-            *from = best;
-          }
+          pool_row(image, top, bottom, output_.width, pooled, from);
         }
     }
   });

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 #include "digits/error.hpp"
@@ -176,6 +177,31 @@ Model ModelVersions::load(int version) const {
   std::error_code ec;
   if (!fs::exists(file(version), ec)) throw Error(file(version).string() + ": model version " + std::to_string(version) + " does not exist");
   return load_model(file(version));
+}
+
+Metadata ModelVersions::metadata(int version) const { return load_model_metadata(file(version)); }
+
+std::string ModelVersions::model_file(int version) const {
+  std::ifstream in(file(version), std::ios::binary);
+  if (!in) throw Error(file(version).string() + ": model version " + std::to_string(version) + " cannot be read");
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+void ModelVersions::restore(int version, const std::string& model_file) {
+  if (version < 1) throw Error("model version " + std::to_string(version) + " cannot be stored (they count from 1)");
+  const std::string source = "model version " + std::to_string(version);
+  parse_model(std::span(reinterpret_cast<const unsigned char*>(model_file.data()), model_file.size()), source);  // no bytes that are not a model
+  std::error_code ec;
+  if (fs::exists(file(version), ec)) throw Error(file(version).string() + ": " + source + " is already there");
+  fs::create_directories(dir_, ec);
+  if (ec) throw StorageError(fault_of_errno(ec.value()), dir_.string() + ": cannot create the model versions folder: " + ec.message());
+  try {
+    write_file_atomically(file(version), model_file);
+  } catch (const FileWriteError& e) {
+    throw StorageError(fault_of_errno(e.error_number), e.what());
+  }
 }
 
 int ModelVersions::rollback(std::optional<int> version) {

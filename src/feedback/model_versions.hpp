@@ -1,5 +1,7 @@
-// Numbered model versions in the state directory, so that learning never overwrites the only copy
-// and any version can be brought back:
+// Numbered model versions, so that learning never overwrites the only copy and any version can be
+// brought back. VersionStore is what the server and the CLI need; it has two implementations:
+// ModelVersions (below), files in the state directory, and PostgresStore's versions
+// (postgres_store.hpp), rows in one PostgreSQL shared by replicas. In the state directory:
 //
 //   STATE_DIR/models/v0001.safetensors, v0002.safetensors, …   each written atomically
 //   STATE_DIR/models/current                                   the live version's number, written atomically
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "digits/error.hpp"
 #include "digits/model_file.hpp"
 
 namespace digits::feedback {
@@ -39,10 +42,45 @@ struct VersionInfo {
   long corrections_learned = 0;     // total corrections this version has been trained on
   std::int64_t last_judgement_id = 0;  // the newest judgement it has learned from (0: unknown)
   bool current = false;
+  std::string status;   // PostgreSQL's: "promoted" or "rolled_back"; empty for files
   std::string problem;  // empty, or why its file could not be read (list() still lists it)
 };
 
-class ModelVersions {
+// A promotion the store refused because the world moved under it: another replica leads the
+// learning now (PostgreSQL's fencing epoch), or the live version is no longer the candidate's parent
+// (a rollback came first). The candidate is dropped; nothing is stored.
+class PromotionRefused : public Error {
+ public:
+  using Error::Error;
+};
+
+class VersionStore {
+ public:
+  virtual ~VersionStore() = default;
+  // Saves a new version (the next free number) and makes it live, returning its number; see
+  // ModelVersions::add. Throws StorageError when the storage refuses, PromotionRefused (above).
+  virtual int add(const Network& network, Metadata metadata) = 0;
+  // Removes what saves that never finished left behind; returns how many.
+  virtual int remove_unfinished() const = 0;
+  virtual std::vector<VersionInfo> list() const = 0;
+  // The live version's number: 0 for the starting model.
+  virtual int current() const = 0;
+  // Loads a saved version (≥ 1). Throws Error when missing or corrupt.
+  virtual Model load(int version) const = 0;
+  // Only its metadata (cheap). Throws Error when missing or unreadable.
+  virtual Metadata metadata(int version) const = 0;
+  // The version's model file, byte for byte (`digits store copy`).
+  virtual std::string model_file(int version) const = 0;
+  // Stores a model file under its own number without making it live (`digits store copy`): Error
+  // when that number is taken or the bytes are no model.
+  virtual void restore(int version, const std::string& model_file) = 0;
+  // See ModelVersions::rollback.
+  virtual int rollback(std::optional<int> version = std::nullopt) = 0;
+  // Where a version is, for logs: a file's path, or "version 7 in postgresql://host/db".
+  virtual std::string where(int version) const = 0;
+};
+
+class ModelVersions final : public VersionStore {
  public:
   explicit ModelVersions(std::filesystem::path state_dir);
 
@@ -52,23 +90,27 @@ class ModelVersions {
   // unless given). One process at a time should add: two adding at once could pick one number.
   // Throws StorageError when the disk refuses (fault disk_full for a full one); then no new file is
   // left behind and current is unchanged.
-  int add(const Network& network, Metadata metadata);
+  int add(const Network& network, Metadata metadata) override;
   // Removes the temporary files of saves that never finished (a kill -9 while writing a version):
   // only the one process that adds versions should call it, before it adds. Returns how many.
-  int remove_unfinished() const;
+  int remove_unfinished() const override;
   // Every saved version, oldest first (none marked current when the current file is garbled).
-  std::vector<VersionInfo> list() const;
+  std::vector<VersionInfo> list() const override;
   // The live version's number: 0 when none is saved or current says 0.
-  int current() const;
+  int current() const override;
   // Loads a saved version (≥ 1). Throws Error naming the file when missing or corrupt.
-  Model load(int version) const;
+  Model load(int version) const override;
+  Metadata metadata(int version) const override;
+  std::string model_file(int version) const override;
+  void restore(int version, const std::string& model_file) override;
   // Makes an earlier version live (0 = the starting model); without a version, the one before
   // current: the version current was fine-tuned from (its parent), so that rolling back undoes the
   // last accepted learning even after earlier rollbacks. Throws Error when that version does not
   // exist, or when current is already 0 and no version is given; StorageError when the target's
   // file (or, without a version, current or its file) cannot be read, or current cannot be
   // written. A garbled current does not stop a rollback to a named version. Returns the version now current.
-  int rollback(std::optional<int> version = std::nullopt);
+  int rollback(std::optional<int> version = std::nullopt) override;
+  std::string where(int version) const override { return file(version).string(); }
 
   // STATE_DIR/models/v0007.safetensors for 7.
   std::filesystem::path file(int version) const;

@@ -1,4 +1,4 @@
-// A failure of the state directory itself, never of what a client sent: the disk is full, the
+// A failure of the state directory (or of the shared PostgreSQL) itself, never of what a client sent: the disk is full, the
 // directory is read-only, a file is corrupt or belongs to someone else, or the system refused a
 // read or write. The server answers it with a 5xx (docs/api.md) and a message that names no file,
 // and logs what() (which does name the file) for the operator. docs/feedback.md, "When the state
@@ -18,6 +18,7 @@ enum class StorageFault {
   corrupt,    // not a SQLite file, a malformed one, a row that breaks the schema's rules
   foreign,    // a SQLite file of another program, or of a newer digits: never written into
   io,         // any other failure to read or write (EIO, a lock held too long)
+  unavailable,  // the database server cannot be reached (PostgreSQL stopped, the network down): resumes by itself when it returns
 };
 
 class StorageError : public Error {

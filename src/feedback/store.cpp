@@ -97,7 +97,9 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-void validate(const Judgement& j) {
+}  // namespace
+
+void validate_judgement(const Judgement& j) {
   auto invalid = [](const std::string& what) { throw Error("invalid judgement: " + what); };
   if (j.input.size() != kImageBytes) invalid("the input has " + std::to_string(j.input.size()) + " bytes, expected 784 (28×28)");
   if (j.label < 0 || j.label > kNotADigit) invalid("label " + std::to_string(j.label) + " is neither a digit 0–9 nor 10 (not a digit)");
@@ -114,14 +116,13 @@ void validate(const Judgement& j) {
   if (j.client_address.size() > kMaxClientIdBytes) invalid("the client address is longer than " + std::to_string(kMaxClientIdBytes) + " bytes");
 }
 
-}  // namespace
-
 // One connection, one mutex: SQLite's own locking would allow more, but a judgement is a few
 // hundred bytes and nothing here is slow enough to be worth the subtlety.
 struct Store::Impl {
   std::filesystem::path path;
   sqlite3* db = nullptr;
   sqlite3_stmt* insert = nullptr;
+  sqlite3_stmt* insert_with_id = nullptr;
   sqlite3_stmt* select_since = nullptr;
   sqlite3_stmt* select_examples = nullptr;
   sqlite3_stmt* count_all = nullptr;
@@ -132,7 +133,7 @@ struct Store::Impl {
   mutable std::mutex mutex;
 
   ~Impl() {
-    for (sqlite3_stmt* statement : {insert, select_since, select_examples, count_all, count_wrong, count_wrong_after, count_client, count_address})
+    for (sqlite3_stmt* statement : {insert, insert_with_id, select_since, select_examples, count_all, count_wrong, count_wrong_after, count_client, count_address})
       sqlite3_finalize(statement);
     sqlite3_close_v2(db);
   }
@@ -262,7 +263,10 @@ struct Store::Impl {
     insert = prepare(
         "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    select_since = prepare((std::string("SELECT ") + kColumns + " FROM judgements WHERE id > ? ORDER BY id").c_str());
+    insert_with_id = prepare(
+        "INSERT INTO judgements (input, drawing_png, label, predicted, probabilities, correct, model_version, created_ms, client_id, client_address, id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    select_since = prepare((std::string("SELECT ") + kColumns + " FROM judgements WHERE id > ? ORDER BY id LIMIT ?").c_str());
     // length() of a blob is read from the row's header (SQLite's OPFLAG_LENGTHARG), never from the
     // blob itself: probabilities sits after the drawing, and its bytes would cost the whole row.
     select_examples = prepare("SELECT id, input, label, correct, length(probabilities) FROM judgements WHERE id > ? ORDER BY id LIMIT ?");
@@ -296,6 +300,8 @@ struct Store::Impl {
       throw;
     }
   }
+
+  std::int64_t store(sqlite3_stmt* statement, const Judgement& judgement, std::int64_t id);
 
   // Version 2 → 3 (kWidenLabelsFrom2), inside migrate()'s transaction. A table whose text lacks
   // either CHECK as digits wrote it is not one digits made.
@@ -348,11 +354,23 @@ Store::Store(const std::filesystem::path& path, bool create_if_missing) : impl_(
 Store::~Store() = default;
 
 std::int64_t Store::add(const Judgement& judgement) {
-  validate(judgement);
+  validate_judgement(judgement);
+  std::lock_guard lock(impl_->mutex);
+  return impl_->store(impl_->insert, judgement, 0);
+}
+
+void Store::restore(const Judgement& judgement) {
+  validate_judgement(judgement);
+  if (judgement.id < 1) throw Error("judgement id " + std::to_string(judgement.id) + " is not positive");
+  std::lock_guard lock(impl_->mutex);
+  impl_->store(impl_->insert_with_id, judgement, judgement.id);
+}
+
+// One INSERT: with a new id (id 0, `insert`) or the given one (`insert_with_id`, whose last
+// parameter it is). Returns the id.
+std::int64_t Store::Impl::store(sqlite3_stmt* s, const Judgement& judgement, std::int64_t id) {
   const std::string probabilities = encode_probabilities(judgement.probabilities);
   const std::int64_t created_ms = judgement.created_ms ? judgement.created_ms : now_ms();
-  std::lock_guard lock(impl_->mutex);
-  sqlite3_stmt* s = impl_->insert;
   // Bound parameters only: nothing a client sends is ever part of the SQL text.
   sqlite3_bind_blob(s, 1, judgement.input.data(), static_cast<int>(judgement.input.size()), SQLITE_STATIC);
   sqlite3_bind_blob(s, 2, judgement.drawing_png.data(), static_cast<int>(judgement.drawing_png.size()), SQLITE_STATIC);
@@ -364,21 +382,24 @@ std::int64_t Store::add(const Judgement& judgement) {
   sqlite3_bind_int64(s, 8, created_ms);
   sqlite3_bind_text(s, 9, judgement.client_id.data(), static_cast<int>(judgement.client_id.size()), SQLITE_STATIC);
   sqlite3_bind_text(s, 10, judgement.client_address.data(), static_cast<int>(judgement.client_address.size()), SQLITE_STATIC);
+  if (id) sqlite3_bind_int64(s, 11, id);
   const int step = sqlite3_step(s);
   // The error as the step left it: reset() may report it again, but keep the first account.
-  const int code = sqlite3_extended_errcode(impl_->db);
-  const std::string message = sqlite3_errmsg(impl_->db);
-  const int system_errno = sqlite3_system_errno(impl_->db);
+  const int code = sqlite3_extended_errcode(db);
+  const std::string message = sqlite3_errmsg(db);
+  const int system_errno = sqlite3_system_errno(db);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
-  if (step != SQLITE_DONE) impl_->fail("cannot store the judgement", code, message, system_errno);
-  return sqlite3_last_insert_rowid(impl_->db);
+  if (id && (code & 0xff) == SQLITE_CONSTRAINT) throw Error("judgement id " + std::to_string(id) + " is already taken in " + path.string());
+  if (step != SQLITE_DONE) fail("cannot store the judgement", code, message, system_errno);
+  return sqlite3_last_insert_rowid(db);
 }
 
-std::vector<Judgement> Store::since(std::int64_t after_id) const {
+std::vector<Judgement> Store::since(std::int64_t after_id, std::size_t limit) const {
   std::lock_guard lock(impl_->mutex);
   sqlite3_stmt* s = impl_->select_since;
   sqlite3_bind_int64(s, 1, after_id);
+  sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
   std::vector<Judgement> judgements;
   int step = SQLITE_ROW;
   while ((step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -538,7 +559,7 @@ Dataset to_dataset(const std::vector<Example>& examples, std::string name) {
   return data;
 }
 
-std::vector<Example> all_examples(const Store& store) {
+std::vector<Example> all_examples(const JudgementStore& store) {
   constexpr std::size_t kPage = 1000;
   std::vector<Example> all;
   for (std::int64_t after = 0;;) {

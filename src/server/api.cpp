@@ -242,6 +242,8 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
   }
   const json learning_info = {
       {"enabled", learning.enabled},
+      {"store", learning.store},
+      {"learner", learning.learner},
       {"disabled_reason", learning.enabled ? json(nullptr) : json(learning.disabled_reason)},
       {"state", learning.state},
       {"judgements", learning.judgements},

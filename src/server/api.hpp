@@ -83,6 +83,8 @@ struct LearningAttempt {
 
 struct LearningStatus {
   bool enabled = false;
+  std::string store = "sqlite";      // "sqlite" (a state directory) or "postgresql" (shared by replicas)
+  bool learner = false;              // this process is the one that learns (always, with learning on, for sqlite)
   std::string disabled_reason;       // when not enabled
   std::int64_t judgements = 0, corrections = 0;
   std::int64_t pending = 0;          // corrections not yet considered by the learner

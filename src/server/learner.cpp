@@ -23,6 +23,7 @@
 #include "digits/sha256.hpp"
 #include "digits/trainer.hpp"
 #include "feedback/model_versions.hpp"
+#include "feedback/postgres_store.hpp"
 #include "feedback/store.hpp"
 
 namespace digits::server {
@@ -74,6 +75,9 @@ RequestError storage_refusal(feedback::StorageFault fault, const std::string& no
       return RequestError(503, "storage_corrupt", damaged + "; " + not_done);
     case feedback::StorageFault::foreign:
       return RequestError(503, "feedback_unavailable", "the server's feedback database belongs to another program; " + not_done);
+    case feedback::StorageFault::unavailable:
+      // PostgreSQL stopped or out of reach: a client may try again soon, it resumes by itself.
+      return RequestError(503, "store_unavailable", "the server cannot reach its shared store; " + not_done).with_header("Retry-After", "5");
     case feedback::StorageFault::io:
       break;
   }
@@ -114,9 +118,12 @@ struct Learner::Impl {
   std::shared_ptr<const ServedModel> start;  // version 0
   std::string fingerprint;
   long start_validation_correct = -1;  // of the guard's validation images, by the starting model
-  std::unique_ptr<feedback::Store> store;  // null when feedback.db is another program's: store_problem says so
-  std::string store_problem;               // for clients: no paths
-  feedback::ModelVersions versions;
+  // With options.store: the PostgreSQL that replicas share (and store, versions are views over it).
+  std::unique_ptr<feedback::PostgresStore> shared;
+  std::string holder;                                // this replica, for people: host:pid
+  std::unique_ptr<feedback::JudgementStore> store;  // null when feedback.db is another program's: store_problem says so
+  std::string store_problem;                         // for clients: no paths
+  std::unique_ptr<feedback::VersionStore> versions;
   std::atomic<std::shared_ptr<const ServedModel>> live_model;
 
   // Held for a whole round and for a rollback: the two never interleave, so a candidate is always
@@ -140,6 +147,11 @@ struct Learner::Impl {
   std::int64_t pending = 0;                // corrections after `considered`
   Clock::time_point last_arrival{};
   bool learn_requested = false, stopping = false, training = false;
+  // Whether this process learns: always with SQLite; with PostgreSQL, while it holds the lock.
+  bool leads = true;
+  // The live version changed under the learner (another replica's rollback): the replay is rebuilt
+  // for its line before the next round.
+  bool rescan = false;
   std::optional<LearningAttempt> last_attempt;
   // After a round failed on the storage (a full disk): it is tried again at retry_at.
   bool retrying = false;
@@ -150,18 +162,30 @@ struct Learner::Impl {
   std::mutex storing;
 
   std::thread thread;
+  std::thread watcher;  // with PostgreSQL: the learner's lock, NOTIFY and the poll
   std::atomic<bool> cancel_round{false};
 
   Impl(ServedModel starting, LearnerOptions learner_options)
       : options(std::move(learner_options)),
         start(std::make_shared<const ServedModel>(std::move(starting))),
         fingerprint(model_fingerprint(start->model.network)),
-        versions(options.state_dir),
         earlier_corrections(options.bounds.earlier_corrections, "earlier corrections"),
         earlier_confirmations(options.bounds.earlier_confirmations, "confirmations") {
-    require_writable(options.state_dir);
-    if (const int removed = versions.remove_unfinished())
-      log("removed " + std::to_string(removed) + " unfinished version file(s) in " + versions.directory().string() + " (a save was interrupted)");
+    if (!options.store.empty()) {
+      shared = std::make_unique<feedback::PostgresStore>(
+          feedback::PostgresOptions{options.store, options.store_connections, std::chrono::milliseconds(5000), "digits"});
+      versions = shared->versions();
+      char host[256] = "";
+      ::gethostname(host, sizeof host - 1);
+      holder = std::string(host) + ":" + std::to_string(::getpid());
+      leads = false;  // until the watcher takes the lock
+    } else {
+      require_writable(options.state_dir);
+      auto files = std::make_unique<feedback::ModelVersions>(options.state_dir);
+      if (const int removed = files->remove_unfinished())
+        log("removed " + std::to_string(removed) + " unfinished version file(s) in " + files->directory().string() + " (a save was interrupted)");
+      versions = std::move(files);
+    }
     check_versions_descend_from_start();
     if (options.data) {
       const Evaluation e = evaluate(start->model.network, options.data->validation, 1);
@@ -179,6 +203,7 @@ struct Learner::Impl {
       if (pending > 0) last_arrival = Clock::now();
       thread = std::thread([this] { run(); });
     }
+    if (shared) watcher = std::thread([this] { watch(); });
   }
 
   ~Impl() {
@@ -189,6 +214,7 @@ struct Learner::Impl {
     }
     wake.notify_all();
     if (thread.joinable()) thread.join();
+    if (watcher.joinable()) watcher.join();
   }
 
   bool learning_on() const { return options.data && store; }
@@ -216,6 +242,10 @@ struct Learner::Impl {
   // database is moved aside, never deleted, and a new one started; another program's is left
   // alone and judgements are refused (store stays null). Other failures stop the start-up.
   void open_store() {
+    if (shared) {
+      store = shared->judgements();
+      return after_open();
+    }
     const fs::path file = feedback::feedback_database(options.state_dir);
     try {
       return read_store(file);
@@ -236,13 +266,17 @@ struct Learner::Impl {
 
   void read_store(const fs::path& file) {
     store = std::make_unique<feedback::Store>(file);
+    after_open();
+  }
+
+  void after_open() {
     scan(true);  // reads every row: a malformed one is damage too
     // A database that is not the one the versions and learning.json speak of (new after a damaged
     // one was moved aside, or removed by hand): its ids continue past theirs, so that "after
     // judgement N" keeps one meaning.
     if (const std::int64_t last = store->last_id(); last < considered) {
       store->continue_ids_after(considered);
-      log(file.string() + " holds judgements up to id " + std::to_string(last) + " but learning has considered up to " + std::to_string(considered) +
+      log(store->where() + " holds judgements up to id " + std::to_string(last) + " but learning has considered up to " + std::to_string(considered) +
           ": new judgements are numbered from " + std::to_string(considered + 1));
     }
   }
@@ -279,14 +313,14 @@ struct Learner::Impl {
   // of another model (say, after the built-in model changed) would swap in foreign weights.
   void check_versions_descend_from_start() const {
     const std::string architecture = start->model.metadata.contains("architecture") ? start->model.metadata.at("architecture") : "";
-    for (const feedback::VersionInfo& info : versions.list()) {
+    for (const feedback::VersionInfo& info : versions->list()) {
       if (!info.problem.empty()) continue;  // unreadable: refused if it is ever loaded
-      const Metadata metadata = load_model_metadata(versions.file(info.version));
+      const Metadata metadata = versions->metadata(info.version);
       const auto recorded = metadata.find(kStartFingerprintKey);
       const bool foreign = recorded != metadata.end() ? recorded->second != fingerprint
                                                       : metadata.contains("architecture") && metadata.at("architecture") != architecture;
       if (foreign)
-        throw Error(versions.file(info.version).string() + " was learned from another starting model than " + start->source + " (SHA-256 " +
+        throw Error(versions->where(info.version) + " was learned from another starting model than " + start->source + " (SHA-256 " +
                     (recorded != metadata.end() ? recorded->second.substr(0, 12) : std::string("unknown")) + "…, not " + fingerprint.substr(0, 12) +
                     "…): start with the --model it was learned from, or give another --state-dir");
     }
@@ -294,7 +328,7 @@ struct Learner::Impl {
 
   std::shared_ptr<const ServedModel> serve_version(int number) const {
     if (number == 0) return start;
-    Model model = versions.load(number);
+    Model model = versions->load(number);
     const double validation = metadata_fraction(model.metadata, feedback::kValidationAccuracyKey);
     return std::make_shared<const ServedModel>(ServedModel{std::move(model), start->source, number, validation});
   }
@@ -305,14 +339,14 @@ struct Learner::Impl {
   std::shared_ptr<const ServedModel> load_current() const {
     int number = 0;
     try {
-      number = versions.current();
+      number = versions->current();
     } catch (const Error& e) {
-      const std::vector<feedback::VersionInfo> saved = versions.list();
+      const std::vector<feedback::VersionInfo> saved = versions->list();
       number = saved.empty() ? 0 : saved.back().version;
       log(std::string(e.what()) + "; trying the newest saved version, " + std::to_string(number));
     }
     std::vector<int> candidates;
-    for (const feedback::VersionInfo& info : versions.list())
+    for (const feedback::VersionInfo& info : versions->list())
       if (info.version <= number) candidates.push_back(info.version);
     if (number > 0 && (candidates.empty() || candidates.back() != number)) candidates.push_back(number);  // missing: load() names it
     for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
@@ -330,17 +364,30 @@ struct Learner::Impl {
   // retries a rejected batch nor forgets why it was rejected. Written atomically after every round.
   fs::path learning_file() const { return options.state_dir / "learning.json"; }
 
+  // With PostgreSQL the same JSON is the learner row's progress, which only the replica that
+  // leads writes (with its fencing epoch).
   void read_learning_state() {
-    for (const feedback::VersionInfo& info : versions.list()) considered = std::max(considered, info.last_judgement_id);
-    std::ifstream in(learning_file());
-    if (!in) return;
-    std::stringstream text;
-    text << in.rdbuf();
+    std::int64_t from_versions = 0;
+    for (const feedback::VersionInfo& info : versions->list()) from_versions = std::max(from_versions, info.last_judgement_id);
+    {
+      std::lock_guard lock(mutex);
+      considered = std::max(considered, from_versions);
+    }
+    std::string text;
+    if (shared) {
+      text = shared->progress();
+    } else {
+      std::ifstream in(learning_file());
+      if (!in) return;
+      std::stringstream read;
+      read << in.rdbuf();
+      text = read.str();
+    }
     // Damaged or written by someone else: the file is a convenience, so it is ignored (the
     // versions still say how far learning got), never a reason not to start.
-    const std::string ignored = learning_file().string() + " is not what digits writes there; ignored";
+    const std::string ignored = (shared ? "the learner's progress in " + shared->where() : learning_file().string()) + " is not what digits writes there; ignored";
     try {
-      const json state = parse_json_bounded(text.str());
+      const json state = parse_json_bounded(text);
       if (!state.is_object()) {
         log(ignored);
         return;
@@ -357,6 +404,7 @@ struct Learner::Impl {
         a.at = it->value("at", "");
         read_attempt = a;
       }
+      std::lock_guard lock(mutex);
       considered = std::max(considered, read_considered);
       last_attempt = read_attempt;
     } catch (const std::exception&) {  // invalid JSON, too deep, or a field of the wrong type
@@ -374,7 +422,10 @@ struct Learner::Impl {
                                {"validation_after", last_attempt->validation_after},
                                {"at", last_attempt->at}};
     try {
-      write_file_atomically(learning_file(), state.dump(2) + "\n");
+      if (shared)
+        shared->save_progress(state.dump(2) + "\n");
+      else
+        write_file_atomically(learning_file(), state.dump(2) + "\n");
     } catch (const Error& e) {
       log(std::string("cannot record the learner's progress: ") + e.what());
     }
@@ -387,7 +438,7 @@ struct Learner::Impl {
     for (int v = live_model.load()->version; v > 0;) {
       Metadata metadata;
       try {
-        metadata = load_model_metadata(versions.file(v));
+        metadata = versions->metadata(v);
       } catch (const Error&) {
         break;
       }
@@ -474,19 +525,154 @@ struct Learner::Impl {
 
   void log_start() const {
     const auto served = live_model.load();
-    std::string line = "state in " + options.state_dir.string() + ": " + std::to_string(judgements) + " judgements (" + std::to_string(corrections) +
+    std::string line = "state in " + (shared ? "PostgreSQL (" + shared->where() + ")" : options.state_dir.string()) + ": " + std::to_string(judgements) + " judgements (" + std::to_string(corrections) +
                        " corrections); ";
     if (served->version == 0)
       line += "serving the starting model (version 0)";
     else
       line += "serving version " + std::to_string(served->version) + ", learned from " +
               std::to_string(metadata_integer(served->model.metadata, feedback::kCorrectionsLearnedKey)) + " corrections (" +
-              versions.file(served->version).string() + ")";
+              versions->where(served->version) + ")";
     log(line);
     if (!store)
       log("judgements are not stored and learning is off: " + store_problem);
     else if (!options.data)
       log("learning from corrections is off: " + options.disabled_reason + "; judgements are still stored");
+  }
+
+  // ---- with PostgreSQL: the learner's lock, and the live pointer other replicas move ----
+
+  // One thread: every lead_retry it tries the learner's lock (or checks it still holds it), and
+  // it follows the live pointer: at once on a NOTIFY, after the listener reconnects, and every
+  // poll_interval whatever it heard. It waits in slices of 250 ms so that a stop is prompt.
+  void watch() {
+    auto next_lead = Clock::now(), next_poll = Clock::now();
+    bool unreachable = false;
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (stopping) return;
+      }
+      if (learning_on() && Clock::now() >= next_lead) {
+        try_lead();
+        next_lead = Clock::now() + options.lead_retry;
+      }
+      bool read = Clock::now() >= next_poll;
+      if (!read) {
+        const auto slice = std::min({std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - Clock::now()),
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(next_lead - Clock::now()), std::chrono::milliseconds(250)});
+        const feedback::Change change_seen = shared->wait_for_change(std::max(slice, std::chrono::milliseconds(1)));
+        read = change_seen == feedback::Change::notified || change_seen == feedback::Change::reconnected;
+        if (change_seen == feedback::Change::unavailable && !unreachable) log("the shared store cannot be reached; predictions go on with the live version, judgements are refused (503) until it returns");
+        if (change_seen == feedback::Change::reconnected && unreachable) log("the shared store is reachable again");
+        if (change_seen != feedback::Change::none) unreachable = change_seen == feedback::Change::unavailable;
+      }
+      // Word for the learner from other replicas: corrections they stored, a request to learn now.
+      const bool corrections_stored = shared->take_new_corrections(), learn_asked = shared->take_learn_request();
+      bool leading = false;
+      {
+        std::lock_guard lock(mutex);
+        leading = leads;
+        if (leading && learn_asked) {
+          learn_requested = true;
+          wake.notify_all();
+        }
+      }
+      if (leading && corrections_stored) count_stored_corrections();
+      if (read) next_poll = follow_live() ? Clock::now() + options.poll_interval : Clock::now() + std::chrono::milliseconds(200);
+    }
+  }
+
+  void try_lead() {
+    bool now_leads = false;
+    try {
+      now_leads = shared->try_lead(holder);
+    } catch (const feedback::StorageError&) {
+      now_leads = false;  // unreachable: the lock went with the session, and the log says so once (watch)
+    }
+    bool was = false;
+    {
+      std::lock_guard lock(mutex);
+      was = leads;
+      if (!now_leads) leads = false;
+    }
+    if (was && !now_leads) log("this replica no longer leads the learning (its PostgreSQL session ended); another replica takes over");
+    if (was && now_leads) count_stored_corrections();  // in case a NOTIFY was missed
+    if (now_leads && !was) {
+      // Take over where the last learner stopped: its progress, the replay of the live line, the
+      // corrections pending. Then rounds may start.
+      try {
+        std::lock_guard changing(change);
+        read_learning_state();
+        scan(true);
+      } catch (const Error& e) {
+        log(std::string("cannot take over the learning yet: ") + e.what());
+        return;  // the lock stays held; the next try reads again
+      }
+      {
+        std::lock_guard lock(mutex);
+        leads = true;
+        rescan = false;
+        if (pending > 0) last_arrival = Clock::now();
+      }
+      log("this replica leads the learning now (fencing epoch " + std::to_string(shared->epoch()) + ", " + std::to_string(pending) + " corrections pending)");
+      wake.notify_all();
+    }
+  }
+
+  // Corrections other replicas stored wake no thread here: the learner counts those it has not
+  // considered (on their NOTIFY, and at every check of its lock in case one was missed).
+  void count_stored_corrections() {
+    std::int64_t after = 0;
+    {
+      std::lock_guard lock(mutex);
+      after = considered;
+    }
+    try {
+      const std::int64_t waiting = store->corrections_after(after);
+      std::lock_guard lock(mutex);
+      if (waiting > pending) {
+        pending = waiting;
+        last_arrival = Clock::now();
+        wake.notify_all();
+      }
+    } catch (const Error&) {
+      // unreachable: counted again at the next word or check
+    }
+  }
+
+  // Serves the version the pointer names, if it is not the one served. Returns false when it could
+  // not look (the store unreachable, or a round or rollback holds `change`): then it looks again soon.
+  bool follow_live() {
+    std::unique_lock changing(change, std::try_to_lock);
+    if (!changing) return false;
+    int number = 0;
+    std::int64_t all = 0, wrong = 0;
+    try {
+      number = versions->current();
+      all = store ? store->count() : 0;
+      wrong = store ? store->corrections() : 0;
+    } catch (const Error&) {
+      return false;
+    }
+    {
+      std::lock_guard lock(mutex);
+      judgements = all, corrections = wrong;  // every replica's, not only this one's
+    }
+    if (number == live_model.load()->version) return true;
+    try {
+      live_model.store(serve_version(number));
+    } catch (const Error& e) {
+      log(std::string("cannot serve the live version ") + std::to_string(number) + ": " + e.what() + "; still serving version " +
+          std::to_string(live_model.load()->version));
+      return true;
+    }
+    {
+      std::lock_guard lock(mutex);
+      rescan = true;
+    }
+    log("now serving version " + std::to_string(number) + ", which the shared store's live pointer names");
+    return true;
   }
 
   // ---- the thread ----
@@ -497,7 +683,7 @@ struct Learner::Impl {
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     std::unique_lock lock(mutex);
     while (!stopping) {
-      if (pending == 0 && !learn_requested && !retrying) {
+      if (!leads || (pending == 0 && !learn_requested && !retrying)) {
         wake.wait(lock);
         continue;
       }
@@ -526,6 +712,14 @@ struct Learner::Impl {
         retrying = true;
         retry_at = Clock::now() + options.retry_delay;
         problem = storage_refusal(e.fault, "a new version cannot be saved; learning will try again", "a file in the server's state directory is damaged").what();
+      } catch (const feedback::PromotionRefused& e) {
+        // Another replica leads now, or a rollback came first: nothing was stored and nothing
+        // is marked as considered. The new learner (or this one, on the new live version) learns
+        // the same judgements again.
+        log(std::string("learning: ") + e.what());
+        std::lock_guard refused(mutex);
+        retrying = true;
+        retry_at = Clock::now() + options.debounce;
       } catch (const FineTuneCancelled&) {
         log("learning stopped: the server is stopping; the live model stays, and the round starts again with the next start");
       } catch (const std::exception& e) {
@@ -546,6 +740,12 @@ struct Learner::Impl {
   // do not grow with the data, and nothing read grows with the store.
   void round() {
     std::lock_guard changing(change);
+    bool changed = false;
+    {
+      std::lock_guard lock(mutex);
+      changed = std::exchange(rescan, false);
+    }
+    if (changed) scan(false);  // the live version moved under us: replay its line
     std::int64_t after = 0;
     {
       std::lock_guard lock(mutex);
@@ -615,7 +815,7 @@ struct Learner::Impl {
       metadata["version.start_source"] = start->source;
       metadata["version.fine_tune"] = std::to_string(settings.steps) + " steps of " + std::to_string(settings.batch) + ", momentum SGD lr " +
                                       std::to_string(settings.learning_rate) + ", seed " + std::to_string(settings.seed);
-      const int number = versions.add(result.candidate, metadata);
+      const int number = versions->add(result.candidate, metadata);
       live_model.store(serve_version(number));  // read back: what is served is exactly what was saved
       counted = live_model.load(), counted_correct = verdict.validation_correct_after;  // a bit-exact round trip reads the same
       earlier_corrections.add(new_corrections);
@@ -694,6 +894,8 @@ LearningStatus Learner::status() const {
   std::lock_guard lock(impl_->mutex);
   LearningStatus s;
   s.enabled = impl_->learning_on();
+  s.store = impl_->shared ? "postgresql" : "sqlite";
+  s.learner = s.enabled && impl_->leads;
   s.disabled_reason = impl_->store ? impl_->options.disabled_reason : impl_->store_problem;
   s.problem = impl_->store ? impl_->problem : impl_->store_problem;
   s.judgements = impl_->judgements;
@@ -707,9 +909,21 @@ LearningStatus Learner::status() const {
 
 bool Learner::learn_now() {
   if (!impl_->learning_on()) return false;
+  bool elsewhere = false;
   {
     std::lock_guard lock(impl_->mutex);
-    impl_->learn_requested = true;
+    elsewhere = impl_->shared && !impl_->leads;
+    if (!elsewhere) impl_->learn_requested = true;
+  }
+  if (elsewhere) {
+    // Another replica learns: it hears the request (NOTIFY) and starts the round.
+    try {
+      impl_->shared->request_learning();
+    } catch (const feedback::StorageError& e) {
+      impl_->log(std::string("cannot pass the request to learn on: ") + e.what());
+      throw storage_refusal(e.fault, "the round was not requested", "the shared store is damaged");
+    }
+    return true;
   }
   impl_->wake.notify_all();
   return true;
@@ -719,7 +933,7 @@ int Learner::rollback(std::optional<int> version) {
   std::lock_guard changing(impl_->change);
   int now = 0;
   try {
-    now = impl_->versions.rollback(version);
+    now = impl_->versions->rollback(version);
   } catch (const feedback::StorageError& e) {
     impl_->log(std::string("rollback failed: ") + e.what());
     throw storage_refusal(e.fault, "the model was not rolled back", "a model version file on the server is damaged");

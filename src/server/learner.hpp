@@ -47,7 +47,17 @@ struct LearnerBounds {
 };
 
 struct LearnerOptions {
-  std::filesystem::path state_dir;          // created if missing
+  std::filesystem::path state_dir;          // created if missing; unused with `store`
+  // The store replicas share (docs/scaling.md): a PostgreSQL connection string, used instead of
+  // the state directory. Empty: SQLite and files in state_dir, the embedded default.
+  std::string store;
+  std::size_t store_connections = 4;        // the pool for judgements and reads (and two more: the learner's lock, the listener)
+  // How often a replica that does not learn tries the learner's lock: a replica takes over this
+  // long (at most) after the learner's PostgreSQL session ends.
+  std::chrono::milliseconds lead_retry{5000};
+  // The live pointer is read at start, after the listener reconnects, and at least this often,
+  // besides every NOTIFY: a replica that was disconnected misses notifications.
+  std::chrono::milliseconds poll_interval{30000};
   std::shared_ptr<const LearningData> data;  // null: learning is off, and disabled_reason says why
   std::string disabled_reason;
   // A round starts this long after the last new correction, so a burst is learned in one round.
@@ -63,7 +73,10 @@ struct LearnerOptions {
 class Learner {
  public:
   // Opens the state directory (creating it), its feedback database and model versions, and makes
-  // the current saved version live (or `starting` when there is none). Throws Error naming the
+  // the current saved version live (or `starting` when there is none). With options.store, opens
+  // the shared PostgreSQL instead (throwing StorageError when it cannot be reached or its schema
+  // is newer), serves its live version, learns only while this replica holds the learner's lock,
+  // and follows the live pointer that other replicas move (a thread that LISTENs and polls). Throws Error naming the
   // directory when it cannot be made or written (read-only), and when the saved versions were
   // learned from another starting model (their recorded SHA-256 differs). Faults it survives,
   // logging each with the file's name (docs/feedback.md, "When the state directory fails"):
@@ -95,7 +108,9 @@ class Learner {
   void check_quota(const std::string& client_id, const std::string& client_address) const;
 
   LearningStatus status() const;
-  // Starts a round now instead of after the debounce. Returns false when learning is off.
+  // Starts a round now instead of after the debounce; with PostgreSQL, on a replica that does not
+  // learn, asks the one that does (NOTIFY). Returns false when learning is off; throws RequestError
+  // 503 when the shared store cannot be reached to ask.
   bool learn_now();
   // Makes an earlier version live, on disk and in memory (ModelVersions::rollback's rules);
   // returns the version now live. Throws Error when there is no such version, RequestError
