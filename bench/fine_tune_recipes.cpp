@@ -88,6 +88,7 @@ std::vector<Recipe> recipes() {
   add("lr0.01", [&](FineTuneSettings& s) { s.learning_rate = 0.01f, s.batch_norm = BatchNorm::frozen; });
   add("lr0.002", [&](FineTuneSettings& s) { s.learning_rate = 0.002f, s.batch_norm = BatchNorm::frozen; });
   add("last2+distill", [&](FineTuneSettings& s) { s.trained_layers = 2, s.distillation = 1.0f, s.batch_norm = BatchNorm::frozen; });
+  add("last2+distill0.5", [&](FineTuneSettings& s) { s.trained_layers = 2, s.distillation = 0.5f, s.batch_norm = BatchNorm::frozen; });
   add("last3+distill", [&](FineTuneSettings& s) { s.trained_layers = 3, s.distillation = 1.0f, s.batch_norm = BatchNorm::frozen; });
   add("decay0.3+distill", [&](FineTuneSettings& s) { s.layer_rate_decay = 0.3f, s.distillation = 1.0f, s.batch_norm = BatchNorm::frozen; });
   return list;

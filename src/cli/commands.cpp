@@ -450,6 +450,10 @@ int run_improve_feedback(const ImproveOptions& options) {
   std::printf("  %d steps of %d (%.0f%% judgements, the rest %zu MNIST training images), momentum SGD lr %g, seed %llu\n", settings.steps,
               settings.batch, 100 * settings.new_share, replay.size(), static_cast<double>(settings.learning_rate),
               static_cast<unsigned long long>(settings.seed));
+  std::printf("  learning: %s, batch norm %s, the MNIST replay distilled from the live model at %g\n",
+              settings.trained_layers == 0 ? std::string("every layer").c_str() : ("the last " + std::to_string(settings.trained_layers) + " conv or dense layers").c_str(),
+              settings.batch_norm == FineTuneSettings::BatchNorm::batch ? "as in training" : settings.batch_norm == FineTuneSettings::BatchNorm::frozen ? "frozen" : "fixed",
+              static_cast<double>(settings.distillation));
   std::printf("  guard: %zu held-out MNIST training images may lose at most %.2f points; the judgements must be read right more often\n",
               validation.size(), 100 * settings.max_validation_drop);
   std::fflush(stdout);

@@ -125,12 +125,17 @@ class RecipeStep {
     }
     softmax_cross_entropy(*A, labels, P_, dZ_);
     // Distillation: target T = (1 − α)·Y + α·P_live, so dZ = (P − T)/batch = (P − Y)/batch + α·(Y − P_live)/batch.
+    // Only on the rows the live network reads right: its mistakes are not worth keeping, and a
+    // weak live network (one that reads little right) then still learns MNIST from the replay.
     if (settings_.distillation > 0 && distilled_count > 0) {
       const auto rows = [&](const Matrix& M) { return M.middleRows(static_cast<Eigen::Index>(distilled_first), static_cast<Eigen::Index>(distilled_count)); };
       live_probabilities(rows(X));
       const float alpha_over_batch = settings_.distillation / static_cast<float>(X.rows());
       for (std::size_t r = 0; r < distilled_count; ++r) {
         const auto row = static_cast<Eigen::Index>(distilled_first + r);
+        Eigen::Index live_answer = 0;
+        teacher_.row(static_cast<Eigen::Index>(r)).maxCoeff(&live_answer);
+        if (live_answer != labels[distilled_first + r]) continue;
         dZ_.row(row) -= alpha_over_batch * teacher_.row(static_cast<Eigen::Index>(r));
         dZ_(row, labels[distilled_first + r]) += alpha_over_batch;
       }
