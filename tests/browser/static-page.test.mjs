@@ -169,7 +169,8 @@ async function builtIn(url) {
     });
     loaded = true;
     const footer = await page.locator('#model-info').textContent();
-    check(/784–768–768–10/.test(footer) && /in this browser/.test(footer), `the footer describes the model running in the browser: "${footer.trim()}"`);
+    check(/Network conv5x5x32, bn, pool2, conv5x5x64, bn, pool2, fc256, fc11/.test(footer) && /in this browser/.test(footer),
+      `the footer describes the model running in the browser: "${footer.trim()}"`);
 
     const readings = [];
     for (const { shape, placement } of drawings()) {
@@ -186,9 +187,10 @@ async function builtIn(url) {
     await tellTheNumber(page);
     const inside = await page.evaluate(() => ({
       state: document.getElementById('inside').dataset.state,
-      grids: [...document.querySelectorAll('#inside .inside-hidden canvas')].length,
+      grids: [...document.querySelectorAll('#inside .inside-hidden canvas, #inside .inside-maps')].length,
     }));
-    check(inside.state === 'reading' && inside.grids >= 2, `"Inside the network" shows the reading (${inside.grids} hidden layers drawn)`);
+    // The built-in CNN: two convolutions and two poolings as maps, and the dense layer fc256.
+    check(inside.state === 'reading' && inside.grids >= 5, `"Inside the network" shows the reading (${inside.grids} hidden layers drawn)`);
     await page.screenshot({ path: path.join(screenshotDir, 'static-seven.png'), fullPage: true });
     await page.getByRole('button', { name: /Erase/ }).click();
 
