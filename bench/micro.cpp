@@ -176,11 +176,18 @@ BENCHMARK(BM_Gemm)
     // conv5x5x32 on 1×28×28: Z = Wᵀ·X̂ per sample (W column-major), dWᵀ = dZ·X̂ᵀ per sample
     ->ArgsProduct({{32}, {576}, {25}, {1}, {0}, {0, 1}})
     ->ArgsProduct({{32}, {25}, {576}, {0}, {1}, {0, 1}})
+    // ... dWᵀ for a share of 32 samples in one product (what the layer does now): k = 32·576
+    ->ArgsProduct({{32}, {25}, {18432}, {0}, {1}, {0, 1}})
     // conv5x5x64 on 32×12×12: Z = Wᵀ·X̂, per sample (n = 64) and per group of 8 (n = 512) ...
     ->ArgsProduct({{64}, {64, 512}, {800}, {1}, {0}, {0, 1}})
     // ... dWᵀ = dZ·X̂ᵀ (k = 64 or 512), dX̂ = W·dZ (W column-major)
     ->ArgsProduct({{64}, {800}, {64, 512}, {0}, {1}, {0, 1}})
     ->ArgsProduct({{800}, {64, 512}, {64}, {1}, {0}, {0, 1}})
+    // ... dWᵀ for a share of 32 samples in one product: k = 32·64
+    ->ArgsProduct({{64}, {800}, {2048}, {0}, {1}, {0, 1}})
+    // LeNet-5's convolutions (bench/compare --cnn): conv5x5x6same on 1×28×28, conv5x5x16 on 6×14×14
+    ->ArgsProduct({{6}, {784}, {25}, {1}, {0}, {0, 1}})
+    ->ArgsProduct({{16}, {100}, {150}, {1}, {0}, {0, 1}})
     // fc256 on 1,024: Z = X·W (W column-major), dWᵀ = dZᵀ·X, dX = dZ·Wᵀ
     ->ArgsProduct({{128}, {256}, {1024}, {0}, {1}, {0, 1}})
     ->ArgsProduct({{256}, {1024}, {128}, {1}, {0}, {0, 1}})

@@ -267,6 +267,7 @@ struct Windows {
   const int* across;
   const int* across_run;  // across_run[a]: how many entries from a on are neighbours (across[a] + 0, 1, 2, …)
   const int* along;
+  const int* along_run;   // the same for `along`
   long period;
 };
 
@@ -304,14 +305,28 @@ inline void gather(const float* from, const int* index, const int* run, long cou
 
 void pack_windows(const void* context, const PackBlock& block, float* to) {
   const Windows& windows = *static_cast<const Windows*>(context);
-  for (long first = 0; first < block.across_count; first += block.width) {
-    const long count = std::min<long>(block.width, block.across_count - first);
+  const long width = block.width;
+  for (long first = 0; first < block.across_count; first += width) {
+    const long count = std::min(width, block.across_count - first);
     const int* across = windows.across + block.across_first + first;
     const int* run = windows.across_run + block.across_first + first;
     long image = block.along_first / windows.period, offset = block.along_first % windows.period;
-    for (long p = 0; p < block.along_count; ++p, to += block.width) {
-      gather(windows.images[image] + windows.along[offset], across, run, count, block.width, to);
-      if (++offset == windows.period) offset = 0, ++image;
+    for (long p = 0; p < block.along_count;) {
+      const float* at = windows.images[image] + windows.along[offset];
+      // The weight gradient's stretch of neighbouring positions (a row of the output, with stride
+      // 1): each of the panel's lines is a row of pixels, packed by transposing (pack_lines).
+      const long stretch = std::min<long>(windows.along_run[offset], block.along_count - p);
+      if (stretch >= 8) {
+        const float* lines[64];
+        assert(count <= 64);
+        for (long r = 0; r < count; ++r) lines[r] = at + across[r];
+        pack_lines(lines, count, width, stretch, to);
+      } else {
+        gather(at, across, run, count, width, to);
+      }
+      const long done = stretch >= 8 ? stretch : 1;
+      p += done, to += done * width, offset += done;
+      if (offset == windows.period) offset = 0, ++image;
     }
   }
 }
@@ -326,24 +341,20 @@ struct SampleMaps {
 void pack_sample_maps(const void* context, const PackBlock& block, float* to) {
   const SampleMaps& maps = *static_cast<const SampleMaps*>(context);
   const long width = block.width, end = block.along_first + block.along_count;
-  for (long first = 0; first < block.across_count; first += width, to += width * block.along_count) {
+  for (long first = 0; first < block.across_count; first += width) {
     const long count = std::min(width, block.across_count - first);
-    // A filter's row is read along its length, one sample's stretch of it at a time, and written
-    // every `width` floats (reading every P-th float instead would touch a cache line per number).
-    for (long r = 0; r < width; ++r) {
-      float* group = to + r;
-      for (long kk = block.along_first; kk < end;) {
-        const long sample = kk / maps.positions, q = kk % maps.positions;
-        const long stretch = std::min(maps.positions - q, end - kk);
-        if (r < count) {
-          const float* row = maps.dZ + sample * maps.row_stride + (block.across_first + first + r) * maps.positions + q;
-          for (long p = 0; p < stretch; ++p) group[p * width] = row[p];
-        } else {
-          for (long p = 0; p < stretch; ++p) group[p * width] = 0.0f;
-        }
-        group += stretch * width;
-        kk += stretch;
-      }
+    // One sample's stretch of the filters' rows at a time, each row read along its length
+    // (reading every P-th float instead would touch a cache line per number): a transpose.
+    for (long kk = block.along_first; kk < end;) {
+      const long sample = kk / maps.positions, q = kk % maps.positions;
+      const long stretch = std::min(maps.positions - q, end - kk);
+      const float* lines[64];
+      assert(count <= 64);
+      for (long r = 0; r < count; ++r)
+        lines[r] = maps.dZ + sample * maps.row_stride + (block.across_first + first + r) * maps.positions + q;
+      pack_lines(lines, count, width, stretch, to);
+      to += stretch * width;
+      kk += stretch;
     }
   }
 }
@@ -398,7 +409,7 @@ void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::In
   pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ (C′ × C·k²), once
   for (Eigen::Index n = first; n < first + count; ++n) {
     padded_images(X, n, 1, w);
-    const Windows windows{w.images.data(), window_start_.data(), window_run_.data(), weight_offset_.data(), W.rows()};
+    const Windows windows{w.images.data(), window_start_.data(), window_run_.data(), weight_offset_.data(), weight_run_.data(), W.rows()};
     const GemmOperand columns{.pack = pack_windows, .context = &windows};  // X̂_n (C·k² × H′·W′), never stored
     gemm(w.W_packed, positions, columns, Z.data() + n * Z.cols(), positions,
          {.row_bias = b.data(), .activated = A.data() + n * A.cols(), .activated_stride = positions, .activation = activation},
@@ -438,7 +449,7 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
     w.dW.resize(weights, filters);
     padded_images(*X_, first, count, w);
     const SampleMaps maps{dZ_.data() + first * dZ_.cols(), dZ_.cols(), positions};
-    const Windows windows{w.images.data(), weight_offset_.data(), weight_run_.data(), window_start_.data(), positions};
+    const Windows windows{w.images.data(), weight_offset_.data(), weight_run_.data(), window_start_.data(), window_run_.data(), positions};
     gemm(filters, weights, count * positions, {.pack = pack_sample_maps, .context = &maps},
          {.pack = pack_windows, .context = &windows}, w.dW.data(), weights, {}, w.gemm);
     w.db.setZero(filters);

@@ -86,8 +86,9 @@ inline Vec fma(Vec a, Vec b, Vec c) { return {{a.v[0] * b.v[0] + c.v[0], a.v[1] 
 inline Vec add(Vec a, Vec b) { return {{a.v[0] + b.v[0], a.v[1] + b.v[1], a.v[2] + b.v[2], a.v[3] + b.v[3]}}; }
 #endif
 
-constexpr long kKC = 128, kMC = 256, kNC = 4096;
+constexpr long kKC = 128, kMC = 256 / kMR * kMR, kNC = 4096;  // mc: whole panels of MR rows (252 for AVX2's 6)
 static_assert(kMC % kMR == 0 && kNC % kNR == 0 && kNR % kLanes == 0);
+constexpr int kMaxWidth = kMR > kNR ? kMR : kNR;  // the widest panel
 
 long round_up(long x, long to) { return (x + to - 1) / to * to; }
 
@@ -115,7 +116,49 @@ void micro_kernel(long kc, const float* __restrict a, const float* __restrict b,
     }
 }
 
-// ---- Step 3: packing a stored operand. `across` and `along` strides as in PackBlock.
+// ---- Step 3: packing. The 8 × 8 transpose behind pack_lines: row i of the block in register i
+// becomes column i (the usual three rounds: interleave pairs of rows, then pairs of pairs, then
+// swap the 128-bit halves).
+#if defined(__AVX2__)
+inline void transpose8(__m256 (&r)[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20), r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+}
+#endif
+
+}  // namespace
+
+void pack_lines(const float* const* lines, long count, long width, long length, float* to) {
+  long r = 0;
+#if defined(__AVX2__)
+  for (; r + 8 <= count; r += 8) {
+    long p = 0;
+    for (; p + 8 <= length; p += 8) {
+      __m256 block[8];
+      for (int i = 0; i < 8; ++i) block[i] = _mm256_loadu_ps(lines[r + i] + p);
+      transpose8(block);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(to + (p + i) * width + r, block[i]);
+    }
+    for (; p < length; ++p)
+      for (int i = 0; i < 8; ++i) to[p * width + r + i] = lines[r + i][p];
+  }
+#endif
+  for (; r < count; ++r)
+    for (long p = 0; p < length; ++p) to[p * width + r] = lines[r][p];
+  for (; r < width; ++r)
+    for (long p = 0; p < length; ++p) to[p * width + r] = 0.0f;
+}
+
+namespace {
+
+// A stored operand, `across` and `along` strides as in PackBlock.
 void pack_stored(const float* data, long across_stride, long along_stride, const PackBlock& block, float* to) {
   const long w = block.width, kc = block.along_count;
   for (long first = 0; first < block.across_count; first += w, to += w * kc) {
@@ -128,7 +171,11 @@ void pack_stored(const float* data, long across_stride, long along_stride, const
         for (long r = 0; r < width; ++r) group[r] = source[r];
         for (long r = width; r < w; ++r) group[r] = 0.0f;
       }
-    } else {  // read each line of the panel along its length, write it every w floats
+    } else if (along_stride == 1) {  // each line of the panel is in a row: a transpose
+      const float* lines[kMaxWidth];
+      for (long r = 0; r < width; ++r) lines[r] = from + r * across_stride;
+      pack_lines(lines, width, w, kc, to);
+    } else {  // read each line along its length, write it every w floats
       for (long r = 0; r < width; ++r) {
         const float* source = from + r * across_stride;
         for (long p = 0; p < kc; ++p) to[p * w + r] = source[p * along_stride];

@@ -32,6 +32,13 @@ struct PackBlock {
   int width;
 };
 
+// Packs `count` lines that lie along the sum's index, each `length` floats in a row in memory, into
+// groups of `width`: to[p·width + r] = lines[r][p], zeros for r from count up to width. Reading a
+// line along its length and writing it across the groups is a transpose; with AVX2 it is made
+// 8 × 8 numbers at a time in registers (gemm.cpp). A packing function may call it for any stretch
+// of its block whose lines are contiguous: conv2d_layer.cpp does for a row of output positions.
+void pack_lines(const float* const* lines, long count, long width, long length, float* to);
+
 // One operand of a product. Stored: element (i, j) at data[i·row_stride + j·column_stride].
 // Made on the fly: pack(context, block, to) writes `block` in the packed form above.
 struct GemmOperand {
