@@ -1,8 +1,9 @@
 // A 2-D convolution layer: Z = W ⋆ X + b, A = f(Z), over a batch of C×H×W maps (NCHW rows, see
 // tensor.hpp). Its forward and backward sit side by side in conv2d_layer.cpp, each twice: a plain
-// nested loop to check by hand, and the fast path that training uses: one matrix product per
-// sample (gemm.hpp, our own) that packs im2col's columns straight from the image (an implicit
-// GEMM: the column matrix is never written), the batch's shares spread over a WorkerPool's threads.
+// nested loop to check by hand, and the fast path that training uses: matrix products (gemm.hpp,
+// our own; one per sample, and one per share of the batch for the weight gradient) that pack
+// im2col's columns straight from the images (an implicit GEMM: the column matrix is never
+// written), the batch's shares spread over a WorkerPool's threads.
 // docs/how-it-works.md derives them.
 #pragma once
 
