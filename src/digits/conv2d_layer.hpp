@@ -125,7 +125,9 @@ void conv2d_backward_plain(const Conv2dLayer& layer, const Matrix& X, const Matr
 // The fast path's two reshapes (Chellapilla et al. 2006; Caffe's im2col_cpu and col2im_cpu).
 // im2col: column n·H′·W′ + y·W′ + x of `columns` holds the C·k·k input values that output
 // position (y, x) of sample n sees, in W's order [c][ky][kx], zeros where the kernel hangs over
-// the edge. Then the whole convolution is one product, Zᵗ = Wᵀ·columns. Row (c, ky, kx) of
+// the edge. Then the whole convolution is one product, Zᵗ = Wᵀ·columns. Training never writes
+// these columns (it packs them from the images as the product needs them: conv2d_layer.cpp);
+// im2col stays as their definition, which Conv2d.TheImplicitColumnsAreIm2colsColumns holds it to. Row (c, ky, kx) of
 // `columns` is the input channel c shifted by (ky, kx) and cut to H′×W′, so it is built from H′ runs
 // of W′ pixels, one from each image row y·s + ky − p (every s-th pixel), zeros over a padded edge.
 //   samples first…first+count−1 of X: (batch × C·H·W) → their columns of `columns`,
