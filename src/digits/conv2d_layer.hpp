@@ -1,8 +1,9 @@
 // A 2-D convolution layer: Z = W ⋆ X + b, A = f(Z), over a batch of C×H×W maps (NCHW rows, see
 // tensor.hpp). Its forward and backward sit side by side in conv2d_layer.cpp, each twice: a plain
-// nested loop to check by hand, and the fast path that training uses: one matrix product per
-// sample (gemm.hpp, our own) that packs im2col's columns straight from the image (an implicit
-// GEMM: the column matrix is never written), the batch's shares spread over a WorkerPool's threads.
+// nested loop to check by hand, and the fast path that training uses: matrix products (gemm.hpp,
+// our own; one per sample, and one per share of the batch for the weight gradient) that pack
+// im2col's columns straight from the images (an implicit GEMM: the column matrix is never
+// written), the batch's shares spread over a WorkerPool's threads.
 // docs/how-it-works.md derives them.
 #pragma once
 
@@ -125,7 +126,9 @@ void conv2d_backward_plain(const Conv2dLayer& layer, const Matrix& X, const Matr
 // The fast path's two reshapes (Chellapilla et al. 2006; Caffe's im2col_cpu and col2im_cpu).
 // im2col: column n·H′·W′ + y·W′ + x of `columns` holds the C·k·k input values that output
 // position (y, x) of sample n sees, in W's order [c][ky][kx], zeros where the kernel hangs over
-// the edge. Then the whole convolution is one product, Zᵗ = Wᵀ·columns. Row (c, ky, kx) of
+// the edge. Then the whole convolution is one product, Zᵗ = Wᵀ·columns. Training never writes
+// these columns (it packs them from the images as the product needs them: conv2d_layer.cpp);
+// im2col stays as their definition, which Conv2d.TheImplicitColumnsAreIm2colsColumns holds it to. Row (c, ky, kx) of
 // `columns` is the input channel c shifted by (ky, kx) and cut to H′×W′, so it is built from H′ runs
 // of W′ pixels, one from each image row y·s + ky − p (every s-th pixel), zeros over a padded edge.
 //   samples first…first+count−1 of X: (batch × C·H·W) → their columns of `columns`,

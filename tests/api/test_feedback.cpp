@@ -270,6 +270,8 @@ TEST(Feedback, StoresTheJudgementWithTheServersOwnPrediction) {
     EXPECT_EQ(model["learning"]["judgements"], 2);
     EXPECT_EQ(model["learning"]["enabled"], false);
     EXPECT_EQ(model["learning"]["disabled_reason"], "this test runs without learning");
+    EXPECT_EQ(model["learning"]["store"], "sqlite");
+    EXPECT_EQ(model["learning"]["learner"], false) << "no process learns while learning is off";
   }
   // Everything acknowledged is in the database, with the drawing as PNG and the 28×28 input the network saw.
   const feedback::Store store(feedback::feedback_database(state.path), false);
@@ -626,6 +628,7 @@ int teach_a_style(const fs::path& state_dir, server::ServedModel starting, const
     return -1;
   }
   EXPECT_EQ(model["learning"]["last_attempt"]["accepted"], true) << model["learning"]["last_attempt"];
+  EXPECT_EQ(model["learning"]["learner"], true) << "with SQLite, the one process learns";
   // What the page polls for: a version that has learned from its judgement.
   EXPECT_GE(model["version"]["last_judgement_id"].get<std::int64_t>(), last_id);
   EXPECT_EQ(model["version"]["parent"], 0);

@@ -441,7 +441,9 @@ TEST(PostgresStore, ALeastPrivilegeRoleIsEnough) {
   { PostgresStore owner = open(db); }  // the owner (here the superuser) makes the schema once
   postgres_run(test::postgres_admin(), "DO $$ BEGIN CREATE ROLE digits_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
   postgres_run(db,
-               "GRANT SELECT, INSERT, UPDATE ON judgements, model_versions, live_version, learner TO digits_app; "
+               "GRANT SELECT, INSERT ON judgements TO digits_app; "
+               "GRANT SELECT, INSERT, UPDATE (status) ON model_versions TO digits_app; "
+               "GRANT SELECT, UPDATE ON live_version, learner TO digits_app; "
                "GRANT SELECT ON digits_schema TO digits_app; "
                "GRANT USAGE, SELECT, UPDATE ON SEQUENCE judgements_id_seq TO digits_app");
   const std::string as_app = db + " user=digits_app";
@@ -460,8 +462,11 @@ TEST(PostgresStore, ALeastPrivilegeRoleIsEnough) {
   app.save_progress(R"({"considered_up_to": 11})");
   EXPECT_EQ(app.progress(), R"({"considered_up_to": 11})");
   EXPECT_EQ(app.wait_for_change(std::chrono::milliseconds(10)), Change::reconnected);
-  // And it is least: the role cannot drop or delete what the replicas keep.
+  // And it is least: the role cannot change, drop or delete what the replicas keep.
   EXPECT_THROW(postgres_run(as_app, "DELETE FROM judgements"), std::runtime_error);
+  EXPECT_THROW(postgres_run(as_app, "UPDATE judgements SET label = 1"), std::runtime_error);
+  EXPECT_THROW(postgres_run(as_app, "DELETE FROM model_versions"), std::runtime_error);
+  EXPECT_THROW(postgres_run(as_app, "UPDATE model_versions SET model = ''"), std::runtime_error);
   EXPECT_THROW(postgres_run(as_app, "DROP TABLE model_versions"), std::runtime_error);
   EXPECT_THROW(postgres_run(as_app, "CREATE TABLE mine (x int)"), std::runtime_error);
 }

@@ -252,6 +252,7 @@ TEST_F(Replicas, JudgementsSentToEachAreStoredOnceAndOneReplicaLearns) {
     EXPECT_EQ(r->command_line().find("dbname="), std::string::npos) << r->command_line();
     EXPECT_NE(r->command_line().find("--store ****"), std::string::npos) << r->command_line();
     EXPECT_EQ(r->model().dump().find("dbname"), std::string::npos);
+    EXPECT_EQ(r->model()["learning"]["store"], "postgresql");
   }
 }
 

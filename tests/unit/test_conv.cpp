@@ -217,6 +217,26 @@ TEST(Conv2d, FastPathMatchesThePlainLoops) {
   EXPECT_EQ(checked, 10);
 }
 
+// The explicit column matrix that the implicit GEMM never writes: im2col's X̂ times Wᵀ, an Eigen
+// product, is the layer's Z, sample by sample (Z[n, o·P + q] = (Wᵀ·X̂)[o, n·P + q] + b[o]). So the
+// columns pack_windows makes from the images are im2col's, on every case of padding and stride.
+TEST(Conv2d, TheImplicitColumnsAreIm2colsColumns) {
+  for (const ConvCase& c : kConvCases) {
+    SCOPED_TRACE(shape_text(c.input) + " k" + std::to_string(c.kernel) + " s" + std::to_string(c.stride));
+    Conv2dLayer conv = random_conv(c.input, c.out, c.kernel, c.stride, c.padding, Activation::identity, 9);
+    const Matrix X = random_matrix(5, c.input.size(), 10);
+    const Matrix Z = conv.forward(X);
+    const Eigen::Index positions = conv.output_shape().height * conv.output_shape().width;
+    Matrix columns(conv.W.rows(), 5 * positions);
+    im2col(conv, X, 0, 5, columns);
+    const Matrix Zt = conv.W.transpose() * columns;
+    for (Eigen::Index n = 0; n < 5; ++n)
+      for (Eigen::Index o = 0; o < conv.W.cols(); ++o)
+        for (Eigen::Index q = 0; q < positions; ++q)
+          ASSERT_NEAR(Z(n, o * positions + q), Zt(o, n * positions + q) + conv.b(o), 1e-5) << n << " " << o << " " << q;
+  }
+}
+
 TEST(Conv2d, InferIsTheTrainingForward) {
   Conv2dLayer conv = random_conv({2, 8, 8}, 3, 3, 2, Padding::same, Activation::relu, 6);
   const Matrix X = random_matrix(4, conv.in(), 7);
