@@ -143,9 +143,13 @@ inline std::vector<Style> all_styles() {
 // The styles the learning tests teach, in the order they try them: realistic habits that the
 // built-in model reads wrong (measured: docs/feedback.md, "Which styles") and whose lesson
 // contradicts no digit, so learning one need not unteach another. (A mirrored 2 is read as a 5 and
-// a mirrored 5 as a 2: teaching those moves the line between two real digits; they come last.)
+// a mirrored 5 as a 2: teaching those moves the line between two real digits; they come last.) A
+// mirrored 9 comes after the mirrored 7: the built-in model is sure it is no digit at all, and
+// teaching it costs the most validation of the styles measured (0.26 points in
+// bench_fine_tune_recipes, at the guard's margin of 0.3), so a test that must see its lesson
+// accepted would test the guard's edge, not learning.
 inline std::vector<Style> styles_to_teach() {
-  const std::vector<std::string> order = {"a 1 with a long flag", "a mirrored 3", "a seven-segment 8", "a mirrored 9", "a mirrored 7",
+  const std::vector<std::string> order = {"a 1 with a long flag", "a mirrored 3", "a seven-segment 8", "a mirrored 7", "a mirrored 9",
                                           "a seven-segment 6", "a mirrored 4",      "a mirrored 6",         "a mirrored 2", "a mirrored 5"};
   std::vector<Style> styles;
   const std::vector<Style> all = all_styles();
