@@ -43,13 +43,18 @@ double cpu_seconds() {
   return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + 1e-6 * static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
-// What the network answers most often on `data`, and how often.
-std::pair<int, double> most_common_answer(const Network& network, const Dataset& data) {
+// The images of `data` as the rows of a matrix, raw 0–255, for predict and predict_proba.
+Matrix pixels_of(const Dataset& data) {
   Matrix X(static_cast<Eigen::Index>(data.size()), data.features());
   for (std::size_t i = 0; i < data.size(); ++i)
     for (int j = 0; j < data.features(); ++j) X(static_cast<Eigen::Index>(i), j) = data.image(i)[static_cast<std::size_t>(j)];
+  return X;
+}
+
+// What the network answers most often on `data`, and how often.
+std::pair<int, double> most_common_answer(const Network& network, const Dataset& data) {
   std::map<int, int> counts;
-  for (int answer : network.predict(X)) ++counts[answer];
+  for (int answer : network.predict(pixels_of(data))) ++counts[answer];
   const auto most = std::max_element(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
   return {most->first, static_cast<double>(most->second) / static_cast<double>(data.size())};
 }
@@ -98,10 +103,7 @@ std::vector<Recipe> recipes() {
 // 70% probability: the measure of issue 20's "not a digit" (tools/not_a_digit.cpp, kShown), to see
 // whether a round of fine-tuning on digits alone unteaches it.
 double negatives_answered(const Network& network, const Dataset& data) {
-  Matrix X(static_cast<Eigen::Index>(data.size()), data.features());
-  for (std::size_t i = 0; i < data.size(); ++i)
-    for (int j = 0; j < data.features(); ++j) X(static_cast<Eigen::Index>(i), j) = data.image(i)[static_cast<std::size_t>(j)];
-  const Matrix probabilities = network.predict_proba(X);
+  const Matrix probabilities = network.predict_proba(pixels_of(data));
   std::size_t answered = 0;
   for (Eigen::Index i = 0; i < probabilities.rows(); ++i) {
     const Eigen::VectorXf row = probabilities.row(i).transpose();
