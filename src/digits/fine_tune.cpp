@@ -156,15 +156,25 @@ class RecipeStep {
       if (!p.W || !updated(i)) continue;
       const ConstParameters start = parameters(live_.layers[i]);
       Moments& v = velocity_[i];
-      v.W1.array() = mu * v.W1.array() + p.dW->array() + lambda * (p.W->array() - start.W->array());
-      v.b1.array() = mu * v.b1.array() + p.db->array() + lambda * (p.b->array() - start.b->array());
-      p.W->array() -= rates_[i] * v.W1.array();
-      p.b->array() -= rates_[i] * v.b1.array();
+      momentum_step(p.W->data(), p.dW->data(), start.W->data(), v.W1.data(), p.W->size(), mu, lambda, rates_[i]);
+      momentum_step(p.b->data(), p.db->data(), start.b->data(), v.b1.data(), p.b->size(), mu, lambda, rates_[i]);
     }
   }
 
  private:
   using Moments = Optimizer::Moments;
+
+  // One tensor's momentum step with the pull toward θ₀: v ← μ·v + (dθ + λ·(θ − θ₀)), θ ← θ − rate·v.
+  // Written element by element in the very form of optimizer.cpp's momentum update, so that with
+  // λ = 0 the compiler makes the same arithmetic of it (the same fused multiply-adds) and the old
+  // recipe takes Network::train_step's step bit for bit, whatever the optimisation level.
+  static void momentum_step(float* __restrict w, const float* __restrict dw, const float* __restrict w0, float* __restrict velocity, Eigen::Index n,
+                            float mu, float lambda, float rate) {
+    for (Eigen::Index k = 0; k < n; ++k) {
+      velocity[k] = mu * velocity[k] + (dw[k] + lambda * (w[k] - w0[k]));
+      w[k] -= rate * velocity[k];
+    }
+  }
 
   // Whether layer i's parameters change: every trained layer's, but batch norm's γ and β when fixed.
   bool updated(std::size_t i) const {
