@@ -1298,7 +1298,7 @@ TEST(Faults, ACorruptVersionFileServesTheNewestEarlierVersionThatLoads) {
 }
 
 // kill -9 at random moments while a process saves versions (the learner's ModelVersions::add,
-// the built-in model's 4.8 MB each) and stores judgements; after each, a restart must serve a
+// the built-in model's 1.3 MB each) and stores judgements; after each, a restart must serve a
 // complete version and find every acknowledged judgement in an intact database.
 TEST(Durability, KillNineWhileSavingAVersionRestartsOnTheLastCompleteOne) {
   TempDir state("state");
