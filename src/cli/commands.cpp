@@ -138,7 +138,13 @@ void print_evaluation(const Evaluation& result) {
   std::printf("per class:");
   // The eleventh class, "not a digit", is written "none".
   auto name = [](int label) { return label == kNotADigit ? std::string("none") : std::to_string(label); };
-  for (int label = 0; label < result.classes; ++label) std::printf("  %s: %s%%", name(label).c_str(), percent(result.class_accuracy(label)).c_str());
+  for (int label = 0; label < result.classes; ++label) {
+    std::size_t examples = 0;
+    for (std::size_t count : result.confusion[static_cast<std::size_t>(label)]) examples += count;
+    // A class the data has no example of (MNIST has no "not a digit") has no accuracy: "–".
+    if (examples == 0) std::printf("  %s: –", name(label).c_str());
+    else std::printf("  %s: %s%%", name(label).c_str(), percent(result.class_accuracy(label)).c_str());
+  }
   std::printf("\nconfusion matrix (rows: true digit, columns: predicted digit)\n      ");
   for (int p = 0; p < result.classes; ++p) std::printf("%6s", name(p).c_str());
   std::printf("\n");
