@@ -159,8 +159,10 @@ json evaluation_json(const Evaluation& result) {
   json per_class = json::array();
   json confusion = json::array();
   for (int label = 0; label < result.classes; ++label) {
-    per_class.push_back(result.class_accuracy(label));
     const auto& row = result.confusion[static_cast<std::size_t>(label)];
+    // null for a class the data has no example of (MNIST has no "not a digit"), as "–" in the text.
+    const bool any = std::any_of(row.begin(), row.begin() + result.classes, [](std::size_t count) { return count > 0; });
+    per_class.push_back(any ? json(result.class_accuracy(label)) : json(nullptr));
     confusion.push_back(std::vector<std::size_t>(row.begin(), row.begin() + result.classes));
   }
   // With an eleventh class, the last row and column are "not a digit" (label 10).
