@@ -79,6 +79,16 @@ VersionInfo describe(int version, const Metadata& metadata, const std::string& s
 
 }  // namespace
 
+std::int64_t metadata_integer(const Metadata& metadata, const char* key) {
+  const auto it = metadata.find(key);
+  if (it == metadata.end()) return 0;
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 void record_learning(Metadata& metadata, double validation_accuracy, long corrections_learned, std::int64_t last_judgement_id) {
   char percent[32];
   std::snprintf(percent, sizeof percent, "%.2f", 100 * validation_accuracy);

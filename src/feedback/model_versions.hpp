@@ -34,6 +34,10 @@ inline constexpr const char* kLastJudgementKey = "version.last_judgement_id";   
 // fraction (0.9912); last_judgement_id the id of the newest judgement learned from (0: none).
 void record_learning(Metadata& metadata, double validation_accuracy, long corrections_learned, std::int64_t last_judgement_id = 0);
 
+// One of those keys read back as an integer: 0 when the metadata lacks it or it is not a number
+// (a version written before the key existed).
+std::int64_t metadata_integer(const Metadata& metadata, const char* key);
+
 struct VersionInfo {
   int version = 0;
   std::string created;              // ISO 8601, from the file's metadata

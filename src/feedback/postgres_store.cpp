@@ -637,16 +637,6 @@ Metadata metadata_of_json(const std::string& text, const std::string& source) {
   return metadata;
 }
 
-std::int64_t metadata_number(const Metadata& metadata, const char* key) {
-  const auto it = metadata.find(key);
-  if (it == metadata.end()) return 0;
-  try {
-    return std::stoll(it->second);
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
 class PostgresVersions final : public VersionStore {
  public:
   explicit PostgresVersions(std::shared_ptr<PostgresStore::Impl> impl) : impl_(std::move(impl)) {}
@@ -671,7 +661,7 @@ class PostgresVersions final : public VersionStore {
                                  std::to_string(impl.epoch) + "); the candidate is dropped");
         const int live = static_cast<int>(impl.run(c, "SELECT coalesce(version, 0) FROM live_version FOR UPDATE", "cannot read the live version").integer(0, 0));
         if (!metadata.contains(kParentKey)) metadata[kParentKey] = std::to_string(live);
-        const int parent = static_cast<int>(metadata_number(metadata, kParentKey));
+        const int parent = static_cast<int>(metadata_integer(metadata, kParentKey));
         if (parent != live)
           throw PromotionRefused("the live version is now " + std::to_string(live) + ", not the candidate's parent " + std::to_string(parent) +
                                  " (a rollback came first); the candidate is dropped");
@@ -749,7 +739,7 @@ class PostgresVersions final : public VersionStore {
     if (version < 1) throw Error("model version " + std::to_string(version) + " cannot be stored (they count from 1)");
     const Model model = parse_model(std::span(reinterpret_cast<const unsigned char*>(model_file.data()), model_file.size()),
                                     "model version " + std::to_string(version));
-    const int parent = static_cast<int>(metadata_number(model.metadata, kParentKey));
+    const int parent = static_cast<int>(metadata_integer(model.metadata, kParentKey));
     if (parent >= version) throw Error("model version " + std::to_string(version) + " names " + std::to_string(parent) + " as its parent; a parent comes before");
     PostgresStore::Impl::Lease lease(*impl_);
     PGconn* c = lease.connection;
@@ -834,8 +824,8 @@ class PostgresVersions final : public VersionStore {
         .integer(parent, kInt4)
         .text(sha256_hex(bytes))
         .text(std::to_string(validation), 701 /* float8 */)
-        .integer(metadata_number(metadata, kCorrectionsLearnedKey))
-        .integer(metadata_number(metadata, kLastJudgementKey))
+        .integer(metadata_integer(metadata, kCorrectionsLearnedKey))
+        .integer(metadata_integer(metadata, kLastJudgementKey))
         .text(metadata.contains("created") ? metadata.at("created") : utc_timestamp())
         .integer(epoch)
         .text(meta.dump(-1, ' ', false, json::error_handler_t::replace))

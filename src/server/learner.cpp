@@ -40,16 +40,6 @@ namespace {
 constexpr const char* kFirstJudgementKey = "version.first_judgement_id";
 constexpr const char* kStartFingerprintKey = "version.start_sha256";
 
-std::int64_t metadata_integer(const Metadata& metadata, const char* key) {
-  const auto it = metadata.find(key);
-  if (it == metadata.end()) return 0;
-  try {
-    return std::stoll(it->second);
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
 double metadata_fraction(const Metadata& metadata, const char* key) {
   const auto it = metadata.find(key);
   if (it == metadata.end()) return -1;
@@ -442,8 +432,8 @@ struct Learner::Impl {
       } catch (const Error&) {
         break;
       }
-      learned.emplace_back(metadata_integer(metadata, kFirstJudgementKey), metadata_integer(metadata, feedback::kLastJudgementKey));
-      const int parent = static_cast<int>(metadata_integer(metadata, feedback::kParentKey));
+      learned.emplace_back(feedback::metadata_integer(metadata, kFirstJudgementKey), feedback::metadata_integer(metadata, feedback::kLastJudgementKey));
+      const int parent = static_cast<int>(feedback::metadata_integer(metadata, feedback::kParentKey));
       if (parent >= v) break;  // a loop would never end
       v = parent;
     }
@@ -531,7 +521,7 @@ struct Learner::Impl {
       line += "serving the starting model (version 0)";
     else
       line += "serving version " + std::to_string(served->version) + ", learned from " +
-              std::to_string(metadata_integer(served->model.metadata, feedback::kCorrectionsLearnedKey)) + " corrections (" +
+              std::to_string(feedback::metadata_integer(served->model.metadata, feedback::kCorrectionsLearnedKey)) + " corrections (" +
               versions->where(served->version) + ")";
     log(line);
     if (!store)
@@ -807,7 +797,7 @@ struct Learner::Impl {
                entry.first.starts_with("version.") || entry.first.starts_with("accuracy.") || entry.first == "created" ||
                entry.first == "dataset.directory";  // an older model's training folder: /api/model shows metadata
       });
-      const long learned = static_cast<long>(metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected);
+      const long learned = static_cast<long>(feedback::metadata_integer(base->model.metadata, feedback::kCorrectionsLearnedKey)) + static_cast<long>(corrected);
       feedback::record_learning(metadata, verdict.validation_after, learned, up_to);
       metadata[feedback::kParentKey] = std::to_string(base->version);
       metadata[kFirstJudgementKey] = std::to_string(after + 1);
