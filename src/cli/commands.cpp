@@ -133,16 +133,20 @@ void record_results(Metadata& metadata, const TrainTestData& data, const std::ve
   }
 }
 
+// Whether the data held any image of `label`. A class it has none of (MNIST has no "not a digit")
+// has no accuracy: "–" in the text, null in the JSON.
+bool has_examples(const Evaluation& result, int label) {
+  const auto& row = result.confusion[static_cast<std::size_t>(label)];
+  return std::any_of(row.begin(), row.end(), [](std::size_t count) { return count > 0; });
+}
+
 void print_evaluation(const Evaluation& result) {
   std::printf("accuracy: %s%% (%zu/%zu)\n", percent(result.accuracy()).c_str(), result.correct, result.total);
   std::printf("per class:");
   // The eleventh class, "not a digit", is written "none".
   auto name = [](int label) { return label == kNotADigit ? std::string("none") : std::to_string(label); };
   for (int label = 0; label < result.classes; ++label) {
-    std::size_t examples = 0;
-    for (std::size_t count : result.confusion[static_cast<std::size_t>(label)]) examples += count;
-    // A class the data has no example of (MNIST has no "not a digit") has no accuracy: "–".
-    if (examples == 0) std::printf("  %s: –", name(label).c_str());
+    if (!has_examples(result, label)) std::printf("  %s: –", name(label).c_str());
     else std::printf("  %s: %s%%", name(label).c_str(), percent(result.class_accuracy(label)).c_str());
   }
   std::printf("\nconfusion matrix (rows: true digit, columns: predicted digit)\n      ");
@@ -160,9 +164,7 @@ json evaluation_json(const Evaluation& result) {
   json confusion = json::array();
   for (int label = 0; label < result.classes; ++label) {
     const auto& row = result.confusion[static_cast<std::size_t>(label)];
-    // null for a class the data has no example of (MNIST has no "not a digit"), as "–" in the text.
-    const bool any = std::any_of(row.begin(), row.begin() + result.classes, [](std::size_t count) { return count > 0; });
-    per_class.push_back(any ? json(result.class_accuracy(label)) : json(nullptr));
+    per_class.push_back(has_examples(result, label) ? json(result.class_accuracy(label)) : json(nullptr));
     confusion.push_back(std::vector<std::size_t>(row.begin(), row.begin() + result.classes));
   }
   // With an eleventh class, the last row and column are "not a digit" (label 10).
