@@ -6,7 +6,9 @@
 // falls on all of them alike; the report gives each one's median and 90th percentile over every
 // round. Headless Chromium (Debian's), driven by playwright-core from tests/browser.
 //
-//   node bench/web/reading.mjs [--rounds 5] [--readings 200] FOLDER [FOLDER…]
+//   node bench/web/reading.mjs [--rounds 5] [--readings 200] [--lean] FOLDER [FOLDER…]
+//   (--lean: "activations": false, the answer without the layers' outputs, as the page asks while
+//   "Inside the network" is folded)
 //   (tests/browser/install installs playwright-core first)
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -17,11 +19,12 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { chromium } = createRequire(path.join(here, '../../tests/browser/package.json'))('playwright-core');
 
 const args = process.argv.slice(2);
-let rounds = 5, readings = 200;
+let rounds = 5, readings = 200, lean = false;
 const folders = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--rounds') rounds = Number(args[++i]);
   else if (args[i] === '--readings') readings = Number(args[++i]);
+  else if (args[i] === '--lean') lean = true;
   else folders.push(args[i]);
 }
 if (folders.length === 0 || !(rounds >= 1) || !(readings > 20)) {
@@ -54,7 +57,7 @@ async function timeOnce(browser, url) {
   const page = await browser.newPage();
   await page.goto(url);
   await page.waitForFunction(() => document.querySelector('#kept-text')?.textContent.includes('runs without a server'), null, { timeout: 30000 });
-  const times = await page.evaluate(async (count) => {
+  const times = await page.evaluate(async ([count, activations]) => {
     const canvas = document.createElement('canvas');
     canvas.width = canvas.height = 280;
     const context = canvas.getContext('2d');
@@ -71,12 +74,12 @@ async function timeOnce(browser, url) {
     const image = canvas.toDataURL('image/png');
     const whole = [], wasm = [];
     for (let i = 0; i < count; i++) {
-      const reading = await (await fetch('/api/predict', { method: 'POST', body: JSON.stringify({ image }) })).json();
+      const reading = await (await fetch('/api/predict', { method: 'POST', body: JSON.stringify({ image, activations }) })).json();
       if (reading.digit !== 7) throw new Error(`the drawing read as ${reading.digit}, not 7`);
       if (i >= 20) whole.push(reading.milliseconds), wasm.push(reading.wasm_milliseconds);
     }
     return { whole, wasm };
-  }, readings);
+  }, [readings, !lean]);
   await page.close();
   return times;
 }
@@ -104,9 +107,10 @@ try {
   for (const { server } of served) server.kill();
 }
 const load = (await import('node:fs')).readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
-console.log(`${rounds} rounds of ${readings - 20} timed readings each, load average ${load} at the end`);
+console.log(`${rounds} rounds of ${readings - 20} timed readings each, ${lean ? 'the lean answer' : 'the full answer'}, load average ${load} at the end`);
 folders.forEach((folder, i) => {
   const r = results[i];
-  console.log(`${folder}: WebAssembly call median ${at(r.wasm, 0.5).toFixed(2)} ms, 90th percentile ${at(r.wasm, 0.9).toFixed(2)} ms ` +
+  console.log(`${folder}: WebAssembly call median ${at(r.wasm, 0.5).toFixed(2)} ms, 10th percentile ${at(r.wasm, 0.1).toFixed(2)} ms, ` +
+    `90th ${at(r.wasm, 0.9).toFixed(2)} ms ` +
     `(round medians ${r.medians.map((m) => m.toFixed(2)).join(' ')}); with the PNG decoded by the browser: median ${at(r.whole, 0.5).toFixed(2)} ms`);
 });
