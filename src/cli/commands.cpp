@@ -192,6 +192,8 @@ void record_recipe(Metadata& metadata, const Preset& preset, const TrainingRecip
   metadata["training.schedule"] = describe(recipe.schedule);
   metadata["training.augment"] = describe(recipe.augment);
   metadata["training.dropout"] = number_text(recipe.dropout);
+  if (recipe.label_smoothing > 0) metadata["training.label_smoothing"] = number_text(recipe.label_smoothing);
+  if (recipe.weight_averaging > 0) metadata["training.ema"] = number_text(recipe.weight_averaging);
   metadata["training.validation"] = std::to_string(recipe.validation);
   metadata["training.batch"] = std::to_string(recipe.batch);
   metadata["training.epochs"] = std::to_string(recipe.epochs);
@@ -239,6 +241,10 @@ int run_train_impl(const TrainOptions& options) {
   if (options.momentum) recipe.optimizer.momentum = *options.momentum;
   if (options.weight_decay) recipe.optimizer.weight_decay = *options.weight_decay;
   if (options.dropout) recipe.dropout = *options.dropout;
+  if (options.label_smoothing) recipe.label_smoothing = *options.label_smoothing;
+  if (options.ema) recipe.weight_averaging = *options.ema;
+  if (recipe.weight_averaging > 0 && (!options.checkpoint.empty() || !options.resume.empty()))
+    throw UsageError("--ema cannot be combined with --checkpoint or --resume: a checkpoint does not hold the averaged weights");
   if (options.validation) recipe.validation = *options.validation;
   if (options.patience) recipe.patience = *options.patience;
   if (recipe.patience > 0 && recipe.validation == 0) throw UsageError("--patience needs a validation set (--validation N)");
@@ -274,6 +280,8 @@ int run_train_impl(const TrainOptions& options) {
   std::printf(", schedule %s", describe(recipe.schedule).c_str());
   if (recipe.optimizer.weight_decay > 0) std::printf(", weight decay %g", static_cast<double>(recipe.optimizer.weight_decay));
   if (recipe.dropout > 0) std::printf(", dropout %g", static_cast<double>(recipe.dropout));
+  if (recipe.label_smoothing > 0) std::printf(", label smoothing %g", static_cast<double>(recipe.label_smoothing));
+  if (recipe.weight_averaging > 0) std::printf(", weight average (EMA) %g", static_cast<double>(recipe.weight_averaging));
   std::printf("\n  batch %d, %d epochs, seed %llu, %d threads, augment %s", recipe.batch, recipe.epochs,
               static_cast<unsigned long long>(recipe.seed), resolve_threads(recipe.threads), describe(recipe.augment).c_str());
   if (recipe.validation > 0) std::printf(", %zu validation images", recipe.validation);

@@ -15,7 +15,7 @@ struct TrainOptions {
   std::string preset = "seed";
   std::optional<std::string> layers, activation, init, optimizer, schedule, augment;
   std::optional<int> epochs, batch, patience;
-  std::optional<float> learning_rate, momentum, weight_decay, dropout;
+  std::optional<float> learning_rate, momentum, weight_decay, dropout, label_smoothing, ema;
   std::optional<std::size_t> validation;
   std::optional<std::uint64_t> seed;
   std::string data, out = "model.safetensors", metrics, checkpoint, resume;

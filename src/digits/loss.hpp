@@ -20,6 +20,13 @@ void softmax(const Matrix& Z, Matrix& P);
 //   dZ = (P − Y) / batch          (batch × classes), Y the one-hot labels.
 // This is the only place the 1/batch of the mean appears. Derivation: docs/how-it-works.md.
 // Z: (batch × classes) logits; labels: batch entries in [0, classes).
-float softmax_cross_entropy(const Matrix& Z, std::span<const std::uint8_t> labels, Matrix& P, Matrix& dZ);
+//
+// With label smoothing ε > 0 (Szegedy et al. 2016, "Rethinking the Inception architecture", §7)
+// the target is no longer one-hot but Y = (1 − ε)·onehot(y) + ε/K for K classes: the network is
+// asked for 1 − ε + ε/K on the right class, never for a certainty it can only approach by growing
+// its logits without end. The loss is then L = −(1/batch) Σ_i Σ_k Y_ik log P_ik, and the gradient
+// keeps its form, dZ = (P − Y) / batch. With ε = 0 this is exactly the one-hot loss above.
+float softmax_cross_entropy(const Matrix& Z, std::span<const std::uint8_t> labels, Matrix& P, Matrix& dZ,
+                            float label_smoothing = 0);
 
 }  // namespace digits

@@ -110,6 +110,25 @@ void Network::copy_weights_from(const Network& other) {
   }
 }
 
+void Network::move_average_toward(const Network& live, float decay) {
+  if (live.architecture() != architecture() || live.inputs() != inputs()) throw Error("move_average_toward: the networks differ in shape");
+  folded_.reset();
+  const float step = 1.0f - decay;
+  // θ ← decay·θ + (1 − decay)·θ_live, written as θ += (1 − decay)·(θ_live − θ).
+  auto toward = [step](auto& average, const auto& value) { average += step * (value - average); };
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const Parameters to = parameters(layers[i]);
+    const ConstParameters from = parameters(live.layers[i]);
+    if (to.W) toward(*to.W, *from.W), toward(*to.b, *from.b);
+    if (auto* bn = std::get_if<BatchNormLayer>(&layers[i])) {  // its running statistics are averaged too
+      const auto& source = std::get<BatchNormLayer>(live.layers[i]);
+      toward(bn->running_mean, source.running_mean);
+      toward(bn->running_var, source.running_var);
+      bn->batches_tracked = source.batches_tracked;
+    }
+  }
+}
+
 namespace {
 
 // Layer `layer` followed by bn, as one layer (batchnorm_layer.hpp); null for a kind with no fold.
@@ -232,7 +251,8 @@ void draw_dropout_mask(Matrix& mask, Eigen::Index rows, Eigen::Index cols, float
 }  // namespace
 
 float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer, float dropout,
-                          std::uint64_t dropout_seed) {
+                          std::uint64_t dropout_seed, float label_smoothing) {
+  if (label_smoothing < 0 || label_smoothing >= 1) throw Error("label smoothing must be in [0, 1)");
   if (dropout < 0 || dropout >= 1) throw Error("the dropout rate must be in [0, 1)");
   folded_.reset();  // the weights are about to change
   const std::size_t last = layers.size() - 1;
@@ -257,7 +277,7 @@ float Network::train_step(const Matrix& X, std::span<const std::uint8_t> labels,
     }
   }
   // Loss and its gradient with respect to the logits: dZ = (P − Y) / batch.
-  const float loss = softmax_cross_entropy(*A, labels, P_, dZ_);
+  const float loss = softmax_cross_entropy(*A, labels, P_, dZ_, label_smoothing);
   // Backward: each layer turns ∂loss/∂(its output) into ∂loss/∂(its input), last layer first.
   // Through dropout: ∂loss/∂A = ∂loss/∂(A ⊙ mask) ⊙ mask.
   const Matrix* dA = &dZ_;

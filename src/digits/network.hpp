@@ -69,8 +69,16 @@ class Network {
   // With a dropout rate p > 0, each hidden dense layer's activation is kept with probability 1 − p
   // and scaled by 1/(1 − p) ("inverted" dropout, Srivastava et al. 2014), so prediction needs no
   // change; the masks are drawn from dropout_seed alone.
+  // label_smoothing ε > 0 trains toward (1 − ε)·one-hot + ε/classes instead of one-hot (loss.hpp).
   float train_step(const Matrix& X, std::span<const std::uint8_t> labels, Optimizer& optimizer,
-                   float dropout = 0, std::uint64_t dropout_seed = 0);
+                   float dropout = 0, std::uint64_t dropout_seed = 0, float label_smoothing = 0);
+
+  // Weight averaging: moves every weight, bias and batch-norm running statistic of this network a
+  // step toward `live`'s (same architecture), θ ← decay·θ + (1 − decay)·θ_live. Called after each
+  // training step on a copy of the network, it keeps an exponential moving average of the weights
+  // (Polyak & Juditsky 1992; the "EMA" of modern recipes): the average of the last ~1/(1 − decay)
+  // steps' weights, which sits nearer the middle of the valley the noisy steps bounce around in.
+  void move_average_toward(const Network& live, float decay);
 
   // Folds every batch norm into the layer before it once, for predict_proba to use until the
   // weights change: parse_model calls it, so a loaded model predicts without folding at each call.

@@ -171,6 +171,11 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
   };
   Matrix X;
   std::vector<std::uint8_t> labels;
+  if (recipe.label_smoothing < 0 || recipe.label_smoothing >= 1) throw Error("label smoothing must be in [0, 1)");
+  if (recipe.weight_averaging < 0 || recipe.weight_averaging >= 1) throw Error("the weight-averaging decay must be in [0, 1)");
+  std::optional<Network> averaged;  // the moving average of the weights, when recipe.weight_averaging > 0
+  if (recipe.weight_averaging > 0) averaged.emplace(network);
+  long long averaged_steps = 0;
 
   for (int epoch = state.epochs_done + 1; epoch <= recipe.epochs; ++epoch) {
     if (recipe.patience > 0 && epochs_since_best >= recipe.patience) break;
@@ -186,7 +191,11 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
       learning_rate = static_cast<float>(learning_rate_at(recipe.schedule, recipe.optimizer.learning_rate, progress, recipe.epochs));
       state.optimizer.settings.learning_rate = learning_rate;
       loss_sum += network.train_step(X, labels, state.optimizer, recipe.dropout,
-                                     derive_seed(recipe.seed, kDropout, static_cast<std::uint64_t>(epoch), b));
+                                     derive_seed(recipe.seed, kDropout, static_cast<std::uint64_t>(epoch), b), recipe.label_smoothing);
+      if (averaged) {
+        const auto t = static_cast<float>(averaged_steps++);
+        averaged->move_average_toward(network, std::min(recipe.weight_averaging, (1 + t) / (10 + t)));
+      }
       if (observer.on_batch && (b % 50 == 49 || b + 1 == batches)) {
         const double elapsed = seconds_since(start);
         const std::size_t seen = std::min(train.size(), (b + 1) * batch);
@@ -202,14 +211,18 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
     report.learning_rate = learning_rate;
     report.samples_per_second = static_cast<double>(train.size()) / report.seconds;
     if (pending.valid()) collect(pending.get());
+    const Network& measured = averaged ? *averaged : network;
     if (threads > 1)
-      pending = std::async(std::launch::async, measure, network, report);
+      pending = std::async(std::launch::async, measure, measured, report);
     else
-      collect(measure(network, report));
+      collect(measure(measured, report));
     if (observer.on_checkpoint) observer.on_checkpoint(network, state);
   }
   if (pending.valid()) collect(pending.get());
-  if (best) network.copy_weights_from(*best);
+  if (best)
+    network.copy_weights_from(*best);
+  else if (averaged)
+    network.copy_weights_from(*averaged);
   return reports;
 }
 

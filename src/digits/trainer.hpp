@@ -22,6 +22,12 @@ struct TrainingRecipe {
   OptimizerSettings optimizer;  // sgd, lr 0.005: the ancestor's
   Schedule schedule;            // how the learning rate moves over the epochs
   float dropout = 0;            // on every hidden layer's output, while training
+  float label_smoothing = 0;    // ε: train toward (1 − ε)·one-hot + ε/classes (loss.hpp)
+  // Weight averaging: with a decay d > 0, an exponential moving average of the weights is kept
+  // beside the trained ones (Network::move_average_toward after every step, with the decay ramped
+  // in as min(d, (1 + t)/(10 + t)) at step t so the start's random weights fade fast), and the
+  // average is what each epoch's accuracy measures, what early stopping keeps and what fit returns.
+  float weight_averaging = 0;
   AugmentSettings augment = AugmentSettings::none();  // random distortions of each training image (augment.hpp)
   // Early stopping: this many training images are set aside (always the same choice for the same
   // data, kValidationSplitSeed below) as a validation set;

@@ -210,6 +210,18 @@ TEST_F(Cli, NegativeEpochsIsAUsageError) {
   EXPECT_CONTAINS(run.err, "--epochs");
 }
 
+TEST_F(Cli, LabelSmoothingAndWeightAveragingOutsideTheirRangeAreUsageErrors) {
+  for (const auto& [flag, value] : {std::pair{"--label-smoothing", "0.9"}, {"--label-smoothing", "-0.1"}, {"--ema", "1"}}) {
+    const Outcome run = digits({"train", flag, value, "--data", "absent"});
+    EXPECT_EQ(run.status, 2) << flag << " " << value << ": " << run.err;
+    EXPECT_CONTAINS(run.err, flag);
+  }
+  // A checkpoint holds the trained weights, not their average: resuming would restart the average.
+  const Outcome resumed = digits({"train", "--ema", "0.999", "--checkpoint", "c.safetensors", "--data", "absent"});
+  EXPECT_EQ(resumed.status, 2) << resumed.err;
+  EXPECT_CONTAINS(resumed.err, "--ema cannot be combined with --checkpoint");
+}
+
 TEST_F(Cli, NonNumericLayerSizeIsAUsageError) {
   const Outcome run = digits({"train", "--layers", "784,abc,10", "--data", "absent"});
   EXPECT_EQ(run.status, 2) << run.err;

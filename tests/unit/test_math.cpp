@@ -104,6 +104,52 @@ TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
   EXPECT_GT(dZ.norm(), 1e-2);  // not trivially zero
 }
 
+TEST(SoftmaxCrossEntropy, LabelSmoothingTargetsSpreadProbability) {
+  // Uniform logits over 10 classes, ε = 0.1: every target is 0.01 but the label's, 0.91. The loss
+  // is −Σ_k Y_k log(1/10) = log 10 whatever the targets, and dZ = (P − Y)/batch.
+  const Matrix Z = Matrix::Zero(2, 10);
+  const std::vector<std::uint8_t> labels{3, 7};
+  Matrix P, dZ;
+  EXPECT_NEAR(softmax_cross_entropy(Z, labels, P, dZ, 0.1f), std::log(10.0f), 1e-6);
+  EXPECT_NEAR(dZ(0, 3), (0.1f - 0.91f) / 2, 1e-7);
+  EXPECT_NEAR(dZ(0, 4), (0.1f - 0.01f) / 2, 1e-7);
+  EXPECT_NEAR(dZ.row(1).sum(), 0.0f, 1e-6);  // P and Y both add up to 1
+  // A network sure of the label (P = 1 there) is no longer at zero loss: its gradient pulls the
+  // label's logit down, which is the point of smoothing.
+  Matrix sure = Matrix::Zero(1, 10);
+  sure(0, 3) = 30;
+  const std::vector<std::uint8_t> three{3};
+  EXPECT_GT(softmax_cross_entropy(sure, three, P, dZ, 0.1f), 1.0f);
+  EXPECT_GT(dZ(0, 3), 0.05f);
+  Network tiny({4, 3}, Activation::relu, 1.0f);
+  Optimizer sgd(OptimizerSettings{});
+  const std::vector<std::uint8_t> zero{0};
+  EXPECT_THROW(tiny.train_step(Matrix::Zero(1, 4), zero, sgd, 0, 0, 1.0f), Error);  // ε = 1 leaves no label
+}
+
+TEST(SoftmaxCrossEntropy, SmoothedGradientMatchesFiniteDifferences) {
+  Rng rng(8);
+  Matrix Z = random_matrix(4, 11, rng, 3.0f);
+  const std::vector<std::uint8_t> labels{1, 10, 9, 4};
+  Matrix P, dZ, scratch_P, scratch_dZ;
+  softmax_cross_entropy(Z, labels, P, dZ, 0.2f);
+  const float eps = 1e-2f;
+  std::vector<double> analytic, numeric;
+  for (Eigen::Index i = 0; i < Z.size(); ++i) {
+    const float saved = Z.data()[i];
+    Z.data()[i] = saved + eps;
+    const double plus = softmax_cross_entropy(Z, labels, scratch_P, scratch_dZ, 0.2f);
+    Z.data()[i] = saved - eps;
+    const double minus = softmax_cross_entropy(Z, labels, scratch_P, scratch_dZ, 0.2f);
+    Z.data()[i] = saved;
+    analytic.push_back(dZ.data()[i]);
+    numeric.push_back((plus - minus) / (2 * eps));
+    EXPECT_LT(relative_error(analytic.back(), numeric.back()), 0.05) << "logit " << i;
+  }
+  EXPECT_LT(vector_relative_error(analytic, numeric), 1e-2);
+  EXPECT_GT(dZ.norm(), 1e-2);
+}
+
 class LayerGradient : public ::testing::TestWithParam<Activation> {};
 
 // A dense layer under the loss L = Σ A ⊙ R for a fixed random R, so dA = R. Every entry of

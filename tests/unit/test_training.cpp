@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 
+#include "digits/batchnorm_layer.hpp"
+#include "digits/error.hpp"
 #include "digits/network.hpp"
 #include "../support/same_weights.hpp"
 #include "digits/optimizer.hpp"
@@ -230,4 +233,49 @@ TEST(Training, RejectsDataThatDoesNotFitTheNetwork) {
   wrong.pixels.resize(10 * 16);
   Network network = small_network(1);
   EXPECT_THROW(fit(network, wrong, nullptr, quick_recipe()), std::runtime_error);
+}
+
+// Weight averaging (EMA): θ ← d·θ + (1 − d)·θ_live for every weight, bias and batch-norm statistic.
+TEST(WeightAveraging, MovesEveryWeightAndStatisticTowardTheLiveNetwork) {
+  const auto specs = parse_layer_specs("conv3x3x4,bn,pool2,fc6,bn,4");
+  Network average(specs, {1, 8, 8}, Activation::relu, 1), live(specs, {1, 8, 8}, Activation::relu, 1);
+  average.initialize(Init::he, 1);
+  live.initialize(Init::he, 2);
+  auto& live_bn = std::get<BatchNormLayer>(live.layers[1]);
+  live_bn.running_mean.setConstant(2.0f);
+  live_bn.running_var.setConstant(5.0f);
+  const Network before = average;
+  average.move_average_toward(live, 0.75f);
+  for (std::size_t i = 0; i < average.layers.size(); ++i) {
+    const ConstParameters now = parameters(std::as_const(average).layers[i]), was = parameters(before.layers[i]), to = parameters(std::as_const(live).layers[i]);
+    if (!now.W) continue;
+    EXPECT_TRUE(now.W->isApprox(0.75f * *was.W + 0.25f * *to.W, 1e-6f)) << "layer " << i;
+    EXPECT_TRUE(now.b->isApprox(0.75f * *was.b + 0.25f * *to.b, 1e-6f)) << "layer " << i;
+  }
+  const auto& bn = std::get<BatchNormLayer>(average.layers[1]);  // from mean 0, variance 1
+  EXPECT_NEAR(bn.running_mean(0), 0.5f, 1e-6f);
+  EXPECT_NEAR(bn.running_var(0), 2.0f, 1e-6f);
+  Network other(parse_layer_specs("conv3x3x4,pool2,4"), {1, 8, 8}, Activation::relu, 1);
+  EXPECT_THROW(average.move_average_toward(other, 0.5f), Error);
+}
+
+TEST(WeightAveraging, FitReturnsTheAverageOfTheStepsNotTheLastStep) {
+  const Dataset train = blocks_dataset(500, 1), test = blocks_dataset(200, 2);
+  Network plain = small_network(3), averaged = small_network(3), barely = small_network(3);
+  TrainingRecipe recipe = quick_recipe();
+  fit(plain, train, nullptr, recipe);
+  recipe.weight_averaging = 0.9f;
+  fit(averaged, train, nullptr, recipe);
+  recipe.weight_averaging = 1e-6f;  // the average is the last step's weights, within rounding
+  fit(barely, train, nullptr, recipe);
+  EXPECT_FALSE(same_weights(plain, averaged));
+  for (std::size_t i = 0; i < plain.layers.size(); ++i) {
+    const ConstParameters p = parameters(std::as_const(plain).layers[i]), q = parameters(std::as_const(barely).layers[i]);
+    if (p.W) EXPECT_TRUE(q.W->isApprox(*p.W, 1e-5f)) << "layer " << i;
+  }
+  // The average of a converging run reads the problem as well as the run.
+  EXPECT_GT(evaluate(averaged, test).accuracy(), 0.95);
+  EXPECT_GT(evaluate(plain, test).accuracy(), 0.95);
+  recipe.weight_averaging = 1.0f;
+  EXPECT_THROW(fit(averaged, train, nullptr, recipe), Error);
 }
