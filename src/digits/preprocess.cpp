@@ -48,15 +48,17 @@ Ink drawing_ink(const GrayImage& image, float paper) {
 // soft edge of a shadow) and R the reflectance (paper's, or the darker ink's). One paper level for
 // the whole image takes the darker half of such a page for ink, and noise beyond the 10% threshold
 // for ink all over it. So the paper's level is estimated per region, and the ink is what stands
-// out from its own region's paper by more than the noise:
-// The gate comes first: a drawing (the page's canvas, a PNG, every generated folder but
-// photo) has paper of exactly one level, while a photograph's paper is never one level twice in
+// out from its own region's paper by more than the noise (a–f below).
+//
+// The gate comes first: a drawing (the page's canvas, a PNG, every generated folder but photo)
+// has paper of exactly one level, while a photograph's paper is never one level twice in
 // a row: noise and the light see to it. So an image where at least kFlatPaperShare of the pixels
 // (sampled) have exactly the border's median level is a drawing, and takes the drawings' path,
 // unchanged bit for bit: the built-in model was trained on what it makes. On the generated
 // folders (seed 1, 2,000 images each) that share is 0.30–1.00 for drawings (the least: a small
 // bitmap scaled up bilinearly, all ramps; then a marker or a digit touching its box) and at most
 // 0.16 for photographs (median 0.02). Anything under it is a photograph:
+//
 //  a. The image is cut into a grid of cells (kCellsAcross along the shorter side, each at least
 //     kSmallestCell pixels), and each cell's paper level is its median: paper is most of a cell
 //     unless a stroke covers more than half of it.
@@ -88,8 +90,9 @@ Ink drawing_ink(const GrayImage& image, float paper) {
 //     and one speck far from the digit makes the ink's box the whole page. A component of ink
 //     (8-connected pixels over kInkThreshold) is kept only when its strongest pixel stands out by
 //     kSeedNoise·σ + kSeedContrast of the paper (hysteresis, as Canny's edge detector keeps a weak
-//     edge only when it joins a strong one: Canny 1986) and its mass is at least kSpeckMass of the
-//     largest component's.
+//     edge only when it joins a strong one: Canny 1986), and when it spans kLeastExtent of the
+//     shorter side across or down: dust is a pixel or three, a pen's stroke is longer than it is
+//     wide. (A decimal point smaller than that is lost on a photograph of a number.)
 constexpr int kCellsAcross = 16, kSmallestCell = 8;
 constexpr int kMostCellsAlong = 4 * kCellsAcross;  // a long strip of an image gets longer cells, not more
 // A cell's median from at most about this many pixels, on a lattice: a median of 256 noisy
@@ -100,7 +103,10 @@ constexpr float kNoiseFloor = 3.0f;        // a Gaussian passes 3σ once in 740 
 constexpr float kPolarityMargin = 12.75f;  // 5% of full scale
 constexpr float kSeedNoise = 6.0f;         // a Gaussian passes 6σ once in 10⁹ pixels
 constexpr float kSeedContrast = 0.2f;      // of the paper's distance to full scale
-constexpr double kSpeckMass = 0.05;
+// Dust and specks of a pixel or three, beside a stroke as long as the pen is wide: a component is
+// ink only when it spans at least 1.5% of the shorter side one way (on 400–800-pixel photographs,
+// 6–12 pixels).
+constexpr double kLeastExtent = 0.015;
 constexpr int kMostGateSamples = 1 << 14;
 constexpr double kFlatPaperShare = 0.25;
 
@@ -265,26 +271,27 @@ Matrix paper_cells(const Matrix& level, bool inverted) {
 }
 
 // Step f. ink: (height × width) as step e leaves it; seed: 1 for each of its pixels that stands
-// out enough to seed a component (row-major, as ink). Zeroes every component with no seed or of
-// too little mass.
+// out enough to seed a component (row-major, as ink). Zeroes every component without a seed, or
+// smaller than kLeastExtent of the image's shorter side both across and down.
 void drop_specks(Matrix& ink, const std::vector<unsigned char>& seed) {
   const int width = static_cast<int>(ink.cols()), height = static_cast<int>(ink.rows());
+  const double least = kLeastExtent * std::min(width, height);
   std::vector<int> labels(static_cast<std::size_t>(width) * static_cast<std::size_t>(height), -1), stack;
-  std::vector<double> mass;
-  std::vector<bool> seeded;
+  std::vector<bool> kept;
   float* values = ink.data();
   for (int start = 0; start < width * height; ++start) {
     if (labels[static_cast<std::size_t>(start)] >= 0 || values[start] <= kInkThreshold) continue;
-    const int label = static_cast<int>(mass.size());
-    mass.push_back(0), seeded.push_back(false);
+    const int label = static_cast<int>(kept.size());
+    bool seeded = false;
+    int left = width, right = -1, top = height, bottom = -1;
     labels[static_cast<std::size_t>(start)] = label;
     stack.push_back(start);
     while (!stack.empty()) {  // an explicit stack: a component of millions of pixels cannot overflow the call stack
       const int i = stack.back();
       stack.pop_back();
-      mass.back() += values[i];
-      if (seed[static_cast<std::size_t>(i)]) seeded.back() = true;
       const int x = i % width, y = i / width;
+      seeded = seeded || seed[static_cast<std::size_t>(i)];
+      left = std::min(left, x), right = std::max(right, x), top = std::min(top, y), bottom = std::max(bottom, y);
       for (int dy = -1; dy <= 1; ++dy) {
         for (int dx = -1; dx <= 1; ++dx) {
           const int nx = x + dx, ny = y + dy;
@@ -296,12 +303,11 @@ void drop_specks(Matrix& ink, const std::vector<unsigned char>& seed) {
         }
       }
     }
+    kept.push_back(seeded && std::max(right - left + 1, bottom - top + 1) >= least);
   }
-  double largest = 0;
-  for (std::size_t k = 0; k < mass.size(); ++k) if (seeded[k]) largest = std::max(largest, mass[k]);
   for (int i = 0; i < width * height; ++i) {
     const int label = labels[static_cast<std::size_t>(i)];
-    if (label >= 0 && (!seeded[static_cast<std::size_t>(label)] || mass[static_cast<std::size_t>(label)] < kSpeckMass * largest)) values[i] = 0;
+    if (label >= 0 && !kept[static_cast<std::size_t>(label)]) values[i] = 0;
   }
 }
 
