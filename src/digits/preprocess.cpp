@@ -10,7 +10,7 @@ namespace digits {
 
 namespace {
 
-// ---- Drawings: one paper level (steps 1–2 for an image the gate below finds flat and noiseless) ----
+// ---- Drawings: one paper level (steps 1–2 for an image whose paper the gate below finds exactly flat) ----
 
 float border_median(const GrayImage& image) {
   const int frame = std::max(1, std::min(image.width, image.height) / 20);
