@@ -26,6 +26,7 @@
 #include "digits/random.hpp"
 #include "digits/segment.hpp"
 #include "digits/trainer.hpp"
+#include "answers/answers.hpp"
 
 using namespace digits;
 
@@ -445,6 +446,38 @@ void BM_DecodePng280Rgba(benchmark::State& state) {
   state.SetLabel(std::to_string(png.size()) + " bytes");
 }
 BENCHMARK(BM_DecodePng280Rgba);
+
+// POST /api/predict's work for the page's drawing (the RGBA PNG above), stage by stage, with the
+// built-in model: what bench/http/run's requests cost the server apart from HTTP. Arg: 0 decoding
+// the PNG, 1 preprocessing, 2 the network with every layer's output kept (Network::activations),
+// 3 the answer without the activations (answers::reading with maps off) written as text, 4 the
+// whole answer with every layer's maps (answers::reading) written as text, 5 all of it: decode,
+// preprocess, the lean answer (what a client that does not ask for the activations costs), 6 all
+// of it with the full answer.
+void BM_PredictDrawingStages(benchmark::State& state) {
+  const GrayImage gray = decode_image(testing::as_bytes(drawing_png()), "drawing");
+  testing::Png rgba{.width = 280, .height = 280, .depth = 8, .colour_type = 6};
+  for (float v : gray.pixels) rgba.samples.insert(rgba.samples.end(), {static_cast<std::uint16_t>(v), static_cast<std::uint16_t>(v), static_cast<std::uint16_t>(v), 255});
+  const std::string png = rgba.encode();
+  const Model model = parse_model(builtin_model_bytes(), "built-in model");
+  const Preprocessed input = preprocess(decode_image(testing::as_bytes(png), "drawing"));
+  const Matrix X = Eigen::Map<const Matrix>(input.pixels.data(), 1, static_cast<Eigen::Index>(input.pixels.size()));
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    switch (state.range(0)) {
+      case 0: benchmark::DoNotOptimize(decode_image(testing::as_bytes(png), "drawing").pixels.data()); break;
+      case 1: benchmark::DoNotOptimize(preprocess(gray).pixels.data()); break;
+      case 2: benchmark::DoNotOptimize(model.network.activations(X).back().data()); break;
+      case 3: bytes = answers::text(answers::reading(model.network, input, false)).size(); break;
+      case 4: bytes = answers::text(answers::reading(model.network, input, true)).size(); break;
+      case 5: bytes = answers::text(answers::reading(model.network, preprocess(decode_image(testing::as_bytes(png), "drawing")), false)).size(); break;
+      default: bytes = answers::text(answers::reading(model.network, preprocess(decode_image(testing::as_bytes(png), "drawing")), true)).size(); break;
+    }
+  }
+  static const char* const kStages[] = {"decode", "preprocess", "network", "lean answer", "full answer", "all, lean", "all, full"};
+  state.SetLabel(std::string(kStages[state.range(0)]) + (bytes ? ", " + std::to_string(bytes) + " bytes" : ""));
+}
+BENCHMARK(BM_PredictDrawingStages)->DenseRange(0, 6)->Unit(benchmark::kMicrosecond);
 
 // Hostile inputs of issue 11, refused: each must cost microseconds, not the seconds and hundreds
 // of megabytes stb_image spent. Arg 0: the 55-byte Radiance HDR header claiming 4096×4096

@@ -185,11 +185,15 @@ Number make_number(const Glyphs& source, std::mt19937_64& rng) {
 struct Tally {
   int numbers = 0, right = 0, digits = 0, digits_right = 0;
   int merge = 0, split = 0, missed = 0, extra = 0;
+  int misread = 0;             // cut right (one candidate, in no merge) but read as another digit
+  int missed_not_a_digit = 0;  // of the missed: a candidate the network called "not a digit" lies there
+  int wrong_cut = 0;           // numbers read wrong with at least one segmentation error (the rest: misreadings only)
 };
 
 void score(const Number& number, const NumberReading& reading, Tally& t) {
   ++t.numbers;
   t.right += reading.text() == number.text;
+  const int errors_before = t.merge + t.split + t.missed + t.extra;
   const std::size_t n = number.spans.size();
   std::vector<std::vector<std::size_t>> in_digit(n);  // candidates whose centre lies in each true digit
   std::vector<bool> merged(n, false);
@@ -217,14 +221,30 @@ void score(const Number& number, const NumberReading& reading, Tally& t) {
   for (std::size_t d = 0; d < n; ++d) {
     ++t.digits;
     if (in_digit[d].size() >= 2) ++t.split;
-    if (in_digit[d].empty() && !merged[d]) ++t.missed;
-    if (in_digit[d].size() == 1 && !merged[d] && reading.digits[in_digit[d][0]].digit == number.text[d] - '0') ++t.digits_right;
+    if (in_digit[d].empty() && !merged[d]) {
+      ++t.missed;
+      const auto inside = [&](const Box& b) {
+        const double centre = b.x + b.width / 2.0;
+        return centre >= number.spans[d].first && centre < number.spans[d].second;
+      };
+      t.missed_not_a_digit += std::any_of(reading.not_digits.begin(), reading.not_digits.end(), inside);
+    }
+    if (in_digit[d].size() == 1 && !merged[d]) {
+      if (reading.digits[in_digit[d][0]].digit == number.text[d] - '0')
+        ++t.digits_right;
+      else
+        ++t.misread;
+    }
   }
+  if (reading.text() != number.text && t.merge + t.split + t.missed + t.extra > errors_before) ++t.wrong_cut;
 }
 
 void print(const char* name, const Tally& t) {
-  std::printf("%-12s %5d numbers: whole number %6.2f%%, digits %6.2f%% of %d; segmentation errors: merge %d, split %d, missed %d, extra %d\n", name, t.numbers,
-              100.0 * t.right / std::max(1, t.numbers), 100.0 * t.digits_right / std::max(1, t.digits), t.digits, t.merge, t.split, t.missed, t.extra);
+  std::printf(
+      "%-12s %5d numbers: whole number %6.2f%%, digits %6.2f%% of %d; segmentation errors: merge %d, split %d, missed %d (%d not a digit), extra %d; misread %d; "
+      "numbers wrong: %d cut wrong, %d misread only\n",
+      name, t.numbers, 100.0 * t.right / std::max(1, t.numbers), 100.0 * t.digits_right / std::max(1, t.digits), t.digits, t.merge, t.split, t.missed,
+      t.missed_not_a_digit, t.extra, t.misread, t.wrong_cut, t.numbers - t.right - t.wrong_cut);
 }
 
 }  // namespace

@@ -162,6 +162,14 @@ function scheduleLiveReading() {
   }, wait);
 }
 
+// Every layer's output comes with a reading only while "Inside the network" (inside.js) is open
+// to draw it (`activations`, docs/api.md): for the built-in model it is 95% of the answer's bytes
+// and a fifth of the server's work. Opened later, the panel asks for the drawing to be read again.
+function wantsActivations() {
+  const inside = document.getElementById('inside');
+  return !inside || inside.open;
+}
+
 async function readDrawing({ announce }) {
   // An announced reading covers the whole drawing: a live one still pending from the last stroke
   // would answer after it and leave its sentence unsaid.
@@ -180,7 +188,7 @@ async function readDrawing({ announce }) {
     const response = await fetch(mode === 'number' ? '/api/read' : '/api/predict', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: drawing }),
+      body: JSON.stringify(mode === 'number' ? { image: drawing } : { image: drawing, activations: wantsActivations() }),
     });
     const body = await response.json().catch(() => ({}));
     if (number !== requestNumber) return;  // the drawing has changed since this was asked
@@ -369,6 +377,10 @@ tellButton.addEventListener('click', () => readDrawing({ announce: true }));
 // again, so the answer on screen is the new model's.
 document.addEventListener('digits:model-changed', () => {
   if (strokes.length > 0 && !activeStroke) readDrawing({ announce: true });
+});
+// "Inside the network" was opened after a reading without the layers' outputs (inside.js).
+document.addEventListener('digits:activations-wanted', () => {
+  if (strokes.length > 0 && !activeStroke) readDrawing({ announce: false });
 });
 eraseButton.addEventListener('click', erase);
 

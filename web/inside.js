@@ -404,10 +404,24 @@
       : base;
   }
 
+  // The page asks for the layers' outputs only while the panel is open (app.js, `activations` in
+  // docs/api.md). A reading without them, made while it was folded, empties it; opening it then
+  // has the drawing read again, with them.
+  let lacking = false;  // the last reading came without the layers' outputs
+  panel.addEventListener('toggle', () => {
+    if (panel.open && lacking) document.dispatchEvent(new CustomEvent('digits:activations-wanted'));
+  });
+
   // `which` names the digit of a number shown (number.js: the one under the pointer), or is absent.
   function show(reading, which) {
     const layers = reading.activations;
-    if (!Array.isArray(layers) || layers.length < 1) return;
+    lacking = !Array.isArray(layers);
+    if (lacking) {
+      if (panel.dataset.state === 'reading') clear();
+      lacking = true;  // clear() forgets it: there is a drawing to read again
+      return;
+    }
+    if (layers.length < 1) return;
     const layout = layoutOfReading(layers);
     const key = layoutKey(layout);
     if (key !== shapeKey) {
@@ -438,6 +452,7 @@
   }
 
   function clear() {
+    lacking = false;
     for (const entry of blocks) {
       if (entry.kind === 'input') paintInput(entry.canvas, null);
       if (entry.kind === 'hidden') {

@@ -170,7 +170,8 @@
       const response = await fetch('/api/predict', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ image: inkAsPng(digit.ink) }),
+        // The layers' outputs only while "Inside the network" is open to draw them (app.js).
+        body: JSON.stringify({ image: inkAsPng(digit.ink), activations: document.getElementById('inside')?.open ?? true }),
       });
       const reading = await response.json();
       if (request !== selectRequest || !response.ok) return;

@@ -76,15 +76,17 @@
   // One reading: POST /api/predict's answer, or null when there is nothing to read. `milliseconds`
   // is the whole of it (decoding the PNG included, as the server's is); `wasm_milliseconds` the
   // WebAssembly call alone: preprocessing, the network, and the answer written as JSON.
-  // `whole`: read every digit of a number (digits_read_number, POST /api/read's answer) instead.
-  async function read(dataUrl, whole = false) {
+  // `whole`: read every digit of a number (digits_read_number, POST /api/read's answer) instead;
+  // `activations`: every layer's output in the answer, as the server's (false: left out).
+  async function read(dataUrl, { whole = false, activations = true } = {}) {
     const started = performance.now();
     const { wasm } = await ready;
     const image = await pixelsOf(dataUrl);
     let inWasm = 0;
     const status = withBuffer(wasm, image.data, (at) => {
       const before = performance.now();
-      const result = (whole ? wasm._digits_read_number : wasm._digits_read)(at, image.width, image.height);
+      const result = whole ? wasm._digits_read_number(at, image.width, image.height)
+        : wasm._digits_read(at, image.width, image.height, activations ? 1 : 0);
       inWasm = performance.now() - before;
       return result;
     });
@@ -139,12 +141,15 @@
   }
 
   async function predictAnswer(request) {
-    const reading = await read(request.image);
+    if ('activations' in request && typeof request.activations !== 'boolean') {
+      return failure(400, 'invalid_request', `"activations" must be true or false, not ${typeof request.activations}`);
+    }
+    const reading = await read(request.image, { activations: request.activations !== false });
     return reading ? answer(200, reading) : failure(422, 'empty_drawing', 'there is nothing to read: the drawing has no ink');
   }
 
   async function readNumberAnswer(request) {
-    const number = await read(request.image, true);
+    const number = await read(request.image, { whole: true });
     return number ? answer(200, number) : failure(422, 'empty_drawing', 'there is nothing to read: the drawing has no ink');
   }
 
@@ -153,7 +158,7 @@
   async function feedbackAnswer(request) {
     const label = request.label;
     if (!Number.isInteger(label) || label < 0 || label > 10) return failure(400, 'invalid_request', '"label" must be a digit 0–9, or 10 for "not a digit"');
-    const reading = await read(request.image);
+    const reading = await read(request.image, { activations: false });
     if (!reading) return failure(422, 'empty_drawing', 'there is nothing to read: the drawing has no ink');
     // "Not a digit" (10) only for a model that has that output, as the server says.
     if (label === 10 && reading.not_a_digit_probability == null) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the request body the benchmark sends: {"image": "data:image/png;base64,..."} holding a
-280x280 PNG of a hand-drawn-looking 7, white on black, as the page sends it. Standard library only:
-the PNG is encoded here with zlib, so the benchmark needs no imaging package."""
+280x280 PNG of a hand-drawn-looking 7, white on black, as the page sends it; with --lean, also
+"activations": false (the answer without every layer's output, docs/api.md). Standard library
+only: the PNG is encoded here with zlib, so the benchmark needs no imaging package."""
 import base64
 import json
 import math
@@ -44,8 +45,13 @@ def png(gray, side):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: make_body.py OUTPUT.json")
+    args = sys.argv[1:]
+    lean = "--lean" in args
+    if lean:
+        args.remove("--lean")
+    if len(args) != 1:
+        sys.exit("usage: make_body.py [--lean] OUTPUT.json")
     image = "data:image/png;base64," + base64.b64encode(png(draw_seven(), SIDE)).decode("ascii")
-    with open(sys.argv[1], "w") as out:
-        json.dump({"image": image}, out)
+    body = {"image": image, "activations": False} if lean else {"image": image}
+    with open(args[0], "w") as out:
+        json.dump(body, out)

@@ -51,8 +51,18 @@ nlohmann::json answer_fields(std::span<const float> probabilities);
 // the network saw, inverted, and every layer's output
 // (activations: a dense layer's values as numbers, a conv or pooling layer's maps as base64
 // bytes; a conv or dense layer followed by batch norm is one entry holding the batch norm's output,
-// named in "batch_norm"). POST /api/predict's answer without its time.
-nlohmann::json reading(const Network& network, const Preprocessed& input);
+// named in "batch_norm"). POST /api/predict's answer without its time. Without
+// `with_activations` the answer has no "activations" and the probabilities come from
+// predict_proba (batch norm folded, as `digits predict` reads), which costs a fraction of the
+// whole: POST /api/predict with "activations": false.
+nlohmann::json reading(const Network& network, const Preprocessed& input, bool with_activations = true);
+
+// `answer` as JSON text: the same bytes as answer.dump(-1, ' ', false, error_handler_t::replace)
+// (compact, keys in order, invalid UTF-8 replaced), written faster where answers are long: a
+// string of plain ASCII (the maps' base64, 37 KB for the built-in model) is copied as it is,
+// where nlohmann's serializer decodes every character as UTF-8 (12% of the server's time for a
+// POST /api/predict answer). Every other value is nlohmann's own dump.
+std::string text(const nlohmann::json& answer);
 
 // A number read by read_number (digits/segment.hpp), as POST /api/read and `digits read --json`
 // give it: {"text": "2026", "digits": [{"digit", "probability", "unsure", "probabilities" (10),

@@ -30,14 +30,19 @@ int sextet(char c) { return kSextets[static_cast<unsigned char>(c)]; }
 }  // namespace
 
 std::string encode_base64(std::string_view bytes) {
-  std::string text;
-  text.reserve((bytes.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    // Three bytes (24 bits) → four 6-bit digits; a short last group is padded with '='.
+  // Three bytes (24 bits) → four 6-bit digits, written in place; a short last group is padded with
+  // '='. (push_back a character at a time took twice as long: the maps of a /api/predict answer are
+  // 28 KB.)
+  std::string text((bytes.size() + 2) / 3 * 4, '=');
+  const auto byte = [&](std::size_t i) { return i < bytes.size() ? static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) : 0u; };
+  char* out = text.data();
+  for (std::size_t i = 0; i < bytes.size(); i += 3, out += 4) {
     const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
-    std::uint32_t group = 0;  // the missing bytes are 0
-    for (std::size_t k = 0; k < 3; ++k) group = group << 8 | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
-    for (std::size_t k = 0; k < 4; ++k) text.push_back(k <= n ? kAlphabet[group >> (18 - 6 * k) & 63] : '=');
+    const std::uint32_t group = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);  // the missing bytes are 0
+    out[0] = kAlphabet[group >> 18 & 63];
+    out[1] = kAlphabet[group >> 12 & 63];
+    if (n > 1) out[2] = kAlphabet[group >> 6 & 63];
+    if (n > 2) out[3] = kAlphabet[group & 63];
   }
   return text;
 }

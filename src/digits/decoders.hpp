@@ -60,7 +60,9 @@ class GrayReducer {
   int out_width_, out_height_;
   std::vector<float> sum_;        // Σ g (no alpha) or Σ a·g, a in 0–255, per output pixel
   std::vector<float> sum_alpha_;  // Σ a, a in 0–255, with alpha
-  double drawn_ = 0, weight_ = 0;  // Σ a·g and Σ a over the whole image, for the background
+  // Over the whole image, for the background: Σ a·s for each sample s (gray, or red, green and
+  // blue) and Σ a, in integers, so exact and the same in any order (add's loops are vectorised).
+  std::uint64_t drawn_[3] = {0, 0, 0}, weight_ = 0;
 };
 
 // Colour becomes luma and transparency is laid over, as GrayReducer does, without reducing:

@@ -38,18 +38,39 @@ constexpr double kSplitAspect = 0.8;
 // sliver for the network to read as a 1, and a dot is never cut.
 constexpr double kNarrowestPiece = 0.12, kLeastInk = 0.06;
 constexpr int kFewestColumns = 4;
+// Cut paths (cut_paths): a path pays, beside the ink it crosses (1 a pixel of the group's
+// brightest ink), kSideStep for each column it moves sideways, so that it follows a gap between
+// two strokes but does not wander around a digit; each path stays within kCutBand·height of the
+// column it was started from. Starts: the kProfileStarts lowest minima of the column profile, and
+// a column every kGridStep of the narrowest piece's width across the group, at most kMostStarts in
+// all. Of the distinct paths, the cheapest floor(kSpareCuts + width/height) are kept (at most
+// kMaxCutsPerGroup): a group of two digits gets about four. All chosen on seed 1
+// (docs/numbers.md): side steps of 0.05–0.8, bands of 0–0.2, starts at profile minima alone or
+// with a grid every 0.5–2 piece widths, 1–2.5 spare cuts.
+constexpr double kSideStep = 0.2, kCutBand = 0.1, kGridStep = 0.7, kSpareCuts = 2.5;
+constexpr int kProfileStarts = 12, kMostStarts = 48;
+// A group too narrow for cuts (under kSplitAspect) is cut after all when the network reads it
+// whole as "not a digit", or as a digit with probability under kUnsure, and it is at least
+// kRetryAspect times its height (or H) wide: a 1 touching its neighbour makes a group narrower
+// than tall that no digit fits.
+constexpr double kUnsure = 0.5, kRetryAspect = 0.4;
 // A piece's ink keeps this many pixels around its box: anti-aliasing's faint edge (piece_ink).
 constexpr int kFaintMargin = 2;
 // Segmentation by recognition (LeCun et al. 1998, §VI) chooses the cuts whose pieces the network
-// reads with the highest joint probability, Π p(piece). Our network has no "not a digit" class to
-// tell a half-digit or two digits from one digit, and is often sure of such pieces anyway, so a
-// prior on shape joins the score: each piece's log-probability loses kWidePenalty per unit of
-// width/height beyond kWidest. MNIST's training digits are wider than one might think (width /
-// height: mean 0.96 for a 2, 95th percentile 1.25), so kWidest is 1.2, chosen by measurement
-// among 1.1–1.3 with penalties 4–16, which matter little (docs/numbers.md). A flat cost per cut
-// and a cost per stroke a cut crosses were measured too and did worse: the network reads the
-// halves of a wide 0 as surely as two real digits, and two touching digits as surely as one.
-constexpr double kWidest = 1.2, kWidePenalty = 8.0;
+// reads with the highest joint probability, Π p(piece). The network is often sure of half a digit,
+// or of two digits as one, so two priors join the score:
+// - shape: each piece's log-probability loses kWidePenalty per unit of width/height beyond
+//   kWidest. MNIST's training digits are wider than one might think (width / height: mean 0.96 for
+//   a 2, 95th percentile 1.25), so kWidest is 1.2, chosen by measurement among 0.9–1.3 with
+//   penalties 4–16 (docs/numbers.md);
+// - "not a digit" (a model with the eleventh class): a piece's score gains
+//   kNotADigitWeight·log(1 − p(not a digit)), so a cut that leaves a piece the network calls no
+//   digit (half a digit, two digits fused) loses against one that leaves digits. 12 by measurement
+//   among 1–50 (3 and up are within a point of each other).
+// A flat cost per cut, and a cost per stroke a cut severs, were measured too and did worse: the
+// network reads the halves of a wide 0 as surely as two real digits, and two touching digits as
+// surely as one.
+constexpr double kWidest = 1.2, kWidePenalty = 8.0, kNotADigitWeight = 12.0;
 
 Box box_of(int x0, int y0, int x1, int y1) { return {x0, y0, x1 - x0 + 1, y1 - y0 + 1}; }  // inclusive corners
 
@@ -115,59 +136,167 @@ bool belong_together(const Group& a, const Group& b, double H) {
   return overlap >= kMergeOverlap * narrower && gap <= kMergeGap * H;
 }
 
-// Candidate cut columns of a wide group: the lowest local minima of its column profile (the ink of
-// its own components in each column, summed over three columns to ignore a pen's ragged edge), at
-// least kNarrowestPiece·height from either end and from each other.
-std::vector<int> cut_columns(const Group& group, int index, const Matrix& ink, const std::vector<int>& labels, const std::vector<int>& group_of) {
-  const int w = group.width(), h = group.height();
+// Candidate cuts of a wide group: paths from its top row to its bottom row that cross little ink,
+// found by dynamic programming as in seam carving (Avidan & Shamir 2007) and in the "drop-fall"
+// family of digit cutters. Over the group's own ink c(r, x) (0–1: its components only, scaled to
+// its brightest pixel), the cheapest path to (r, x) within a band of columns [lo, hi] costs
+//   M(0, x) = c(0, x),
+//   M(r, x) = c(r, x) + min( M(r−1, x),  M(r−1, x∓1) + kSideStep + min(c(r−1, x), c(r, x∓1)) ),
+// the last term because a diagonal step passes between those two pixels and would sever a stroke
+// there for nothing. The cheapest path is M's least value in the bottom row, traced back. A path
+// through a gap between two digits costs 0; one through the place where two strokes touch costs
+// about a stroke's width. Paths are started from the column profile's minima (where a straight cut
+// crosses least ink) and from a grid across the group, each confined to kCutBand·height around its
+// start; those that leave too little ink on a side or between them and another are dropped, and
+// the cheapest are kept, left to right, none crossing the one before. Work: O(starts · height ·
+// band) with at most kMostStarts starts, memory O(width · height).
+std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const std::vector<int>& labels, const std::vector<int>& group_of) {
+  const int w = box.width, h = box.height;
   const int width = static_cast<int>(ink.cols());
-  std::vector<double> column(static_cast<std::size_t>(w), 0.0);
-  for (int y = group.y0; y <= group.y1; ++y) {
-    for (int x = group.x0; x <= group.x1; ++x) {
-      const int label = labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)];
-      if (label >= 0 && group_of[static_cast<std::size_t>(label)] == index) column[static_cast<std::size_t>(x - group.x0)] += ink(y, x);
+  const auto at = [w](int r, int x) { return static_cast<std::size_t>(r) * static_cast<std::size_t>(w) + static_cast<std::size_t>(x); };
+  // c: the group's own ink, 0–1; inside: its pixels (above kInkThreshold).
+  std::vector<float> c(static_cast<std::size_t>(w) * static_cast<std::size_t>(h), 0.0f);
+  std::vector<unsigned char> inside(c.size(), 0);
+  float brightest = 0;
+  for (int r = 0; r < h; ++r) {
+    for (int x = 0; x < w; ++x) {
+      const int label = labels[static_cast<std::size_t>(box.y + r) * static_cast<std::size_t>(width) + static_cast<std::size_t>(box.x + x)];
+      if (label < 0 || group_of[static_cast<std::size_t>(label)] != index) continue;
+      c[at(r, x)] = ink(box.y + r, box.x + x);
+      inside[at(r, x)] = 1;
+      brightest = std::max(brightest, c[at(r, x)]);
     }
   }
-  std::vector<double> profile(column.size());
-  for (int x = 0; x < w; ++x) {
-    profile[static_cast<std::size_t>(x)] = column[static_cast<std::size_t>(x)] + (x > 0 ? column[static_cast<std::size_t>(x - 1)] : 0.0) +
-                                           (x + 1 < w ? column[static_cast<std::size_t>(x + 1)] : 0.0);
+  if (brightest <= 0) return {};
+  for (float& v : c) v /= brightest;
+  // The stroke width, to say a path's cost in strokes: a stroke of width s and length L covers
+  // s·L pixels, about 2L of them on its edge, so s ≈ 2·area / edge pixels.
+  int area = 0, edge = 0;
+  for (int r = 0; r < h; ++r) {
+    for (int x = 0; x < w; ++x) {
+      if (!inside[at(r, x)]) continue;
+      ++area;
+      edge += x == 0 || x + 1 == w || r == 0 || r + 1 == h || !inside[at(r, x - 1)] || !inside[at(r, x + 1)] || !inside[at(r - 1, x)] || !inside[at(r + 1, x)];
+    }
   }
+  const double stroke = std::max(1.0, 2.0 * area / std::max(1, edge));
+
+  std::vector<double> M(c.size());
+  std::vector<signed char> from(c.size(), 0);  // the step into (r, x): x' − x
+  const auto cheapest = [&](int lo, int hi) {
+    for (int x = lo; x <= hi; ++x) M[at(0, x)] = c[at(0, x)];
+    for (int r = 1; r < h; ++r) {
+      for (int x = lo; x <= hi; ++x) {
+        double best = M[at(r - 1, x)];
+        signed char step = 0;
+        if (x > lo) {
+          const double s = M[at(r - 1, x - 1)] + kSideStep + std::min(c[at(r - 1, x)], c[at(r, x - 1)]);
+          if (s < best) best = s, step = -1;
+        }
+        if (x < hi) {
+          const double s = M[at(r - 1, x + 1)] + kSideStep + std::min(c[at(r - 1, x)], c[at(r, x + 1)]);
+          if (s < best) best = s, step = 1;
+        }
+        M[at(r, x)] = c[at(r, x)] + best;
+        from[at(r, x)] = step;
+      }
+    }
+    int x = lo;
+    for (int k = lo + 1; k <= hi; ++k)
+      if (M[at(h - 1, k)] < M[at(h - 1, x)]) x = k;
+    Cut cut;
+    cut.x.resize(static_cast<std::size_t>(h));
+    cut.strokes = M[at(h - 1, x)] / stroke;
+    for (int r = h - 1; r >= 0; --r) {
+      cut.x[static_cast<std::size_t>(r)] = x;
+      if (r > 0) x += from[at(r, x)];
+    }
+    return cut;
+  };
+  // before(r, x): the group's pixels left of column x in row r, so the ink between two paths
+  // costs O(height).
+  std::vector<int> before(static_cast<std::size_t>(w + 1) * static_cast<std::size_t>(h), 0);
+  const auto before_at = [w](int r, int x) { return static_cast<std::size_t>(r) * static_cast<std::size_t>(w + 1) + static_cast<std::size_t>(x); };
+  for (int r = 0; r < h; ++r)
+    for (int x = 0; x < w; ++x) before[before_at(r, x + 1)] = before[before_at(r, x)] + inside[at(r, x)];
+  const auto ink_between = [&](const std::vector<int>& a, const std::vector<int>& b) {
+    int n = 0;
+    for (int r = 0; r < h; ++r) {
+      const int lo = std::min(a[static_cast<std::size_t>(r)], b[static_cast<std::size_t>(r)]), hi = std::max(a[static_cast<std::size_t>(r)], b[static_cast<std::size_t>(r)]);
+      n += before[before_at(r, hi)] - before[before_at(r, lo)];
+    }
+    return n;
+  };
+
+  // Starts: the column profile's minima (the ink in each column, summed over three columns to
+  // ignore a pen's ragged edge), the lowest first and a piece's width apart, then a grid.
+  std::vector<double> column(static_cast<std::size_t>(w), 0.0);
+  for (int r = 0; r < h; ++r)
+    for (int x = 0; x < w; ++x) column[static_cast<std::size_t>(x)] += c[at(r, x)];
+  std::vector<double> profile(column.size());
+  for (int x = 0; x < w; ++x)
+    profile[static_cast<std::size_t>(x)] =
+        column[static_cast<std::size_t>(x)] + (x > 0 ? column[static_cast<std::size_t>(x - 1)] : 0.0) + (x + 1 < w ? column[static_cast<std::size_t>(x + 1)] : 0.0);
   const int margin = std::max(kFewestColumns, static_cast<int>(std::ceil(kNarrowestPiece * h)));
   std::vector<int> minima;
   for (int x = margin; x <= w - margin; ++x) {
     const double v = profile[static_cast<std::size_t>(x)];
-    const double left = profile[static_cast<std::size_t>(x - 1)], right = x + 1 < w ? profile[static_cast<std::size_t>(x + 1)] : v;
-    if (v <= left && v <= right) minima.push_back(x);
+    if (v <= profile[static_cast<std::size_t>(x - 1)] && (x + 1 >= w || v <= profile[static_cast<std::size_t>(x + 1)])) minima.push_back(x);
   }
   std::stable_sort(minima.begin(), minima.end(), [&](int a, int b) { return profile[static_cast<std::size_t>(a)] < profile[static_cast<std::size_t>(b)]; });
-  std::vector<int> cuts;
+  std::vector<int> starts;
   for (int x : minima) {
-    if (static_cast<int>(cuts.size()) == kMaxCutsPerGroup) break;
-    if (std::all_of(cuts.begin(), cuts.end(), [&](int c) { return std::abs(c - x) >= margin; })) cuts.push_back(x);
+    if (static_cast<int>(starts.size()) == kProfileStarts) break;
+    if (std::all_of(starts.begin(), starts.end(), [&](int s) { return std::abs(s - x) >= margin; })) starts.push_back(x);
   }
-  std::sort(cuts.begin(), cuts.end());
-  for (int& c : cuts) c += group.x0;
+  const int step = std::max({1, static_cast<int>(kGridStep * margin), (w - 2 * margin) / (kMostStarts - kProfileStarts) + 1});
+  for (int x = margin; x <= w - margin; x += step)
+    if (std::all_of(starts.begin(), starts.end(), [&](int s) { return std::abs(s - x) > step / 2; })) starts.push_back(x);
+
+  const int band = static_cast<int>(std::lround(kCutBand * h));
+  const std::vector<int> left_end(static_cast<std::size_t>(h), 0), right_end(static_cast<std::size_t>(h), w);
+  const int least_ink = std::max(1, static_cast<int>(kLeastInk * area));
+  std::vector<Cut> cuts;
+  for (int x : starts) {
+    Cut cut = cheapest(std::max(0, x - band), std::min(w - 1, x + band));
+    if (ink_between(cut.x, left_end) < least_ink || ink_between(cut.x, right_end) < least_ink) continue;
+    if (std::any_of(cuts.begin(), cuts.end(), [&](const Cut& other) { return ink_between(cut.x, other.x) < least_ink; })) continue;  // the same cut, in effect
+    cuts.push_back(std::move(cut));
+  }
+  // The cheapest, then left to right by their mean column.
+  std::stable_sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.strokes < b.strokes; });
+  const std::size_t most = std::min<std::size_t>(kMaxCutsPerGroup, static_cast<std::size_t>(kSpareCuts + static_cast<double>(w) / h));
+  if (cuts.size() > most) cuts.resize(most);
+  const auto mean = [](const Cut& cut) { return std::accumulate(cut.x.begin(), cut.x.end(), 0.0) / static_cast<double>(cut.x.size()); };
+  std::stable_sort(cuts.begin(), cuts.end(), [&](const Cut& a, const Cut& b) { return mean(a) < mean(b); });
+  // Paths from overlapping bands may cross; keep each one right of the one before.
+  for (std::size_t k = 1; k < cuts.size(); ++k)
+    for (std::size_t r = 0; r < static_cast<std::size_t>(h); ++r) cuts[k].x[r] = std::max(cuts[k].x[r], cuts[k - 1].x[r]);
+  for (Cut& cut : cuts)
+    for (int& x : cut.x) x += box.x;
   return cuts;
 }
 
-// A piece's own ink as an image of its own: its group's components within `piece` (the group's
-// rows, the columns between two cuts) and the faint ink among them (below kInkThreshold, in no
+// A piece's own ink as an image of its own: its group's components within the group's box between
+// two bounds (in row r of the box, columns left[r] to right[r] − 1: the box's edges or cut paths)
+// and the faint ink among them (below kInkThreshold, in no
 // component, as preprocess would see it), cropped to the piece's box and kFaintMargin around it,
 // and framed by a pixel of paper. So preprocess(ink) is exactly what the network reads; the frame
 // makes the border's median 0 whatever a cut goes through, so preprocess finds black paper and
 // changes no value. When the image's ink is whole levels (any 8-bit image on black paper, as the
 // page draws), a PNG of it gives the same input again: the page shows and judges each digit of a
 // number through the same /api/predict and /api/feedback as a single digit (docs/numbers.md).
-GrayImage piece_ink(const Segmentation& seg, const Box& box, const Box& piece, const auto& member, int& ink_x, int& ink_y) {
+GrayImage piece_ink(const Segmentation& seg, const Box& box, const Box& group, const std::vector<int>& left, const std::vector<int>& right, const auto& member,
+                    int& ink_x, int& ink_y) {
   const Matrix& ink = seg.ink.values;
   const int width = static_cast<int>(ink.cols());
-  const int x0 = std::max(piece.x, box.x - kFaintMargin), x1 = std::min(piece.x + piece.width, box.x + box.width + kFaintMargin);
-  const int y0 = std::max(piece.y, box.y - kFaintMargin), y1 = std::min(piece.y + piece.height, box.y + box.height + kFaintMargin);
+  const int x0 = std::max(group.x, box.x - kFaintMargin), x1 = std::min(group.x + group.width, box.x + box.width + kFaintMargin);
+  const int y0 = std::max(group.y, box.y - kFaintMargin), y1 = std::min(group.y + group.height, box.y + box.height + kFaintMargin);
   GrayImage out{x1 - x0 + 2, y1 - y0 + 2, {}};
   out.pixels.assign(static_cast<std::size_t>(out.width) * static_cast<std::size_t>(out.height), 0.0f);
   for (int y = y0; y < y1; ++y) {
-    for (int x = x0; x < x1; ++x) {
+    const std::size_t r = static_cast<std::size_t>(y - group.y);
+    for (int x = std::max(x0, left[r]); x < std::min(x1, right[r]); ++x) {
       const int label = seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)];
       if (label >= 0 && !member(label)) continue;
       out.pixels[static_cast<std::size_t>(y - y0 + 1) * static_cast<std::size_t>(out.width) + static_cast<std::size_t>(x - x0 + 1)] = ink(y, x);
@@ -245,7 +374,7 @@ Segmentation segment(const GrayImage& image) {
     const int index = static_cast<int>(result.groups.size());
     for (int label : g.members) result.group_of[static_cast<std::size_t>(label)] = index;
     InkGroup out{box, g.members, {}};
-    if (g.width() > kSplitAspect * std::max<double>(g.height(), H)) out.cuts = cut_columns(g, index, ink, result.labels, result.group_of);
+    if (g.width() > kSplitAspect * std::max<double>(g.height(), H)) out.cuts = cut_paths(box, index, ink, result.labels, result.group_of);
     result.groups.push_back(std::move(out));
   }
   return result;
@@ -258,79 +387,120 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
   const Segmentation seg = segment(image);
   const Matrix& ink = seg.ink.values;
   const int width = static_cast<int>(ink.cols());
+  const std::size_t groups = seg.groups.size();
 
-  // Every piece of every group, [points[i], points[j]) for i < j, read in one batch.
+  // A piece of a group: its ink between bounds[i] and bounds[j], i < j, of the group's bounds (its
+  // left edge, its cuts, its right edge: for each row, the first column on the right).
   struct Piece {
-    std::size_t group;
-    int from, to;  // indices into the group's points
+    int from, to;
     Box box;
-    int pixels;
-    int row = -1;  // its row in the batch; −1: not read (empty or too thin)
-    GrayImage ink;  // what the network read, through preprocess (piece_ink)
+    bool read = false;  // false: empty or too thin, not read
+    GrayImage ink;      // what the network read, through preprocess (piece_ink)
     int ink_x = 0, ink_y = 0;
+    std::vector<float> probabilities;  // the network's, all its classes
   };
-  std::vector<std::vector<int>> points(seg.groups.size());
-  std::vector<Piece> pieces;
+  std::vector<std::vector<Cut>> cuts(groups);
+  std::vector<std::vector<Piece>> pieces(groups);
+  // Adds the group's pieces not made yet, and their inputs to the batch.
   std::vector<float> batch;
-  for (std::size_t g = 0; g < seg.groups.size(); ++g) {
+  std::vector<std::pair<std::size_t, std::size_t>> in_batch;  // (group, piece) of each row
+  const auto add_pieces = [&](std::size_t g) {
     const InkGroup& group = seg.groups[g];
-    points[g].push_back(group.box.x);
-    points[g].insert(points[g].end(), group.cuts.begin(), group.cuts.end());
-    points[g].push_back(group.box.x + group.box.width);
+    std::vector<std::vector<int>> bounds;
+    bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x));
+    for (const Cut& cut : cuts[g]) bounds.push_back(cut.x);
+    bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x + group.box.width));
     const auto member = [&](int label) { return label >= 0 && seg.group_of[static_cast<std::size_t>(label)] == static_cast<int>(g); };
     int group_pixels = 0;
     for (int y = group.box.y; y < group.box.y + group.box.height; ++y)
       for (int x = group.box.x; x < group.box.x + group.box.width; ++x)
         group_pixels += member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]);
-    for (int i = 0; i + 1 < static_cast<int>(points[g].size()); ++i) {
-      for (int j = i + 1; j < static_cast<int>(points[g].size()); ++j) {
-        const int x0 = points[g][static_cast<std::size_t>(i)], x1 = points[g][static_cast<std::size_t>(j)];
-        // The piece's box: its group's components in columns [x0, x1).
-        int left = x1, right = -1, top = group.box.y + group.box.height, bottom = -1, pixels = 0;
+    const int n = static_cast<int>(bounds.size());
+    std::vector<Piece> old = std::move(pieces[g]);
+    pieces[g].clear();
+    for (int i = 0; i + 1 < n; ++i) {
+      for (int j = i + 1; j < n; ++j) {
+        const bool whole = i == 0 && j + 1 == n;
+        if (whole && !old.empty()) {  // read before the group was cut
+          pieces[g].push_back(std::move(old.front()));
+          pieces[g].back().from = i, pieces[g].back().to = j;
+          continue;
+        }
+        const std::vector<int>& left_of = bounds[static_cast<std::size_t>(i)];
+        const std::vector<int>& right_of = bounds[static_cast<std::size_t>(j)];
+        // The piece's box: its group's components between the two bounds.
+        int left = group.box.x + group.box.width, right = -1, top = group.box.y + group.box.height, bottom = -1, pixels = 0;
         for (int y = group.box.y; y < group.box.y + group.box.height; ++y) {
-          for (int x = x0; x < x1; ++x) {
+          const std::size_t r = static_cast<std::size_t>(y - group.box.y);
+          for (int x = left_of[r]; x < right_of[r]; ++x) {
             if (!member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)])) continue;
             ++pixels;
             left = std::min(left, x), right = std::max(right, x), top = std::min(top, y), bottom = std::max(bottom, y);
           }
         }
-        Piece p{g, i, j, {}, pixels, -1, {}, 0, 0};
-        const bool whole = i == 0 && j + 1 == static_cast<int>(points[g].size());
+        Piece p{i, j, {}, false, {}, 0, 0, {}};
         if (pixels > 0 && (whole || (right - left + 1 >= kNarrowestPiece * group.box.height && pixels >= kLeastInk * group_pixels))) {
           p.box = box_of(left, top, right, bottom);
-          p.ink = piece_ink(seg, p.box, {x0, group.box.y, x1 - x0, group.box.height}, member, p.ink_x, p.ink_y);
-          p.row = static_cast<int>(batch.size() / (kInputSide * kInputSide));
+          p.ink = piece_ink(seg, p.box, group.box, left_of, right_of, member, p.ink_x, p.ink_y);
+          p.read = true;
+          in_batch.emplace_back(g, pieces[g].size());
           const Preprocessed input = preprocess(p.ink);
           batch.insert(batch.end(), input.pixels.begin(), input.pixels.end());
         }
-        pieces.push_back(p);
+        pieces[g].push_back(std::move(p));
       }
     }
+  };
+  const auto read_batch = [&] {
+    const Eigen::Index rows = static_cast<Eigen::Index>(in_batch.size());
+    if (rows == 0) return;
+    const Matrix probabilities = network.predict_proba(Eigen::Map<const Matrix>(batch.data(), rows, kInputSide * kInputSide));
+    for (Eigen::Index k = 0; k < rows; ++k) {
+      Piece& p = pieces[in_batch[static_cast<std::size_t>(k)].first][in_batch[static_cast<std::size_t>(k)].second];
+      p.probabilities.assign(&probabilities(k, 0), &probabilities(k, 0) + probabilities.cols());
+    }
+    batch.clear();
+    in_batch.clear();
+  };
+
+  // Round one: every group whole, and the pieces of the wide ones' cuts.
+  for (std::size_t g = 0; g < groups; ++g) {
+    cuts[g] = seg.groups[g].cuts;
+    add_pieces(g);
   }
-  const Eigen::Index rows = static_cast<Eigen::Index>(batch.size() / (kInputSide * kInputSide));
-  const Matrix probabilities = rows ? network.predict_proba(Eigen::Map<const Matrix>(batch.data(), rows, kInputSide * kInputSide)) : Matrix();
+  read_batch();
+  // Round two: a group too narrow to have been cut that the network reads as no digit, or
+  // unsurely, may be two digits that touch (a 1 against its neighbour): its cuts are tried too.
+  // Such a group had no cuts, so its one piece, the whole, was read in round one.
+  for (std::size_t g = 0; g < groups; ++g) {
+    const InkGroup& group = seg.groups[g];
+    if (!cuts[g].empty() || group.box.width < kRetryAspect * std::max<double>(group.box.height, seg.line_height)) continue;
+    const ClassReading whole = read_classes(pieces[g].front().probabilities);
+    if (!whole.not_a_digit && whole.probability >= kUnsure) continue;
+    cuts[g] = cut_paths(group.box, static_cast<int>(g), ink, seg.labels, seg.group_of);
+    if (!cuts[g].empty()) add_pieces(g);
+  }
+  read_batch();
 
   NumberReading result;
   result.inverted = seg.ink.inverted;
   result.not_digits = seg.not_digits;
-  std::size_t first = 0;  // the group's first piece in `pieces`
-  for (std::size_t g = 0; g < seg.groups.size(); ++g) {
-    const int n = static_cast<int>(points[g].size());
-    // score[i][j]: log p(piece) + the shape prior; best[j]: the best sum of scores of pieces that
-    // cover the group from points[0] to points[j], reached from back[j]. Dynamic programming over
-    // at most kMaxCutsPerGroup + 2 points.
+  for (std::size_t g = 0; g < groups; ++g) {
+    const int n = static_cast<int>(cuts[g].size()) + 2;
+    // score(piece): log p(piece) + the shape prior; best[j]: the best sum of scores of pieces that
+    // cover the group from bound 0 to bound j, reached from back[j]. Dynamic programming over at
+    // most kMaxCutsPerGroup + 2 bounds.
     const double none = -std::numeric_limits<double>::infinity();
     std::vector<std::vector<const Piece*>> at(static_cast<std::size_t>(n), std::vector<const Piece*>(static_cast<std::size_t>(n), nullptr));
-    std::size_t k = first;
-    for (; k < pieces.size() && pieces[k].group == g; ++k) at[static_cast<std::size_t>(pieces[k].from)][static_cast<std::size_t>(pieces[k].to)] = &pieces[k];
-    first = k;
+    for (const Piece& p : pieces[g]) at[static_cast<std::size_t>(p.from)][static_cast<std::size_t>(p.to)] = &p;
     const auto score = [&](const Piece* p) {
-      if (!p || p->row < 0) return none;
+      if (!p || !p->read) return none;
       const double aspect = static_cast<double>(p->box.width) / std::max<double>(seg.groups[g].box.height, seg.line_height);
-      // The most probable digit's probability, never "not a digit"'s: the cuts that win are those
-      // that make digits, and a piece sure to be no digit scores low (with ten classes, the top one).
-      const double top = probabilities.row(p->row).head(kDigitClasses).maxCoeff();
-      return std::log(std::max(top, 1e-30)) - kWidePenalty * std::max(0.0, aspect - kWidest);
+      // The most probable digit's probability, never "not a digit"'s, and the probability that it
+      // is a digit at all, weighted: the cuts that win are those that make digits (kNotADigitWeight).
+      const double top = *std::max_element(p->probabilities.begin(), p->probabilities.begin() + kDigitClasses);
+      const double not_a_digit = has_not_a_digit(static_cast<int>(p->probabilities.size())) ? p->probabilities[kNotADigit] : 0.0;
+      return std::log(std::max(top, 1e-30)) + kNotADigitWeight * std::log(std::max(1.0 - not_a_digit, 1e-30)) - kWidePenalty * std::max(0.0, aspect - kWidest);
     };
     std::vector<double> best(static_cast<std::size_t>(n), none);
     std::vector<int> back(static_cast<std::size_t>(n), -1);
@@ -350,7 +520,7 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
       d.box = p->box;
       d.ink = p->ink;
       d.ink_x = p->ink_x, d.ink_y = p->ink_y;
-      const std::span<const float> all(&probabilities(p->row, 0), static_cast<std::size_t>(probabilities.cols()));
+      const std::span<const float> all(p->probabilities);
       for (int c = 0; c < kDigitClasses; ++c) d.probabilities[static_cast<std::size_t>(c)] = all[static_cast<std::size_t>(c)];
       const ClassReading classes = read_classes(all);
       d.digit = classes.digit;

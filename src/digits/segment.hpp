@@ -25,8 +25,9 @@ struct Box {
 // - components kept after specks are dropped, the largest by ink first: 20 digits, some broken in
 //   two or three, their punctuation, with room to spare; a thousand dots cost one labelling pass
 //   and a sort, never a thousand network readings;
-// - cut columns tried in one group: 6 minima of its ink profile allow up to 7 touching digits in
-//   one stroke and cost at most (6+2)(6+1)/2 = 28 pieces read by the network, in one batch.
+// - cuts tried in one group: 6 allow up to 7 touching digits in one stroke and cost at most
+//   (6+2)(6+1)/2 = 28 pieces read by the network, in one batch; finding them costs one pass of
+//   dynamic programming over the group's pixels.
 inline constexpr int kMaxComponents = 64;
 inline constexpr int kMaxCutsPerGroup = 6;
 
@@ -67,11 +68,20 @@ NumberReading read_number(const Network& network, const GrayImage& image);
 
 // --- the geometry alone, without the network (for tests and for the measurements) ---
 
-// A group of components taken as one or more digits, and the columns where it may be cut.
+// A candidate cut through a group: a path from the group's top row to its bottom row, moving at
+// most one column a row, that crosses as little ink as it can (docs/how-it-works.md, "Reading a
+// number", step 6). x[r] is the image column where the right side begins on the group's row r
+// (image y = box.y + r): pixels left of it are the left piece's, the rest the right piece's.
+struct Cut {
+  std::vector<int> x;  // (box.height) columns, one a row
+  double strokes = 0;  // the ink it severs, in stroke widths: about the number of strokes it crosses
+};
+
+// A group of components taken as one or more digits, and the cuts that may divide it.
 struct InkGroup {
   Box box;
   std::vector<int> components;  // labels of the components it holds
-  std::vector<int> cuts;        // candidate cut columns (image x), left to right; empty: read whole
+  std::vector<Cut> cuts;        // candidate cuts, left to right, none crossing another; empty: read whole
 };
 
 struct Segmentation {

@@ -272,11 +272,17 @@ json model_info(const ServedModel& served, const LearningStatus& learning) {
 json predict_drawing(const ServedModel& served, std::string_view body, const RequestLimits& limits) {
   const auto start = std::chrono::steady_clock::now();
   const json request = parse_body(body);
+  // "activations": false leaves every layer's output out (checked before the drawing is decoded).
+  bool with_activations = true;
+  if (const auto it = request.find("activations"); it != request.end()) {
+    if (!it->is_boolean()) throw invalid("\"activations\" must be true or false, not " + json_type(*it));
+    with_activations = it->get<bool>();
+  }
   // The same two steps as `digits predict`: decode_image (above), then preprocess.
   const Preprocessed input = preprocess_drawing(drawing_from_request(request, limits).image);
-  // Every layer's output, not only the last: the page's "Inside the network" panel draws them.
-  // The last layer's output is the ten probabilities, the same numbers predict_proba gives.
-  json answer = answers::reading(served.model.network, input);
+  // Every layer's output, not only the last, unless the client said it does not want them: the
+  // page's "Inside the network" panel draws them. The last layer's output is the probabilities.
+  json answer = answers::reading(served.model.network, input, with_activations);
   const double milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   answer["milliseconds"] = std::round(milliseconds * 1000) / 1000;
   return answer;

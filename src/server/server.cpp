@@ -31,7 +31,8 @@ HttpResponse error_response(const std::string& path, int status, const std::stri
 
 HttpResponse json_response(int status, const json& body) {
   // Replace, not throw, on a stray invalid UTF-8 byte (say, in a model file's metadata).
-  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace), {}};
+  // answers::text is body.dump(-1, ' ', false, replace) to the byte, faster for long strings.
+  return {status, "application/json", answers::text(body), {}};
 }
 
 // Compares a secret in time that depends on the given text's length only, never on how much of it

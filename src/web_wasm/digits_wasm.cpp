@@ -95,9 +95,11 @@ EMSCRIPTEN_KEEPALIVE const char* digits_model_json() { return model ? model_text
 
 // Reads a drawing: width × height pixels of 4 bytes (red, green, blue, alpha), as a canvas's
 // getImageData gives them. Returns 1 with the reading in digits_reading_json() (POST
-// /api/predict's answer, without its time), 0 when there is nothing to read (preprocess refuses a
-// drawing without ink, as the server answers 422 empty_drawing), −1 on any other error.
-EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int height) {
+// /api/predict's answer, without its time; every layer's output in it when `with_activations` is
+// not 0, as the server's unless asked "activations": false), 0 when there is nothing to read
+// (preprocess refuses a drawing without ink, as the server answers 422 empty_drawing), −1 on any
+// other error.
+EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int height, int with_activations) {
   try {
     const GrayImage gray = drawing_in_gray(rgba, width, height);
     Preprocessed input;
@@ -107,7 +109,7 @@ EMSCRIPTEN_KEEPALIVE int digits_read(const unsigned char* rgba, int width, int h
       error_text = std::string("there is nothing to read: ") + e.what();
       return 0;
     }
-    reading_text = answers::reading(model->network, input).dump();
+    reading_text = answers::text(answers::reading(model->network, input, with_activations != 0));
     return 1;
   } catch (const std::exception& e) {
     error_text = e.what();
@@ -128,7 +130,7 @@ EMSCRIPTEN_KEEPALIVE int digits_read_number(const unsigned char* rgba, int width
       error_text = std::string("there is nothing to read: ") + e.what();
       return 0;
     }
-    reading_text = answers::number_answer(reading, true).dump();
+    reading_text = answers::text(answers::number_answer(reading, true));
     return 1;
   } catch (const std::exception& e) {
     error_text = e.what();

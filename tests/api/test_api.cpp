@@ -216,6 +216,30 @@ TEST_F(Api, PredictShowsEveryLayersActivations) {
   for (Eigen::Index j = 0; j < A1.cols(); ++j) EXPECT_NEAR(layers[0]["values"][static_cast<std::size_t>(j)].get<float>(), A1(0, j), 1e-4f + 1e-4f * A1(0, j)) << j;
 }
 
+TEST_F(Api, PredictLeavesTheActivationsOutWhenAskedTo) {
+  // Over HTTP, as the page asks while "Inside the network" is folded: the same reading, without
+  // every layer's output.
+  const json drawn = {{"image", png_data_url(drawing(7))}};
+  const json full = post_json("/api/predict", drawn, 200);
+  json request = drawn;
+  request["activations"] = false;
+  const json lean = post_json("/api/predict", request, 200);
+  EXPECT_TRUE(full.contains("activations"));
+  EXPECT_FALSE(lean.contains("activations")) << lean;
+  for (const char* field : {"digit", "unsure", "not_a_digit", "input", "inverted"}) EXPECT_EQ(lean[field], full[field]) << field;
+  ASSERT_EQ(lean["probabilities"].size(), full["probabilities"].size());
+  for (std::size_t k = 0; k < lean["probabilities"].size(); ++k)  // folded batch norm against layer by layer: rounding
+    EXPECT_NEAR(lean["probabilities"][k].get<double>(), full["probabilities"][k].get<double>(), 1e-5) << k;
+  // The lean answer's probabilities are `digits predict`'s (batch norm folded) on the PNG sent.
+  const std::string png = encode_png(drawing(7));
+  const std::vector<float> expected = library_probabilities(decode_image(std::span(reinterpret_cast<const unsigned char*>(png.data()), png.size()), "test"));
+  for (std::size_t k = 0; k < lean["probabilities"].size(); ++k) EXPECT_EQ(lean["probabilities"][k].get<float>(), expected[k]) << k;
+  request["activations"] = true;
+  EXPECT_TRUE(post_json("/api/predict", request, 200).contains("activations"));
+  request["activations"] = "no";
+  expect_error(post_json("/api/predict", request, 400), "invalid_request", "\"activations\" must be true or false");
+}
+
 TEST_F(Api, PredictReadsRawPixelsTheSameAsThePng) {
   testing::Placement placement;
   placement.left = 20, placement.top = 10, placement.width = 90, placement.height = 120, placement.pen = 12;

@@ -89,6 +89,21 @@ TEST(ConvApi, PredictSendsEveryMapLayerAsGreyPictures) {
   EXPECT_EQ(layers.back()["values"], seven["probabilities"]);
 }
 
+TEST(ConvApi, AnswerTextIsNlohmannsDumpToTheByte) {
+  // answers::text writes plain ASCII strings (the maps' base64) itself and leaves the rest to
+  // nlohmann: the bytes must be dump()'s, for a real answer and for every kind of value.
+  const json seven = predict(small_cnn(), 7);
+  constexpr auto replace = json::error_handler_t::replace;
+  EXPECT_EQ(answers::text(seven), seven.dump(-1, ' ', false, replace));
+  const json odd = {{"quote \" and \\ backslash", {"tab\there", "line\nbreak", "\x01", "caf\xc3\xa9", "bad \xff byte", "", "~\x7f"}},
+                    {"numbers", {1, -2.5, 1e-30, 3.4028235e38, 0.1f}},
+                    {"nested", {json::array(), json::object(), {{"a", nullptr}, {"b", true}}, {1, "two", {3}}}},
+                    {"ünïcode key", "plain"}};
+  EXPECT_EQ(answers::text(odd), odd.dump(-1, ' ', false, replace));
+  EXPECT_EQ(answers::text(json("just a string")), "\"just a string\"");
+  EXPECT_EQ(answers::text(json(42)), "42");
+}
+
 TEST(ConvApi, MapsPastTheBudgetAreSentAsShapesOnly) {
   // 32·28·28 = 25,088 bytes, then 64·28·28 = 50,176: together past kMaxMapBytes (65,536).
   const server::ServedModel served = conv_model("conv3x3x32same,conv3x3x64same,pool2,fc10");

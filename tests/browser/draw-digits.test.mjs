@@ -241,7 +241,16 @@ async function exerciseLayout(context, baseUrl, layout) {
     const reading = await waitForReading(page);
     check(reading.digit.replace('?', '') === String(digit), `a ${digit} drawn ${note} reads as ${reading.digit} (${reading.state}: "${reading.status}")`);
     check(reading.seenInk > 20, `the 28×28 image the network saw is shown (${reading.seenInk} lit pixels)`);
-    const inside = await insideView(page);
+    let inside = await insideView(page);
+    if (!inside.open) {
+      // Folded (a phone): the page asked for no layers' outputs and the panel shows none; opened,
+      // it has the drawing read again with them.
+      check(inside.state === 'empty', `the folded panel is sent no activations and stays empty (${inside.state})`);
+      await page.locator('#inside > summary').click();
+      await page.waitForFunction(() => document.getElementById('inside').dataset.state === 'reading', null, { timeout: 10000 });
+      inside = await insideView(page);
+      await page.locator('#inside > summary').click();  // folded again, as the phone's page starts
+    }
     insides.push({ digit, inside });
     check(inside.state === 'reading' && inside.ink > 20 && inside.grids.every((grid) => grid.lit > 0),
       `inside the network, the ${digit} lights neurons in every hidden layer (${inside.grids.map((grid) => grid.lit).join(', ')} lit pixels)`);

@@ -55,6 +55,33 @@ std::vector<Glyph> row_of(const std::string& text, double gap, double slope = 0)
 
 Stroke line(double x0, double y0, double x1, double y1) { return {{x0, y0}, {x1, y1}}; }
 
+// The digits of `text` slanted like italic handwriting: each point moves right by `slant` times
+// its height above the baseline (in units of the digit's height); each digit is 100 px tall and
+// (60 + 100·slant) px wide, `gap` px after the one before.
+std::vector<Glyph> italic_row_of(const std::string& text, double slant, double gap) {
+  const double width = 60, height = 100, box_width = width + slant * height;
+  std::vector<Glyph> glyphs;
+  double x = 30;
+  for (char c : text) {
+    std::vector<Stroke> strokes = digit_strokes(c - '0');
+    for (Stroke& stroke : strokes)
+      for (auto& point : stroke) point.x = (point.x * width + slant * height * (1 - point.y)) / box_width;
+    glyphs.push_back({strokes, x, 40, box_width, height});
+    x += width + gap;
+  }
+  return glyphs;
+}
+
+// The first and last columns holding ink (above kInkThreshold) of a glyph drawn alone.
+std::pair<int, int> ink_columns(int canvas_width, int canvas_height, const Glyph& glyph) {
+  const GrayImage alone = compose(canvas_width, canvas_height, {glyph});
+  int first = canvas_width, last = -1;
+  for (int y = 0; y < canvas_height; ++y)
+    for (int x = 0; x < canvas_width; ++x)
+      if (alone.at(x, y) > kInkThreshold) first = std::min(first, x), last = std::max(last, x);
+  return {first, last};
+}
+
 }  // namespace
 
 TEST(Segment, DigitsApartAreOneGroupEachLeftToRight) {
@@ -107,6 +134,59 @@ TEST(ReadNumber, ReadsDigitsApartTouchingSlopingAndOfDifferentSizes) {
   EXPECT_EQ(read_number(builtin(), compose(520, 260, row_of("31204", 20, 0.12))).text(), "31204");      // a line sloping 7°
   const std::vector<Glyph> sizes = {{digit_strokes(7), 20, 30, 90, 150}, {digit_strokes(2), 130, 100, 45, 75}, {digit_strokes(0), 200, 60, 70, 120}};
   EXPECT_EQ(read_number(builtin(), compose(300, 200, sizes, 12)).text(), "720");
+}
+
+// Italic digits that touch: the left digit's ink reaches columns right of where the right digit's
+// begins, so every straight cut takes a piece of one into the other. Cut along a path between the
+// strokes, each piece holds one digit whole. (The straight cuts that came before read these as
+// "31" and "0".)
+TEST(ReadNumber, TouchingDigitsNoStraightCutSeparatesAreCutAlongAPath) {
+  for (const auto& [text, gap] : {std::pair<std::string, double>{"34", -15}, {"34", -20}, {"07", -20}, {"07", -25}}) {
+    const std::vector<Glyph> glyphs = italic_row_of(text, 0.3, gap);
+    const GrayImage image = compose(300, 180, glyphs);
+    EXPECT_GT(ink_columns(300, 180, glyphs[0]).second, ink_columns(300, 180, glyphs[1]).first) << text << gap << ": a straight cut would do";
+    const Segmentation seg = segment(image);
+    ASSERT_EQ(seg.groups.size(), 1u) << text << gap;
+    ASSERT_FALSE(seg.groups[0].cuts.empty()) << text << gap;
+    EXPECT_EQ(read_number(builtin(), image).text(), text) << gap;
+  }
+}
+
+TEST(ReadNumber, CutsArePathsThatMoveAColumnARowAndNeverCross) {
+  for (const GrayImage& image : {compose(300, 180, italic_row_of("34", 0.3, -20)), compose(300, 180, row_of("47", -25)), compose(460, 180, row_of("2047", -22))}) {
+    const Segmentation seg = segment(image);
+    for (const InkGroup& group : seg.groups) {
+      EXPECT_LE(group.cuts.size(), static_cast<std::size_t>(kMaxCutsPerGroup));
+      for (std::size_t k = 0; k < group.cuts.size(); ++k) {
+        const Cut& cut = group.cuts[k];
+        ASSERT_EQ(cut.x.size(), static_cast<std::size_t>(group.box.height));
+        EXPECT_GE(cut.strokes, 0.0);
+        for (std::size_t r = 0; r < cut.x.size(); ++r) {
+          EXPECT_GE(cut.x[r], group.box.x);
+          EXPECT_LE(cut.x[r], group.box.x + group.box.width);
+          if (r > 0) {
+            EXPECT_LE(std::abs(cut.x[r] - cut.x[r - 1]), 1);
+          }
+          if (k > 0) {
+            EXPECT_GE(cut.x[r], group.cuts[k - 1].x[r]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// A 1 against its neighbour makes a group narrower than tall, too narrow for cuts to be tried at
+// first. The network reads it whole as no digit, or unsurely, so its cuts are tried after all.
+// (Before, these read as nothing at all: one piece, not a digit.)
+TEST(ReadNumber, ANarrowGroupTheNetworkCannotReadWholeIsCut) {
+  for (const std::string text : {"14", "01"}) {
+    const GrayImage image = compose(300, 180, row_of(text, -30));
+    const Segmentation seg = segment(image);
+    ASSERT_EQ(seg.groups.size(), 1u) << text;
+    EXPECT_TRUE(seg.groups[0].cuts.empty()) << text << ": narrow enough to be read whole first";
+    EXPECT_EQ(read_number(builtin(), image).text(), text);
+  }
 }
 
 TEST(ReadNumber, OneDigitIsTheCaseOfOneCandidate) {
