@@ -41,14 +41,12 @@ constexpr int kFewestColumns = 4;
 // Cut paths (cut_paths): a path pays, beside the ink it crosses (1 a pixel of the group's
 // brightest ink), kSideStep for each column it moves sideways, so that it follows a gap between
 // two strokes but does not wander around a digit; each path stays within kCutBand·height of the
-// column it was started from. Starts: the kProfileStarts lowest minima of the column profile, and
-// a column every kGridStep of the narrowest piece's width across the group, at most kMostStarts in
-// all. Of the distinct paths, the cheapest floor(kSpareCuts + width/height) are kept (at most
-// kMaxCutsPerGroup): a group of two digits gets about four. All chosen on seed 1
-// (docs/numbers.md): side steps of 0.05–0.8, bands of 0–0.2, starts at profile minima alone or
-// with a grid every 0.5–2 piece widths, 1–2.5 spare cuts.
-constexpr double kSideStep = 0.2, kCutBand = 0.1, kGridStep = 0.7, kSpareCuts = 2.5;
-constexpr int kProfileStarts = 12, kMostStarts = 48;
+// column it was started from, one of the kProfileStarts lowest minima of the column profile; the
+// kMaxCutsPerGroup cheapest distinct paths are kept. All chosen on seed 1 (docs/numbers.md): side
+// steps of 0.05–0.8, bands of 0–0.2 (a wider band follows overlapping MNIST digits better but
+// slices thick pen strokes that touch along a length), 3–12 starts, and starts on a grid as well.
+constexpr double kSideStep = 0.2, kCutBand = 0.05;
+constexpr int kProfileStarts = 12;
 // A group too narrow for cuts (under kSplitAspect) is cut after all when the network reads it
 // whole as "not a digit", or as a digit with probability under kUnsure, and it is at least
 // kRetryAspect times its height (or H) wide: a 1 touching its neighbour makes a group narrower
@@ -146,10 +144,10 @@ bool belong_together(const Group& a, const Group& b, double H) {
 // there for nothing. The cheapest path is M's least value in the bottom row, traced back. A path
 // through a gap between two digits costs 0; one through the place where two strokes touch costs
 // about a stroke's width. Paths are started from the column profile's minima (where a straight cut
-// crosses least ink) and from a grid across the group, each confined to kCutBand·height around its
+// crosses least ink), each confined to kCutBand·height around its
 // start; those that leave too little ink on a side or between them and another are dropped, and
 // the cheapest are kept, left to right, none crossing the one before. Work: O(starts · height ·
-// band) with at most kMostStarts starts, memory O(width · height).
+// band) with at most kProfileStarts starts, memory O(width · height).
 std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const std::vector<int>& labels, const std::vector<int>& group_of) {
   const int w = box.width, h = box.height;
   const int width = static_cast<int>(ink.cols());
@@ -229,7 +227,7 @@ std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const s
   };
 
   // Starts: the column profile's minima (the ink in each column, summed over three columns to
-  // ignore a pen's ragged edge), the lowest first and a piece's width apart, then a grid.
+  // ignore a pen's ragged edge), the lowest first and a piece's width apart.
   std::vector<double> column(static_cast<std::size_t>(w), 0.0);
   for (int r = 0; r < h; ++r)
     for (int x = 0; x < w; ++x) column[static_cast<std::size_t>(x)] += c[at(r, x)];
@@ -249,9 +247,6 @@ std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const s
     if (static_cast<int>(starts.size()) == kProfileStarts) break;
     if (std::all_of(starts.begin(), starts.end(), [&](int s) { return std::abs(s - x) >= margin; })) starts.push_back(x);
   }
-  const int step = std::max({1, static_cast<int>(kGridStep * margin), (w - 2 * margin) / (kMostStarts - kProfileStarts) + 1});
-  for (int x = margin; x <= w - margin; x += step)
-    if (std::all_of(starts.begin(), starts.end(), [&](int s) { return std::abs(s - x) > step / 2; })) starts.push_back(x);
 
   const int band = static_cast<int>(std::lround(kCutBand * h));
   const std::vector<int> left_end(static_cast<std::size_t>(h), 0), right_end(static_cast<std::size_t>(h), w);
@@ -265,8 +260,7 @@ std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const s
   }
   // The cheapest, then left to right by their mean column.
   std::stable_sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.strokes < b.strokes; });
-  const std::size_t most = std::min<std::size_t>(kMaxCutsPerGroup, static_cast<std::size_t>(kSpareCuts + static_cast<double>(w) / h));
-  if (cuts.size() > most) cuts.resize(most);
+  if (cuts.size() > static_cast<std::size_t>(kMaxCutsPerGroup)) cuts.resize(static_cast<std::size_t>(kMaxCutsPerGroup));
   const auto mean = [](const Cut& cut) { return std::accumulate(cut.x.begin(), cut.x.end(), 0.0) / static_cast<double>(cut.x.size()); };
   std::stable_sort(cuts.begin(), cuts.end(), [&](const Cut& a, const Cut& b) { return mean(a) < mean(b); });
   // Paths from overlapping bands may cross; keep each one right of the one before.

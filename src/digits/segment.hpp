@@ -26,8 +26,8 @@ struct Box {
 //   two or three, their punctuation, with room to spare; a thousand dots cost one labelling pass
 //   and a sort, never a thousand network readings;
 // - cuts tried in one group: 6 allow up to 7 touching digits in one stroke and cost at most
-//   (6+2)(6+1)/2 = 28 pieces read by the network, in one batch; finding them costs one pass of
-//   dynamic programming over the group's pixels.
+//   (6+2)(6+1)/2 = 28 pieces read by the network; finding them costs at most 12 passes of
+//   dynamic programming, each over a band of a tenth of the group's height (segment.cpp).
 inline constexpr int kMaxComponents = 64;
 inline constexpr int kMaxCutsPerGroup = 6;
 
