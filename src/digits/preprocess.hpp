@@ -22,6 +22,9 @@ struct Preprocessed {
 // to fit 20×20; placed in a 28×28 field with its centre of mass at the centre; brightest ink 255.
 //  1. Polarity: the border's median decides the paper; light paper is inverted.
 //  2. The paper's level is subtracted, so gray paper becomes black.
+//  (1–2 are so for a drawing, whose paper is exactly one level. A photograph of paper, lit
+//  unevenly and noisy, gets the paper's level region by region, its ink measured against its own
+//  paper's light and above the noise, and specks of dust dropped: preprocess.cpp gives the math.)
 //  3. No ink (nothing brighter than 10% of full scale) is an Error, not a guess.
 //  4. One resampling does crop, scale and centring: output pixel (X, Y) is the average of the
 //     source area it covers, u = c + (X − 14)/s (and likewise for y), where c is the ink's centre

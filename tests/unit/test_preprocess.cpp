@@ -1,7 +1,12 @@
 // The preprocessing contract: whatever the canvas, the network sees a digit made like MNIST's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
 #include "../support/strokes.hpp"
+#include "digits/dataset.hpp"
 #include "digits/error.hpp"
 #include "digits/preprocess.hpp"
 #include "digits/tensor.hpp"
@@ -19,6 +24,79 @@ double difference(const Preprocessed& a, const Preprocessed& b) {
 }
 
 Placement centred() { return {}; }
+
+// The preprocessing as it was before photographs (commit 3068347's find_ink): one paper level,
+// the border's median. The built-in model was trained on what it makes of drawings, so for every
+// drawing preprocess() must still make exactly that.
+Preprocessed before_photographs(const GrayImage& image) {
+  const int frame = std::max(1, std::min(image.width, image.height) / 20);
+  std::vector<float> border;
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      if (x < frame || y < frame || x >= image.width - frame || y >= image.height - frame) border.push_back(image.at(x, y));
+    }
+  }
+  std::nth_element(border.begin(), border.begin() + static_cast<std::ptrdiff_t>(border.size() / 2), border.end());
+  Ink ink;
+  float paper = border[border.size() / 2];
+  ink.inverted = paper > 127.5f;
+  if (ink.inverted) paper = 255.0f - paper;
+  const float gain = 255.0f / std::max(255.0f - paper, 1.0f);
+  ink.values.resize(image.height, image.width);
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      const float v = ink.inverted ? 255.0f - image.at(x, y) : image.at(x, y);
+      ink.values(y, x) = std::max(0.0f, (v - paper) * gain);
+    }
+  }
+  return fit_ink(ink);
+}
+
+// Scales an image up by an integer factor, bilinearly (clamped at the edges), as a browser
+// smooths a small bitmap: the generator's lowres folder, whose ramps are no paper's flat level.
+GrayImage upscale(const GrayImage& small, int factor) {
+  GrayImage big{small.width * factor, small.height * factor, std::vector<float>(static_cast<std::size_t>(small.width * factor) * static_cast<std::size_t>(small.height * factor))};
+  for (int y = 0; y < big.height; ++y) {
+    for (int x = 0; x < big.width; ++x) {
+      const double sx = std::clamp((x + 0.5) / factor - 0.5, 0.0, small.width - 1.0), sy = std::clamp((y + 0.5) / factor - 0.5, 0.0, small.height - 1.0);
+      const int x0 = static_cast<int>(sx), y0 = static_cast<int>(sy);
+      const double fx = sx - x0, fy = sy - y0;
+      const int x1 = std::min(x0 + 1, small.width - 1), y1 = std::min(y0 + 1, small.height - 1);
+      big.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(big.width) + static_cast<std::size_t>(x)] = static_cast<float>(
+          (1 - fy) * ((1 - fx) * small.at(x0, y0) + fx * small.at(x1, y0)) + fy * ((1 - fx) * small.at(x0, y1) + fx * small.at(x1, y1)));
+    }
+  }
+  return big;
+}
+
+// A photograph of a drawing on paper: dark ink on gray paper (`paper` at full light, ink at 30),
+// under light that falls off by `falloff` from left to right and by 15% into the corners, with
+// Gaussian sensor noise of `sigma` levels, stored in 8 bits.
+GrayImage photographed(int digit, float paper, double falloff, double sigma, std::uint32_t seed = 7) {
+  Placement light = centred();
+  light.canvas_width = 400, light.canvas_height = 320, light.left = 150, light.top = 70, light.width = 120, light.height = 160, light.pen = 13;
+  GrayImage image = draw(digit_strokes(digit), light);  // white ink on black: v is the ink's coverage
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0.0, sigma);
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      const double u = (x - image.width / 2.0) / image.width, v = (y - image.height / 2.0) / image.height;
+      const double lit = (1 - falloff * x / image.width) * (1 - 0.3 * (u * u + v * v));
+      float& p = image.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) + static_cast<std::size_t>(x)];
+      const double reflected = (paper + (30.0 - paper) * p / 255.0) * lit;
+      p = static_cast<float>(std::clamp(std::round(reflected + noise(rng)), 0.0, 255.0));
+    }
+  }
+  return image;
+}
+
+// The same digit as `photographed` draws it, but drawn: flat white paper, black ink, no noise.
+GrayImage drawn(int digit) {
+  Placement light = centred();
+  light.canvas_width = 400, light.canvas_height = 320, light.left = 150, light.top = 70, light.width = 120, light.height = 160, light.pen = 13;
+  light.dark_on_light = true;
+  return draw(digit_strokes(digit), light);
+}
 
 }  // namespace
 
@@ -109,4 +187,104 @@ TEST(Preprocess, ATinyDotStillGivesAValidField) {
 TEST(Preprocess, RejectsAnImageWithoutPixels) {
   EXPECT_THROW(preprocess(GrayImage{}), Error);
   EXPECT_THROW(preprocess(GrayImage{10, 10, std::vector<float>(5)}), Error);
+}
+
+// Point 1 of the photographs' change: every drawing (flat paper, no noise) gets exactly the input
+// it got before, bit for bit, whatever its size, polarity, paper level, pen or place, so that
+// the built-in model, trained on those inputs, reads drawings as it did. The gate that sends
+// these to the drawings' path is what this tests: σ = 0 and half the cells at one level.
+TEST(Preprocess, DrawingsGiveExactlyTheInputsTheBuiltInModelWasTrainedOn) {
+  std::vector<std::pair<std::string, GrayImage>> drawings;
+  for (int digit : {0, 1, 2, 3, 4, 7}) {
+    const std::string name = "digit " + std::to_string(digit);
+    Placement light = centred();
+    light.dark_on_light = true;
+    Placement off_centre{.canvas_width = 1000, .canvas_height = 700, .left = 640, .top = 380, .width = 240, .height = 300, .pen = 27};
+    Placement small{.canvas_width = 600, .canvas_height = 600, .left = 20, .top = 30, .width = 48, .height = 60, .pen = 5.4};
+    Placement marker{.canvas_width = 300, .canvas_height = 300, .left = 40, .top = 30, .width = 200, .height = 240, .pen = 70};
+    Placement touching{.canvas_width = 280, .canvas_height = 280, .left = -10, .top = -12, .width = 300, .height = 304, .pen = 30, .dark_on_light = true};
+    Placement stylus{.canvas_width = 900, .canvas_height = 900, .left = 200, .top = 150, .width = 400, .height = 600, .pen = 1.2};
+    for (const auto& [how, placement] : {std::pair{"", centred()}, {" dark on light", light}, {" off centre", off_centre}, {" small", small},
+                                         {" marker", marker}, {" touching the box", touching}, {" stylus", stylus}})
+      drawings.emplace_back(name + how, draw(digit_strokes(digit), placement));
+    GrayImage gray = draw(digit_strokes(digit), centred());
+    for (float& v : gray.pixels) v = 40.0f + v * (215.0f / 255.0f);  // paper at 40, ink at 255
+    drawings.emplace_back(name + " on gray paper", gray);
+    const Preprocessed once = preprocess(draw(digit_strokes(digit), centred()));
+    drawings.emplace_back(name + " already 28×28", GrayImage{28, 28, once.pixels});
+    // A small bitmap scaled up smoothly: its ramps are no flat level, but half of it is paper.
+    Placement tiny{.canvas_width = 16, .canvas_height = 16, .left = 3, .top = 2, .width = 9, .height = 12, .pen = 2.2};
+    drawings.emplace_back(name + " 16×16 scaled up 20×", upscale(draw(digit_strokes(digit), tiny), 20));
+  }
+  // The CLI's examples, and MNIST test digits placed on a canvas, as the mnist_placed folder has them.
+  const std::filesystem::path source(DIGITS_SOURCE_DIR);
+  for (const auto& entry : std::filesystem::directory_iterator(source / "examples" / "images")) drawings.emplace_back(entry.path().filename().string(), read_image(entry.path()));
+  const std::filesystem::path mnist = source / "data" / "mnist";
+  if (std::filesystem::exists(mnist / "t10k-images-idx3-ubyte")) {
+    const Dataset test = read_idx(mnist / "t10k-images-idx3-ubyte", mnist / "t10k-labels-idx1-ubyte", "t10k");
+    for (int i = 0; i < 40; ++i) {
+      GrayImage digit{28, 28, std::vector<float>(784)};
+      for (int k = 0; k < 784; ++k) digit.pixels[static_cast<std::size_t>(k)] = test.pixels[static_cast<std::size_t>(i) * 784 + static_cast<std::size_t>(k)];
+      GrayImage placed = upscale(digit, 6 + i % 5);
+      if (i % 2 == 1)
+        for (float& v : placed.pixels) v = 255.0f - v;  // dark on light
+      drawings.emplace_back("MNIST test " + std::to_string(i), placed);
+    }
+  }
+  ASSERT_GE(drawings.size(), 60u);
+  for (const auto& [name, image] : drawings) {
+    const Preprocessed now = preprocess(image), before = before_photographs(image);
+    EXPECT_EQ(now.inverted, before.inverted) << name;
+    EXPECT_TRUE(now.pixels == before.pixels) << name << ": the input changed by " << difference(now, before) * 255 << " levels on average";
+  }
+}
+
+// Point 2: a photograph of paper (light falling off across the page and into its corners, sensor
+// noise, gray paper) gives nearly the drawing's input; the one paper level of the drawings' path
+// took the darker side of the page, or the noise, for ink and made the digit a speck in its box.
+TEST(Preprocess, APhotographOfPaperUnderUnevenLightGivesTheDrawingsInput) {
+  for (int digit : {0, 1, 2, 3, 4, 7}) {
+    const Preprocessed reference = preprocess(drawn(digit));
+    for (const auto& [falloff, sigma] : {std::pair{0.35, 5.0}, {0.2, 8.0}, {0.4, 0.0}, {0.0, 6.0}}) {
+      const GrayImage photo = photographed(digit, 200, falloff, sigma);
+      const Preprocessed p = preprocess(photo);
+      EXPECT_TRUE(p.inverted);
+      EXPECT_LT(difference(p, reference), 0.01) << "digit " << digit << ", light falling off by " << falloff << ", noise σ " << sigma;
+      EXPECT_GT(difference(before_photographs(photo), reference), 0.04) << "the drawings' path reads this photograph, so the test shows nothing";
+    }
+  }
+}
+
+TEST(Preprocess, LightInkOnADarkUnevenlyLitBoardIsNotInverted) {
+  GrayImage board = photographed(3, 200, 0.3, 5);
+  for (float& v : board.pixels) v = 255.0f - v;  // chalk on a board, lit from the right
+  const Preprocessed p = preprocess(board);
+  EXPECT_FALSE(p.inverted);
+  EXPECT_LT(difference(p, preprocess(drawn(3))), 0.03);
+}
+
+// A speck of dirt or a burst of noise far from the digit is not ink: it would make the ink's box
+// the page and the digit a speck in the 20×20 box.
+TEST(Preprocess, SpecksOnAPhotographDoNotMoveTheInksBox) {
+  GrayImage photo = photographed(7, 190, 0.25, 4);
+  const Preprocessed clean = preprocess(photo);
+  for (const auto& [x, y] : {std::pair{10, 10}, {385, 300}, {20, 290}}) {
+    for (int dy = 0; dy < 2; ++dy) {
+      for (int dx = 0; dx < 2; ++dx) photo.pixels[static_cast<std::size_t>(y + dy) * 400 + static_cast<std::size_t>(x + dx)] -= 40;
+    }
+  }
+  EXPECT_LT(difference(preprocess(photo), clean), 0.005);
+}
+
+TEST(Preprocess, APhotographWithNoInkIsEmpty) {
+  GrayImage blank = photographed(1, 200, 0.3, 5);
+  std::mt19937 rng(3);
+  std::normal_distribution<double> noise(0.0, 5.0);
+  for (int y = 0; y < blank.height; ++y) {
+    for (int x = 0; x < blank.width; ++x) {
+      const double lit = (1 - 0.3 * x / blank.width);
+      blank.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(blank.width) + static_cast<std::size_t>(x)] = static_cast<float>(std::clamp(std::round(200 * lit + noise(rng)), 0.0, 255.0));
+    }
+  }
+  EXPECT_THROW(preprocess(blank), Error);
 }
