@@ -438,7 +438,11 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
           p.ink = piece_ink(seg, p.box, group.box, left_of, right_of, member, p.ink_x, p.ink_y);
           p.read = true;
           in_batch.emplace_back(g, pieces[g].size());
-          const Preprocessed input = preprocess(p.ink);
+          // Steps 3–4 only: the piece's ink is find_ink's already, on paper of 0. preprocess(p.ink)
+          // gives the same for a drawing, but its gate between drawings and photographs (a share
+          // of the pixels at the border's level) sends a tight crop of a thick digit, mostly ink,
+          // down the photograph path, which can find no ink in it at all.
+          const Preprocessed input = fit_ink(Ink{Eigen::Map<const Matrix>(p.ink.pixels.data(), p.ink.height, p.ink.width), false});
           batch.insert(batch.end(), input.pixels.begin(), input.pixels.end());
         }
         pieces[g].push_back(std::move(p));

@@ -189,6 +189,17 @@ TEST(ReadNumber, ANarrowGroupTheNetworkCannotReadWholeIsCut) {
   }
 }
 
+// A thick 1 cropped tight is mostly ink: its piece must still read as a drawing (steps 3–4 of
+// preprocessing on the piece's ink), not go through the gate that takes an image with little
+// paper at the border's level for a photograph and finds no ink in it.
+TEST(ReadNumber, AThickDigitMostlyInkIsReadNotAnEmptyImage) {
+  const std::vector<Glyph> glyphs = {{{line(0.5, 0.0, 0.5, 1.0)}, 40, 40, 20, 100}, {digit_strokes(4), 120, 40, 60, 100}};
+  const GrayImage image = compose(260, 180, glyphs, 30);
+  const NumberReading reading = read_number(builtin(), image);
+  ASSERT_FALSE(reading.digits.empty());
+  EXPECT_EQ(reading.digits.front().digit, 1);
+}
+
 TEST(ReadNumber, OneDigitIsTheCaseOfOneCandidate) {
   for (int digit : {0, 1, 2, 3, 4, 7}) {
     const GrayImage image = draw(digit_strokes(digit), {});
