@@ -1,6 +1,7 @@
 #include "digits/preprocess.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "digits/error.hpp"
@@ -58,7 +59,9 @@ Ink drawing_ink(const GrayImage& image, float paper) {
 // unchanged bit for bit: the built-in model was trained on what it makes. On the generated
 // folders (seed 1, 2,000 images each) that share is 0.30–1.00 for drawings (the least: a small
 // bitmap scaled up bilinearly, all ramps; then a marker or a digit touching its box) and at most
-// 0.16 for photographs (median 0.02). Anything under it is a photograph:
+// 0.16 for photographs (median 0.02). An image with less paper than that, a thick stroke cropped
+// tight, is a drawing too when as large a share of it sits at any one exact level (its ink).
+// Anything else is a photograph:
 //
 //  a. The image is cut into a grid of cells (kCellsAcross along the shorter side, each at least
 //     kSmallestCell pixels), and each cell's paper level is its median: paper is most of a cell
@@ -220,6 +223,23 @@ double share_at_level(const GrayImage& image, float level) {
   return static_cast<double>(same) / static_cast<double>(samples);
 }
 
+// The share of the same lattice's pixels at the most common exact whole level 0–255 (a level with
+// a fraction never counts). A drawing mostly of ink, a thick stroke cropped tight, has little
+// paper but its ink is one level too; a photograph's noise spreads every level over several.
+double most_common_level_share(const GrayImage& image) {
+  const int stride = std::max(1, static_cast<int>(std::ceil(std::sqrt(static_cast<double>(image.width) * image.height / kMostGateSamples))));
+  std::array<long long, 256> counts{};
+  long long samples = 0;
+  for (int y = stride / 2; y < image.height; y += stride) {
+    for (int x = stride / 2; x < image.width; x += stride) {
+      const float v = image.at(x, y);
+      ++samples;
+      if (v >= 0 && v <= 255 && v == std::floor(v)) ++counts[static_cast<std::size_t>(v)];
+    }
+  }
+  return static_cast<double>(*std::max_element(counts.begin(), counts.end())) / static_cast<double>(samples);
+}
+
 // A 3×3 minimum (erode) or maximum (dilate) over a grid, clipped at its edges.
 Matrix neighbourhood(const Matrix& grid, bool maximum) {
   Matrix result = grid;
@@ -368,7 +388,8 @@ Ink find_ink(const GrayImage& image) {
     throw Error("the image has no pixels");
   // The gate: a drawing keeps its one paper level; a photograph gets one per region.
   const float border = border_median(image);
-  if (share_at_level(image, border) >= kFlatPaperShare) return drawing_ink(image, border);
+  if (share_at_level(image, border) >= kFlatPaperShare || most_common_level_share(image) >= kFlatPaperShare)
+    return drawing_ink(image, border);
   return photograph_ink(image, border);
 }
 

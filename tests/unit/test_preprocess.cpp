@@ -215,6 +215,21 @@ TEST(Preprocess, DrawingsGiveExactlyTheInputsTheBuiltInModelWasTrainedOn) {
     // A small bitmap scaled up smoothly: its ramps are no flat level, but half of it is paper.
     Placement tiny{.canvas_width = 16, .canvas_height = 16, .left = 3, .top = 2, .width = 9, .height = 12, .pen = 2.2};
     drawings.emplace_back(name + " 16×16 scaled up 20×", upscale(draw(digit_strokes(digit), tiny), 20));
+    // A thick stroke cropped tight: mostly ink, little paper at the border's level.
+    Placement cropped{.canvas_width = 44, .canvas_height = 90, .left = 0, .top = 0, .width = 44, .height = 90, .pen = 30};
+    drawings.emplace_back(name + " thick, cropped tight", draw(digit_strokes(digit), cropped));
+    cropped.dark_on_light = true;
+    drawings.emplace_back(name + " thick, cropped tight, dark on light", draw(digit_strokes(digit), cropped));
+  }
+  {
+    // A thick 1 cut out of a number, as read_number's pieces are: ink but for a strip of paper at
+    // each side, a fifth of the image (the border's level, under the gate's share).
+    GrayImage one{30, 80, std::vector<float>(30 * 80, 255.0f)};
+    for (int y = 0; y < 80; ++y)
+      for (int x : {0, 1, 2, 27, 28, 29}) one.pixels[static_cast<std::size_t>(y * 30 + x)] = 0;
+    drawings.emplace_back("a thick 1 cropped tight", one);
+    for (float& v : one.pixels) v = 255.0f - v;
+    drawings.emplace_back("a thick 1 cropped tight, dark on light", one);
   }
   // The CLI's examples, and MNIST test digits placed on a canvas, as the mnist_placed folder has them.
   const std::filesystem::path source(DIGITS_SOURCE_DIR);
