@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
 
   TrainOptions train;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a network on MNIST and save it");
-  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast, best, cnn-fast, cnn or app (the built-in model's: a CNN with batch norm and \"not a digit\")")->capture_default_str();
+  train_cmd->add_option("--preset", train.preset, "Recipe to start from: seed (the NumPy ancestor), fast, best, cnn-fast, cnn, app (the built-in model's: a CNN with batch norm and \"not a digit\") or cnn-best (the best on MNIST)")->capture_default_str();
   train_cmd->add_option("--layers", train.layers,
                         "Dense sizes, e.g. 784,50,20,10, or layers of any kind over the 1x28x28 image, e.g. "
                         "conv5x5x32,pool2,conv3x3x64s2same,fc256,10 (convKxKxN[s2][same], pool2, flatten, bn (batch norm after a conv or dense layer), fcN; the last is the classes)");

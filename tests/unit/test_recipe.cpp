@@ -5,8 +5,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include "digits/augment.hpp"
 #include "digits/checkpoint.hpp"
 #include "digits/error.hpp"
+#include "digits/presets.hpp"
 #include "digits/random.hpp"
 #include "digits/schedule.hpp"
 #include "digits/trainer.hpp"
@@ -311,4 +313,17 @@ TEST(Augmentation, InTrainingIsSeededAndIndependentOfThreads) {
   const Network one = trained(standard, 1), two = trained(standard, 2), plain = trained(AugmentSettings::none(), 1);
   EXPECT_TRUE(same_weights(one, two));
   EXPECT_FALSE(same_weights(one, plain));
+}
+
+// The frontier preset (docs/frontier.md) is the cnn network with batch norm, and the techniques
+// its measured mean came from: a change to any of them changes what the table measured.
+TEST(Presets, CnnBestIsTheCnnNetworkWithBatchNormSmoothingAveragingAndLightDistortions) {
+  const Preset& best = find_preset("cnn-best");
+  EXPECT_EQ(build_network(best).architecture(), "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,flatten,fc256,fc10");
+  EXPECT_FLOAT_EQ(best.recipe.label_smoothing, 0.1f);
+  EXPECT_FLOAT_EQ(best.recipe.weight_averaging, 0.999f);
+  EXPECT_EQ(describe(best.recipe.augment), describe(parse_augment("shift=2,rotate=10,scale=0.1,shear=0.1,thickness=0.2")));
+  EXPECT_EQ(best.recipe.epochs, find_preset("cnn").recipe.epochs);
+  EXPECT_EQ(best.recipe.validation, 5000u);
+  EXPECT_THROW(find_preset("frontier"), Error);
 }
