@@ -489,10 +489,12 @@ TEST(Feedback, AStoreBeyondItsTotalQuotaAnswers507AndPredictionsGoOn) {
   LiveServer live(state.path, options);
   int stored = 0, refused = 0;
   for (int i = 0; i < 40 && refused == 0; ++i) {
-    // Noise compresses badly: each is a ~20 KB stored drawing.
+    // Noise compresses badly: each is a ~20 KB stored drawing. Its frame is flat paper, as a
+    // drawing's is (noise all over is a photograph of nothing, and refused as empty).
     GrayImage noisy{280, 280, std::vector<float>(280 * 280)};
     std::mt19937 random(static_cast<unsigned>(i));
-    for (float& p : noisy.pixels) p = static_cast<float>(random() % 256);
+    for (int y = 20; y < 260; ++y)
+      for (int x = 20; x < 260; ++x) noisy.pixels[static_cast<std::size_t>(y * 280 + x)] = static_cast<float>(random() % 256);
     auto response = live.post("/api/feedback", {{"image", png_data_url(noisy)}, {"label", 7}, {"client_id", "c" + std::to_string(i)}});
     ASSERT_TRUE(response);
     if (response->status == 201) {
