@@ -216,6 +216,18 @@ void finish_tile(const GemmEpilogue& e, float* C, long ldc, long i0, long j0, lo
     if (column_bias)
       for (long j = 0; j < columns; ++j) z[j] += column_bias[j];
     if (!e.activated) continue;
+    if (e.activated == C && e.activated_stride == ldc) {  // F is C itself: f in place
+      switch (e.activation) {
+        case Activation::relu:
+          for (long j = 0; j < columns; ++j) z[j] = std::max(z[j], 0.0f);
+          break;
+        case Activation::identity:
+          break;
+        default:
+          for (long j = 0; j < columns; ++j) z[j] = activate(e.activation, z[j]);
+      }
+      continue;
+    }
     float* __restrict f = e.activated + i * e.activated_stride + j0;
     switch (e.activation) {
       case Activation::relu:

@@ -119,6 +119,25 @@ TEST(GemmEpilogue, AccumulatesAndAppliesEachActivation) {
   for (std::size_t i = 0; i < start.size(); ++i) ASSERT_NEAR(from_start[i], from_zero[i] + start[i], 1e-4f);
 }
 
+// F may be C itself: C = f(A·B + bias) in place, bit for bit what F beside C holds (the conv
+// layer writes its maps so). With several slices of the sum (k > kc), f must come after the last.
+TEST(GemmEpilogue, ActivatesInPlaceWhenFIsC) {
+  Rng rng(6);
+  const long m = 19, n = 45, k = 300;
+  const Stored A = stored(m, k, false, rng), B = stored(k, n, false, rng);
+  const std::vector<float> row_bias = random_values(m, rng);
+  GemmWorkspace workspace;
+  for (Activation f : {Activation::relu, Activation::sigmoid, Activation::tanh, Activation::identity}) {
+    std::vector<float> C(static_cast<std::size_t>(m * n)), F = C, in_place = C;
+    gemm(m, n, k, A.operand, B.operand, C.data(), n, {.row_bias = row_bias.data(), .activated = F.data(), .activated_stride = n, .activation = f},
+         workspace);
+    gemm(m, n, k, A.operand, B.operand, in_place.data(), n,
+         {.row_bias = row_bias.data(), .activated = in_place.data(), .activated_stride = n, .activation = f}, workspace);
+    EXPECT_EQ(in_place, F) << activation_name(f);
+    if (f == Activation::relu) EXPECT_NE(in_place, C) << "some sums are negative: relu must change them";
+  }
+}
+
 TEST(GemmEpilogue, AnEmptySumGivesTheBiasAlone) {
   const std::vector<float> column_bias{1.0f, -2.0f, 3.0f};
   std::vector<float> C(6, 9.0f), F(6, 9.0f);
