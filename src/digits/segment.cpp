@@ -284,7 +284,10 @@ std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const s
   // The expected boundaries (kTypicalWidth): paths from w·k/n, then the cheapest of all.
   const int n = std::clamp(static_cast<int>(std::lround(w / std::max(1.0, digit_width))), 2, kMaxCutsPerGroup + 1);
   std::vector<Cut> expected;
-  for (int k = 1; k < n; ++k) consider(static_cast<int>(std::lround(static_cast<double>(k) * w / n)), expected);
+  for (int k = 1; k < n; ++k) {
+    const int x = static_cast<int>(std::lround(static_cast<double>(k) * w / n));
+    if (x >= margin && x <= w - margin) consider(x, expected);  // as the profile's starts: a narrowest piece from each edge
+  }
   for (Cut& cut : expected) cuts.push_back(std::move(cut));
   keep_cheapest();
   // Left to right by their mean column.
