@@ -54,7 +54,8 @@ constexpr int kProfileStarts = 12;
 // near w·k/n, k = 1 … n − 1. Where two digits overlap, the column profile has no minimum at their
 // boundary (both digits' ink is there), so no profile start finds it. At most kMaxCutsPerGroup
 // such starts; their paths join the profile's, and the kMaxCutsPerGroup cheapest of all are kept.
-// Chosen on seed 1 (docs/numbers.md): 0.7 H is MNIST's mean width; 0.6 and 0.8 were measured.
+// kTypicalWidth chosen on seed 1 among 0.6–0.8 (docs/numbers.md; MNIST test digits' ink boxes
+// average 0.79 of their height).
 constexpr double kThinnest = 0.35, kTypicalWidth = 0.7;
 // A piece wider than kWidestRead times its height (or H) is not read, unless it is the whole
 // group: the shape prior below takes 8 · (1.5 − 1.2) = 2.4 from its score, so such a piece rarely
