@@ -225,12 +225,12 @@ class TestBatches {
   std::vector<std::size_t> order_;
 };
 
-// One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn) on 1 or 2 threads (the
-// second argument): gather, forward, loss,
+// One step of a conv preset at its own batch size (0: cnn-fast, 1: cnn, 2: app, the cnn network
+// with batch norm) on 1 or 2 threads (the second argument): gather, forward, loss,
 // backward, update. GFLOP/s counts 2 FLOPs per multiply-add, three products per layer (forward,
 // dW, dX), the first layer's dX included though it is skipped: the usual 6 × forward estimate.
 void BM_TrainStepConvPreset(benchmark::State& state) {
-  const Preset& preset = find_preset(state.range(0) == 0 ? "cnn-fast" : "cnn");
+  const Preset& preset = find_preset(state.range(0) == 0 ? "cnn-fast" : state.range(0) == 1 ? "cnn" : "app");
   const Dataset& data = test_images();
   Network network = build_network(preset);
   network.initialize(preset.init, 1);
@@ -249,7 +249,7 @@ void BM_TrainStepConvPreset(benchmark::State& state) {
   state.counters["samples/s"] = benchmark::Counter(samples, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(samples * 6 * forward_multiply_adds(network) / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_TrainStepConvPreset)->ArgsProduct({{0, 1}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TrainStepConvPreset)->ArgsProduct({{0, 1, 2}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Each layer of the app preset's network (the cnn preset's, batch norm after each convolution) on
 // its own, forward then backward with dX, at batch 128, on 1 or 2 threads: what the second core
@@ -285,6 +285,34 @@ void BM_LayerThreads(benchmark::State& state) {
   state.SetLabel(layer_spec_text(network.specs()[index]));
 }
 BENCHMARK(BM_LayerThreads)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Where a training step's time goes: one layer of the cnn (first argument 0) or app (1) preset's
+// network, at batch 128 on one thread, its forward alone (second argument 0) or its backward alone
+// (1; with dX except for the first layer, as train_step). Args: preset, pass, layer index.
+void BM_LayerPass(benchmark::State& state) {
+  const Preset& preset = find_preset(state.range(0) == 0 ? "cnn" : "app");
+  Network network = build_network(preset);
+  network.initialize(preset.init, 1);
+  const auto index = static_cast<std::size_t>(state.range(2));
+  if (index >= network.layers.size()) return state.SkipWithError("no such layer");
+  Matrix pixels;
+  std::vector<std::uint8_t> labels;
+  TestBatches batches(128);
+  gather_batch(test_images(), batches.next(), network.input_scale, pixels, labels);
+  const std::vector<Matrix> outputs = network.activations(pixels);
+  const Matrix X = index == 0 ? Matrix(pixels * network.input_scale) : outputs[index - 1];
+  Rng rng(5);
+  Layer& layer = network.layers[index];
+  Matrix dA(X.rows(), layer_outputs(layer));
+  for (Eigen::Index i = 0; i < dA.size(); ++i) dA.data()[i] = 0.01f * rng.normal();
+  forward(layer, X);
+  for (auto _ : state) {
+    if (state.range(1) == 0) benchmark::DoNotOptimize(forward(layer, X).data());
+    else benchmark::DoNotOptimize(backward(layer, dA, index > 0).data());
+  }
+  state.SetLabel(preset.name + " " + layer_spec_text(network.specs()[index]) + (state.range(1) == 0 ? " forward" : " backward"));
+}
+BENCHMARK(BM_LayerPass)->ArgsProduct({{0, 1}, {0, 1}, {0, 1, 2, 3, 4, 5, 6, 7}})->Unit(benchmark::kMicrosecond);
 
 // Distorting one batch of the cnn preset (its default augmentation, elastic included), on the one
 // thread that prepares the next batch while the step trains: its time per image sets how much of

@@ -55,6 +55,17 @@ Model load_model_or_builtin(const std::string& path) {
   return parse_model(builtin_model_bytes(), "built-in model");
 }
 
+// The files of a folder that were not read, and why: the first few in full, then a count, so that a
+// folder of a thousand unreadable images does not bury the training's own report.
+void report_skipped(const ImageFolder& folder, const std::string& path) {
+  constexpr std::size_t kShown = 5;
+  for (std::size_t i = 0; i < folder.errors.size() && i < kShown; ++i)
+    std::fprintf(stderr, "digits: skipped %s\n", folder.errors[i].c_str());
+  if (folder.errors.size() > kShown)
+    std::fprintf(stderr, "digits: skipped %zu more in %s (%zu in all)\n", folder.errors.size() - kShown, path.c_str(),
+                 folder.errors.size());
+}
+
 // A file's or folder's own name without the folders above it ("my_digits/" → "my_digits"): what
 // model metadata records of the paths it was made from, since the file leaves this machine.
 std::string last_part(const std::string& path) {
@@ -257,7 +268,7 @@ int run_train_impl(const TrainOptions& options) {
   Dataset extra;
   for (const std::string& images : options.images) {
     const ImageFolder folder = load_image_folder(images, has_not_a_digit(network.classes()));
-    for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
+    report_skipped(folder, images);
     extra.append(folder.data);
     extra.name += (extra.name.empty() ? "" : " + ") + images;
   }
@@ -539,7 +550,7 @@ int run_evaluate(const EvaluateOptions& options) {
   std::string source;
   if (!options.images.empty()) {
     folder = load_image_folder(options.images, has_not_a_digit(model.network.classes()));
-    for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
+    report_skipped(folder, options.images);
     if (folder.data.size() == 0) {
       std::fprintf(stderr, "digits: %s: no usable image (expected image files named <label>_anything.png, label 0-9)\n", options.images.c_str());
       return kFailure;
@@ -651,7 +662,7 @@ int run_improve(const ImproveOptions& options) {
   extra.name = "extra images";
   if (!options.images_dir.empty()) {
     const ImageFolder folder = load_image_folder(options.images_dir, has_not_a_digit(model.network.classes()));
-    for (const std::string& error : folder.errors) std::fprintf(stderr, "digits: skipped %s\n", error.c_str());
+    report_skipped(folder, options.images_dir);
     extra.append(folder.data);
   }
   if (!options.idx.empty()) extra.append(read_idx(options.idx[0], options.idx[1], options.idx[0]));

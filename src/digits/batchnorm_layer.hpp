@@ -41,7 +41,9 @@ class BatchNormLayer {
   //   running_mean ← (1 − 0.1)·running_mean + 0.1·μ
   //   running_var  ← (1 − 0.1)·running_var  + 0.1·var·m/(m − 1)
   // With m = 1 (one sample after a dense layer) X̂ = 0 and no unbiased variance exists: the running
-  // statistics stay as they were (PyTorch refuses such a batch). Keeps X̂, 1/σ, Y and A for backward.
+  // statistics stay as they were (PyTorch refuses such a batch). Keeps X (which must outlive
+  // backward), μ, 1/σ and A for backward, which makes X̂ and f′(Y) again from them (f′ through A:
+  // ReLU's y > 0 is a > 0).
   // Channels are cut into kShares shares, each channel summed in one fixed order by one thread,
   // so the result does not depend on the number of threads.
   const Matrix& forward(const Matrix& X, WorkerPool* pool = nullptr);
@@ -92,8 +94,10 @@ class BatchNormLayer {
 
  private:
   Shape input_;
-  Matrix X_hat_, Y_, A_, dY_, dX_;  // workspaces, sized once per batch and reused
+  const Matrix* X_ = nullptr;       // the training forward's input, which backward reads again
+  Matrix X_hat_, Y_, A_, dY_, dX_;  // workspaces, sized once per batch and reused (X̂, Y, dY: the frozen path's)
   RowVector inv_sigma_;             // 1/σ of the last training batch (1 × C)
+  Eigen::VectorXd mean_, exact_inv_sigma_;  // μ and 1/σ in double, as X̂ = (X − μ)/σ was made from them
 };
 
 // The conv or dense layer `layer` followed by `bn`, as one layer with bn's activation: bn's affine

@@ -400,20 +400,20 @@ void Conv2dLayer::padded_images(const Matrix& X, Eigen::Index first, Eigen::Inde
   }
 }
 
-// Z_n = Wᵀ·X̂_n + b and A_n = f(Z_n) for samples first…first+count−1, one product per sample: Z_n,
+// A_n = f(Wᵀ·X̂_n + b) for samples first…first+count−1, one product per sample: Z_n,
 // (C′ × H′·W′) row-major, is exactly the sample's row of Z in NCHW order, so the product writes it
-// in place, and its epilogue adds the bias per filter (a row) and applies f.
-void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& Z, Matrix& A,
-                                  Workspace& w) const {
+// in place, into A, and its epilogue adds the bias per filter (a row) and applies f there, while
+// the tile is in L1: Z itself is never kept (backward reads f′ from A).
+void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& A, Workspace& w) const {
   const long positions = output_.height * output_.width;
   pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ (C′ × C·k²), once
   for (Eigen::Index n = first; n < first + count; ++n) {
     padded_images(X, n, 1, w);
     const Windows windows{w.images.data(), window_start_.data(), window_run_.data(), weight_offset_.data(), weight_run_.data(), W.rows()};
     const GemmOperand columns{.pack = pack_windows, .context = &windows};  // X̂_n (C·k² × H′·W′), never stored
-    gemm(w.W_packed, positions, columns, Z.data() + n * Z.cols(), positions,
-         {.row_bias = b.data(), .activated = A.data() + n * A.cols(), .activated_stride = positions, .activation = activation},
-         w.panels);
+    float* A_n = A.data() + n * A.cols();
+    gemm(w.W_packed, positions, columns, A_n, positions,
+         {.row_bias = b.data(), .activated = A_n, .activated_stride = positions, .activation = activation}, w.panels);
   }
 }
 
@@ -422,11 +422,10 @@ const Matrix& Conv2dLayer::forward(const Matrix& X, WorkerPool* pool) {
   X_ = &X;
   const Eigen::Index batch = X.rows();
   const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, batch));
-  Z_.resize(batch, out());
   A_.resize(batch, out());
   run_tasks(pool, shares, [&](int share) {
     const auto [first, count] = share_of(batch, shares, share);
-    forward_samples(X, first, count, Z_, A_, workspaces_[share]);
+    forward_samples(X, first, count, A_, workspaces_[share]);
   });
   return A_;
 }
@@ -441,7 +440,9 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
   run_tasks(pool, shares, [&](int share) {
     const auto [first, count] = share_of(batch, shares, share);
     Workspace& w = workspaces_[share];
-    activation_backward_rows(activation, Z_, A_, dA, dZ_, first, count);  // dZ = dA ⊙ f′(Z)
+    // dZ = dA ⊙ f′(Z), f′ read from A = f(Z): ReLU's z > 0 is a > 0, and σ′ and tanh′ are
+    // functions of their outputs anyway.
+    activation_backward_rows(activation, A_, A_, dA, dZ_, first, count);
     // dWᵀ (C′ × C·k²) = Σ_n dZ_n·X̂_nᵀ, the share's samples in one product whose sum runs over
     // count·H′·W′ (sample after sample): A = [dZ_first … dZ_last], B = [X̂_first … X̂_last]ᵀ, packed
     // from the images as the forward packs X̂_n, the two tables swapped. dW is column-major, so
@@ -472,10 +473,9 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
 }
 
 void Conv2dLayer::infer(const Matrix& X, Matrix& A) const {
-  Matrix Z(X.rows(), out());
   A.resize(X.rows(), out());
   Workspace w;
-  forward_samples(X, 0, X.rows(), Z, A, w);
+  forward_samples(X, 0, X.rows(), A, w);
 }
 
 }  // namespace digits

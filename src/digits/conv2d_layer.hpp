@@ -42,7 +42,8 @@ class Conv2dLayer {
   // He/Xavier count a filter's inputs, C·k·k, as a dense layer counts `in`.
   void initialize(Init init, Rng& rng);
 
-  // Training forward, the fast path; keeps X, Z and A for backward. With X̂_n = im2col(X_n), the
+  // Training forward, the fast path; keeps X and A for backward (not Z: f′(Z) is read from A,
+  // which the product writes Z into and applies f to in place). With X̂_n = im2col(X_n), the
   // (C·k·k × H′·W′) columns of sample n (im2col below), and Z_n its row of Z read as (C′ × H′·W′),
   // one filter per row (NCHW), sample by sample:
   //   Z_n = Wᵀ·X̂_n + b                         (C′ × H′·W′), b added to each filter's row
@@ -85,7 +86,7 @@ class Conv2dLayer {
   Padding padding_;
 
   const Matrix* X_ = nullptr;
-  Matrix Z_, A_, dZ_, dX_;  // the batch's, sized once per batch size and reused
+  Matrix A_, dZ_, dX_;      // the batch's, sized once per batch size and reused
   struct Workspace {        // one share's, reused sample after sample
     PackedA W_packed;       // Wᵀ (forward) or W (backward's dX̂), packed once per call
     PackBuffer panels;      // B's packed block
@@ -104,7 +105,7 @@ class Conv2dLayer {
   void make_window_tables();
   // w.images = samples first…first+count−1 of X, or copies inside zero frames of `pad` pixels (in w.frames).
   void padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const;
-  void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& Z, Matrix& A, Workspace& w) const;
+  void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& A, Workspace& w) const;
 };
 
 // The output side of a kernel moved over `side` input values: ⌊(side + 2·pad − kernel)/stride⌋ + 1,

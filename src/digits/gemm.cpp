@@ -29,7 +29,10 @@
 //    A is packed once, whole, before the loops (pack_a): a layer multiplies one A, its weights, by
 //    many B's, and A's block for (ic, pc) is then a contiguous stretch of the packed A.
 // 5. The epilogue: once a tile's last slice of the sum is in C, add the biases and apply f while
-//    the tile is still in L1, instead of another pass over C from memory.
+//    the tile is still in L1, instead of another pass over C from memory. The common cases (the
+//    biases, ReLU in place) happen in the micro-kernel's registers before its one store: done as
+//    a second pass over the tile they cost a quarter of the cnn network's first convolution (its
+//    sum is only 25 long, so each tile is stored almost as often as it is multiplied).
 #include "digits/gemm.hpp"
 
 #include <algorithm>
@@ -46,7 +49,7 @@ namespace digits {
 namespace {
 
 // ---- The vector instructions the micro-kernel needs, for the widest set this build may use
-// (chosen at compile time from -march, as kernels.cpp is). Five operations; nothing else in this
+// (chosen at compile time from -march, as kernels.cpp is). Six operations; nothing else in this
 // file depends on the instruction set.
 #if defined(__AVX512F__)
 constexpr const char* kKernel = "AVX-512";
@@ -58,6 +61,7 @@ inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }  // a·b + c, one rounding
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec relu(Vec z) { return _mm512_max_ps(_mm512_setzero_ps(), z); }  // 0 > z ? 0 : z, as std::max(z, 0)
 #elif defined(__AVX2__) && defined(__FMA__)
 // 16 registers of 8 floats: a 6 × 16 tile takes 12 accumulators, 2 for B's row and 1 for A's
 // number (the kernel of "how to optimize GEMM" for AVX2).
@@ -70,6 +74,7 @@ inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec broadcast(float x) { return _mm256_set1_ps(x); }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline Vec relu(Vec z) { return _mm256_max_ps(_mm256_setzero_ps(), z); }
 #else
 // Any CPU: four floats as a plain struct; the compiler vectorises what it can. a·b + c rounds
 // twice here, so this build's products differ from the others' in the last bits.
@@ -84,6 +89,7 @@ inline void store(float* p, Vec x) { std::copy(x.v, x.v + 4, p); }
 inline Vec broadcast(float x) { return {{x, x, x, x}}; }
 inline Vec fma(Vec a, Vec b, Vec c) { return {{a.v[0] * b.v[0] + c.v[0], a.v[1] * b.v[1] + c.v[1], a.v[2] * b.v[2] + c.v[2], a.v[3] * b.v[3] + c.v[3]}}; }
 inline Vec add(Vec a, Vec b) { return {{a.v[0] + b.v[0], a.v[1] + b.v[1], a.v[2] + b.v[2], a.v[3] + b.v[3]}}; }
+inline Vec relu(Vec z) { return {{std::max(z.v[0], 0.0f), std::max(z.v[1], 0.0f), std::max(z.v[2], 0.0f), std::max(z.v[3], 0.0f)}}; }
 #endif
 
 constexpr long kKC = 128, kMC = 256 / kMR * kMR, kNC = 4096;  // mc: whole panels of MR rows (252 for AVX2's 6)
@@ -96,7 +102,17 @@ long round_up(long x, long to) { return (x + to - 1) / to * to; }
 // over kc steps of an outer product: A's packed column (MR numbers at a) times B's packed row (NR
 // numbers at b). The loops over r and v have constant bounds: the compiler unrolls them and keeps
 // all MR·NR/kLanes sums in registers.
-void micro_kernel(long kc, const float* __restrict a, const float* __restrict b, float* c, long ldc, bool add_to_c) {
+// After the last slice of the sum, the common cases of step 5's epilogue (the biases, and ReLU
+// when F is C itself) are done here too, in registers before the one store, so the tile is not
+// read again; the others go through finish_tile.
+struct TileFinish {
+  const float* row_bias = nullptr;     // the tile's MR row biases, or none
+  const float* column_bias = nullptr;  // its NR column biases, or none
+  bool relu = false;
+};
+
+void micro_kernel(long kc, const float* __restrict a, const float* __restrict b, float* c, long ldc, bool add_to_c,
+                  const TileFinish* finish = nullptr) {
   constexpr int V = kNR / kLanes;
   Vec sum[kMR][V];
   for (int r = 0; r < kMR; ++r)
@@ -112,7 +128,13 @@ void micro_kernel(long kc, const float* __restrict a, const float* __restrict b,
   for (int r = 0; r < kMR; ++r)
     for (int v = 0; v < V; ++v) {
       float* to = c + r * ldc + v * kLanes;
-      store(to, add_to_c ? add(load(to), sum[r][v]) : sum[r][v]);
+      Vec z = add_to_c ? add(load(to), sum[r][v]) : sum[r][v];
+      if (finish) {  // in finish_tile's order: the row's bias, the column's, then f
+        if (finish->row_bias) z = add(z, broadcast(finish->row_bias[r]));
+        if (finish->column_bias) z = add(z, load(finish->column_bias + v * kLanes));
+        if (finish->relu) z = relu(z);
+      }
+      store(to, z);
     }
 }
 
@@ -138,16 +160,20 @@ inline void transpose8(__m256 (&r)[8]) {
 void pack_lines(const float* const* lines, long count, long width, long length, float* to) {
   long r = 0;
 #if defined(__AVX2__)
-  for (; r + 8 <= count; r += 8) {
+  // Eight lines at a time; the last few lines of a panel (25 of 32: the 5 × 5 weights of the cnn
+  // network's first layer) go with zero lines in the registers for the rest, which writes the
+  // panel's padding in the same stores.
+  for (; r < count && r + 8 <= width; r += 8) {
+    const long here = std::min(8L, count - r);  // lines r … r + here − 1, then zeros
     long p = 0;
     for (; p + 8 <= length; p += 8) {
       __m256 block[8];
-      for (int i = 0; i < 8; ++i) block[i] = _mm256_loadu_ps(lines[r + i] + p);
+      for (int i = 0; i < 8; ++i) block[i] = i < here ? _mm256_loadu_ps(lines[r + i] + p) : _mm256_setzero_ps();
       transpose8(block);
       for (int i = 0; i < 8; ++i) _mm256_storeu_ps(to + (p + i) * width + r, block[i]);
     }
     for (; p < length; ++p)
-      for (int i = 0; i < 8; ++i) to[p * width + r + i] = lines[r + i][p];
+      for (int i = 0; i < 8; ++i) to[p * width + r + i] = i < here ? lines[r + i][p] : 0.0f;
   }
 #endif
   for (; r < count; ++r)
@@ -216,6 +242,18 @@ void finish_tile(const GemmEpilogue& e, float* C, long ldc, long i0, long j0, lo
     if (column_bias)
       for (long j = 0; j < columns; ++j) z[j] += column_bias[j];
     if (!e.activated) continue;
+    if (e.activated == C && e.activated_stride == ldc) {  // F is C itself: f in place
+      switch (e.activation) {
+        case Activation::relu:
+          for (long j = 0; j < columns; ++j) z[j] = std::max(z[j], 0.0f);
+          break;
+        case Activation::identity:
+          break;
+        default:
+          for (long j = 0; j < columns; ++j) z[j] = activate(e.activation, z[j]);
+      }
+      continue;
+    }
     float* __restrict f = e.activated + i * e.activated_stride + j0;
     switch (e.activation) {
       case Activation::relu:
@@ -275,6 +313,10 @@ void gemm(const PackedA& A, long n, const GemmOperand& B, float* C, long ldc, co
       const long kc = std::min(kKC, k - pc);
       pack_operand(B, /*is_a=*/false, {jc, nc, pc, kc, kNR}, Bp);  // B's block: kc × nc, to L3
       const bool add_to_c = pc > 0 || epilogue.accumulate, last = pc + kc == k;
+      // Whole tiles finish inside the micro-kernel when the epilogue is one it does (TileFinish).
+      const bool in_place = epilogue.activated == C && epilogue.activated_stride == ldc;
+      const bool kernel_finishes =
+          last && (!epilogue.activated || (in_place && (epilogue.activation == Activation::relu || epilogue.activation == Activation::identity)));
       const float* A_slice = A.buffer.data() + pc * m_padded;
       for (long ic = 0; ic < m; ic += kMC) {
         const long mc = std::min(kMC, m - ic);  // A's block: mc × kc, from L2
@@ -286,6 +328,13 @@ void gemm(const PackedA& A, long n, const GemmOperand& B, float* C, long ldc, co
             const float* a = A_slice + i0 * kc;  // A's micro-panel: MR × kc
             float* c = C + i0 * ldc + j0;
             if (rows == kMR && columns == kNR) {
+              if (kernel_finishes) {
+                const TileFinish finish{epilogue.row_bias ? epilogue.row_bias + i0 : nullptr,
+                                        epilogue.column_bias ? epilogue.column_bias + j0 : nullptr,
+                                        epilogue.activated && epilogue.activation == Activation::relu};
+                micro_kernel(kc, a, b, c, ldc, add_to_c, &finish);
+                continue;
+              }
               micro_kernel(kc, a, b, c, ldc, add_to_c);
             } else {
               micro_kernel(kc, a, b, tile, kNR, false);

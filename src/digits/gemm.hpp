@@ -56,7 +56,8 @@ struct GemmEpilogue {
   bool accumulate = false;             // C += A·B (the bias and f then apply to the whole)
   const float* row_bias = nullptr;     // m values: C(i, j) += row_bias[i]
   const float* column_bias = nullptr;  // n values: C(i, j) += column_bias[j]
-  float* activated = nullptr;          // F(i, j) = f(C(i, j)), row stride activated_stride
+  float* activated = nullptr;          // F(i, j) = f(C(i, j)), row stride activated_stride; F may be
+                                       // C itself (the same pointer and stride): C = f(C) in place
   long activated_stride = 0;
   Activation activation = Activation::identity;
 };

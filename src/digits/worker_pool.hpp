@@ -5,13 +5,15 @@
 // bit for bit the same whatever --threads is (tests/unit/test_conv.cpp checks it).
 //
 // Between jobs a thread watches for the next one for about 50 µs, then sleeps on a condition
-// variable; tasks are taken from an atomic counter. A job costs a few microseconds to hand out,
+// variable; tasks are taken from an atomic counter, and the caller returns once every task is
+// done, without waiting for a pool thread that never got a core to take one. A job costs a few microseconds to hand out,
 // against the milliseconds of a conv layer's products.
 // A task must not throw. No allocations per job. Callers on several threads take turns.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -37,20 +39,21 @@ class WorkerPool {
  private:
   using Function = void (*)(const void* context, int index);
   void run_erased(int tasks, Function function, const void* context);
-  void take_tasks();  // runs tasks of the current job until none is left
-  void work();        // a pool thread's loop
+  void take_tasks(std::uint64_t job, Function function, const void* context, int tasks);  // until none of `job` is left
+  void work();  // a pool thread's loop
+  static constexpr std::uint64_t kIndexMask = 0xffffffffu;
 
   std::vector<std::thread> workers_;
   std::mutex running_;  // one job at a time: a second caller waits for the first's to end
   std::mutex mutex_;
   std::condition_variable job_posted_, job_finished_;
-  std::atomic<std::uint64_t> job_{0};  // counts jobs, so a waking thread knows whether a new one was posted
+  std::atomic<std::uint64_t> job_{0};  // counts jobs (mod 2³²), so a waking thread knows whether a new one was posted
   std::atomic<bool> stopping_{false};
-  Function function_ = nullptr;
+  Function function_ = nullptr;        // the current job, written and read under mutex_
   const void* context_ = nullptr;
   int tasks_ = 0;
-  std::atomic<int> next_task_{0};
-  std::atomic<int> busy_{0};  // pool threads still inside the current job
+  std::atomic<std::uint64_t> next_{0};  // (job << 32) | the next task to hand out
+  std::atomic<int> pending_{0};         // tasks of the current job not yet finished
 };
 
 // Items first…first+count−1 of share `share` when `size` items are cut into `shares` nearly equal

@@ -120,6 +120,20 @@ TEST_F(Images, AFileWithoutALabelIsReportedAndSkipped) {
   EXPECT_EQ(report.at("skipped").size(), 2u);
 }
 
+// A folder of many unreadable files names the first few and counts the rest, so that the report
+// of the run itself stays readable; the JSON report still lists every one.
+TEST_F(Images, ManySkippedFilesAreCountedAfterTheFirstFew) {
+  const fs::path folder = generate();
+  for (int i = 0; i < 12; ++i) std::ofstream(folder / ("4_broken" + std::to_string(i) + ".png")) << "not a PNG";
+  const Outcome result = evaluate({"--images", folder.string(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  std::size_t named = 0;
+  for (std::size_t at = result.err.find("_broken"); at != std::string::npos; at = result.err.find("_broken", at + 1)) ++named;
+  EXPECT_EQ(named, 5u) << result.err;
+  EXPECT_CONTAINS(result.err, "skipped 7 more in " + folder.string() + " (12 in all)");
+  EXPECT_EQ(json::parse(result.out).at("skipped").size(), 12u);
+}
+
 // none_anything.png is "not a digit": a model of ten classes cannot be scored on it, so it is
 // skipped, saying why; training an eleven-class network takes it as the label 10.
 TEST_F(Images, NotADigitImagesAreSkippedByATenClassModelAndTrainedOnByAnElevenClassOne) {

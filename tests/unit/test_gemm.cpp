@@ -60,7 +60,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 class Gemm : public ::testing::TestWithParam<GemmShape> {};
 
 // Every combination of A and B row- or column-major (A·B, Aᵀ·B, A·Bᵀ, Aᵀ·Bᵀ as the layers use
-// them), C a part of a wider matrix (ldc > n), with and without the epilogue.
+// them), C a part of a wider matrix (ldc > n), with and without the epilogue, F beside C or in it.
 TEST_P(Gemm, AgreesWithTheThreeLoopsEveryWayRound) {
   const auto [m, n, k] = GetParam();
   Rng rng(static_cast<std::uint64_t>(m * 10007 + n * 101 + k));
@@ -69,19 +69,25 @@ TEST_P(Gemm, AgreesWithTheThreeLoopsEveryWayRound) {
   for (int layout = 0; layout < 4; ++layout) {
     const Stored A = stored(m, k, layout & 1, rng), B = stored(k, n, layout & 2, rng);
     const std::vector<float> row_bias = random_values(m, rng), column_bias = random_values(n, rng);
-    for (const bool with_epilogue : {false, true}) {
+    // 0: no epilogue; 1: both biases and F = relu(C) beside C; 2: the same with F in C's place
+    // (what the micro-kernel does itself for whole tiles).
+    for (const int kind : {0, 1, 2}) {
       std::vector<float> got(static_cast<std::size_t>(m * ldc), 7.0f), want = got;
       std::vector<float> got_f(got.size(), 0.0f), want_f = got_f;
       GemmEpilogue epilogue;
-      if (with_epilogue) {
-        epilogue = {.row_bias = row_bias.data(), .column_bias = column_bias.data(), .activated = got_f.data(),
+      if (kind > 0) {
+        epilogue = {.row_bias = row_bias.data(), .column_bias = column_bias.data(), .activated = kind == 1 ? got_f.data() : got.data(),
                     .activated_stride = ldc, .activation = Activation::relu};
       }
       gemm(m, n, k, A.operand, B.operand, got.data(), ldc, epilogue, workspace);
-      epilogue.activated = with_epilogue ? want_f.data() : nullptr;
+      epilogue.activated = kind > 0 ? want_f.data() : nullptr;
       gemm_plain(m, n, k, A.operand, B.operand, want.data(), ldc, epilogue);
-      expect_close(got, want, m, n, ldc, A.operand, B.operand, k, "C");
-      if (with_epilogue) expect_close(got_f, want_f, m, n, ldc, A.operand, B.operand, k, "f(C)");
+      if (kind == 2) {
+        expect_close(got, want_f, m, n, ldc, A.operand, B.operand, k, "f(C) in place");
+      } else {
+        expect_close(got, want, m, n, ldc, A.operand, B.operand, k, "C");
+        if (kind == 1) expect_close(got_f, want_f, m, n, ldc, A.operand, B.operand, k, "f(C)");
+      }
       for (long i = 0; i < m; ++i)  // the columns beyond n are C's neighbours: untouched
         for (long j = n; j < ldc; ++j) ASSERT_EQ(got[static_cast<std::size_t>(i * ldc + j)], 7.0f);
     }
@@ -117,6 +123,25 @@ TEST(GemmEpilogue, AccumulatesAndAppliesEachActivation) {
   std::vector<float> from_start = start;
   gemm(m, n, k, A.operand, B.operand, from_start.data(), n, {.accumulate = true}, workspace);
   for (std::size_t i = 0; i < start.size(); ++i) ASSERT_NEAR(from_start[i], from_zero[i] + start[i], 1e-4f);
+}
+
+// F may be C itself: C = f(A·B + bias) in place, bit for bit what F beside C holds (the conv
+// layer writes its maps so). With several slices of the sum (k > kc), f must come after the last.
+TEST(GemmEpilogue, ActivatesInPlaceWhenFIsC) {
+  Rng rng(6);
+  const long m = 19, n = 45, k = 300;
+  const Stored A = stored(m, k, false, rng), B = stored(k, n, false, rng);
+  const std::vector<float> row_bias = random_values(m, rng);
+  GemmWorkspace workspace;
+  for (Activation f : {Activation::relu, Activation::sigmoid, Activation::tanh, Activation::identity}) {
+    std::vector<float> C(static_cast<std::size_t>(m * n)), F = C, in_place = C;
+    gemm(m, n, k, A.operand, B.operand, C.data(), n, {.row_bias = row_bias.data(), .activated = F.data(), .activated_stride = n, .activation = f},
+         workspace);
+    gemm(m, n, k, A.operand, B.operand, in_place.data(), n,
+         {.row_bias = row_bias.data(), .activated = in_place.data(), .activated_stride = n, .activation = f}, workspace);
+    EXPECT_EQ(in_place, F) << activation_name(f);
+    if (f == Activation::relu) EXPECT_NE(in_place, C) << "some sums are negative: relu must change them";
+  }
 }
 
 TEST(GemmEpilogue, AnEmptySumGivesTheBiasAlone) {
