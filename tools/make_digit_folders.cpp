@@ -1130,6 +1130,26 @@ Stroke digit_piece(Rng& rng, int& digit) {
   }
 }
 
+// Two pen-stroke digits side by side, touching or overlapping by up to a third of a digit's width,
+// or just apart: a number's digits fused into one shape. The number reader cuts a group by asking
+// the network which pieces are digits (segment.cpp), and a network that reads two fused digits
+// as one, surely, keeps them whole (docs/numbers.md).
+std::vector<Stroke> fused_pair(Rng& rng, std::string& kind) {
+  const int first = static_cast<int>(rng.below(10)), second = static_cast<int>(rng.below(10));
+  const double width = uniform(rng, 0.5, 0.7), overlap = uniform(rng, 0.05, 0.35);
+  std::vector<Stroke> strokes;
+  for (int k = 0; k < 2; ++k) {
+    std::vector<Stroke> digit = digit_strokes(k == 0 ? first : second, rng);
+    jitter(digit, rng);
+    const double left = k * width * (1 - overlap);
+    for (Stroke& stroke : digit)
+      for (Point& point : stroke) point.x = left + point.x * width;
+    strokes.insert(strokes.end(), digit.begin(), digit.end());
+  }
+  kind = "pair" + std::to_string(first) + std::to_string(second);
+  return strokes;
+}
+
 // Held-out shapes, another generator: a triangle, a square, a five-pointed star, an arrow, a heart,
 // a spiral, a tick, a smiling face. (No plain circle, a 0; no plain line, a 1.)
 std::vector<Stroke> shape(Rng& rng, std::string& kind) {
@@ -1259,6 +1279,7 @@ constexpr Negative kNegatives[] = {
     {24, "neg_pieces", false, "single strokes cut from pen-stroke digits (20–50% of one stroke, bent by at least 30% of its length)"},
     {25, "neg_blobs", false, "ink blobs: 1–3 filled irregular shapes"},
     {26, "neg_noise", false, "nearly empty paper: noise, a gradient, specks of dust"},
+    {27, "neg_pairs", false, "two pen-stroke digits fused: side by side, touching or overlapping by up to a third of a digit"},
     {30, "heldout_letters", true, "letters and signs from other fonts: kristi, dancingscript, ecolier"},
     {31, "heldout_shapes", true, "shapes, another generator: triangles, squares, stars, arrows, hearts, spirals, ticks, faces"},
     {32, "heldout_fashion", true, "Fashion-MNIST test images (clothes and shoes), placed like the digits"},
@@ -1325,6 +1346,7 @@ void negative_image(const Negative& negative, const NegativeSources& sources, in
       strokes = {digit_piece(rng, digit)};
       kind = "piece" + std::to_string(digit);
     }
+    if (name == "neg_pairs") strokes = fused_pair(rng, kind);
     if (name == "heldout_shapes") strokes = shape(rng, kind);
     const Extent e = extent(strokes);
     const double size = fit_size(look, e.width() / std::max(e.height(), 1e-6));
