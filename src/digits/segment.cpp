@@ -64,8 +64,10 @@ constexpr double kWidestRead = 1.5;
 // A group too narrow for cuts (under kSplitAspect) is cut after all when the network reads it
 // whole as "not a digit", or as a digit with probability under kUnsure, and it is at least
 // kRetryAspect times its height (or H) wide: a 1 touching its neighbour makes a group narrower
-// than tall that no digit fits.
-constexpr double kUnsure = 0.5, kRetryAspect = 0.4;
+// than tall that no digit fits. kUnsure is 0.8 since the calibrated built-in model of 2026-12-07,
+// which reads a 0 touching a 1 as a 0 at over 50%: on the choice seed, 0.5 / 0.8 / 0.95 read
+// 92.80% / 92.95% / 92.90% of the numbers whole (docs/numbers.md).
+constexpr double kUnsure = 0.8, kRetryAspect = 0.4;
 // A piece's ink keeps this many pixels around its box: anti-aliasing's faint edge (piece_ink).
 constexpr int kFaintMargin = 2;
 // Segmentation by recognition (LeCun et al. 1998, §VI) chooses the cuts whose pieces the network

@@ -34,8 +34,9 @@ inline Model builtin_with_classes(int classes) {
 // The built-in network with an eleventh output (replacing its own trained one) whose weights copy
 // digit `like`'s and whose bias is that digit's plus `margin`: wherever `like` has logit z, "not a
 // digit" has z + margin. With margin > 0 every drawing the built-in model reads as `like` becomes
-// "not a digit" and every other keeps its digit. like = −1: weights 0 and bias `margin`, one logit
-// for every drawing (a large negative margin: "not a digit" never). The ten digits' logits are
+// "not a digit" and every other keeps its digit. like = −1: the mean of the ten digits' weights
+// and biases, so "not a digit" has the mean of their logits plus `margin`: with a negative margin it
+// never wins, whatever the level of the model's logits (the largest is at least their mean). With like ≥ 0 the ten digits' logits are
 // first made kSharper times larger (the same answers, surer), so that a margin of a few units
 // decides only the drawings of `like`, however close a 1's logit and a 7's are in the built-in CNN.
 inline constexpr float kSharper = 4.0f;
@@ -43,10 +44,12 @@ inline Model builtin_with_not_a_digit(int like, float margin) {
   Model model = builtin_with_classes(kDigitClasses + 1);
   auto& last = std::get<DenseLayer>(model.network.layers.back());
   const Eigen::Index out = kDigitClasses;
-  last.W.leftCols(out) *= kSharper;
-  last.b.head(out) *= kSharper;
-  if (like >= 0) last.W.col(out) = last.W.col(like);
-  last.b(out) = (like >= 0 ? last.b(like) : 0.0f) + margin;
+  if (like >= 0) {
+    last.W.leftCols(out) *= kSharper;
+    last.b.head(out) *= kSharper;
+  }
+  last.W.col(out) = like >= 0 ? Eigen::VectorXf(last.W.col(like)) : Eigen::VectorXf(last.W.leftCols(out).rowwise().mean());
+  last.b(out) = (like >= 0 ? last.b(like) : last.b.head(out).mean()) + margin;
   model.network.fold_for_prediction();
   model.metadata["training.preset"] = "the built-in model with a made-up eleventh output, for tests";
   return model;
