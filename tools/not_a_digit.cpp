@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "digits/builtin_model.hpp"
+#include "digits/calibration.hpp"
 #include "digits/classes.hpp"
 #include "digits/dataset.hpp"
 #include "digits/error.hpp"
@@ -160,38 +161,6 @@ Outputs forward(const Network& network, const Dataset& data) {
   return out;
 }
 
-// logsumexp of a row of z/T, the row max subtracted first: exp overflows at 89 in float32.
-double logsumexp(const Matrix& Z, Eigen::Index row, double T) {
-  const double top = Z.row(row).maxCoeff() / T;
-  double sum = 0;
-  for (Eigen::Index j = 0; j < Z.cols(); ++j) sum += std::exp(Z(row, j) / T - top);
-  return top + std::log(sum);
-}
-
-// Mean negative log-likelihood of the labels at temperature T: mean of logsumexp(z/T) − z_y/T.
-double nll(const Matrix& Z, const std::vector<std::uint8_t>& labels, double T) {
-  double sum = 0;
-  for (Eigen::Index i = 0; i < Z.rows(); ++i) sum += logsumexp(Z, i, T) - Z(i, labels[static_cast<std::size_t>(i)]) / T;
-  return sum / static_cast<double>(Z.rows());
-}
-
-// The temperature of least NLL on the validation set. NLL is convex in 1/T (a logsumexp of linear
-// functions plus a linear term), so golden-section search on log T over [0.05, 20] finds it.
-double fit_temperature(const Matrix& Z, const std::vector<std::uint8_t>& labels) {
-  const double golden = (std::sqrt(5.0) - 1) / 2;
-  double low = std::log(0.05), high = std::log(20.0);
-  double a = high - golden * (high - low), b = low + golden * (high - low);
-  double fa = nll(Z, labels, std::exp(a)), fb = nll(Z, labels, std::exp(b));
-  for (int step = 0; step < 60; ++step) {
-    if (fa < fb) {
-      high = b, b = a, fb = fa, a = high - golden * (high - low), fa = nll(Z, labels, std::exp(a));
-    } else {
-      low = a, a = b, fa = fb, b = low + golden * (high - low), fb = nll(Z, labels, std::exp(b));
-    }
-  }
-  return std::exp((low + high) / 2);
-}
-
 // Per image: the answer, whether it is right, the probability shown (plain and temperature-scaled)
 // and the three scores.
 struct Scored {
@@ -216,7 +185,7 @@ Scored score(const Matrix& Z, const Dataset& data, bool negative, double T, std:
       s.msp.push_back(0), s.ts.push_back(0), s.energy.push_back(-1e30);
       continue;
     }
-    const double lse = logsumexp(Z, i, 1), lse_T = logsumexp(Z, i, T);
+    const double lse = digits::logsumexp(Z, i, 1), lse_T = digits::logsumexp(Z, i, T);
     s.msp.push_back(std::exp(Z(i, best) - lse));
     s.ts.push_back(std::exp(Z(i, best) / T - lse_T));
     s.energy.push_back(lse);
@@ -394,9 +363,9 @@ int main(int argc, char** argv) {
       const digits::Model model = model_path.empty() ? digits::parse_model(digits::builtin_model_bytes(), "the built-in model") : digits::load_model(model_path);
       const Network& network = model.network;
       const Matrix Zv = forward(network, validation).Z;
-      const double T = fit_temperature(Zv, validation.labels);
+      const double T = digits::fit_temperature(Zv, validation.labels);
       std::printf("\nmodel: %s (%s)\n", model_path.empty() ? "built-in" : model_path.c_str(), network.architecture().c_str());
-      std::printf("temperature fit on MNIST validation (5,000 digits): T = %.3f, NLL %.4f at T = 1, %.4f at T\n", T, nll(Zv, validation.labels, 1), nll(Zv, validation.labels, T));
+      std::printf("temperature fit on MNIST validation (5,000 digits): T = %.3f, NLL %.4f at T = 1, %.4f at T\n", T, digits::mean_negative_log_likelihood(Zv, validation.labels, 1), digits::mean_negative_log_likelihood(Zv, validation.labels, T));
 
       std::vector<Scored> scored;
       std::vector<Outputs> outputs;

@@ -8,6 +8,7 @@
 //   read_numbers --count 2000 --seed 1                 # measure the built-in model
 //   read_numbers --count 50 --out numbers/             # also write the images, <number>_<index>.png
 //   read_numbers --glyphs folders/fonts --count 1000   # numbers of handwriting-font digits
+//   read_numbers --errors wrong/                       # write the numbers read wrong, boxes drawn
 //
 // Segmentation errors, from the true digits' x-extents and the candidates' boxes (a candidate
 // belongs to the true digit that holds its box's centre):
@@ -239,6 +240,22 @@ void score(const Number& number, const NumberReading& reading, Tally& t) {
   if (reading.text() != number.text && t.merge + t.split + t.missed + t.extra > errors_before) ++t.wrong_cut;
 }
 
+// The image with each candidate's box outlined in mid-grey (digits) or dashed (not digits), to look
+// at what went wrong.
+GrayImage with_boxes(GrayImage image, const NumberReading& reading) {
+  const auto outline = [&](const Box& b, bool dashed) {
+    const auto set = [&](int x, int y) {
+      if (x >= 0 && y >= 0 && x < image.width && y < image.height && (!dashed || (x + y) % 4 < 2))
+        image.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) + static_cast<std::size_t>(x)] = 128.0f;
+    };
+    for (int x = b.x - 1; x <= b.x + b.width; ++x) set(x, b.y - 1), set(x, b.y + b.height);
+    for (int y = b.y - 1; y <= b.y + b.height; ++y) set(b.x - 1, y), set(b.x + b.width, y);
+  };
+  for (const DigitCandidate& d : reading.digits) outline(d.box, false);
+  for (const Box& b : reading.not_digits) outline(b, true);
+  return image;
+}
+
 void print(const char* name, const Tally& t) {
   std::printf(
       "%-12s %5d numbers: whole number %6.2f%%, digits %6.2f%% of %d; segmentation errors: merge %d, split %d, missed %d (%d not a digit), extra %d; misread %d; "
@@ -253,7 +270,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Read numbers made of MNIST test digits placed side by side, and score the readings"};
   int count = 1000;
   std::uint64_t seed = 1;
-  std::string model_path, out, data = "data/mnist", glyph_dir;
+  std::string model_path, out, errors, data = "data/mnist", glyph_dir;
   bool show = false;
   app.add_option("--count", count, "Numbers to make")->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "Seed of the numbers");
@@ -262,6 +279,7 @@ int main(int argc, char** argv) {
   app.add_option("--glyphs", glyph_dir, "Take the digits from this folder of labelled images (<digit>_name.png) instead of MNIST test");
   app.add_option("--out", out, "Also write each image as <number>_<index>.png in this folder");
   app.add_flag("--show-errors", show, "Print each number read wrong");
+  app.add_option("--errors", errors, "Write each number read wrong, its candidates' boxes drawn in grey, as <number>_as_<reading>_<index>.png in this folder");
   CLI11_PARSE(app, argc, argv);
   try {
     const Model model = model_path.empty() ? parse_model(builtin_model_bytes(), "the built-in model") : load_model(model_path);
@@ -269,6 +287,7 @@ int main(int argc, char** argv) {
                               ? glyphs_from(read_idx(fs::path(data) / "t10k-images-idx3-ubyte", fs::path(data) / "t10k-labels-idx1-ubyte", "MNIST test"))
                               : glyphs_from(fs::path(glyph_dir));
     if (!out.empty()) fs::create_directories(out);
+    if (!errors.empty()) fs::create_directories(errors);
     std::mt19937_64 rng(seed);
     Tally all, apart, touching, overlapping;
     std::vector<Tally> by_length(7);
@@ -284,6 +303,7 @@ int main(int argc, char** argv) {
       score(number, reading, number.layout == "apart" ? apart : number.layout == "touching" ? touching : overlapping);
       score(number, reading, by_length[number.text.size()]);
       if (show && reading.text() != number.text) std::printf("%05d: %s read as %s (%s)\n", i, number.text.c_str(), reading.text().c_str(), number.layout.c_str());
+      if (!errors.empty() && reading.text() != number.text) write_png(fs::path(errors) / (number.text + "_as_" + reading.text() + "_" + std::to_string(i) + ".png"), with_boxes(number.image, reading));
       if (!out.empty()) {
         char name[64];
         std::snprintf(name, sizeof name, "%s_%05d.png", number.text.c_str(), i);

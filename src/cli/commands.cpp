@@ -205,6 +205,7 @@ void record_recipe(Metadata& metadata, const Preset& preset, const TrainingRecip
   metadata["training.dropout"] = number_text(recipe.dropout);
   if (recipe.label_smoothing > 0) metadata["training.label_smoothing"] = number_text(recipe.label_smoothing);
   if (recipe.weight_averaging > 0) metadata["training.ema"] = number_text(recipe.weight_averaging);
+  if (recipe.calibrate) metadata["training.calibrate"] = "temperature";
   metadata["training.validation"] = std::to_string(recipe.validation);
   metadata["training.batch"] = std::to_string(recipe.batch);
   metadata["training.epochs"] = std::to_string(recipe.epochs);
@@ -259,6 +260,12 @@ int run_train_impl(const TrainOptions& options) {
   if (options.validation) recipe.validation = *options.validation;
   if (options.patience) recipe.patience = *options.patience;
   if (recipe.patience > 0 && recipe.validation == 0) throw UsageError("--patience needs a validation set (--validation N)");
+  if (options.calibrate && options.no_calibrate) throw UsageError("--calibrate and --no-calibrate contradict each other");
+  if (options.calibrate) recipe.calibrate = true;
+  if (options.no_calibrate) recipe.calibrate = false;
+  if (recipe.calibrate && recipe.validation == 0)
+    throw UsageError("--calibrate needs a validation set (--validation N) to fit the temperature on" +
+                     std::string(options.calibrate ? "" : "; the preset calibrates: add --no-calibrate to train without one"));
   if (options.seed) recipe.seed = *options.seed;
   recipe.threads = options.threads;
   if (options.report) report::check_report_path(*options.report);  // before the training, not after
@@ -293,6 +300,7 @@ int run_train_impl(const TrainOptions& options) {
   if (recipe.dropout > 0) std::printf(", dropout %g", static_cast<double>(recipe.dropout));
   if (recipe.label_smoothing > 0) std::printf(", label smoothing %g", static_cast<double>(recipe.label_smoothing));
   if (recipe.weight_averaging > 0) std::printf(", weight average (EMA) %g", static_cast<double>(recipe.weight_averaging));
+  if (recipe.calibrate) std::printf(", calibrated");
   std::printf("\n  batch %d, %d epochs, seed %llu, %d threads, augment %s", recipe.batch, recipe.epochs,
               static_cast<unsigned long long>(recipe.seed), resolve_threads(recipe.threads), describe(recipe.augment).c_str());
   if (recipe.validation > 0) std::printf(", %zu validation images", recipe.validation);
@@ -329,6 +337,10 @@ int run_train_impl(const TrainOptions& options) {
     metadata["accuracy.validation"] = percent(best->validation_accuracy);
     metadata["accuracy.test"] = percent(evaluate(network, data.test).accuracy());  // of the weights kept
     std::printf("kept the weights of epoch %d (validation %s%%)\n", best->epoch, percent(best->validation_accuracy).c_str());
+  }
+  if (recipe.calibrate) {
+    metadata["training.temperature"] = number_text(state.temperature);
+    std::printf("calibrated: the logits divided by T = %.4g, the temperature of least loss on the validation images\n", state.temperature);
   }
   save_model(options.out, network, metadata);
   write_metrics(options.metrics, reports);

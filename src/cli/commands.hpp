@@ -21,6 +21,7 @@ struct TrainOptions {
   std::string data, out = "model.safetensors", metrics, checkpoint, resume;
   std::optional<std::string> report;  // write the HTML report here (src/report)
   std::vector<std::string> images;  // folders of <label>_anything.png (and none_… for an 11-class network) added to the training images
+  bool calibrate = false, no_calibrate = false;  // temperature scaling after training on, or off (the preset's otherwise)
   int threads = 0;
 };
 

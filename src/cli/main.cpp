@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dropout", train.dropout, "Dropout rate on the hidden layers while training")->check(CLI::Range(0.0f, 0.95f));
   train_cmd->add_option("--label-smoothing", train.label_smoothing, "Train toward (1 − ε)·one-hot + ε/classes instead of one-hot, e.g. 0.1")->check(CLI::Range(0.0f, 0.5f));
   train_cmd->add_option("--ema", train.ema, "Keep a moving average of the weights with this decay per step, e.g. 0.999; measure, keep and save the average")->check(CLI::Range(0.0f, 0.9999f));
+  train_cmd->add_flag("--calibrate", train.calibrate, "After training, fit a temperature on the validation set and fold it into the last layer, so the probabilities shown are calibrated (needs --validation)");
+  train_cmd->add_flag("--no-calibrate", train.no_calibrate, "Do not calibrate, though the preset does");
   train_cmd->add_option("--augment", train.augment, "Distort training images: none, default, or e.g. shift=2,rotate=10,scale=0.1,shear=0.1,elastic=34:4,thickness=0.3");
   train_cmd->add_option("--images", train.images, "Also train on these folders of labelled images (<label>_anything.png, and none_anything.png as \"not a digit\" when the last layer has 11 outputs), preprocessed like the app's drawings; never in the validation set (repeat the flag or list several)");
   train_cmd->add_option("--validation", train.validation, "Set aside this many training images; keep the weights of the best validation epoch");

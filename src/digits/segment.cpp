@@ -47,6 +47,20 @@ constexpr int kFewestColumns = 4;
 // slices thick pen strokes that touch along a length), 3–12 starts, and starts on a grid as well.
 constexpr double kSideStep = 0.2, kCutBand = 0.05;
 constexpr int kProfileStarts = 12;
+// Paths are also started where the digits' boundaries are expected: a group of width w, in a
+// number whose single digits are d wide (Segmentation::digit_width: the median width of the groups
+// narrower than kSplitAspect and wider than kThinnest of their height, so not 1s; kTypicalWidth·H
+// when fewer than two such groups exist), holds about n = round(w / d) digits, so boundaries lie
+// near w·k/n, k = 1 … n − 1. Where two digits overlap, the column profile has no minimum at their
+// boundary (both digits' ink is there), so no profile start finds it. At most kMaxCutsPerGroup
+// such starts; their paths join the profile's, and the kMaxCutsPerGroup cheapest of all are kept.
+// kTypicalWidth chosen on seed 1 among 0.6–0.8 (docs/numbers.md; MNIST test digits' ink boxes
+// average 0.79 of their height).
+constexpr double kThinnest = 0.35, kTypicalWidth = 0.7;
+// A piece wider than kWidestRead times its height (or H) is not read, unless it is the whole
+// group: the shape prior below takes 8 · (1.5 − 1.2) = 2.4 from its score, so such a piece rarely
+// wins, and reading fewer pieces pays for the expected boundaries' cuts (docs/numbers.md).
+constexpr double kWidestRead = 1.5;
 // A group too narrow for cuts (under kSplitAspect) is cut after all when the network reads it
 // whole as "not a digit", or as a digit with probability under kUnsure, and it is at least
 // kRetryAspect times its height (or H) wide: a 1 touching its neighbour makes a group narrower
@@ -146,9 +160,10 @@ bool belong_together(const Group& a, const Group& b, double H) {
 // about a stroke's width. Paths are started from the column profile's minima (where a straight cut
 // crosses least ink), each confined to kCutBand·height around its
 // start; those that leave too little ink on a side or between them and another are dropped, and
-// the cheapest are kept, left to right, none crossing the one before. Work: O(starts · height ·
-// band) with at most kProfileStarts starts, memory O(width · height).
-std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const std::vector<int>& labels, const std::vector<int>& group_of) {
+// the cheapest are kept, left to right, none crossing the one before. More paths start at the
+// boundaries the number's digit width predicts (kTypicalWidth). Work: O(starts · height · band)
+// with at most kProfileStarts + kMaxCutsPerGroup starts, memory O(width · height).
+std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const std::vector<int>& labels, const std::vector<int>& group_of, double digit_width) {
   const int w = box.width, h = box.height;
   const int width = static_cast<int>(ink.cols());
   const auto at = [w](int r, int x) { return static_cast<std::size_t>(r) * static_cast<std::size_t>(w) + static_cast<std::size_t>(x); };
@@ -252,15 +267,31 @@ std::vector<Cut> cut_paths(const Box& box, int index, const Matrix& ink, const s
   const std::vector<int> left_end(static_cast<std::size_t>(h), 0), right_end(static_cast<std::size_t>(h), w);
   const int least_ink = std::max(1, static_cast<int>(kLeastInk * area));
   std::vector<Cut> cuts;
-  for (int x : starts) {
+  // Adds the path from start x to `into`, unless it leaves too little ink on a side or is, in
+  // effect, a cut already in `cuts` or `into`.
+  const auto consider = [&](int x, std::vector<Cut>& into) {
     Cut cut = cheapest(std::max(0, x - band), std::min(w - 1, x + band));
-    if (ink_between(cut.x, left_end) < least_ink || ink_between(cut.x, right_end) < least_ink) continue;
-    if (std::any_of(cuts.begin(), cuts.end(), [&](const Cut& other) { return ink_between(cut.x, other.x) < least_ink; })) continue;  // the same cut, in effect
-    cuts.push_back(std::move(cut));
+    if (ink_between(cut.x, left_end) < least_ink || ink_between(cut.x, right_end) < least_ink) return;
+    const auto same = [&](const Cut& other) { return ink_between(cut.x, other.x) < least_ink; };
+    if (std::any_of(cuts.begin(), cuts.end(), same) || std::any_of(into.begin(), into.end(), same)) return;
+    into.push_back(std::move(cut));
+  };
+  const auto keep_cheapest = [&] {
+    std::stable_sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.strokes < b.strokes; });
+    if (cuts.size() > static_cast<std::size_t>(kMaxCutsPerGroup)) cuts.resize(static_cast<std::size_t>(kMaxCutsPerGroup));
+  };
+  for (int x : starts) consider(x, cuts);
+  keep_cheapest();
+  // The expected boundaries (kTypicalWidth): paths from w·k/n, then the cheapest of all.
+  const int n = std::clamp(static_cast<int>(std::lround(w / std::max(1.0, digit_width))), 2, kMaxCutsPerGroup + 1);
+  std::vector<Cut> expected;
+  for (int k = 1; k < n; ++k) {
+    const int x = static_cast<int>(std::lround(static_cast<double>(k) * w / n));
+    if (x >= margin && x <= w - margin) consider(x, expected);  // as the profile's starts: a narrowest piece from each edge
   }
-  // The cheapest, then left to right by their mean column.
-  std::stable_sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.strokes < b.strokes; });
-  if (cuts.size() > static_cast<std::size_t>(kMaxCutsPerGroup)) cuts.resize(static_cast<std::size_t>(kMaxCutsPerGroup));
+  for (Cut& cut : expected) cuts.push_back(std::move(cut));
+  keep_cheapest();
+  // Left to right by their mean column.
   const auto mean = [](const Cut& cut) { return std::accumulate(cut.x.begin(), cut.x.end(), 0.0) / static_cast<double>(cut.x.size()); };
   std::stable_sort(cuts.begin(), cuts.end(), [&](const Cut& a, const Cut& b) { return mean(a) < mean(b); });
   // Paths from overlapping bands may cross; keep each one right of the one before.
@@ -359,6 +390,19 @@ Segmentation segment(const GrayImage& image) {
   // Left to right by the centre of the box, which keeps the order on a line that slopes a little.
   std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.x0 + a.x1 < b.x0 + b.x1; });
 
+  // The width of one digit (kTypicalWidth): the median of the groups that look like one each.
+  std::vector<int> widths;
+  for (const Group& g : groups) {
+    const double tall = std::max<double>(g.height(), H);
+    if (g.height() >= kShortest * H && g.width() <= kSplitAspect * tall && g.width() >= kThinnest * tall) widths.push_back(g.width());
+  }
+  if (widths.size() >= 2) {
+    std::nth_element(widths.begin(), widths.begin() + static_cast<std::ptrdiff_t>(widths.size() / 2), widths.end());
+    result.digit_width = widths[widths.size() / 2];
+  } else {
+    result.digit_width = kTypicalWidth * H;
+  }
+
   for (const Group& g : groups) {
     const Box box = box_of(g.x0, g.y0, g.x1, g.y1);
     if (g.height() < kShortest * H) {
@@ -368,7 +412,7 @@ Segmentation segment(const GrayImage& image) {
     const int index = static_cast<int>(result.groups.size());
     for (int label : g.members) result.group_of[static_cast<std::size_t>(label)] = index;
     InkGroup out{box, g.members, {}};
-    if (g.width() > kSplitAspect * std::max<double>(g.height(), H)) out.cuts = cut_paths(box, index, ink, result.labels, result.group_of);
+    if (g.width() > kSplitAspect * std::max<double>(g.height(), H)) out.cuts = cut_paths(box, index, ink, result.labels, result.group_of, result.digit_width);
     result.groups.push_back(std::move(out));
   }
   return result;
@@ -433,7 +477,9 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
           }
         }
         Piece p{i, j, {}, false, {}, 0, 0, {}};
-        if (pixels > 0 && (whole || (right - left + 1 >= kNarrowestPiece * group.box.height && pixels >= kLeastInk * group_pixels))) {
+        const int piece_width = right - left + 1;
+        if (pixels > 0 && (whole || (piece_width >= kNarrowestPiece * group.box.height && pixels >= kLeastInk * group_pixels &&
+                                     piece_width <= kWidestRead * std::max<double>(group.box.height, seg.line_height)))) {
           p.box = box_of(left, top, right, bottom);
           p.ink = piece_ink(seg, p.box, group.box, left_of, right_of, member, p.ink_x, p.ink_y);
           p.read = true;
@@ -475,7 +521,7 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     if (!cuts[g].empty() || group.box.width < kRetryAspect * std::max<double>(group.box.height, seg.line_height)) continue;
     const ClassReading whole = read_classes(pieces[g].front().probabilities);
     if (!whole.not_a_digit && whole.probability >= kUnsure) continue;
-    cuts[g] = cut_paths(group.box, static_cast<int>(g), ink, seg.labels, seg.group_of);
+    cuts[g] = cut_paths(group.box, static_cast<int>(g), ink, seg.labels, seg.group_of, seg.digit_width);
     if (!cuts[g].empty()) add_pieces(g);
   }
   read_batch();

@@ -26,8 +26,9 @@ struct Box {
 //   two or three, their punctuation, with room to spare; a thousand dots cost one labelling pass
 //   and a sort, never a thousand network readings;
 // - cuts tried in one group: 6 allow up to 7 touching digits in one stroke and cost at most
-//   (6+2)(6+1)/2 = 28 pieces read by the network; finding them costs at most 12 passes of
-//   dynamic programming, each over a band of a tenth of the group's height (segment.cpp).
+//   (6+2)(6+1)/2 = 28 pieces read by the network (fewer: pieces too wide for one digit are not
+//   read); finding them costs at most 12 + 6 passes of dynamic programming (the profile's minima
+//   and the expected boundaries), each over a band of a tenth of the group's height (segment.cpp).
 inline constexpr int kMaxComponents = 64;
 inline constexpr int kMaxCutsPerGroup = 6;
 
@@ -91,6 +92,7 @@ struct Segmentation {
   std::vector<InkGroup> groups;  // left to right
   std::vector<Box> not_digits;   // dashes, commas and dots, left to right
   double line_height = 0;        // H: the median height of the big components, the unit of the shape rules
+  double digit_width = 0;        // the median width of the groups that look like one digit each (or 0.7 H): where cuts are expected
 };
 
 // Components (8-connected pixels brighter than kInkThreshold), specks dropped, parts of one digit

@@ -1,11 +1,13 @@
 #include "digits/trainer.hpp"
 
+
 #include <chrono>
 #include <future>
 #include <numeric>
 #include <optional>
 #include <thread>
 
+#include "digits/calibration.hpp"
 #include "digits/error.hpp"
 
 namespace digits {
@@ -107,6 +109,7 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
   check_fits(network, train_and_validation);
   if (test) check_fits(network, *test);
   if (extra) check_fits(network, *extra);
+  if (recipe.calibrate && recipe.validation == 0) throw Error("calibration needs a validation set to fit the temperature on");
 
   // Early stopping's validation set is carved from the training set, never from the test set; extra
   // images join the rest afterwards.
@@ -223,6 +226,8 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
     network.copy_weights_from(*best);
   else if (averaged)
     network.copy_weights_from(*averaged);
+  state.temperature = 1;
+  if (recipe.calibrate) state.temperature = calibrate_temperature(network, validation);
   return reports;
 }
 

@@ -28,6 +28,10 @@ struct TrainingRecipe {
   // in as min(d, (1 + t)/(10 + t)) at step t so the start's random weights fade fast), and the
   // average is what each epoch's accuracy measures, what early stopping keeps and what fit returns.
   float weight_averaging = 0;
+  // Temperature scaling after training (calibration.hpp): the T of least NLL on the validation set,
+  // folded into the last layer, so the probabilities shown are calibrated on digits not trained on.
+  // Needs a validation set; fit leaves T in TrainingState::temperature.
+  bool calibrate = false;
   AugmentSettings augment = AugmentSettings::none();  // random distortions of each training image (augment.hpp)
   // Early stopping: this many training images are set aside (always the same choice for the same
   // data, kValidationSplitSeed below) as a validation set;
@@ -67,6 +71,7 @@ struct EpochReport {
 struct TrainingState {
   Optimizer optimizer;
   int epochs_done = 0;
+  double temperature = 1;  // what recipe.calibrate folded into the last layer at the end (1: nothing)
 };
 
 struct TrainingObserver {

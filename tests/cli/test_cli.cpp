@@ -222,6 +222,16 @@ TEST_F(Cli, LabelSmoothingAndWeightAveragingOutsideTheirRangeAreUsageErrors) {
   EXPECT_CONTAINS(resumed.err, "--ema cannot be combined with --checkpoint");
 }
 
+// Calibration fits a temperature on the validation set: without one there is nothing to fit on.
+TEST_F(Cli, CalibrationWithoutAValidationSetIsAUsageError) {
+  const Outcome alone = digits({"train", "--calibrate", "--data", "absent"});  // the seed preset sets none aside
+  EXPECT_EQ(alone.status, 2) << alone.err;
+  EXPECT_CONTAINS(alone.err, "--calibrate needs a validation set (--validation N)");
+  const Outcome both = digits({"train", "--calibrate", "--no-calibrate", "--validation", "100", "--data", "absent"});
+  EXPECT_EQ(both.status, 2) << both.err;
+  EXPECT_CONTAINS(both.err, "contradict");
+}
+
 TEST_F(Cli, NonNumericLayerSizeIsAUsageError) {
   const Outcome run = digits({"train", "--layers", "784,abc,10", "--data", "absent"});
   EXPECT_EQ(run.status, 2) << run.err;

@@ -3,7 +3,9 @@
 // built-in model reads the candidates.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -176,6 +178,40 @@ TEST(ReadNumber, CutsArePathsThatMoveAColumnARowAndNeverCross) {
   }
 }
 
+// Digits that overlap: the column profile has no minimum at their boundary (both digits' ink is
+// there), so no path started from one separates them. The number's single digits say how wide a
+// digit is, so a path is started where the boundary is expected, and the pair is read. (Before,
+// both read as three digits: "242" and "212".)
+TEST(ReadNumber, OverlappingDigitsAreCutWhereTheBoundaryIsExpected) {
+  for (const std::string text : {"2432", "2132"}) {
+    std::vector<Glyph> glyphs = row_of(text, -20);
+    glyphs[0].left -= 40;  // the first digit apart, the rest overlapping by a third of a digit's width
+    const GrayImage image = compose(420, 180, glyphs);
+    const Segmentation seg = segment(image);
+    ASSERT_EQ(seg.groups.size(), 3u) << text;  // the 2, the 4 (or 1) alone, then the 3 and the 2 in one
+    EXPECT_GT(seg.digit_width, 0.0);
+    // A cut runs through the columns the 3 and the 2 share.
+    const InkGroup& pair = seg.groups[2];
+    const int last3 = ink_columns(420, 180, glyphs[2]).second, first2 = ink_columns(420, 180, glyphs[3]).first;
+    EXPECT_GT(last3, first2) << text << ": the two overlap";
+    EXPECT_TRUE(std::any_of(pair.cuts.begin(), pair.cuts.end(), [&](const Cut& cut) {
+      const double mean = std::accumulate(cut.x.begin(), cut.x.end(), 0.0) / static_cast<double>(cut.x.size());
+      return mean >= first2 && mean <= last3;
+    })) << text;
+    EXPECT_EQ(read_number(builtin(), image).text(), text);
+  }
+}
+
+// However wide a group and however many boundaries its width suggests, at most kMaxCutsPerGroup
+// cuts are kept: twenty digits in one stroke cost what seven do.
+TEST(Segment, AGroupOfManyDigitsKeepsAtMostTheSetNumberOfCuts) {
+  const GrayImage image = compose(1300, 180, row_of("20472047204720472047", -25));
+  const Segmentation seg = segment(image);
+  ASSERT_EQ(seg.groups.size(), 1u);
+  EXPECT_EQ(seg.groups[0].cuts.size(), static_cast<std::size_t>(kMaxCutsPerGroup));
+  EXPECT_LE(read_number(builtin(), image).digits.size(), static_cast<std::size_t>(kMaxCutsPerGroup + 1));
+}
+
 // A 1 against its neighbour makes a group narrower than tall, too narrow for cuts to be tried at
 // first. The network reads it whole as no digit, or unsurely, so its cuts are tried after all.
 // (Before, these read as nothing at all: one piece, not a digit.)
@@ -309,3 +345,4 @@ TEST(ReadNumber, LooksLikeADigitUnlessNotADigitIsTheMostProbable) {
   eleven = {0.1f, 0.45f, 0, 0, 0, 0, 0, 0, 0, 0, 0.45f};
   EXPECT_TRUE(looks_like_a_digit(eleven)) << "a tie goes to the digit";
 }
+

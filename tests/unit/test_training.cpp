@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "digits/batchnorm_layer.hpp"
+#include "digits/calibration.hpp"
 #include "digits/error.hpp"
 #include "digits/network.hpp"
 #include "../support/same_weights.hpp"
@@ -271,11 +272,43 @@ TEST(WeightAveraging, FitReturnsTheAverageOfTheStepsNotTheLastStep) {
   EXPECT_FALSE(same_weights(plain, averaged));
   for (std::size_t i = 0; i < plain.layers.size(); ++i) {
     const ConstParameters p = parameters(std::as_const(plain).layers[i]), q = parameters(std::as_const(barely).layers[i]);
-    if (p.W) EXPECT_TRUE(q.W->isApprox(*p.W, 1e-5f)) << "layer " << i;
+    if (p.W) {
+      EXPECT_TRUE(q.W->isApprox(*p.W, 1e-5f)) << "layer " << i;
+    }
   }
   // The average of a converging run reads the problem as well as the run.
   EXPECT_GT(evaluate(averaged, test).accuracy(), 0.95);
   EXPECT_GT(evaluate(plain, test).accuracy(), 0.95);
   recipe.weight_averaging = 1.0f;
   EXPECT_THROW(fit(averaged, train, nullptr, recipe), Error);
+}
+
+// Temperature scaling after training (calibration.hpp): fit refuses it without a validation set
+// to fit on, and with one it folds the temperature of least validation loss into the last layer.
+TEST(Calibration, FitFoldsTheTemperatureOfLeastValidationLossIntoTheLastLayer) {
+  const Dataset train = blocks_dataset(1500, 1);
+  TrainingRecipe recipe = quick_recipe();
+  recipe.label_smoothing = 0.2f;  // modest probabilities on purpose: the temperature must sharpen them
+  recipe.validation = 500;
+  Network plain = small_network(3), calibrated = small_network(3);
+  TrainingState plain_state{Optimizer(recipe.optimizer), 0};
+  fit(plain, train, nullptr, recipe, plain_state);
+  EXPECT_EQ(plain_state.temperature, 1.0);
+  recipe.calibrate = true;
+  TrainingState state{Optimizer(recipe.optimizer), 0};
+  fit(calibrated, train, nullptr, recipe, state);
+  EXPECT_LT(state.temperature, 0.9) << "label smoothing's modest probabilities are sharpened";
+  const Dataset validation = split_validation(train, recipe.validation, kValidationSplitSeed).first;
+  const Matrix before = logits_of(plain, validation), after = logits_of(calibrated, validation);
+  EXPECT_TRUE(after.isApprox(before / state.temperature, 1e-5f));  // the same training, then z/T
+  EXPECT_LT(mean_negative_log_likelihood(after, validation.labels, 1), mean_negative_log_likelihood(before, validation.labels, 1));
+  for (Eigen::Index i = 0; i < before.rows(); ++i) {  // dividing by T > 0 never changes the largest
+    Eigen::Index a = 0, b = 0;
+    before.row(i).maxCoeff(&a), after.row(i).maxCoeff(&b);
+    EXPECT_EQ(a, b) << "image " << i;
+  }
+
+  recipe.validation = 0;
+  Network unvalidated = small_network(3);
+  EXPECT_THROW(fit(unvalidated, train, nullptr, recipe), Error);
 }
