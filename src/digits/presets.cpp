@@ -116,7 +116,8 @@ const std::vector<Preset>& presets() {
     // of the elastic ones, which drew the network toward shapes MNIST's test digits do not have
     // (the same recipe with them: 99.56% mean). Seeds 1–3 on the 2-core AMD EPYC, 2026-12-07:
     //   99.66, 99.66, 99.69% (mean 99.67%; validation 99.70, 99.72, 99.68%), 22–24 s an
-    // epoch on one core each, two trainings at once (8–11 minutes for 30 epochs on both cores, estimated)
+    // epoch on one core each, two trainings at once; seed 1 alone on both cores of the quiet machine,
+    // after issue 23's second round: 6 min 38 s
     Preset cnn_best = cnn;
     cnn_best.name = "cnn-best";
     cnn_best.description = "conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,10 ReLU, He init, Nesterov 0.9, lr 0.05 cosine, batch 128, 30 epochs, dropout 0.3, label smoothing 0.1, weight average (EMA 0.999), light augmentation, best of 5,000 held-out digits kept";
