@@ -2,6 +2,8 @@
 // The output layer's softmax is not here: it is fused with cross-entropy in loss.hpp.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -32,5 +34,35 @@ void activation_backward(Activation activation, const Matrix& Z, const Matrix& A
 void activation_forward_rows(Activation activation, const Matrix& Z, Matrix& A, Eigen::Index first, Eigen::Index count);
 void activation_backward_rows(Activation activation, const Matrix& Z, const Matrix& A, const Matrix& dA, Matrix& dZ,
                               Eigen::Index first, Eigen::Index count);
+
+// The same for one value at a time, for loops that fuse f into other work (gemm.cpp's epilogue,
+// batchnorm_layer.cpp): a template per activation, so that such a loop is compiled, and
+// vectorised, once for each.
+//   activate<f>(z)               = f(z)
+//   activation_gradient<f>(a, d) = d · f′, with f′ through a = f(z) (for ReLU, z > 0 is a > 0)
+template <Activation kF>
+inline float activate(float z) {
+  if constexpr (kF == Activation::relu) return std::max(z, 0.0f);
+  if constexpr (kF == Activation::sigmoid) return 1.0f / (1.0f + std::exp(-z));
+  if constexpr (kF == Activation::tanh) return std::tanh(z);
+  return z;
+}
+template <Activation kF>
+inline float activation_gradient(float a, float da) {
+  // [a > 0]·dA rather than a choice, which the compiler keeps as a branch (da·0 may be −0: the same in every sum)
+  if constexpr (kF == Activation::relu) return static_cast<float>(a > 0.0f) * da;
+  if constexpr (kF == Activation::sigmoid) return da * a * (1.0f - a);
+  if constexpr (kF == Activation::tanh) return da * (1.0f - a * a);
+  return da;
+}
+inline float activate(Activation activation, float z) {
+  switch (activation) {
+    case Activation::relu: return activate<Activation::relu>(z);
+    case Activation::sigmoid: return activate<Activation::sigmoid>(z);
+    case Activation::tanh: return activate<Activation::tanh>(z);
+    case Activation::identity: break;
+  }
+  return z;
+}
 
 }  // namespace digits

@@ -49,24 +49,13 @@ struct Lanes {
   double total() const { return ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7])); }
 };
 
-// f and its derivative read from the output a = f(y) (activation.hpp), one value at a time, as a
+// f and its derivative read from the output a = f(y), one value at a time (activation.hpp), as a
 // type per activation so that the channel loops below are compiled (and vectorised) once for each.
 template <Activation kF>
 struct Elementwise {
   static constexpr Activation kind = kF;
-  static float forward(float y) {
-    if constexpr (kF == Activation::relu) return std::max(y, 0.0f);
-    if constexpr (kF == Activation::sigmoid) return 1.0f / (1.0f + std::exp(-y));
-    if constexpr (kF == Activation::tanh) return std::tanh(y);
-    return y;
-  }
-  static float backward(float a, float da) {  // dY = dA ⊙ f′(Y), f′ through A as activation_backward
-    // [a > 0]·dA rather than a choice, which the compiler keeps as a branch (da·0 may be −0: the same in every sum)
-    if constexpr (kF == Activation::relu) return static_cast<float>(a > 0.0f) * da;
-    if constexpr (kF == Activation::sigmoid) return da * a * (1.0f - a);
-    if constexpr (kF == Activation::tanh) return da * (1.0f - a * a);
-    return da;
-  }
+  static float forward(float y) { return activate<kF>(y); }
+  static float backward(float a, float da) { return activation_gradient<kF>(a, da); }  // dY = dA ⊙ f′(Y)
 };
 
 template <typename Body>

@@ -220,16 +220,6 @@ void pack_operand(const GemmOperand& X, bool is_a, const PackBlock& block, float
 }
 
 // ---- Step 5: the epilogue on the rows × columns tile of C whose top left is (i0, j0).
-float activate(Activation activation, float z) {
-  switch (activation) {
-    case Activation::relu: return std::max(z, 0.0f);
-    case Activation::sigmoid: return 1.0f / (1.0f + std::exp(-z));
-    case Activation::tanh: return std::tanh(z);
-    case Activation::identity: return z;
-  }
-  return z;
-}
-
 void finish_tile(const GemmEpilogue& e, float* C, long ldc, long i0, long j0, long rows, long columns) {
   const float* column_bias = e.column_bias ? e.column_bias + j0 : nullptr;
   for (long i = i0; i < i0 + rows; ++i) {
