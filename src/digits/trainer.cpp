@@ -1,6 +1,5 @@
 #include "digits/trainer.hpp"
 
-
 #include <chrono>
 #include <future>
 #include <numeric>

@@ -140,7 +140,9 @@ TEST(GemmEpilogue, ActivatesInPlaceWhenFIsC) {
     gemm(m, n, k, A.operand, B.operand, in_place.data(), n,
          {.row_bias = row_bias.data(), .activated = in_place.data(), .activated_stride = n, .activation = f}, workspace);
     EXPECT_EQ(in_place, F) << activation_name(f);
-    if (f == Activation::relu) EXPECT_NE(in_place, C) << "some sums are negative: relu must change them";
+    if (f == Activation::relu) {
+      EXPECT_NE(in_place, C) << "some sums are negative: relu must change them";
+    }
   }
 }
 
