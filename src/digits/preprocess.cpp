@@ -212,14 +212,22 @@ float noise_sigma(const GrayImage& image) {
   return differences[differences.size() / 2] / (0.6745f * std::sqrt(2.0f));
 }
 
-// The gate: the share of the image, sampled on a lattice of at most kMostGateSamples pixels, whose
-// level is exactly the border's median.
-double share_at_level(const GrayImage& image, float level) {
+// Calls visit(value) for each pixel of the gate's lattice, at most kMostGateSamples pixels evenly
+// spread over the image; returns how many there were.
+template <typename Visit>
+long long visit_gate_lattice(const GrayImage& image, Visit visit) {
   const int stride = std::max(1, static_cast<int>(std::ceil(std::sqrt(static_cast<double>(image.width) * image.height / kMostGateSamples))));
-  long long samples = 0, same = 0;
+  long long samples = 0;
   for (int y = stride / 2; y < image.height; y += stride) {
-    for (int x = stride / 2; x < image.width; x += stride) ++samples, same += image.at(x, y) == level;
+    for (int x = stride / 2; x < image.width; x += stride) ++samples, visit(image.at(x, y));
   }
+  return samples;
+}
+
+// The gate: the share of the lattice's pixels whose level is exactly the border's median.
+double share_at_level(const GrayImage& image, float level) {
+  long long same = 0;
+  const long long samples = visit_gate_lattice(image, [&](float v) { same += v == level; });
   return static_cast<double>(same) / static_cast<double>(samples);
 }
 
@@ -227,16 +235,10 @@ double share_at_level(const GrayImage& image, float level) {
 // a fraction never counts). A drawing mostly of ink, a thick stroke cropped tight, has little
 // paper but its ink is one level too; a photograph's noise spreads every level over several.
 double most_common_level_share(const GrayImage& image) {
-  const int stride = std::max(1, static_cast<int>(std::ceil(std::sqrt(static_cast<double>(image.width) * image.height / kMostGateSamples))));
   std::array<long long, 256> counts{};
-  long long samples = 0;
-  for (int y = stride / 2; y < image.height; y += stride) {
-    for (int x = stride / 2; x < image.width; x += stride) {
-      const float v = image.at(x, y);
-      ++samples;
-      if (v >= 0 && v <= 255 && v == std::floor(v)) ++counts[static_cast<std::size_t>(v)];
-    }
-  }
+  const long long samples = visit_gate_lattice(image, [&](float v) {
+    if (v >= 0 && v <= 255 && v == std::floor(v)) ++counts[static_cast<std::size_t>(v)];
+  });
   return static_cast<double>(*std::max_element(counts.begin(), counts.end())) / static_cast<double>(samples);
 }
 
