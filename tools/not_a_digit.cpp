@@ -135,29 +135,8 @@ struct Outputs {
   Matrix Z, H;
 };
 Outputs forward(const Network& network, const Dataset& data) {
-  const std::size_t n = data.size(), batch = 500;
-  const digits::Layer& last = network.layers.back();
   Outputs out;
-  out.Z.resize(static_cast<Eigen::Index>(n), network.classes());
-  Matrix X, A, B;
-  std::vector<std::uint8_t> labels;
-  std::vector<std::size_t> indices;
-  for (std::size_t start = 0; start < n; start += batch) {
-    indices.clear();
-    for (std::size_t i = start; i < std::min(n, start + batch); ++i) indices.push_back(i);
-    digits::gather_batch(data, indices, network.input_scale, X, labels);
-    const Matrix* in = &X;
-    for (std::size_t l = 0; l < network.layers.size(); ++l) {
-      if (&network.layers[l] == &last) {
-        if (out.H.rows() == 0) out.H.resize(static_cast<Eigen::Index>(n), in->cols());
-        out.H.middleRows(static_cast<Eigen::Index>(start), in->rows()) = *in;
-      }
-      Matrix& result = l % 2 == 0 ? A : B;
-      digits::infer(network.layers[l], *in, result);
-      in = &result;
-    }
-    out.Z.middleRows(static_cast<Eigen::Index>(start), static_cast<Eigen::Index>(indices.size())) = *in;
-  }
+  out.Z = digits::logits_of(network, data, &out.H);
   return out;
 }
 

@@ -12,7 +12,7 @@
 
 namespace digits {
 
-Matrix logits_of(const Network& network, const Dataset& data) {
+Matrix logits_of(const Network& network, const Dataset& data, Matrix* last_layer_input) {
   constexpr std::size_t kBatch = 500;
   Matrix logits(static_cast<Eigen::Index>(data.size()), network.classes());
   Matrix X, A, B;
@@ -24,6 +24,10 @@ Matrix logits_of(const Network& network, const Dataset& data) {
     gather_batch(data, indices, network.input_scale, X, labels);
     const Matrix* in = &X;
     for (std::size_t l = 0; l < network.layers.size(); ++l) {
+      if (last_layer_input && l + 1 == network.layers.size()) {
+        if (start == 0) last_layer_input->resize(static_cast<Eigen::Index>(data.size()), in->cols());
+        last_layer_input->middleRows(static_cast<Eigen::Index>(start), in->rows()) = *in;
+      }
       Matrix& out = l % 2 == 0 ? A : B;
       infer(network.layers[l], *in, out);
       in = &out;

@@ -23,8 +23,10 @@
 
 namespace digits {
 
-// The logits z (n × classes): every layer as prediction runs it, but not the softmax.
-Matrix logits_of(const Network& network, const Dataset& data);
+// The logits z (n × classes): every layer as prediction runs it, but not the softmax. With
+// last_layer_input, also what the last layer read (n × its inputs): the features a tool can train
+// another output on (tools/not_a_digit.cpp).
+Matrix logits_of(const Network& network, const Dataset& data, Matrix* last_layer_input = nullptr);
 
 // log Σⱼ e^{z_ij / T} for row i, the row's largest term taken out first (e^z overflows float at 89).
 double logsumexp(const Matrix& logits, Eigen::Index row, double temperature);
