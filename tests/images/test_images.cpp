@@ -71,7 +71,9 @@ TEST_F(Images, EvaluatesAGeneratedFolderAsJson) {
   ASSERT_EQ(report.at("per_class_accuracy").size(), classes);
   for (std::size_t label = 0; label < 10; ++label) EXPECT_TRUE(report.at("per_class_accuracy")[label].is_number()) << label;
   // The folder has no "not a digit" image: that class has no accuracy.
-  if (classes == 11) EXPECT_TRUE(report.at("per_class_accuracy")[10].is_null());
+  if (classes == 11) {
+    EXPECT_TRUE(report.at("per_class_accuracy")[10].is_null());
+  }
   std::size_t in_matrix = 0, on_diagonal = 0;
   for (std::size_t t = 0; t < 10; ++t) {
     std::size_t row = 0;
