@@ -9,6 +9,7 @@
 //   read_numbers --count 50 --out numbers/             # also write the images, <number>_<index>.png
 //   read_numbers --glyphs folders/fonts --count 1000   # numbers of handwriting-font digits
 //   read_numbers --errors wrong/                       # write the numbers read wrong, boxes drawn
+//   read_numbers --show-splits                         # each digit read as two: the pieces and the whole
 //
 // Segmentation errors, from the true digits' x-extents and the candidates' boxes (a candidate
 // belongs to the true digit that holds its box's centre):
@@ -256,6 +257,54 @@ GrayImage with_boxes(GrayImage image, const NumberReading& reading) {
   return image;
 }
 
+// Each digit the reading split in two or more (--show-splits): the true digit and its width, each
+// piece's reading (digit, probability, "not a digit"'s probability, width and height), and the
+// pieces joined again, read by the same network as the reader's piece spanning them would be (the
+// union of the pieces' own ink), with the reader's score of each choice (segment.cpp):
+// log p + 12·log(1 − p(not a digit)) − 8·max(0, width/h − 1.2). Widths and heights are in units
+// of h, the height of the pieces' boxes together (the reader's H is not known here).
+void show_splits(int index, const Number& number, const NumberReading& reading, const Network& network) {
+  const std::size_t n = number.spans.size();
+  for (std::size_t d = 0; d < n; ++d) {
+    std::vector<const DigitCandidate*> in;
+    for (const DigitCandidate& c : reading.digits) {
+      const double centre = c.box.x + c.box.width / 2.0;
+      if (centre >= number.spans[d].first && centre < number.spans[d].second) in.push_back(&c);
+    }
+    if (in.size() < 2) continue;
+    // The pieces' own ink joined again (each image's top left is (ink_x, ink_y) in the number's).
+    int top = 1 << 30, bottom = -1, x0 = 1 << 30, x1 = -1;
+    for (const DigitCandidate* c : in)
+      top = std::min(top, c->ink_y), bottom = std::max(bottom, c->ink_y + c->ink.height), x0 = std::min(x0, c->ink_x), x1 = std::max(x1, c->ink_x + c->ink.width);
+    GrayImage joined{x1 - x0, bottom - top, std::vector<float>(static_cast<std::size_t>(x1 - x0) * static_cast<std::size_t>(bottom - top), 0.0f)};
+    for (const DigitCandidate* c : in)
+      for (int y = 0; y < c->ink.height; ++y)
+        for (int x = 0; x < c->ink.width; ++x) {
+          float& v = joined.pixels[static_cast<std::size_t>(c->ink_y + y - top) * static_cast<std::size_t>(joined.width) + static_cast<std::size_t>(c->ink_x + x - x0)];
+          v = std::max(v, c->ink.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(c->ink.width) + static_cast<std::size_t>(x)]);
+        }
+    const Preprocessed input = fit_ink(Ink{Eigen::Map<const Matrix>(joined.pixels.data(), joined.height, joined.width), false});
+    const Matrix p = network.predict_proba(Eigen::Map<const Matrix>(input.pixels.data(), 1, kInputSide * kInputSide));
+    int best = 0;
+    for (int k = 1; k < 10; ++k)
+      if (p(0, k) > p(0, best)) best = k;
+    const double nad = p.cols() > 10 ? p(0, 10) : 0.0;
+    int jx0 = 1 << 30, jx1 = -1, jy0 = 1 << 30, jy1 = -1;
+    for (const DigitCandidate* c : in) jx0 = std::min(jx0, c->box.x), jx1 = std::max(jx1, c->box.x + c->box.width), jy0 = std::min(jy0, c->box.y), jy1 = std::max(jy1, c->box.y + c->box.height);
+    const double h = jy1 - jy0;
+    const auto sc = [&](double top_p, double not_p, double w) { return std::log(std::max(top_p, 1e-30)) + 12 * std::log(std::max(1 - not_p, 1e-30)) - 8 * std::max(0.0, w / h - 1.2); };
+    double pieces_score = 0;
+    std::printf("split %05d %s as %s digit %zu=%c truew/h %.2f joined %d p %.3f nad %.3f score %.2f | pieces:", index, number.text.c_str(), reading.text().c_str(), d,
+                number.text[d], (number.spans[d].second - number.spans[d].first) / h, best, p(0, best), nad, sc(p(0, best), nad, jx1 - jx0));
+    for (const DigitCandidate* c : in) {
+      const double np = c->not_a_digit_probability.value_or(0.0f);
+      pieces_score += sc(c->probability, np, c->box.width);
+      std::printf(" %d p %.3f nad %.3f w/h %.2f h/H %.2f;", c->digit, c->probability, np, c->box.width / h, c->box.height / h);
+    }
+    std::printf(" score %.2f %s\n", pieces_score, number.layout.c_str());
+  }
+}
+
 void print(const char* name, const Tally& t) {
   std::printf(
       "%-12s %5d numbers: whole number %6.2f%%, digits %6.2f%% of %d; segmentation errors: merge %d, split %d, missed %d (%d not a digit), extra %d; misread %d; "
@@ -271,7 +320,7 @@ int main(int argc, char** argv) {
   int count = 1000;
   std::uint64_t seed = 1;
   std::string model_path, out, errors, data = "data/mnist", glyph_dir;
-  bool show = false;
+  bool show = false, show_split = false;
   app.add_option("--count", count, "Numbers to make")->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "Seed of the numbers");
   app.add_option("--model", model_path, "Model file (default: the built-in model)");
@@ -279,6 +328,7 @@ int main(int argc, char** argv) {
   app.add_option("--glyphs", glyph_dir, "Take the digits from this folder of labelled images (<digit>_name.png) instead of MNIST test");
   app.add_option("--out", out, "Also write each image as <number>_<index>.png in this folder");
   app.add_flag("--show-errors", show, "Print each number read wrong");
+  app.add_flag("--show-splits", show_split, "Print each digit read as two or more: the pieces' readings and the joined pieces' reading");
   app.add_option("--errors", errors, "Write each number read wrong, its candidates' boxes drawn in grey, as <number>_as_<reading>_<index>.png in this folder");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -303,6 +353,7 @@ int main(int argc, char** argv) {
       score(number, reading, number.layout == "apart" ? apart : number.layout == "touching" ? touching : overlapping);
       score(number, reading, by_length[number.text.size()]);
       if (show && reading.text() != number.text) std::printf("%05d: %s read as %s (%s)\n", i, number.text.c_str(), reading.text().c_str(), number.layout.c_str());
+      if (show_split) show_splits(i, number, reading, model.network);
       if (!errors.empty() && reading.text() != number.text) write_png(fs::path(errors) / (number.text + "_as_" + reading.text() + "_" + std::to_string(i) + ".png"), with_boxes(number.image, reading));
       if (!out.empty()) {
         char name[64];
