@@ -119,6 +119,26 @@ TEST(Segment, DashesCommasAndDotsAreSetApart) {
   EXPECT_EQ(reading.not_digits.size(), 2u);
 }
 
+// A thin stroke much fainter than the digit beside it (MNIST digits carry such strays) is set apart,
+// not read as a 1; the same stroke as bright as the digits is a 1.
+TEST(ReadNumber, AFaintThinStrokeBesideADigitIsNotADigit) {
+  const std::vector<Glyph> digits = row_of("20", 25);
+  const Glyph stroke = {{line(0.5, 0.1, 0.5, 0.9)}, 205, 40, 20, 100};  // 8 px right of the 0's box
+  for (const float brightness : {0.4f, 1.0f}) {
+    GrayImage image = compose(300, 180, digits);
+    const GrayImage mark = compose(300, 180, {stroke});
+    for (std::size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = std::max(image.pixels[i], brightness * mark.pixels[i]);
+    const NumberReading reading = read_number(builtin(), image);
+    if (brightness < 0.5f) {  // under segment.cpp's kFaint (0.8) of the digits' brightest
+      EXPECT_EQ(reading.text(), "20");
+      EXPECT_EQ(reading.not_digits.size(), 1u);
+    } else {
+      EXPECT_EQ(reading.text(), "201");
+      EXPECT_TRUE(reading.not_digits.empty());
+    }
+  }
+}
+
 TEST(Segment, AWideGroupGetsCandidateCutsAndANarrowOneNone) {
   const Segmentation touching = segment(compose(300, 180, row_of("47", -25)));
   ASSERT_EQ(touching.groups.size(), 1u);  // one component: the strokes touch
