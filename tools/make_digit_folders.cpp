@@ -10,7 +10,8 @@
 //   lowres/, photo/ one folder for each way people draw (issue 20, item 3), from MNIST test digits,
 //                   the pen strokes and the fonts in turn (kVariations)
 //   neg_*/          things that are not digits: letters, signs, scribbles, crossings-out, pieces of
-//                   strokes, blobs, near-empty paper (issue 20, item 5; kNegatives)
+//                   strokes, blobs, near-empty paper, fused pairs of digits, doodles (pictures drawn
+//                   with the digits' pen strokes) (issue 20, item 5; kNegatives)
 //   heldout_*/      more of them from other fonts and other generators, never to be trained on
 //
 // Every digit image goes through one path: a coverage bitmap of the digit (0 paper, 1 ink) at its
@@ -1150,6 +1151,252 @@ std::vector<Stroke> fused_pair(Rng& rng, std::string& kind) {
   return strokes;
 }
 
+// Doodles: pictures people draw on a digit pad, with the digits' pen strokes, so that a network
+// learns that a pen-drawn picture is not a digit: a house, a sun, a cloud, a flower, a stick figure,
+// a tree, a fish, a wave (wavy, looped or zigzag, 3–6 periods), a grid, a steamship, a car, a
+// hatched patch. Each with its proportions, counts (rays, petals, bumps, lines) and a turn of ±20°
+// drawn at random, mirrored where a picture has a facing, then jittered like the digits. Left out,
+// to keep the held-out measure held out: heldout_shapes' kinds (triangles, squares, stars, arrows,
+// hearts, spirals, ticks, faces) alone; and, because a hand draws them as digits or nearly, a plain
+// circle or oval (0), a single line (1), a hook (7), S and Z curves (5, 2), a crescent moon (C, a
+// 0 left open), a lightning bolt (a zigzag of two turns: a Z, or a 4 written fast), a sailing boat
+// (its sail is a triangle), a cloud bumpy all round (a wobbly 0), and a flower or a tree on a bare
+// stem (a head on a stem is a 9).
+std::vector<Stroke> doodle(Rng& rng, std::string& kind) {
+  auto u = [&](double low, double high) { return uniform(rng, low, high); };
+  // A closed loop, started anywhere and overshooting a little, as a hand closes a circle.
+  auto loop = [&](double cx, double cy, double rx, double ry) {
+    const double start = u(0, 2 * pi);
+    return arc(cx, cy, rx, ry, start, start + 2 * pi + u(0, 0.25), 48);
+  };
+  std::vector<Stroke> strokes;
+  bool facing = false;  // a picture with a left and a right: mirrored half the time
+  switch (rng.below(12)) {
+    case 0: {  // a house: walls, a roof with eaves, a door, maybe a window and a chimney
+      kind = "house";
+      const double w = u(0.5, 0.8), left = 0.5 - w / 2, right = 0.5 + w / 2, eaves = u(0.38, 0.55), eave = u(0, 0.08);
+      strokes.push_back(polyline({{left, eaves}, {left, 0.95}, {right, 0.95}, {right, eaves}, {left, eaves}}));
+      strokes.push_back(polyline({{left - eave, eaves + eave * 0.5}, {0.5 + u(-0.05, 0.05), u(0.05, 0.18)}, {right + eave, eaves + eave * 0.5}}));
+      const double door = u(0.1, 0.16) * w / 0.6, door_x = u(left + 0.08, right - 0.08 - door), door_top = u(0.66, 0.78);
+      strokes.push_back(polyline({{door_x, 0.95}, {door_x, door_top}, {door_x + door, door_top}, {door_x + door, 0.95}}));
+      if (rng.below(3) != 0) {  // a window with its cross, on the other side of the door
+        const double side = u(0.1, 0.14), window_x = door_x + door / 2 < 0.5 ? u(0.55, right - side - 0.04) : u(left + 0.04, 0.45 - side), window_y = u(eaves + 0.06, 0.72 - side);
+        strokes.push_back(polyline({{window_x, window_y}, {window_x + side, window_y}, {window_x + side, window_y + side}, {window_x, window_y + side}, {window_x, window_y}}));
+        strokes.push_back(polyline({{window_x + side / 2, window_y}, {window_x + side / 2, window_y + side}}));
+        strokes.push_back(polyline({{window_x, window_y + side / 2}, {window_x + side, window_y + side / 2}}));
+      }
+      if (rng.below(2) == 0) {  // a chimney on the right slope
+        const double x = 0.5 + u(0.12, 0.2) * w / 0.6, rise = eaves - 0.1;
+        strokes.push_back(polyline({{x, eaves - 0.55 * rise}, {x, eaves - 0.85 * rise}, {x + 0.07, eaves - 0.85 * rise}, {x + 0.07, eaves - 0.45 * rise}}));
+      }
+      facing = true;
+      break;
+    }
+    case 1: {  // a sun: a disc's outline and 7–14 rays, apart from it or touching it
+      kind = "sun";
+      const double r = u(0.15, 0.25), gap = rng.below(2) ? u(0.02, 0.06) : 0, length = u(0.12, 0.22);
+      strokes.push_back(loop(0.5, 0.5, r, r * u(0.9, 1.1)));
+      const int rays = 7 + static_cast<int>(rng.below(8));
+      const double start = u(0, 2 * pi);
+      for (int k = 0; k < rays; ++k) {
+        const double t = start + 2 * pi * k / rays + u(-0.1, 0.1), l = length * u(0.8, 1.2);
+        strokes.push_back(polyline({{0.5 + (r + gap) * std::cos(t), 0.5 + (r + gap) * std::sin(t)}, {0.5 + (r + gap + l) * std::cos(t), 0.5 + (r + gap + l) * std::sin(t)}}));
+      }
+      break;
+    }
+    case 2: {  // a cloud: 3–6 bumps along the top of an oval twice as wide as high, over a flat base
+      // (A cloud bumpy all round is a wobbly 0.)
+      kind = "cloud";
+      const int bumps = 3 + static_cast<int>(rng.below(4));
+      const double rx = 0.45, ry = u(0.18, 0.26);
+      // The oval's top from its left end to its right end, cut into bumps: each a half-ellipse
+      // bulging out across its chord.
+      Stroke outline;
+      for (int k = 0; k < bumps; ++k) {
+        const double a = pi + pi * k / bumps, b = pi + pi * (k + 1) / bumps;
+        const Point p{0.5 + rx * std::cos(a), 0.5 + ry * std::sin(a)}, q{0.5 + rx * std::cos(b), 0.5 + ry * std::sin(b)};
+        const double mx = (p.x + q.x) / 2, my = (p.y + q.y) / 2, half = std::hypot(q.x - p.x, q.y - p.y) / 2, bulge = u(0.9, 1.3);
+        const double ux = (q.x - p.x) / (2 * half), uy = (q.y - p.y) / (2 * half);  // along the chord; outward is (uy, −ux)
+        for (int i = 0; i <= 12; ++i) {
+          const double t = pi - pi * i / 12;
+          outline.push_back({mx + half * std::cos(t) * ux + bulge * half * std::sin(t) * uy, my + half * std::cos(t) * uy - bulge * half * std::sin(t) * ux});
+        }
+      }
+      strokes.push_back(joined(outline, polyline({outline.back(), outline.front()})));
+      break;
+    }
+    case 3: {  // a flower seen from above: a centre and 5–8 petals around it (no stem: a head on a stem is a 9)
+      kind = "flower";
+      const double r = u(0.06, 0.1), petal = u(0.14, 0.22), width = u(0.05, 0.09);
+      strokes.push_back(loop(0.5, 0.5, r, r));
+      const int petals = 5 + static_cast<int>(rng.below(4));
+      const double start = u(0, 2 * pi);
+      for (int k = 0; k < petals; ++k) {
+        const double t = start + 2 * pi * k / petals, d = r + petal / 2;
+        Stroke s = arc(0, 0, petal / 2, width, 0, 2 * pi, 32);  // an ellipse along x, turned to point out
+        for (Point& p : s) p = {0.5 + d * std::cos(t) + p.x * std::cos(t) - p.y * std::sin(t), 0.5 + d * std::sin(t) + p.x * std::sin(t) + p.y * std::cos(t)};
+        strokes.push_back(s);
+      }
+      break;
+    }
+    case 4: {  // a stick figure: a head, a body, two arms, two legs
+      kind = "stickfigure";
+      const double head = u(0.08, 0.12), neck = 0.05 + 2 * head, hips = u(0.55, 0.65), shoulders = neck + u(0.05, 0.1);
+      strokes.push_back(loop(0.5, 0.05 + head, head * u(0.8, 1.0), head));
+      strokes.push_back(polyline({{0.5, neck}, {0.5, hips}}));
+      for (double side : {-1.0, 1.0}) {
+        const double reach = u(0.22, 0.38), lift = u(-0.2, 0.25);  // arms out, up or down
+        strokes.push_back(polyline({{0.5, shoulders}, {0.5 + side * reach, shoulders + lift}}));
+        strokes.push_back(polyline({{0.5, hips}, {0.5 + side * u(0.12, 0.25), 0.97}}));
+      }
+      break;
+    }
+    case 5: {  // a tree: a trunk of two lines, maybe branching into a bumpy crown, on a line of ground
+      kind = "tree";
+      const double trunk = u(0.05, 0.08), crown_y = u(0.32, 0.4), crown_rx = u(0.3, 0.45), crown_ry = u(0.22, 0.3), base = 0.93;
+      strokes.push_back(polyline({{0.5 - trunk, base}, {0.5 - trunk * 0.8, crown_y + crown_ry * 0.6}}));
+      strokes.push_back(polyline({{0.5 + trunk, base}, {0.5 + trunk * 0.8, crown_y + crown_ry * 0.6}}));
+      Stroke crown;
+      const int bumps = 6 + static_cast<int>(rng.below(4));
+      const double start = u(0, 2 * pi);
+      for (int i = 0; i <= 96; ++i) {  // r(θ) = 1 + a·|sin(bumps·θ/2)|: scallops
+        const double t = start + 2 * pi * i / 96, r = 0.8 + 0.2 * std::abs(std::sin(bumps * (t - start) / 2));
+        crown.push_back({0.5 + crown_rx * r * std::cos(t), crown_y + crown_ry * r * std::sin(t)});
+      }
+      strokes.push_back(crown);
+      if (rng.below(2) == 0) {  // branches up into the crown
+        strokes.push_back(polyline({{0.5, crown_y + crown_ry * 0.5}, {0.5 - crown_rx * 0.4, crown_y - crown_ry * 0.2}}));
+        strokes.push_back(polyline({{0.5, crown_y + crown_ry * 0.3}, {0.5 + crown_rx * 0.35, crown_y - crown_ry * 0.3}}));
+      }
+      strokes.push_back(polyline({{0.5 - u(0.2, 0.4), base + 0.04}, {0.5 + u(0.2, 0.4), base + 0.04}}));  // without the ground, a crown on a trunk is a 9
+      break;
+    }
+    case 6: {  // a fish: two curves from the nose crossing into a tail, an eye, maybe a fin
+      kind = "fish";
+      const double h = u(0.18, 0.28), tail = u(0.15, 0.25), cross = u(0.7, 0.78);
+      // The upper curve from the nose over the back to the tail's lower tip, the lower one to its upper tip.
+      Stroke upper = arc(cross / 2 + 0.02, 0.5, cross / 2, h, pi, 2 * pi, 32), lower = arc(cross / 2 + 0.02, 0.5, cross / 2, h, pi, 0, 32);
+      strokes.push_back(joined(upper, polyline({upper.back(), {cross + 0.02 + tail, 0.5 + tail * 0.9}})));
+      strokes.push_back(joined(lower, polyline({lower.back(), {cross + 0.02 + tail, 0.5 - tail * 0.9}})));
+      strokes.push_back(polyline({{cross + 0.02 + tail, 0.5 - tail * 0.9}, {cross + 0.02 + tail, 0.5 + tail * 0.9}}));
+      strokes.push_back(loop(0.2, 0.5 - h * 0.3, 0.025, 0.025));  // the eye
+      if (rng.below(2) == 0) strokes.push_back(polyline({{0.4, 0.5 - h * 0.95}, {0.5, 0.5 - h * 1.4}, {0.58, 0.5 - h * 0.9}}));
+      facing = true;
+      break;
+    }
+    case 7: {  // a wave across: wavy, looped or zigzag, 3–6 periods
+      const int periods = 3 + static_cast<int>(rng.below(4)), style = static_cast<int>(rng.below(3));
+      kind = style == 0 ? "wavy" : style == 1 ? "loops" : "zigzagline";
+      const double amplitude = u(0.05, 0.12);
+      Stroke s;
+      for (int i = 0; i <= 40 * periods; ++i) {
+        const double t = 2 * pi * periods * i / (40 * periods), x = 0.05 + 0.9 * i / (40 * periods);
+        if (style == 0) s.push_back({x, 0.5 + amplitude * std::sin(t)});
+        // A prolate cycloid: a point on a wheel rolling along x, outside its rim, draws a loop each turn.
+        if (style == 1) s.push_back({x - 0.9 / periods * 0.35 * std::sin(t), 0.5 - amplitude * std::cos(t)});
+        if (style == 2) s.push_back({x, 0.5 + amplitude * (2 / pi) * std::asin(std::sin(t))});  // a triangle wave
+      }
+      strokes.push_back(s);
+      break;
+    }
+    case 8: {  // a grid: 3–6 lines across and 3–6 down, unevenly spaced
+      kind = "grid";
+      const int across = 3 + static_cast<int>(rng.below(4)), down = 3 + static_cast<int>(rng.below(4));
+      for (int k = 0; k < across; ++k) {
+        const double y = 0.1 + 0.8 * (k + u(-0.2, 0.2)) / (across - 1);
+        strokes.push_back(polyline({{u(0.02, 0.1), y + u(-0.03, 0.03)}, {u(0.9, 0.98), y + u(-0.03, 0.03)}}));
+      }
+      for (int k = 0; k < down; ++k) {
+        const double x = 0.1 + 0.8 * (k + u(-0.2, 0.2)) / (down - 1);
+        strokes.push_back(polyline({{x + u(-0.03, 0.03), u(0.02, 0.1)}, {x + u(-0.03, 0.03), u(0.9, 0.98)}}));
+      }
+      break;
+    }
+    case 9: {  // a steamship: a hull, a deckhouse, 1–2 funnels with puffs of smoke, maybe waves under it
+      // (No sailing boat: its sail is one of heldout_shapes' triangles.)
+      kind = "ship";
+      const double deck = u(0.55, 0.62), keel = deck + u(0.15, 0.2), house = deck - u(0.1, 0.16), bow = u(0.0, 0.06);
+      strokes.push_back(polyline({{0.03, deck - bow}, {0.97, deck - bow * 2}, {u(0.8, 0.88), keel}, {u(0.12, 0.2), keel}, {0.03, deck - bow}}));
+      const double house_left = u(0.2, 0.3), house_right = u(0.6, 0.72);
+      strokes.push_back(polyline({{house_left, deck - bow}, {house_left, house}, {house_right, house}, {house_right, deck - bow * 1.5}}));
+      const int funnels = 1 + static_cast<int>(rng.below(2));
+      for (int k = 0; k < funnels; ++k) {
+        const double x = house_left + (house_right - house_left) * (k + 1) / (funnels + 1) - 0.04, top = house - u(0.12, 0.18);
+        strokes.push_back(polyline({{x, house}, {x, top}, {x + 0.08, top}, {x + 0.08, house}}));
+        for (int puff = 0; puff < 2 + static_cast<int>(rng.below(2)); ++puff) {
+          const double r = 0.03 + 0.012 * puff;
+          strokes.push_back(loop(x + 0.04 - (puff + 1) * 0.07, top - 0.05 - puff * 0.05, r, r * 0.8));
+        }
+      }
+      if (rng.below(2) == 0) {
+        Stroke water;
+        for (int i = 0; i <= 80; ++i) water.push_back({0.02 + 0.96 * i / 80, keel + 0.06 + 0.025 * std::sin(2 * pi * 4 * i / 80)});
+        strokes.push_back(water);
+      }
+      facing = true;
+      break;
+    }
+    case 10: {  // a car from the side: body and cabin in one outline, two wheels, a window post
+      kind = "car";
+      const double sill = u(0.62, 0.7), belt = sill - u(0.15, 0.22), roof = belt - u(0.15, 0.22), wheel = u(0.09, 0.13);
+      const double front = u(0.72, 0.82), back = u(0.2, 0.3);
+      strokes.push_back(polyline({{0.03, sill}, {0.03, belt}, {back, belt - 0.02}, {back + 0.08, roof}, {front - 0.08, roof}, {front, belt}, {0.97, belt + 0.04}, {0.97, sill}, {0.03, sill}}));
+      strokes.push_back(loop(0.25, sill + 0.01, wheel, wheel));
+      strokes.push_back(loop(0.75, sill + 0.01, wheel, wheel));
+      strokes.push_back(polyline({{(back + front) / 2, roof}, {(back + front) / 2, belt}}));
+      facing = true;
+      break;
+    }
+    default: {  // a hatched patch: parallel lines, often crossed by more, clipped to a lumpy region, maybe outlined
+      kind = "hatch";
+      const double rx = u(0.3, 0.45), ry = u(0.3, 0.45), a2 = u(-0.15, 0.15), a3 = u(-0.1, 0.1), p2 = u(0, 2 * pi), p3 = u(0, 2 * pi);
+      auto radius = [&](double t) { return 1 + a2 * std::cos(2 * t + p2) + a3 * std::cos(3 * t + p3); };
+      auto inside = [&](Point p) {
+        const double dx = (p.x - 0.5) / rx, dy = (p.y - 0.5) / ry;
+        return std::hypot(dx, dy) <= radius(std::atan2(dy, dx));
+      };
+      const int directions = rng.below(3) == 0 ? 1 : 2;
+      const double spacing = u(0.07, 0.12);
+      double angle = u(0, pi);
+      for (int d = 0; d < directions; ++d, angle += u(0.35, 0.65) * pi) {
+        const double ux = std::cos(angle), uy = std::sin(angle);
+        for (double s = -0.6; s <= 0.6; s += spacing) {  // each line sampled across the box, kept where inside
+          Stroke piece;
+          for (int i = 0; i <= 60; ++i) {
+            const double t = -0.6 + 1.2 * i / 60;
+            const Point p{0.5 + t * ux - s * uy, 0.5 + t * uy + s * ux};
+            if (inside(p)) {
+              piece.push_back(p);
+            } else if (piece.size() > 1) {
+              strokes.push_back(piece), piece.clear();
+            } else {
+              piece.clear();
+            }
+          }
+          if (piece.size() > 1) strokes.push_back(piece);
+        }
+      }
+      if (rng.below(2) == 0) {
+        Stroke outline;
+        for (int i = 0; i <= 64; ++i) {
+          const double t = 2 * pi * i / 64, r = radius(t);
+          outline.push_back({0.5 + rx * r * std::cos(t), 0.5 + ry * r * std::sin(t)});
+        }
+        strokes.push_back(outline);
+      }
+    }
+  }
+  if (facing && rng.below(2) == 0) {
+    for (Stroke& s : strokes)
+      for (Point& p : s) p.x = 1 - p.x;
+  }
+  const double turn = u(-0.35, 0.35);  // ±20°
+  for (Stroke& s : strokes)
+    for (Point& p : s) p = {0.5 + (p.x - 0.5) * std::cos(turn) - (p.y - 0.5) * std::sin(turn), 0.5 + (p.x - 0.5) * std::sin(turn) + (p.y - 0.5) * std::cos(turn)};
+  jitter(strokes, rng);
+  return strokes;
+}
+
 // Held-out shapes, another generator: a triangle, a square, a five-pointed star, an arrow, a heart,
 // a spiral, a tick, a smiling face. (No plain circle, a 0; no plain line, a 1.)
 std::vector<Stroke> shape(Rng& rng, std::string& kind) {
@@ -1280,6 +1527,7 @@ constexpr Negative kNegatives[] = {
     {25, "neg_blobs", false, "ink blobs: 1–3 filled irregular shapes"},
     {26, "neg_noise", false, "nearly empty paper: noise, a gradient, specks of dust"},
     {27, "neg_pairs", false, "two pen-stroke digits fused: side by side, touching or overlapping by up to a third of a digit"},
+    {28, "neg_doodles", false, "doodles: houses, suns, clouds, flowers, stick figures, trees, fish, waves, grids, ships, cars, hatched patches"},
     {30, "heldout_letters", true, "letters and signs from other fonts: kristi, dancingscript, ecolier"},
     {31, "heldout_shapes", true, "shapes, another generator: triangles, squares, stars, arrows, hearts, spirals, ticks, faces"},
     {32, "heldout_fashion", true, "Fashion-MNIST test images (clothes and shoes), placed like the digits"},
@@ -1347,6 +1595,12 @@ void negative_image(const Negative& negative, const NegativeSources& sources, in
       kind = "piece" + std::to_string(digit);
     }
     if (name == "neg_pairs") strokes = fused_pair(rng, kind);
+    if (name == "neg_doodles") {
+      strokes = doodle(rng, kind);
+      // A marker's pen (12–18% of the size) fills a picture's details into a blob, which neg_blobs
+      // has: a thick pen draws doodles 6–10% of their size instead.
+      if (look.stroke > 0.1) look.stroke = 0.06 + (look.stroke - 0.12) * (0.04 / 0.06), look.weight = "medium";
+    }
     if (name == "heldout_shapes") strokes = shape(rng, kind);
     const Extent e = extent(strokes);
     const double size = fit_size(look, e.width() / std::max(e.height(), 1e-6));

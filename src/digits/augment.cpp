@@ -20,7 +20,8 @@ AugmentSettings AugmentSettings::none() {
 }
 
 bool AugmentSettings::is_none() const {
-  return max_shift == 0 && max_rotation_degrees == 0 && max_scale == 0 && max_shear == 0 && max_aspect == 0 &&
+  return max_shift == 0 && max_rotation_degrees == 0 && max_scale == 0 && max_shear == 0 &&
+         (max_aspect == 0 || aspect_probability == 0) &&
          (elastic_alpha == 0 || elastic_probability == 0) && thickness_probability == 0;
 }
 
@@ -41,6 +42,7 @@ std::string problem(const AugmentSettings& s) {
   if (outside(s.max_scale, 0, 0.9f)) return say("scale must be 0 to 0.9 (a fraction of the size), not ", s.max_scale);
   if (outside(s.max_shear, 0, 1)) return say("shear must be 0 to 1, not ", s.max_shear);
   if (outside(s.max_aspect, 0, 3)) return say("aspect must be 0 to 3 (width times 1/(1 + it) to 1 + it), not ", s.max_aspect);
+  if (outside(s.aspect_probability, 0, 1)) return say("aspect probability must be 0 to 1, not ", s.aspect_probability);
   if (outside(s.elastic_alpha, 0, 100)) return say("elastic alpha must be 0 to 100 pixels, not ", s.elastic_alpha);
   if (s.elastic_alpha > 0 && (!std::isfinite(s.elastic_sigma) || s.elastic_sigma <= 0 || s.elastic_sigma > 10))
     return say("elastic sigma must be above 0 and at most 10 pixels, not ", s.elastic_sigma);
@@ -112,7 +114,10 @@ AugmentSettings parse_augment(std::string_view spec_view) {
     } else if (key == "shear") {
       settings.max_shear = number(value, item);
     } else if (key == "aspect") {
-      settings.max_aspect = number(value, item);
+      const std::vector<std::string> fields = split(value, ':');
+      if (fields.size() > 2) throw fail("cannot read '" + item + "' (expected aspect=FRACTION or aspect=FRACTION:PROBABILITY)");
+      settings.max_aspect = number(fields[0], item);
+      settings.aspect_probability = fields.size() == 2 ? number(fields[1], item) : 1.0f;
     } else if (key == "thickness") {
       settings.thickness_probability = number(value, item);
     } else if (key == "elastic") {
@@ -146,7 +151,11 @@ std::string describe(const AugmentSettings& s) {
   item("rotate", s.max_rotation_degrees);
   item("scale", s.max_scale);
   item("shear", s.max_shear);
-  item("aspect", s.max_aspect);
+  if (s.max_aspect != 0 && s.aspect_probability != 0) {
+    out << separator << "aspect=" << s.max_aspect;
+    if (s.aspect_probability != 1) out << ':' << s.aspect_probability;
+    separator = ",";
+  }
   if (s.elastic_alpha != 0 && s.elastic_probability != 0) {
     out << separator << "elastic=" << s.elastic_alpha << ':' << s.elastic_sigma << ':' << s.elastic_probability;
     separator = ",";
@@ -336,8 +345,10 @@ Result warp(std::span<const std::uint8_t> image, int rows, int cols, const Augme
   const bool elastic = rng.uniform() < settings.elastic_probability && settings.elastic_alpha > 0;
   const bool thicken = rng.uniform() < settings.thickness_probability;
   const bool dilate = rng.uniform() < 0.5f;
-  // The width factor a (1 when off, with no draw): log-uniform, so narrowing by 2 is as likely as widening by 2.
-  const float aspect = settings.max_aspect > 0 ? std::exp(symmetric(std::log1p(settings.max_aspect))) : 1.0f;
+  // The width factor a (1 when off, with no draw): log-uniform, so narrowing by 2 is as likely as
+  // widening by 2; only on a share of the images when aspect_probability < 1 (one more draw).
+  const bool reshape = settings.max_aspect > 0 && (settings.aspect_probability >= 1 || rng.uniform() < settings.aspect_probability);
+  const float aspect = reshape ? std::exp(symmetric(std::log1p(settings.max_aspect))) : 1.0f;
 
   Scratch& s = scratch;
   s.fit(rows, cols, elastic ? settings.elastic_sigma : 0.0f);

@@ -32,6 +32,9 @@ struct AugmentSettings {
   // proportions; docs/robustness.md, "narrow" and "wide"). 0 = off, and then no draw is made, so
   // the other transforms' draws stay what they were before this existed.
   float max_aspect = 0.0f;
+  // Share of images whose width changes. Below 1, most images keep MNIST's proportions and a few
+  // are narrowed or widened strongly; 1 makes no extra draw (every image's width changes).
+  float aspect_probability = 1.0f;
   float elastic_alpha = 34.0f;          // α: strength of the elastic displacement, pixels; 0 = off
   float elastic_sigma = 4.0f;           // σ: smoothness of the displacement field, pixels
   float elastic_probability = 0.5f;     // share of images that get the elastic distortion
@@ -49,7 +52,8 @@ struct AugmentSettings {
 //   default                    AugmentSettings{}
 //   shift=2,rotate=10,…        only the transforms listed; start the list with `default,` to
 //                              change some defaults and keep the rest ("default,elastic=0")
-// Keys: shift=PIXELS  rotate=DEGREES  scale=FRACTION  shear=FRACTION  aspect=FRACTION
+// Keys: shift=PIXELS  rotate=DEGREES  scale=FRACTION  shear=FRACTION
+//       aspect=FRACTION[:PROBABILITY] (every image if no probability is given)
 //       elastic=ALPHA:SIGMA[:PROBABILITY] (elastic=0 turns it off; probability 0.5 if not given)
 //       thickness=PROBABILITY
 // Throws Error naming the part it cannot read or the value out of range.

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "../support/not_a_digit.hpp"
+#include "digits/image.hpp"
+#include "digits/preprocess.hpp"
 #include "run_program.hpp"
 
 namespace fs = std::filesystem;
@@ -78,7 +80,7 @@ TEST_F(Folders, EachVariationFolderHoldsEveryDigitAndDigitsEvaluateReadsIt) {
 }
 
 TEST_F(Folders, TheSameSeedMakesTheSameNegativesAndAnotherSeedOthers) {
-  const std::vector<std::string> only = {"--only", "neg_scribbles,neg_pieces,neg_blobs,heldout_shapes", "--negatives", "4"};
+  const std::vector<std::string> only = {"--only", "neg_scribbles,neg_pieces,neg_blobs,neg_doodles,heldout_shapes", "--negatives", "4"};
   auto with_seed = [&](std::vector<std::string> args, const std::string& seed) {
     args.insert(args.end(), {"--seed", seed});
     return args;
@@ -86,7 +88,7 @@ TEST_F(Folders, TheSameSeedMakesTheSameNegativesAndAnotherSeedOthers) {
   ASSERT_EQ(generate(dir / "a", with_seed(only, "5")).status, 0);
   ASSERT_EQ(generate(dir / "b", with_seed(only, "5")).status, 0);
   ASSERT_EQ(generate(dir / "c", with_seed(only, "6")).status, 0);
-  for (const char* name : {"neg_scribbles", "neg_pieces", "neg_blobs", "heldout_shapes"}) {
+  for (const char* name : {"neg_scribbles", "neg_pieces", "neg_blobs", "neg_doodles", "heldout_shapes"}) {
     SCOPED_TRACE(name);
     const std::vector<std::string> names = file_names(dir / "a" / name);
     ASSERT_EQ(names.size(), 4u);
@@ -100,6 +102,29 @@ TEST_F(Folders, TheSameSeedMakesTheSameNegativesAndAnotherSeedOthers) {
     }
     EXPECT_TRUE(any_differs);
   }
+}
+
+// neg_doodles: pictures of its twelve kinds, each with ink the preprocessing finds (an image it
+// refused would teach nothing), none drawn with a marker's pen (it would fill them into blobs).
+TEST_F(Folders, DoodlesAreInkedPicturesOfTheirKinds) {
+  ASSERT_EQ(generate(dir / "out", {"--only", "neg_doodles", "--negatives", "60", "--seed", "3"}).status, 0);
+  const std::set<std::string> kinds = {"house", "sun", "cloud", "flower", "stickfigure", "tree", "fish", "wavy", "loops", "zigzagline", "grid", "ship", "car", "hatch"};
+  std::set<std::string> seen;
+  const std::vector<std::string> names = file_names(dir / "out" / "neg_doodles");
+  ASSERT_EQ(names.size(), 60u);
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(name.starts_with("none_"));
+    const std::string kind = name.substr(5, name.find('_', 5) - 5);
+    EXPECT_TRUE(kinds.count(kind)) << kind;
+    seen.insert(kind);
+    EXPECT_EQ(name.find("_thick_"), std::string::npos);
+    const digits::Preprocessed input = digits::preprocess(digits::read_image(dir / "out" / "neg_doodles" / name));  // throws on an image without ink
+    int inked = 0;
+    for (float v : input.pixels) inked += v > 128;
+    EXPECT_GE(inked, 10);  // a picture, not a speck
+  }
+  EXPECT_GE(seen.size(), 10u);  // 60 draws of 12 kinds (the wave has three styles): most of them
 }
 
 TEST_F(Folders, NotADigitMeasuresDigitsAndNegatives) {

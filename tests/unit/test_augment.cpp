@@ -263,6 +263,29 @@ TEST(Augment, AnAspectChangeNarrowsAndWidensWithinTheLimit) {
   EXPECT_THROW(parse_augment("aspect=4"), Error);
 }
 
+// aspect=F:P changes the width of about a share P of the images and leaves the rest as they were.
+TEST(Augment, AnAspectProbabilityChangesOnlyThatShareOfImages) {
+  AugmentSettings some = AugmentSettings::none();
+  some.max_aspect = 1.0f;
+  some.aspect_probability = 0.25f;
+  const Image zero = centred_digit(0);
+  int changed = 0;
+  const int images = 400;
+  for (std::uint64_t seed = 0; seed < images; ++seed) changed += augmented(zero, some, seed) != zero;
+  EXPECT_GT(changed, images * 0.15);
+  EXPECT_LT(changed, images * 0.35);
+
+  const AugmentSettings parsed = parse_augment("aspect=1.5:0.3");
+  EXPECT_FLOAT_EQ(parsed.max_aspect, 1.5f);
+  EXPECT_FLOAT_EQ(parsed.aspect_probability, 0.3f);
+  EXPECT_EQ(parse_augment(describe(parsed)), parsed);
+  EXPECT_EQ(describe(parsed), "aspect=1.5:0.3");
+  EXPECT_FLOAT_EQ(parse_augment("aspect=0.5").aspect_probability, 1.0f);  // every image, as before
+  EXPECT_TRUE(parse_augment("aspect=1:0").is_none());
+  EXPECT_THROW(parse_augment("aspect=1:1.5"), Error);
+  EXPECT_THROW(parse_augment("aspect=1:0.5:2"), Error);
+}
+
 TEST(Augment, ParsesTheDocumentedForms) {
   EXPECT_EQ(parse_augment("none"), AugmentSettings::none());
   EXPECT_EQ(parse_augment("default"), AugmentSettings{});
