@@ -50,7 +50,7 @@ struct DigitCandidate {
 
 struct NumberReading {
   std::vector<DigitCandidate> digits;  // the candidates read as digits, left to right
-  std::vector<Box> not_digits;         // dashes, commas, dots, and candidates the network says are not digits; left to right
+  std::vector<Box> not_digits;         // dashes, commas, dots, faint strays, and candidates the network says are not digits; left to right
   bool inverted = false;               // the image was dark ink on light paper
   std::string text() const;            // the digits, left to right: "2026"
 };
@@ -90,14 +90,14 @@ struct Segmentation {
   std::vector<int> labels;       // (height × width) row-major: the component of each pixel, −1 for paper and faint ink
   std::vector<int> group_of;     // for each component label, the index of its group in `groups`, −1 for none
   std::vector<InkGroup> groups;  // left to right
-  std::vector<Box> not_digits;   // dashes, commas and dots, left to right
+  std::vector<Box> not_digits;   // dashes, commas, dots and faint thin strokes beside a digit, left to right
   double line_height = 0;        // H: the median height of the big components, the unit of the shape rules
   double digit_width = 0;        // the median width of the groups that look like one digit each (or 0.7 H): where cuts are expected
 };
 
 // Components (8-connected pixels brighter than kInkThreshold), specks dropped, parts of one digit
-// merged, dashes, commas and dots set apart, and candidate cuts in groups wide enough to hold more
-// than one digit. Throws Error as find_ink and fit_ink do (no pixels, no ink).
+// merged, dashes, commas, dots and faint strays set apart, and candidate cuts in groups wide
+// enough to hold more than one digit. Throws Error as find_ink and fit_ink do (no pixels, no ink).
 Segmentation segment(const GrayImage& image);
 
 }  // namespace digits
