@@ -34,6 +34,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numbers>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <span>
@@ -45,6 +46,7 @@
 #include "digits/error.hpp"
 #include "digits/image.hpp"
 #include "digits/random.hpp"
+#include "digits/segment.hpp"
 #include "digits/trainer.hpp"
 
 namespace fs = std::filesystem;
@@ -1528,6 +1530,7 @@ constexpr Negative kNegatives[] = {
     {26, "neg_noise", false, "nearly empty paper: noise, a gradient, specks of dust"},
     {27, "neg_pairs", false, "two pen-stroke digits fused: side by side, touching or overlapping by up to a third of a digit"},
     {28, "neg_doodles", false, "doodles: houses, suns, clouds, flowers, stick figures, trees, fish, waves, grids, ships, cars, hatched patches"},
+    {29, "neg_cuts", false, "pieces of one digit cut the way the number reader cuts (MNIST training digits and pen strokes): 20–80% of its width"},
     {30, "heldout_letters", true, "letters and signs from other fonts: kristi, dancingscript, ecolier"},
     {31, "heldout_shapes", true, "shapes, another generator: triangles, squares, stars, arrows, hearts, spirals, ticks, faces"},
     {32, "heldout_fashion", true, "Fashion-MNIST test images (clothes and shoes), placed like the digits"},
@@ -1536,7 +1539,121 @@ constexpr Negative kNegatives[] = {
 struct NegativeSources {
   std::vector<Font> train_fonts, held_out_fonts;
   digits::Dataset fashion;  // Fashion-MNIST's test set; empty if not installed
+  digits::Dataset mnist_train;  // for neg_cuts: MNIST's training digits less the 5,000 validation ones
+  std::vector<std::vector<std::size_t>> mnist_by_digit;  // its indices of each digit
 };
+
+// neg_cuts: a piece of one digit, cut the way the number reader cuts a group (segment.hpp's
+// candidate_cuts and cut_pieces): the reader scores each piece by the network's reading, and a
+// network that never saw half a digit reads it as surely as a digit (a 9 cut into 57, a 6 into
+// 15: docs/numbers.md, "Splits"), as LeCun et al. 1998 (§VI) found, who trained their recogniser on
+// wrongly cut pieces as a "none of the above" class. The digit, drawn like the other negatives
+// (random_look), is an MNIST training digit (even image numbers; never a validation or test digit)
+// or the pen strokes (odd ones); the candidate cuts are the reader's whatever the digit's width
+// (a narrow digit is cut too when the reader reads it unsurely), and the piece is one the reader
+// reads (kNarrowestPiece, kLeastInk), not the whole digit, 20–80% of the digit's ink width, drawn
+// where it was on the canvas with the rest of the digit erased to paper. A digit with no such piece
+// is drawn again. kind: cut<digit><left|middle|right>_<source>.
+// Whether an ink image (white on black) is one straight stroke, a 1 to anyone: the centre of each
+// row's ink (kInkThreshold and above) lies within kStraight of the piece's ink height of the
+// least-squares line through those centres.
+bool straight(const GrayImage& ink) {
+  constexpr double kStraight = 0.1;
+  std::vector<double> ys, xs;
+  for (int y = 0; y < ink.height; ++y) {
+    double sum = 0, moment = 0;
+    for (int x = 0; x < ink.width; ++x) {
+      if (ink.at(x, y) < digits::kInkThreshold) continue;
+      sum += ink.at(x, y), moment += x * ink.at(x, y);
+    }
+    if (sum > 0) ys.push_back(y), xs.push_back(moment / sum);
+  }
+  if (ys.size() < 2) return true;
+  const double n = static_cast<double>(ys.size());
+  const double my = std::accumulate(ys.begin(), ys.end(), 0.0) / n, mx = std::accumulate(xs.begin(), xs.end(), 0.0) / n;
+  double syy = 0, sxy = 0;
+  for (std::size_t i = 0; i < ys.size(); ++i) syy += (ys[i] - my) * (ys[i] - my), sxy += (ys[i] - my) * (xs[i] - mx);
+  const double slope = syy > 0 ? sxy / syy : 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < ys.size(); ++i) worst = std::max(worst, std::abs(xs[i] - (mx + slope * (ys[i] - my))));
+  return worst < kStraight * (ys.back() - ys.front() + 1);
+}
+
+GrayImage digit_cut(const NegativeSources& sources, int number, Rng& rng, Look& look, std::string& kind) {
+  constexpr double kNarrowest = 0.2, kWidest = 0.8;  // of the digit's ink width
+  constexpr double kMostInk = 0.6;  // of the digit's ink: a piece that lacks only a tail is still the digit
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (attempt > 0) look = random_look(rng);
+    // Never a 1 (every piece of it is a stroke: a 1 to anyone) nor a 7 (a piece of it keeps some of
+    // its bar and its stem: a 7 still).
+    constexpr int kCut[] = {0, 2, 3, 4, 5, 6, 8, 9};
+    const int digit = kCut[rng.below(std::size(kCut))];
+    std::string source;
+    std::optional<Coverage> glyph;
+    if (number % 2 == 0) {
+      const auto& indices = sources.mnist_by_digit[static_cast<std::size_t>(digit)];
+      const std::size_t index = indices[rng.below(indices.size())];
+      const InkBox box = mnist_box(sources.mnist_train.image(index));
+      fit_height(look, static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1));
+      glyph = set_stroke_width(mnist_glyph(sources.mnist_train.image(index), look.height), stroke_pixels(look));
+      source = "mnist" + std::to_string(index);
+    } else {
+      std::vector<Stroke> strokes = digit_strokes(digit, rng);
+      jitter(strokes, rng);
+      const double narrowing = uniform(rng, 0.6, 1.0);
+      const Extent e = extent(strokes);
+      fit_height(look, narrowing * e.width() / e.height());
+      glyph = stroke_glyph(strokes, narrowing, look.height, stroke_pixels(look));
+      source = "strokes";
+    }
+    const GrayImage image = place(*glyph, look);
+    const digits::Segmentation seg = digits::segment(image);
+    if (seg.groups.empty()) continue;
+    // The digit: its largest group (an MNIST digit may carry a stray stroke beside it).
+    std::size_t g = 0;
+    for (std::size_t k = 1; k < seg.groups.size(); ++k) {
+      const digits::Box& a = seg.groups[k].box;
+      const digits::Box& b = seg.groups[g].box;
+      if (a.width * a.height > b.width * b.height) g = k;
+    }
+    const digits::InkGroup& group = seg.groups[g];
+    const std::vector<digits::Cut> cuts = digits::candidate_cuts(seg, static_cast<int>(g));
+    const std::vector<digits::CutPiece> pieces = digits::cut_pieces(seg, static_cast<int>(g), cuts);
+    const auto ink_of = [](const digits::CutPiece& p) { return std::accumulate(p.ink.pixels.begin(), p.ink.pixels.end(), 0.0); };
+    double digit_ink = 0;
+    for (const digits::CutPiece& p : pieces) {
+      if (p.from == 0 && p.to == static_cast<int>(cuts.size()) + 1) digit_ink = ink_of(p);
+    }
+    std::vector<const digits::CutPiece*> fit;
+    for (const digits::CutPiece& p : pieces) {
+      const bool whole = p.from == 0 && p.to == static_cast<int>(cuts.size()) + 1;
+      if (!p.read || whole || p.box.width < kNarrowest * group.box.width || p.box.width > kWidest * group.box.width) continue;
+      if (ink_of(p) > kMostInk * digit_ink || straight(p.ink)) continue;
+      // A right piece of a 2 or a 3 is still a 2 or a 3 (their strokes lie mostly on the right: the
+      // cut takes the tips), of a 5 a 5 written as a bar over a bowl, of an 8 a 3, of a 9 a 3 or a
+      // 7 with a curled top, to anyone. Their left and middle pieces are kept: a split needs both
+      // pieces read as digits, so one piece refused breaks it.
+      const bool right_piece = p.to == static_cast<int>(cuts.size()) + 1;
+      if (right_piece && digit != 0 && digit != 4 && digit != 6) continue;
+      fit.push_back(&p);
+    }
+    if (fit.empty()) continue;
+    const digits::CutPiece& piece = *fit[rng.below(fit.size())];
+    // The canvas with the piece's pixels as drawn (their anti-aliased edge too) and paper elsewhere.
+    GrayImage out = blank(image.width, image.height, look.paper);
+    for (int y = 0; y < piece.ink.height; ++y) {
+      for (int x = 0; x < piece.ink.width; ++x) {
+        const int cx = piece.ink_x + x, cy = piece.ink_y + y;
+        if (piece.ink.at(x, y) <= 0 || cx < 0 || cy < 0 || cx >= image.width || cy >= image.height) continue;
+        out.pixels[static_cast<std::size_t>(cy) * static_cast<std::size_t>(out.width) + static_cast<std::size_t>(cx)] = image.at(cx, cy);
+      }
+    }
+    const char* side = piece.from == 0 ? "left" : piece.to == static_cast<int>(cuts.size()) + 1 ? "right" : "middle";
+    kind = "cut" + std::to_string(digit) + side + "_" + source;
+    return out;
+  }
+  throw Error("neg_cuts: 100 digits drawn and none had a piece the reader reads");
+}
 
 // Writes one negative into dir: none_<kind>_<number>.png, "none" where a digit file has its label.
 void negative_image(const Negative& negative, const NegativeSources& sources, int number, std::uint64_t seed, const fs::path& dir) {
@@ -1577,6 +1694,12 @@ void negative_image(const Negative& negative, const NegativeSources& sources, in
     char file[64];
     std::snprintf(file, sizeof file, "none_noise_%04d.png", number);
     digits::write_png(dir / file, noise_image(rng, look));
+    return;
+  } else if (name == "neg_cuts") {
+    const GrayImage image = digit_cut(sources, number, rng, look, kind);
+    char file[128];
+    std::snprintf(file, sizeof file, "none_%s_%s_%04d.png", kind.c_str(), look.weight, number);
+    digits::write_png(dir / file, image);
     return;
   } else if (name == "heldout_fashion") {
     const std::size_t index = rng.below(sources.fashion.size());
@@ -1717,7 +1840,7 @@ int main(int argc, char** argv) {
         const char* env = std::getenv("DIGITS_DATA");
         data_dir = env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
       }
-      digits::TrainTestData mnist = digits::load_train_test(data_dir);
+      digits::TrainTestData mnist = digits::load_train_test(data_dir);  // (neg_cuts loads it again below: MNIST is read in a second)
       // For a training set, the training digits the presets train on: never the validation ones.
       test = training_set ? digits::split_validation(mnist.train, 5000, digits::kValidationSplitSeed).second : std::move(mnist.test);
     }
@@ -1829,6 +1952,19 @@ int main(int argc, char** argv) {
         if (name == "heldout_letters" && sources.held_out_fonts.empty()) {
           std::fprintf(stderr, "make_digit_folders: %s left out: none of its fonts is installed (scripts/setup installs them)\n", negative.name);
           continue;
+        }
+        if (name == "neg_cuts") {
+          if (data_dir.empty()) {
+            const char* env = std::getenv("DIGITS_DATA");
+            data_dir = env && *env ? fs::path(env) : fs::path(DIGITS_SOURCE_DIR) / "data" / "mnist";
+          }
+          // The training digits the presets train on, never the validation or test ones.
+          sources.mnist_train = digits::split_validation(digits::load_train_test(data_dir).train, 5000, digits::kValidationSplitSeed).second;
+          sources.mnist_by_digit.assign(10, {});
+          for (std::size_t i = 0; i < sources.mnist_train.size(); ++i) sources.mnist_by_digit[sources.mnist_train.labels[i]].push_back(i);
+          for (const auto& indices : sources.mnist_by_digit) {
+            if (indices.empty()) throw Error(data_dir.string() + ": the MNIST training digits lack a digit");
+          }
         }
         if (name == "heldout_fashion") {
           std::error_code ec;

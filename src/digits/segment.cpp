@@ -442,23 +442,68 @@ Segmentation segment(const GrayImage& image) {
   return result;
 }
 
+std::vector<Cut> candidate_cuts(const Segmentation& seg, int group) {
+  if (group < 0 || static_cast<std::size_t>(group) >= seg.groups.size()) throw Error("candidate_cuts: no group " + std::to_string(group));
+  return cut_paths(seg.groups[static_cast<std::size_t>(group)].box, group, seg.ink.values, seg.labels, seg.group_of, seg.digit_width);
+}
+
+std::vector<CutPiece> cut_pieces(const Segmentation& seg, int g, std::span<const Cut> cuts) {
+  if (g < 0 || static_cast<std::size_t>(g) >= seg.groups.size()) throw Error("cut_pieces: no group " + std::to_string(g));
+  const InkGroup& group = seg.groups[static_cast<std::size_t>(g)];
+  const int width = static_cast<int>(seg.ink.values.cols());
+  std::vector<std::vector<int>> bounds;
+  bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x));
+  for (const Cut& cut : cuts) {
+    if (cut.x.size() != static_cast<std::size_t>(group.box.height)) throw Error("cut_pieces: a cut of " + std::to_string(cut.x.size()) + " rows for a group of " + std::to_string(group.box.height));
+    bounds.push_back(cut.x);
+  }
+  bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x + group.box.width));
+  const auto member = [&](int label) { return label >= 0 && seg.group_of[static_cast<std::size_t>(label)] == g; };
+  int group_pixels = 0;
+  for (int y = group.box.y; y < group.box.y + group.box.height; ++y)
+    for (int x = group.box.x; x < group.box.x + group.box.width; ++x)
+      group_pixels += member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]);
+  const int n = static_cast<int>(bounds.size());
+  std::vector<CutPiece> pieces;
+  for (int i = 0; i + 1 < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      const bool whole = i == 0 && j + 1 == n;
+      const std::vector<int>& left_of = bounds[static_cast<std::size_t>(i)];
+      const std::vector<int>& right_of = bounds[static_cast<std::size_t>(j)];
+      // The piece's box: its group's components between the two bounds.
+      int left = group.box.x + group.box.width, right = -1, top = group.box.y + group.box.height, bottom = -1, pixels = 0;
+      for (int y = group.box.y; y < group.box.y + group.box.height; ++y) {
+        const std::size_t r = static_cast<std::size_t>(y - group.box.y);
+        for (int x = left_of[r]; x < right_of[r]; ++x) {
+          if (!member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)])) continue;
+          ++pixels;
+          left = std::min(left, x), right = std::max(right, x), top = std::min(top, y), bottom = std::max(bottom, y);
+        }
+      }
+      CutPiece p;
+      p.from = i, p.to = j;
+      const int piece_width = right - left + 1;
+      if (pixels > 0 && (whole || (piece_width >= kNarrowestPiece * group.box.height && pixels >= kLeastInk * group_pixels &&
+                                   piece_width <= kWidestRead * std::max<double>(group.box.height, seg.line_height)))) {
+        p.box = box_of(left, top, right, bottom);
+        p.ink = piece_ink(seg, p.box, group.box, left_of, right_of, member, p.ink_x, p.ink_y);
+        p.read = true;
+      }
+      pieces.push_back(std::move(p));
+    }
+  }
+  return pieces;
+}
+
 NumberReading read_number(const Network& network, const GrayImage& image) {
   if (network.inputs() != kInputSide * kInputSide || (network.classes() != kDigitClasses && !has_not_a_digit(network.classes())))
     throw Error("reading a number needs a network of 784 inputs and 10 classes (or 11, with \"not a digit\"), not " + std::to_string(network.inputs()) + " and " +
                 std::to_string(network.classes()));
   const Segmentation seg = segment(image);
-  const Matrix& ink = seg.ink.values;
-  const int width = static_cast<int>(ink.cols());
   const std::size_t groups = seg.groups.size();
 
-  // A piece of a group: its ink between bounds[i] and bounds[j], i < j, of the group's bounds (its
-  // left edge, its cuts, its right edge: for each row, the first column on the right).
-  struct Piece {
-    int from, to;
-    Box box;
-    bool read = false;  // false: empty or too thin, not read
-    GrayImage ink;      // what the network read, through preprocess (piece_ink)
-    int ink_x = 0, ink_y = 0;
+  // A piece of a group (cut_pieces) and, once read, the network's probabilities for it.
+  struct Piece : CutPiece {
     std::vector<float> probabilities;  // the network's, all its classes
   };
   std::vector<std::vector<Cut>> cuts(groups);
@@ -467,56 +512,26 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
   std::vector<float> batch;
   std::vector<std::pair<std::size_t, std::size_t>> in_batch;  // (group, piece) of each row
   const auto add_pieces = [&](std::size_t g) {
-    const InkGroup& group = seg.groups[g];
-    std::vector<std::vector<int>> bounds;
-    bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x));
-    for (const Cut& cut : cuts[g]) bounds.push_back(cut.x);
-    bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x + group.box.width));
-    const auto member = [&](int label) { return label >= 0 && seg.group_of[static_cast<std::size_t>(label)] == static_cast<int>(g); };
-    int group_pixels = 0;
-    for (int y = group.box.y; y < group.box.y + group.box.height; ++y)
-      for (int x = group.box.x; x < group.box.x + group.box.width; ++x)
-        group_pixels += member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]);
-    const int n = static_cast<int>(bounds.size());
     std::vector<Piece> old = std::move(pieces[g]);
     pieces[g].clear();
-    for (int i = 0; i + 1 < n; ++i) {
-      for (int j = i + 1; j < n; ++j) {
-        const bool whole = i == 0 && j + 1 == n;
-        if (whole && !old.empty()) {  // read before the group was cut
-          pieces[g].push_back(std::move(old.front()));
-          pieces[g].back().from = i, pieces[g].back().to = j;
-          continue;
-        }
-        const std::vector<int>& left_of = bounds[static_cast<std::size_t>(i)];
-        const std::vector<int>& right_of = bounds[static_cast<std::size_t>(j)];
-        // The piece's box: its group's components between the two bounds.
-        int left = group.box.x + group.box.width, right = -1, top = group.box.y + group.box.height, bottom = -1, pixels = 0;
-        for (int y = group.box.y; y < group.box.y + group.box.height; ++y) {
-          const std::size_t r = static_cast<std::size_t>(y - group.box.y);
-          for (int x = left_of[r]; x < right_of[r]; ++x) {
-            if (!member(seg.labels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)])) continue;
-            ++pixels;
-            left = std::min(left, x), right = std::max(right, x), top = std::min(top, y), bottom = std::max(bottom, y);
-          }
-        }
-        Piece p{i, j, {}, false, {}, 0, 0, {}};
-        const int piece_width = right - left + 1;
-        if (pixels > 0 && (whole || (piece_width >= kNarrowestPiece * group.box.height && pixels >= kLeastInk * group_pixels &&
-                                     piece_width <= kWidestRead * std::max<double>(group.box.height, seg.line_height)))) {
-          p.box = box_of(left, top, right, bottom);
-          p.ink = piece_ink(seg, p.box, group.box, left_of, right_of, member, p.ink_x, p.ink_y);
-          p.read = true;
-          in_batch.emplace_back(g, pieces[g].size());
-          // Steps 3–4 only: the piece's ink is find_ink's already, on paper of 0. preprocess(p.ink)
-          // gives the same for a drawing, but its gate between drawings and photographs (a share
-          // of the pixels at the border's level) sends a tight crop of a thick digit, mostly ink,
-          // down the photograph path, which can find no ink in it at all.
-          const Preprocessed input = fit_ink(Ink{Eigen::Map<const Matrix>(p.ink.pixels.data(), p.ink.height, p.ink.width), false});
-          batch.insert(batch.end(), input.pixels.begin(), input.pixels.end());
-        }
-        pieces[g].push_back(std::move(p));
+    for (CutPiece& made : cut_pieces(seg, static_cast<int>(g), cuts[g])) {
+      const bool whole = made.from == 0 && made.to == static_cast<int>(cuts[g].size()) + 1;
+      if (whole && !old.empty()) {  // read before the group was cut
+        pieces[g].push_back(std::move(old.front()));
+        pieces[g].back().from = made.from, pieces[g].back().to = made.to;
+        continue;
       }
+      Piece p{std::move(made), {}};
+      if (p.read) {
+        in_batch.emplace_back(g, pieces[g].size());
+        // Steps 3–4 only: the piece's ink is find_ink's already, on paper of 0. preprocess(p.ink)
+        // gives the same for a drawing, but its gate between drawings and photographs (a share
+        // of the pixels at the border's level) sends a tight crop of a thick digit, mostly ink,
+        // down the photograph path, which can find no ink in it at all.
+        const Preprocessed input = fit_ink(Ink{Eigen::Map<const Matrix>(p.ink.pixels.data(), p.ink.height, p.ink.width), false});
+        batch.insert(batch.end(), input.pixels.begin(), input.pixels.end());
+      }
+      pieces[g].push_back(std::move(p));
     }
   };
   const auto read_batch = [&] {
@@ -545,7 +560,7 @@ NumberReading read_number(const Network& network, const GrayImage& image) {
     if (!cuts[g].empty() || group.box.width < kRetryAspect * std::max<double>(group.box.height, seg.line_height)) continue;
     const ClassReading whole = read_classes(pieces[g].front().probabilities);
     if (!whole.not_a_digit && whole.probability >= kUnsure) continue;
-    cuts[g] = cut_paths(group.box, static_cast<int>(g), ink, seg.labels, seg.group_of, seg.digit_width);
+    cuts[g] = candidate_cuts(seg, static_cast<int>(g));
     if (!cuts[g].empty()) add_pieces(g);
   }
   read_batch();

@@ -100,4 +100,30 @@ struct Segmentation {
 // enough to hold more than one digit. Throws Error as find_ink and fit_ink do (no pixels, no ink).
 Segmentation segment(const GrayImage& image);
 
+// The candidate cuts of the group seg.groups[group], whatever its width: what segment() gives a
+// group wider than kSplitAspect of its height, and what read_number tries in a narrower group it
+// reads as no digit or unsurely. Left to right, none crossing another; empty when no cut leaves
+// enough ink on both sides. Throws Error for a group that is not in seg.
+std::vector<Cut> candidate_cuts(const Segmentation& seg, int group);
+
+// A piece of a cut group: its ink between two of its bounds (the group's left edge, its cuts left
+// to right, its right edge).
+struct CutPiece {
+  int from = 0, to = 0;  // the bounds: 0 the left edge, k the k-th cut, cuts + 1 the right edge
+  Box box;               // the bounding box of its ink; empty when not read
+  // false: the reader never reads it: no ink, or, unless it is the whole group, narrower than 12%
+  // of the group's height, with under 6% of its ink, or wider than 1.5 times its height (or the
+  // line's), as segment.cpp's kNarrowestPiece, kLeastInk and kWidestRead say.
+  bool read = false;
+  GrayImage ink;  // as DigitCandidate's: fit_ink of it is what the network reads; empty when not read
+  int ink_x = 0, ink_y = 0;
+};
+
+// Every piece of the group seg.groups[group] cut by `cuts` (candidate_cuts, or the group's own),
+// in the order the reader makes them: (0, 1), (0, 2) … (0, n − 1), (1, 2) …, the whole group being
+// (0, cuts + 1). read_number reads exactly the pieces marked read; the tools use it to see what the
+// reader sees (make_digit_folders' neg_cuts). Throws Error for a group not in seg or a cut that
+// is not one column a row of the group.
+std::vector<CutPiece> cut_pieces(const Segmentation& seg, int group, std::span<const Cut> cuts);
+
 }  // namespace digits
