@@ -11,7 +11,8 @@
 //                   the pen strokes and the fonts in turn (kVariations)
 //   neg_*/          things that are not digits: letters, signs, scribbles, crossings-out, pieces of
 //                   strokes, blobs, near-empty paper, fused pairs of digits, doodles (pictures drawn
-//                   with the digits' pen strokes) (issue 20, item 5; kNegatives)
+//                   with the digits' pen strokes), pieces of MNIST training and pen-stroke digits cut
+//                   by the number reader's own candidate cuts (issue 20, item 5; issue 21; kNegatives)
 //   heldout_*/      more of them from other fonts and other generators, never to be trained on
 //
 // Every digit image goes through one path: a coverage bitmap of the digit (0 paper, 1 ink) at its
@@ -1775,7 +1776,7 @@ int main(int argc, char** argv) {
                  "Folders to write, comma-separated: " + names + "; or a group: robustness (the first three), variations, negatives (held-out ones included), all")
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed: the same seed gives the same images")->capture_default_str();
-  app.add_option("--data", data, "MNIST-layout directory for mnist_placed and the variations (default: $DIGITS_DATA, else data/mnist of the source tree)");
+  app.add_option("--data", data, "MNIST-layout directory for mnist_placed, the variations and neg_cuts (default: $DIGITS_DATA, else data/mnist of the source tree)");
   app.add_option("--fonts-root", fonts_root, "Where Debian installs fonts")->capture_default_str();
   app.add_flag("--training-set", training_set,
                "Make the variation folders a training set: their MNIST digits from the training set less its 5,000 validation digits, "

@@ -455,6 +455,7 @@ std::vector<CutPiece> cut_pieces(const Segmentation& seg, int g, std::span<const
   bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x));
   for (const Cut& cut : cuts) {
     if (cut.x.size() != static_cast<std::size_t>(group.box.height)) throw Error("cut_pieces: a cut of " + std::to_string(cut.x.size()) + " rows for a group of " + std::to_string(group.box.height));
+    if (std::any_of(cut.x.begin(), cut.x.end(), [&](int x) { return x < group.box.x || x > group.box.x + group.box.width; })) throw Error("cut_pieces: a cut outside its group");
     bounds.push_back(cut.x);
   }
   bounds.push_back(std::vector<int>(static_cast<std::size_t>(group.box.height), group.box.x + group.box.width));

@@ -123,7 +123,7 @@ struct CutPiece {
 // in the order the reader makes them: (0, 1), (0, 2) … (0, n − 1), (1, 2) …, the whole group being
 // (0, cuts + 1). read_number reads exactly the pieces marked read; the tools use it to see what the
 // reader sees (make_digit_folders' neg_cuts). Throws Error for a group not in seg or a cut that
-// is not one column a row of the group.
+// is not one column a row of the group, within its box.
 std::vector<CutPiece> cut_pieces(const Segmentation& seg, int group, std::span<const Cut> cuts);
 
 }  // namespace digits

@@ -127,6 +127,51 @@ TEST_F(Folders, DoodlesAreInkedPicturesOfTheirKinds) {
   EXPECT_GE(seen.size(), 10u);  // 60 draws of 12 kinds (the wave has three styles): most of them
 }
 
+// neg_cuts: pieces of single digits as the number reader cuts them, from MNIST's training digits
+// (never validation or test: indices among the 55,000) and the pen strokes; never of a 1 or a 7
+// (their pieces are still a 1 or a 7), right pieces only of a 0, a 4 or a 6 (the others' are still
+// digits to a person); each an image with ink, the same for the same seed.
+TEST_F(Folders, CutsArePiecesOfTrainingDigitsAPersonWouldNotCallADigit) {
+  if (!have_mnist()) GTEST_SKIP() << "no MNIST in " << mnist_dir() << " (scripts/fetch-mnist)";
+  const std::vector<std::string> args = {"--only", "neg_cuts", "--negatives", "30", "--seed", "3"};
+  const Outcome made = generate(dir / "a", args);
+  ASSERT_EQ(made.status, 0) << made.err;
+  ASSERT_EQ(generate(dir / "b", args).status, 0);
+  const std::vector<std::string> names = file_names(dir / "a" / "neg_cuts");
+  ASSERT_EQ(names.size(), 30u);
+  ASSERT_EQ(names, file_names(dir / "b" / "neg_cuts"));
+  std::set<std::string> sides, sources;
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(read_bytes(dir / "a" / "neg_cuts" / name), read_bytes(dir / "b" / "neg_cuts" / name));
+    ASSERT_TRUE(name.starts_with("none_cut"));  // none_cut<digit><side>_<source>_<weight>_<number>.png
+    const char digit = name[8];
+    EXPECT_TRUE(std::string("02345689").find(digit) != std::string::npos);
+    const std::size_t source_at = name.find('_', 9) + 1;
+    const std::string side = name.substr(9, source_at - 10), source = name.substr(source_at, name.find('_', source_at) - source_at);
+    EXPECT_TRUE(side == "left" || side == "middle" || side == "right") << side;
+    if (side == "right") EXPECT_TRUE(digit == '0' || digit == '4' || digit == '6');
+    if (source.starts_with("mnist")) {
+      EXPECT_LT(std::stoul(source.substr(5)), 55000u);
+      sources.insert("mnist");
+    } else {
+      EXPECT_EQ(source, "strokes");
+      sources.insert(source);
+    }
+    sides.insert(side);
+    const digits::Preprocessed input = digits::preprocess(digits::read_image(dir / "a" / "neg_cuts" / name));  // throws on an image without ink
+    int inked = 0;
+    for (float v : input.pixels) inked += v > 128;
+    EXPECT_GE(inked, 10);
+  }
+  EXPECT_EQ(sources.size(), 2u);
+  EXPECT_GE(sides.size(), 2u);
+  // Without MNIST: a clear error, not a crash.
+  const Outcome missing = run({GENERATOR_BINARY, "--out", (dir / "c").string(), "--data", (dir / "nowhere").string(), "--only", "neg_cuts", "--negatives", "1"});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_CONTAINS(missing.err, "nowhere");
+}
+
 TEST_F(Folders, NotADigitMeasuresDigitsAndNegatives) {
   if (!have_mnist()) GTEST_SKIP() << "no MNIST in " << mnist_dir() << " (scripts/fetch-mnist)";
   ASSERT_EQ(generate(dir / "measured", {"--only", "strokes,neg_blobs,neg_letters", "--per-digit", "3", "--negatives", "20"}).status, 0);

@@ -149,6 +149,58 @@ TEST(Segment, AWideGroupGetsCandidateCutsAndANarrowOneNone) {
   EXPECT_TRUE(single.groups[0].cuts.empty());
 }
 
+// cut_pieces lists what the reader reads of a cut group: every piece between two of its bounds, in
+// order, the whole group among them; the two sides of one cut share its ink between them.
+TEST(Segment, CutPiecesAreEveryPieceBetweenTwoBoundsAndTheSidesOfACutShareItsInk) {
+  const Segmentation seg = segment(compose(300, 180, row_of("47", -25)));
+  ASSERT_EQ(seg.groups.size(), 1u);
+  const InkGroup& group = seg.groups[0];
+  const std::vector<Cut> cuts = candidate_cuts(seg, 0);
+  ASSERT_FALSE(cuts.empty());
+  ASSERT_EQ(cuts.size(), group.cuts.size());  // segment()'s own cuts for a wide group
+  for (std::size_t k = 0; k < cuts.size(); ++k) EXPECT_EQ(cuts[k].x, group.cuts[k].x);
+  const std::vector<CutPiece> pieces = cut_pieces(seg, 0, cuts);
+  const int n = static_cast<int>(cuts.size()) + 2;  // bounds
+  ASSERT_EQ(pieces.size(), static_cast<std::size_t>(n * (n - 1) / 2));
+  std::size_t k = 0;
+  for (int i = 0; i + 1 < n; ++i)
+    for (int j = i + 1; j < n; ++j, ++k) EXPECT_TRUE(pieces[k].from == i && pieces[k].to == j) << k;
+  const auto ink_of = [](const CutPiece& p) {
+    double sum = 0;
+    for (float v : p.ink.pixels) sum += v > kInkThreshold ? v : 0;
+    return sum;
+  };
+  const CutPiece& whole = pieces[static_cast<std::size_t>(n - 2)];  // (0, n − 1)
+  ASSERT_TRUE(whole.from == 0 && whole.to == n - 1 && whole.read);
+  EXPECT_TRUE(whole.box.x == group.box.x && whole.box.y == group.box.y && whole.box.width == group.box.width && whole.box.height == group.box.height);
+  bool any_pair = false;
+  for (int cut = 1; cut + 1 < n; ++cut) {
+    const auto piece = [&](int from, int to) {
+      return *std::find_if(pieces.begin(), pieces.end(), [&](const CutPiece& p) { return p.from == from && p.to == to; });
+    };
+    const CutPiece left = piece(0, cut), right = piece(cut, n - 1);
+    if (!left.read || !right.read) continue;
+    any_pair = true;
+    EXPECT_LT(left.box.width, group.box.width);
+    EXPECT_LT(right.box.width, group.box.width);
+    EXPECT_NEAR(ink_of(left) + ink_of(right), ink_of(whole), 1e-3 * ink_of(whole)) << "cut " << cut;
+  }
+  EXPECT_TRUE(any_pair);
+  // A group too narrow for segment() to cut still has candidate cuts: the reader tries them when
+  // it reads the group unsurely.
+  const Segmentation zero = segment(compose(300, 180, row_of("0", 0)));
+  ASSERT_EQ(zero.groups.size(), 1u);
+  EXPECT_TRUE(zero.groups[0].cuts.empty());
+  const std::vector<Cut> zero_cuts = candidate_cuts(zero, 0);
+  ASSERT_FALSE(zero_cuts.empty());
+  for (const Cut& cut : zero_cuts) EXPECT_EQ(cut.x.size(), static_cast<std::size_t>(zero.groups[0].box.height));
+  EXPECT_THROW(candidate_cuts(zero, 1), Error);
+  EXPECT_THROW(cut_pieces(zero, -1, zero_cuts), Error);
+  const Box& box = zero.groups[0].box;
+  EXPECT_THROW(cut_pieces(zero, 0, std::vector<Cut>{{std::vector<int>(static_cast<std::size_t>(box.height - 1), box.x + 5), 0}}), Error);  // a row short
+  EXPECT_THROW(cut_pieces(zero, 0, std::vector<Cut>{{std::vector<int>(static_cast<std::size_t>(box.height), box.x + box.width + 1), 0}}), Error);  // outside it
+}
+
 TEST(ReadNumber, ReadsDigitsApartTouchingSlopingAndOfDifferentSizes) {
   EXPECT_EQ(read_number(builtin(), compose(460, 180, row_of("20417", 22))).text(), "20417");
   EXPECT_EQ(read_number(builtin(), compose(460, 180, row_of("20417", 22), 10, true)).text(), "20417");  // dark ink on light paper
