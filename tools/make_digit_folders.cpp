@@ -1631,11 +1631,15 @@ GrayImage digit_cut(const NegativeSources& sources, int number, Rng& rng, Look& 
       if (!p.read || whole || p.box.width < kNarrowest * group.box.width || p.box.width > kWidest * group.box.width) continue;
       if (ink_of(p) > kMostInk * digit_ink || straight(p.ink)) continue;
       // A right piece of a 2 or a 3 is still a 2 or a 3 (their strokes lie mostly on the right: the
-      // cut takes the tips), of a 5 a 5 written as a bar over a bowl, of an 8 a 3, of a 9 a 3 or a
-      // 7 with a curled top, to anyone. Their left and middle pieces are kept: a split needs both
-      // pieces read as digits, so one piece refused breaks it.
-      const bool right_piece = p.to == static_cast<int>(cuts.size()) + 1;
-      if (right_piece && digit != 0 && digit != 4 && digit != 6) continue;
+      // cut takes the tips), of a 5 a 5 written as a bar over a bowl, of a 6 its loop under a
+      // curve, a 5, of an 8 a 3, of a 9 a 3 or a 7 with a curled top, to anyone; a middle piece of
+      // them is such a piece less a sliver on its right (a 9's is a 7), and of a 4 its bar's right
+      // half and stem, a 7. Their left pieces are kept: a split needs both pieces read as digits,
+      // so one piece refused breaks it. So: any piece of a 0, a 4's left and right ones, a 6's left
+      // and middle ones, the others' left ones.
+      const bool left_piece = p.from == 0, right_piece = p.to == static_cast<int>(cuts.size()) + 1;
+      const bool kept = digit == 0 || left_piece || (digit == 4 && right_piece) || (digit == 6 && !right_piece);
+      if (!kept) continue;
       fit.push_back(&p);
     }
     if (fit.empty()) continue;
