@@ -280,7 +280,10 @@ inline void gather(const float* from, const int* index, const int* run, long cou
   long r = 0;
   while (r < count) {
     const long left = std::min(count - r, 16L);
-    if (run[r] >= 8 || run[r] >= left) {
+    if (left >= 8 && run[r] >= 8) {  // whole runs of 8 with plain moves: a masked store costs more
+      _mm256_storeu_ps(to + r, _mm256_loadu_ps(from + index[r]));
+      r += 8;
+    } else if (run[r] >= 8 || run[r] >= left) {
       const long n = std::min<long>(run[r], left);
       const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1);
       _mm512_mask_storeu_ps(to + r, lanes, _mm512_maskz_loadu_ps(lanes, from + index[r]));
