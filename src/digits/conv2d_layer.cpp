@@ -280,7 +280,10 @@ inline void gather(const float* from, const int* index, const int* run, long cou
   long r = 0;
   while (r < count) {
     const long left = std::min(count - r, 16L);
-    if (run[r] >= 8 || run[r] >= left) {
+    if (left >= 8 && run[r] >= 8) {  // whole runs of 8 with plain moves: a masked store costs more
+      _mm256_storeu_ps(to + r, _mm256_loadu_ps(from + index[r]));
+      r += 8;
+    } else if (run[r] >= 8 || run[r] >= left) {
       const long n = std::min<long>(run[r], left);
       const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1);
       _mm512_mask_storeu_ps(to + r, lanes, _mm512_maskz_loadu_ps(lanes, from + index[r]));
@@ -404,15 +407,16 @@ void Conv2dLayer::padded_images(const Matrix& X, Eigen::Index first, Eigen::Inde
 // (C′ × H′·W′) row-major, is exactly the sample's row of Z in NCHW order, so the product writes it
 // in place, into A, and its epilogue adds the bias per filter (a row) and applies f there, while
 // the tile is in L1: Z itself is never kept (backward reads f′ from A).
-void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& A, Workspace& w) const {
+// `weights` is Wᵀ (C′ × C·k²) packed.
+void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, const PackedA& weights,
+                                  Matrix& A, Workspace& w) const {
   const long positions = output_.height * output_.width;
-  pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ (C′ × C·k²), once
   for (Eigen::Index n = first; n < first + count; ++n) {
     padded_images(X, n, 1, w);
     const Windows windows{w.images.data(), window_start_.data(), window_run_.data(), weight_offset_.data(), weight_run_.data(), W.rows()};
     const GemmOperand columns{.pack = pack_windows, .context = &windows};  // X̂_n (C·k² × H′·W′), never stored
     float* A_n = A.data() + n * A.cols();
-    gemm(w.W_packed, positions, columns, A_n, positions,
+    gemm(weights, positions, columns, A_n, positions,
          {.row_bias = b.data(), .activated = A_n, .activated_stride = positions, .activation = activation}, w.panels);
   }
 }
@@ -425,7 +429,9 @@ const Matrix& Conv2dLayer::forward(const Matrix& X, WorkerPool* pool) {
   A_.resize(batch, out());
   run_tasks(pool, shares, [&](int share) {
     const auto [first, count] = share_of(batch, shares, share);
-    forward_samples(X, first, count, A_, workspaces_[share]);
+    Workspace& w = workspaces_[share];
+    pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ, once per share
+    forward_samples(X, first, count, w.W_packed, A_, w);
   });
   return A_;
 }
@@ -475,7 +481,18 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
 void Conv2dLayer::infer(const Matrix& X, Matrix& A) const {
   A.resize(X.rows(), out());
   Workspace w;
-  forward_samples(X, 0, X.rows(), A, w);
+  const PackedA* weights = inference_weights_.get();
+  if (!weights) {
+    pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);
+    weights = &w.W_packed;
+  }
+  forward_samples(X, 0, X.rows(), *weights, A, w);
+}
+
+void Conv2dLayer::pack_for_inference() {
+  auto packed = std::make_shared<PackedA>();
+  pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), *packed);
+  inference_weights_ = std::move(packed);
 }
 
 }  // namespace digits

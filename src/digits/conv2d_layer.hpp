@@ -7,6 +7,7 @@
 // docs/how-it-works.md derives them.
 #pragma once
 
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -66,6 +67,10 @@ class Conv2dLayer {
 
   // Inference forward into a caller's buffer; keeps nothing, so it is safe to call concurrently.
   void infer(const Matrix& X, Matrix& A) const;
+  // Packs Wᵀ once, for every infer to come, instead of at each call (6% of a single drawing's
+  // prediction). Only for a layer whose W and b will not change again: fold_for_prediction's
+  // layers, which are const. A later change to W would not be seen by infer.
+  void pack_for_inference();
 
   // The most shares a training batch is cut into: enough for the cores we have, few enough that
   // each share's product stays large. Changing it changes the order dW's shares are added in.
@@ -98,6 +103,7 @@ class Conv2dLayer {
     RowVector db;
   };
   Workspace workspaces_[kShares];
+  std::shared_ptr<const PackedA> inference_weights_;  // Wᵀ packed by pack_for_inference, or null
   // Where im2col's entries come from (conv2d_layer.cpp): X̂(w, q) = image[weight_offset_[w] + window_start_[q]].
   std::vector<int> window_start_;   // H′·W′: where output position q's window starts in the (padded) image
   std::vector<int> weight_offset_;  // C·k²: where weight w's pixel lies inside a window
@@ -105,7 +111,8 @@ class Conv2dLayer {
   void make_window_tables();
   // w.images = samples first…first+count−1 of X, or copies inside zero frames of `pad` pixels (in w.frames).
   void padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const;
-  void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, Matrix& A, Workspace& w) const;
+  void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, const PackedA& weights, Matrix& A,
+                       Workspace& w) const;
 };
 
 // The output side of a kernel moved over `side` input values: ⌊(side + 2·pad − kernel)/stride⌋ + 1,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <string>
+#include <vector>
 
 #include "digits/error.hpp"
 
@@ -20,19 +21,8 @@ MaxPool2Layer::MaxPool2Layer(Shape input) : input_(input), output_{input.channel
 
 namespace {
 
-// The maximum of the 2×2 block under output (y, x) of channel c of one sample, and its column.
-std::pair<float, int> block_max(const float* image, Shape in, int c, int y, int x) {
-  int best = (c * in.height + 2 * y) * in.width + 2 * x;
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 2; ++j) {
-      const int column = (c * in.height + 2 * y + i) * in.width + 2 * x + j;
-      if (image[column] > image[best]) best = column;  // strictly greater: a tie keeps the first
-    }
-  return {image[best], best};
-}
-
 // One row of a channel's output: pooled[x] = the largest of top[2x], top[2x + 1], bottom[2x] and
-// bottom[2x + 1] (in that order, strictly greater wins: a tie keeps the first, as block_max), and
+// bottom[2x + 1] (in that order, strictly greater wins: a tie keeps the first), and
 // from[x] its column in the sample's row, `top` and `bottom` being the columns of those rows.
 void pool_row(const float* image, int top, int bottom, int width, float* pooled, int* from) {
   int x = 0;
@@ -82,7 +72,7 @@ const Matrix& MaxPool2Layer::forward(const Matrix& X, WorkerPool* pool) {
   A_.resize(X.rows(), out());
   argmax_.resize(static_cast<std::size_t>(X.rows() * out()));
   // Row by row of the output: the two input rows under it, four candidates per output value, read
-  // in the order block_max reads them (so ties go the same way). Samples are independent: each
+  // in pool_row's order (so ties go the same way). Samples are independent: each
   // thread takes a share of them.
   const int shares = static_cast<int>(std::min<Eigen::Index>(kShares, X.rows()));
   run_tasks(pool, shares, [&](int share) {
@@ -118,12 +108,20 @@ const Matrix& MaxPool2Layer::backward(const Matrix& dA, bool compute_dX, WorkerP
 }
 
 void MaxPool2Layer::infer(const Matrix& X, Matrix& A) const {
+  // forward's row by row pool_row (the same candidates in the same order, so the same values), its
+  // columns thrown away: the value-by-value scalar loop it replaces took 6% of a single
+  // drawing's prediction.
   A.resize(X.rows(), out());
-  for (Eigen::Index n = 0; n < X.rows(); ++n)
+  std::vector<int> from(static_cast<std::size_t>(output_.width));
+  for (Eigen::Index n = 0; n < X.rows(); ++n) {
+    const float* image = X.data() + n * X.cols();
+    float* pooled = A.data() + n * A.cols();
     for (int c = 0; c < output_.channels; ++c)
-      for (int y = 0; y < output_.height; ++y)
-        for (int x = 0; x < output_.width; ++x)
-          A(n, (c * output_.height + y) * output_.width + x) = block_max(X.data() + n * X.cols(), input_, c, y, x).first;
+      for (int y = 0; y < output_.height; ++y, pooled += output_.width) {
+        const int top = (c * input_.height + 2 * y) * input_.width, bottom = top + input_.width;
+        pool_row(image, top, bottom, output_.width, pooled, from.data());
+      }
+  }
 }
 
 }  // namespace digits

@@ -147,7 +147,11 @@ const BatchNormLayer* batch_norm_after(const std::vector<Layer>& layers, std::si
 void Network::fold_for_prediction() {
   folded_.reset();
   const bool normalised = std::any_of(layers.begin(), layers.end(), [](const Layer& layer) { return std::holds_alternative<BatchNormLayer>(layer); });
-  if (normalised) folded_ = std::make_shared<const std::vector<Layer>>(fold_batch_norm(*this).layers);
+  if (!normalised) return;
+  std::vector<Layer> folded = fold_batch_norm(*this).layers;
+  for (Layer& layer : folded)  // const from here on: the convolutions' weights can be packed once
+    if (auto* conv = std::get_if<Conv2dLayer>(&layer)) conv->pack_for_inference();
+  folded_ = std::make_shared<const std::vector<Layer>>(std::move(folded));
 }
 
 Network fold_batch_norm(const Network& network) {
