@@ -394,6 +394,12 @@ InkBox mnist_box(std::span<const std::uint8_t> image) {
   return box;
 }
 
+// The MNIST image's ink width over its height (mnist_box).
+double mnist_aspect(std::span<const std::uint8_t> image) {
+  const InkBox box = mnist_box(image);
+  return static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1);
+}
+
 // The MNIST digit's ink box scaled by bilinear interpolation so it is `height` pixels tall (and
 // x_scale times as wide as that keeps it).
 Coverage mnist_glyph(std::span<const std::uint8_t> image, double height, double x_scale = 1) {
@@ -742,13 +748,22 @@ Extent extent(const std::vector<Stroke>& strokes) {
   return e;
 }
 
+// A digit in the look's pen, the look's height fitted to the digit's aspect: how mnist_placed,
+// strokes and neg_cuts draw theirs. An MNIST image, or pen strokes `narrowing` times as wide as drawn.
+Coverage placed_mnist_glyph(std::span<const std::uint8_t> image, Look& look) {
+  fit_height(look, mnist_aspect(image));
+  return set_stroke_width(mnist_glyph(image, look.height), stroke_pixels(look));
+}
+Coverage placed_stroke_glyph(const std::vector<Stroke>& strokes, double narrowing, Look& look) {
+  const Extent e = extent(strokes);
+  fit_height(look, narrowing * e.width() / e.height());
+  return stroke_glyph(strokes, narrowing, look.height, stroke_pixels(look));
+}
+
 // The digit's ink width over its height, as its source draws it.
 double source_aspect(const Source& source, const Sources& sources, int digit) {
   switch (source.kind) {
-    case Source::kMnist: {
-      const InkBox box = mnist_box(sources.mnist->image(source.mnist_index));
-      return static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1);
-    }
+    case Source::kMnist: return mnist_aspect(sources.mnist->image(source.mnist_index));
     case Source::kPen: {
       const Extent e = extent(source.strokes);
       return e.width() / e.height();
@@ -1594,17 +1609,12 @@ GrayImage digit_cut(const NegativeSources& sources, int number, Rng& rng, Look& 
     if (number % 2 == 0) {
       const auto& indices = sources.mnist_by_digit[static_cast<std::size_t>(digit)];
       const std::size_t index = indices[rng.below(indices.size())];
-      const InkBox box = mnist_box(sources.mnist_train.image(index));
-      fit_height(look, static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1));
-      glyph = set_stroke_width(mnist_glyph(sources.mnist_train.image(index), look.height), stroke_pixels(look));
+      glyph = placed_mnist_glyph(sources.mnist_train.image(index), look);
       source = "mnist" + std::to_string(index);
     } else {
       std::vector<Stroke> strokes = digit_strokes(digit, rng);
       jitter(strokes, rng);
-      const double narrowing = uniform(rng, 0.6, 1.0);
-      const Extent e = extent(strokes);
-      fit_height(look, narrowing * e.width() / e.height());
-      glyph = stroke_glyph(strokes, narrowing, look.height, stroke_pixels(look));
+      glyph = placed_stroke_glyph(strokes, uniform(rng, 0.6, 1.0), look);
       source = "strokes";
     }
     const GrayImage image = place(*glyph, look);
@@ -1709,9 +1719,7 @@ void negative_image(const Negative& negative, const NegativeSources& sources, in
   } else if (name == "heldout_fashion") {
     const std::size_t index = rng.below(sources.fashion.size());
     kind = "fashion" + std::to_string(index) + "class" + std::to_string(sources.fashion.labels[index]);
-    const InkBox box = mnist_box(sources.fashion.image(index));
-    const double aspect = static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1);
-    fit_height(look, aspect);
+    fit_height(look, mnist_aspect(sources.fashion.image(index)));
     glyph = mnist_glyph(sources.fashion.image(index), look.height);
   } else {
     std::vector<Stroke> strokes;
@@ -1878,13 +1886,8 @@ int main(int argc, char** argv) {
           std::vector<Stroke> strokes = digit_strokes(digit, rng);
           jitter(strokes, rng);
           const double narrowing = uniform(rng, 0.6, 1.0);
-          double left = 1e9, right = -1e9, top = 1e9, bottom = -1e9;
-          for (const Stroke& s : strokes) {
-            for (const Point& p : s) left = std::min(left, p.x), right = std::max(right, p.x), top = std::min(top, p.y), bottom = std::max(bottom, p.y);
-          }
           Look look = random_look(rng);
-          fit_height(look, narrowing * (right - left) / (bottom - top));
-          const Coverage glyph = stroke_glyph(strokes, narrowing, look.height, stroke_pixels(look));
+          const Coverage glyph = placed_stroke_glyph(strokes, narrowing, look);
           digits::write_png(dir / file_name(digit, "strokes", look, number), place(glyph, look));
           ++count;
         }
@@ -1906,9 +1909,7 @@ int main(int argc, char** argv) {
           const std::size_t index = indices[static_cast<std::size_t>(number) % indices.size()];
           Rng rng(image_seed(seed, kMnistPlaced, digit, number));
           Look look = random_look(rng);
-          const InkBox box = mnist_box(test.image(index));
-          fit_height(look, static_cast<double>(box.right - box.left + 1) / (box.bottom - box.top + 1));
-          const Coverage glyph = set_stroke_width(mnist_glyph(test.image(index), look.height), stroke_pixels(look));
+          const Coverage glyph = placed_mnist_glyph(test.image(index), look);
           digits::write_png(dir / file_name(digit, "mnist" + std::to_string(index), look, number), place(glyph, look));
           ++count;
         }
