@@ -430,7 +430,7 @@ const Matrix& Conv2dLayer::forward(const Matrix& X, WorkerPool* pool) {
   run_tasks(pool, shares, [&](int share) {
     const auto [first, count] = share_of(batch, shares, share);
     Workspace& w = workspaces_[share];
-    pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);  // Wᵀ, once per share
+    pack_transposed_weights(w.W_packed);  // once per share
     forward_samples(X, first, count, w.W_packed, A_, w);
   });
   return A_;
@@ -483,15 +483,19 @@ void Conv2dLayer::infer(const Matrix& X, Matrix& A) const {
   Workspace w;
   const PackedA* weights = inference_weights_.get();
   if (!weights) {
-    pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), w.W_packed);
+    pack_transposed_weights(w.W_packed);
     weights = &w.W_packed;
   }
   forward_samples(X, 0, X.rows(), *weights, A, w);
 }
 
+void Conv2dLayer::pack_transposed_weights(PackedA& packed) const {
+  pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), packed);  // W is C·k² × C′, stored column-major
+}
+
 void Conv2dLayer::pack_for_inference() {
   auto packed = std::make_shared<PackedA>();
-  pack_a(W.cols(), W.rows(), GemmOperand::row_major(W.data(), W.rows()), *packed);
+  pack_transposed_weights(*packed);
   inference_weights_ = std::move(packed);
 }
 

@@ -111,6 +111,8 @@ class Conv2dLayer {
   void make_window_tables();
   // w.images = samples first…first+count−1 of X, or copies inside zero frames of `pad` pixels (in w.frames).
   void padded_images(const Matrix& X, Eigen::Index first, Eigen::Index count, Workspace& w) const;
+  // Wᵀ (C′ × C·k²) packed as the forward product's left operand (gemm.hpp).
+  void pack_transposed_weights(PackedA& packed) const;
   void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, const PackedA& weights, Matrix& A,
                        Workspace& w) const;
 };
