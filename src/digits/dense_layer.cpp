@@ -107,9 +107,24 @@ const Matrix& DenseLayer::backward(const Matrix& dA, bool compute_dX, WorkerPool
 }
 
 void DenseLayer::infer(const Matrix& X, Matrix& A) const {
+  // A few rows at most: beyond that the blocked product reads each weight once for many rows.
+  // And many neurons: a row of a few (the 11 outputs) is too short for the sum by input to pay.
+  constexpr Eigen::Index kRowsSummedByInput = 2;
   Matrix Z;
-  dense_forward(X, W, b, Z);
+  if (inference_rows_ && X.rows() <= kRowsSummedByInput && out() > kFewNeurons) {
+    const Matrix& W_rows = *inference_rows_;
+    Z.resize(X.rows(), out());
+    for (Eigen::Index i = 0; i < X.rows(); ++i) {
+      Z.row(i) = b;
+      for (Eigen::Index k = 0; k < in(); ++k)
+        if (X(i, k) != 0) Z.row(i) += X(i, k) * W_rows.row(k);  // Z(i, ·) += X(i, k)·W(k, ·)
+    }
+  } else {
+    dense_forward(X, W, b, Z);
+  }
   activation_forward(activation, Z, A);
 }
+
+void DenseLayer::pack_for_inference() { inference_rows_ = std::make_shared<const Matrix>(W); }
 
 }  // namespace digits

@@ -2,6 +2,8 @@
 // dense_layer.cpp; docs/how-it-works.md derives them.
 #pragma once
 
+#include <memory>
+
 #include "digits/activation.hpp"
 #include "digits/gemm.hpp"
 #include "digits/kernels.hpp"
@@ -51,6 +53,14 @@ class DenseLayer {
 
   // Inference forward into a caller's buffer; keeps nothing, so it is safe to call concurrently.
   void infer(const Matrix& X, Matrix& A) const;
+  // Keeps a copy of W with each input's weights W(k, ·) contiguous, for every infer to come: a
+  // drawing or two at a time is then summed over its non-zero inputs only,
+  //   Z(i, ·) = b + Σ_{k : X(i, k) ≠ 0} X(i, k)·W(k, ·),
+  // reading those rows of W alone. After ReLU and pooling most inputs are 0 (61% of the built-in
+  // model's 1,024 into fc1 on MNIST test), so that reads 0.4 of W's 1 MB instead of all of it:
+  // the whole product, for one drawing, is memory-bound. Only for a layer whose W and b will not
+  // change again (fold_for_prediction's layers, which are const): infer would not see a change.
+  void pack_for_inference();
 
   Activation activation;
   WeightMatrix W;   // (in × out): column j holds the weights into neuron j
@@ -67,6 +77,7 @@ class DenseLayer {
  private:
   bool splits(Eigen::Index batch) const;  // whether this batch's products are cut into shares
   const Matrix* X_ = nullptr;  // the input of the last forward
+  std::shared_ptr<const Matrix> inference_rows_;  // W row by row (in × out, row-major), or null
   Matrix Z_, A_, dZ_, dX_;     // workspaces, sized once per batch shape and reused
   SparseInputWorkspace sparse_;
   PackedA X_packed_, dZt_packed_, dZ_packed_;  // the split products' A, packed once for all shares

@@ -149,8 +149,10 @@ void Network::fold_for_prediction() {
   const bool normalised = std::any_of(layers.begin(), layers.end(), [](const Layer& layer) { return std::holds_alternative<BatchNormLayer>(layer); });
   if (!normalised) return;
   std::vector<Layer> folded = fold_batch_norm(*this).layers;
-  for (Layer& layer : folded)  // const from here on: the convolutions' weights can be packed once
+  for (Layer& layer : folded) {  // const from here on: the weights can be laid out for inference once
     if (auto* conv = std::get_if<Conv2dLayer>(&layer)) conv->pack_for_inference();
+    if (auto* dense = std::get_if<DenseLayer>(&layer)) dense->pack_for_inference();
+  }
   folded_ = std::make_shared<const std::vector<Layer>>(std::move(folded));
 }
 

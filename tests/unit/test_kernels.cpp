@@ -168,6 +168,27 @@ TEST(SparseInput, AWorkspaceServesBatchesOfOtherShapesAndZeros) {
   }
 }
 
+TEST(SparseInput, ALayerLaidOutForInferenceSumsADrawingOverItsNonZeroInputs) {
+  // pack_for_inference's copy of W row by row: one or two drawings are summed over their non-zero
+  // inputs only; three or more, and a layer of few neurons, go through the product as before.
+  Rng rng(9);
+  for (const int out : {256, 11}) {
+    DenseLayer layer(1024, out, Activation::relu);
+    layer.initialize(Init::he, rng);
+    layer.b = random<RowVector>(1, out, rng);
+    for (const int batch : {1, 2, 3}) {
+      const Matrix X = pixels_with_zeros(batch, 1024, 0.6f, rng) / 255.0f;
+      Matrix before, after;
+      layer.infer(X, before);
+      DenseLayer packed = layer;
+      packed.pack_for_inference();
+      packed.infer(X, after);
+      EXPECT_LT(largest_relative_difference(after, before), 1e-5f) << out << " neurons, " << batch << " rows";
+      EXPECT_GT((after.array() > 0).count(), 0);
+    }
+  }
+}
+
 namespace {
 
 // One seed-recipe step on `X` with the first layer summing over non-zero pixels or not; returns the network.
