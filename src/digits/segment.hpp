@@ -39,7 +39,7 @@ struct DigitCandidate {
   float probability = 0;                // its probability
   std::array<float, 10> probabilities{};  // the ten digits' (of the eleven-way softmax, for a model with "not a digit")
   std::optional<float> not_a_digit_probability;  // empty for a model without "not a digit"
-  bool is_digit = true;                 // what looks_like_a_digit said
+  bool is_digit = true;                 // what looks_like_a_digit said (among digits: segment.cpp's kAmongDigits)
   // Its own ink, white on black, as an image of its own whose top left is (ink_x, ink_y) in the
   // read image (which may be outside it by the pixel of paper framing it): preprocess(ink) is
   // exactly the input the network read, and so is preprocess of an 8-bit PNG of it when the

@@ -381,10 +381,11 @@ TEST(ReadNumber, RefusesANetworkThatDoesNotReadDigits) {
 
 // A model with "not a digit" (classes.hpp): a candidate it reads as such is left out of the text
 // and listed with the dashes and dots. The model is the built-in one with an eleventh output that
-// copies the 7's, a little larger (not_a_digit.hpp): every 7 becomes "not a digit", and the other
-// digits keep their readings.
+// copies the 7's, larger by a margin of 3 (not_a_digit.hpp): every 7 becomes "not a digit", e³ ≈ 20
+// times likelier than a 7, surely enough to be left out even among digits (kAmongDigits, 1/10), and
+// the other digits keep their readings.
 TEST(ReadNumber, PartsAModelCallsNotADigitAreListedApartNotRead) {
-  const Model sevens_are_not_digits = builtin_with_not_a_digit(7, 2.0f);
+  const Model sevens_are_not_digits = builtin_with_not_a_digit(7, 3.0f);
   const GrayImage image = compose(460, 180, row_of("20417", 22));
   const Model ten_classes = builtin_with_ten_classes();
   const NumberReading ten = read_number(ten_classes.network, image);
@@ -411,6 +412,22 @@ TEST(ReadNumber, PartsAModelCallsNotADigitAreListedApartNotRead) {
 
   // "Not a digit" never wins with a constant logit far below the digits': the same number.
   EXPECT_EQ(read_number(builtin_with_not_a_digit(-1, -50.0f).network, image).text(), "20417");
+}
+
+// Among digits, a mark of a digit's height is not a digit only when the network says so ten times
+// more surely than it reads its digit (kAmongDigits in segment.cpp); alone, as soon as "not a
+// digit" is the most probable. With a margin of 2, every 7 is "not a digit" e² ≈ 7.4 times likelier
+// than a 7.
+TEST(ReadNumber, AmongDigitsAMarkOfTheirHeightIsNotADigitOnlyOnStrongerEvidence) {
+  const Model sevens_are_a_little_not_digits = builtin_with_not_a_digit(7, 2.0f);
+  const NumberReading among = read_number(sevens_are_a_little_not_digits.network, compose(460, 180, row_of("20417", 22)));
+  EXPECT_EQ(among.text(), "20417");
+  EXPECT_TRUE(among.not_digits.empty());
+  ASSERT_EQ(among.digits.size(), 5u);
+  EXPECT_GT(*among.digits.back().not_a_digit_probability, among.digits.back().probability) << "the 7 is read despite the eleventh output";
+  const NumberReading alone = read_number(sevens_are_a_little_not_digits.network, compose(180, 180, row_of("7", 22)));
+  EXPECT_EQ(alone.text(), "");
+  EXPECT_EQ(alone.not_digits.size(), 1u);
 }
 
 TEST(ReadNumber, LooksLikeADigitUnlessNotADigitIsTheMostProbable) {
