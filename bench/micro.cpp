@@ -333,14 +333,18 @@ void BM_AugmentBatchCnnPreset(benchmark::State& state) {
 BENCHMARK(BM_AugmentBatchCnnPreset)->Unit(benchmark::kMillisecond);
 
 // One 28×28 image through the built-in model, already preprocessed.
+// Arg: the threads the caller lends it (1: its own alone; 2: a WorkerPool of 2 shares each
+// convolution's output positions).
 void BM_PredictOneBuiltin(benchmark::State& state) {
   const Model model = parse_model(builtin_model_bytes(), "built-in model");
   const auto image = test_images().image(0);
   Matrix pixels(1, 784);
   for (int i = 0; i < 784; ++i) pixels(0, i) = image[static_cast<std::size_t>(i)];
-  for (auto _ : state) benchmark::DoNotOptimize(model.network.predict_proba(pixels));
+  WorkerPool pool(static_cast<int>(state.range(0)));
+  WorkerPool* threads = state.range(0) > 1 ? &pool : nullptr;
+  for (auto _ : state) benchmark::DoNotOptimize(model.network.predict_proba(pixels, threads));
 }
-BENCHMARK(BM_PredictOneBuiltin);
+BENCHMARK(BM_PredictOneBuiltin)->Arg(1)->Arg(2)->UseRealTime();
 
 void BM_PredictOneSeed(benchmark::State& state) {
   const Network network = seed_network();

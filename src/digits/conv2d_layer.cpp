@@ -410,15 +410,19 @@ void Conv2dLayer::padded_images(const Matrix& X, Eigen::Index first, Eigen::Inde
 // `weights` is Wᵀ (C′ × C·k²) packed.
 void Conv2dLayer::forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, const PackedA& weights,
                                   Matrix& A, Workspace& w) const {
+  for (Eigen::Index n = first; n < first + count; ++n) forward_positions(X, n, 0, output_.height * output_.width, weights, A, w);
+}
+
+void Conv2dLayer::forward_positions(const Matrix& X, Eigen::Index n, long first, long count, const PackedA& weights,
+                                    Matrix& A, Workspace& w) const {
   const long positions = output_.height * output_.width;
-  for (Eigen::Index n = first; n < first + count; ++n) {
-    padded_images(X, n, 1, w);
-    const Windows windows{w.images.data(), window_start_.data(), window_run_.data(), weight_offset_.data(), weight_run_.data(), W.rows()};
-    const GemmOperand columns{.pack = pack_windows, .context = &windows};  // X̂_n (C·k² × H′·W′), never stored
-    float* A_n = A.data() + n * A.cols();
-    gemm(weights, positions, columns, A_n, positions,
-         {.row_bias = b.data(), .activated = A_n, .activated_stride = positions, .activation = activation}, w.panels);
-  }
+  padded_images(X, n, 1, w);
+  // X̂_n's columns first…first+count−1 (C·k² × count), never stored.
+  const Windows windows{w.images.data(), window_start_.data() + first, window_run_.data() + first, weight_offset_.data(), weight_run_.data(), W.rows()};
+  const GemmOperand columns{.pack = pack_windows, .context = &windows};
+  float* Z = A.data() + n * A.cols() + first;  // row o of the block is filter o's map from position `first` on
+  gemm(weights, count, columns, Z, positions,
+       {.row_bias = b.data(), .activated = Z, .activated_stride = positions, .activation = activation}, w.panels);
 }
 
 const Matrix& Conv2dLayer::forward(const Matrix& X, WorkerPool* pool) {
@@ -478,15 +482,33 @@ const Matrix& Conv2dLayer::backward(const Matrix& dA, bool compute_dX, WorkerPoo
   return dX_;
 }
 
-void Conv2dLayer::infer(const Matrix& X, Matrix& A) const {
+void Conv2dLayer::infer(const Matrix& X, Matrix& A, WorkerPool* pool) const {
   A.resize(X.rows(), out());
-  Workspace w;
+  Workspace w[kShares];
   const PackedA* weights = inference_weights_.get();
   if (!weights) {
-    pack_transposed_weights(w.W_packed);
-    weights = &w.W_packed;
+    pack_transposed_weights(w[0].W_packed);
+    weights = &w[0].W_packed;
   }
-  forward_samples(X, 0, X.rows(), *weights, A, w);
+  const int shares = pool ? std::min(pool->threads(), kShares) : 1;
+  if (shares == 1) return forward_samples(X, 0, X.rows(), *weights, A, w[0]);
+  if (X.rows() >= shares) {
+    return run_tasks(pool, shares, [&](int share) {
+      const auto [first, count] = share_of(X.rows(), shares, share);
+      forward_samples(X, first, count, *weights, A, w[share]);
+    });
+  }
+  // A drawing or two: each sample's positions, in whole panels of the product's tile (kNR), so
+  // that no panel is cut in two and padded twice.
+  const long positions = output_.height * output_.width, nr = gemm_blocking().nr;
+  const long panels = (positions + nr - 1) / nr;
+  for (Eigen::Index n = 0; n < X.rows(); ++n) {
+    run_tasks(pool, shares, [&](int share) {
+      const auto [first, count] = share_of(panels, shares, share);
+      const long from = first * nr, to = std::min(positions, (first + count) * nr);
+      if (to > from) forward_positions(X, n, from, to - from, *weights, A, w[share]);
+    });
+  }
 }
 
 void Conv2dLayer::pack_transposed_weights(PackedA& packed) const {

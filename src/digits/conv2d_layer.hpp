@@ -66,7 +66,10 @@ class Conv2dLayer {
   const Matrix& backward(const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);
 
   // Inference forward into a caller's buffer; keeps nothing, so it is safe to call concurrently.
-  void infer(const Matrix& X, Matrix& A) const;
+  // With a `pool`, its threads share the work: the samples, or for a single drawing its output
+  // positions, cut into shares of whole panels of the product (each position's sums are the same
+  // whichever thread makes them, so the output is bit for bit the one without a pool).
+  void infer(const Matrix& X, Matrix& A, WorkerPool* pool = nullptr) const;
   // Packs Wᵀ once, for every infer to come, instead of at each call (6% of a single drawing's
   // prediction). Only for a layer whose W and b will not change again: fold_for_prediction's
   // layers, which are const. A later change to W would not be seen by infer.
@@ -115,6 +118,9 @@ class Conv2dLayer {
   void pack_transposed_weights(PackedA& packed) const;
   void forward_samples(const Matrix& X, Eigen::Index first, Eigen::Index count, const PackedA& weights, Matrix& A,
                        Workspace& w) const;
+  // Sample n's output positions first…first+count−1, every filter: columns of its product.
+  void forward_positions(const Matrix& X, Eigen::Index n, long first, long count, const PackedA& weights, Matrix& A,
+                         Workspace& w) const;
 };
 
 // The output side of a kernel moved over `side` input values: ⌊(side + 2·pad − kernel)/stride⌋ + 1,

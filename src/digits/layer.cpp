@@ -19,8 +19,11 @@ const Matrix& backward(Layer& layer, const Matrix& dA, bool compute_dX, WorkerPo
     else return kind.backward(dA, compute_dX);
   }, layer);
 }
-void infer(const Layer& layer, const Matrix& X, Matrix& A) {
-  std::visit([&](const auto& kind) { kind.infer(X, A); }, layer);
+void infer(const Layer& layer, const Matrix& X, Matrix& A, WorkerPool* pool) {
+  std::visit([&](const auto& kind) {
+    if constexpr (requires { kind.infer(X, A, pool); }) kind.infer(X, A, pool);
+    else kind.infer(X, A);
+  }, layer);
 }
 Shape output_shape(const Layer& layer) {
   return std::visit([](const auto& kind) { return kind.output_shape(); }, layer);

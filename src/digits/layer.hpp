@@ -28,7 +28,7 @@ using Layer = std::variant<DenseLayer, Conv2dLayer, MaxPool2Layer, FlattenLayer,
 // cut a batch into shares (conv2d, dense, pooling, batch norm) run them on `pool`'s threads.
 const Matrix& forward(Layer& layer, const Matrix& X, WorkerPool* pool = nullptr);                      // training forward
 const Matrix& backward(Layer& layer, const Matrix& dA, bool compute_dX, WorkerPool* pool = nullptr);  // returns dX
-void infer(const Layer& layer, const Matrix& X, Matrix& A);                     // inference, const
+void infer(const Layer& layer, const Matrix& X, Matrix& A, WorkerPool* pool = nullptr);  // inference, const (a conv's on `pool`)
 Shape output_shape(const Layer& layer);
 int layer_outputs(const Layer& layer);  // values per sample out: output_shape().size()
 

@@ -180,7 +180,7 @@ void Network::set_threads(int threads) {
   else if (!pool_ || pool_->threads() != threads) pool_ = std::make_shared<WorkerPool>(threads);
 }
 
-Matrix Network::predict_proba(const Matrix& pixels) const {
+Matrix Network::predict_proba(const Matrix& pixels, WorkerPool* pool) const {
   if (pixels.cols() != inputs())
     throw Error("the network takes " + std::to_string(inputs()) + " inputs per image, got " + std::to_string(pixels.cols()));
   // im2col copies each image k² times: a few hundred images at a time keep a conv network's
@@ -190,7 +190,7 @@ Matrix Network::predict_proba(const Matrix& pixels) const {
     Matrix P(pixels.rows(), classes());
     for (Eigen::Index first = 0; first < pixels.rows(); first += kRowsAtOnce) {
       const Eigen::Index count = std::min(kRowsAtOnce, pixels.rows() - first);
-      P.middleRows(first, count) = predict_proba(pixels.middleRows(first, count));
+      P.middleRows(first, count) = predict_proba(pixels.middleRows(first, count), pool);
     }
     return P;
   }
@@ -198,7 +198,7 @@ Matrix Network::predict_proba(const Matrix& pixels) const {
   Matrix next;
   if (folded_) {  // folded once, by fold_for_prediction
     for (const Layer& layer : *folded_) {
-      infer(layer, A, next);
+      infer(layer, A, next, pool);
       A.swap(next);
     }
     softmax(A, A);
@@ -211,10 +211,10 @@ Matrix Network::predict_proba(const Matrix& pixels) const {
     // a training step. Folding costs one pass over the layer's weights: about 17 µs for a dense
     // layer of 512 × 128, where fold_for_prediction's layers spare it.
     if (const BatchNormLayer* bn = batch_norm_after(layers, i)) {
-      infer(*folded_layer(layers[i], *bn), A, next);
+      infer(*folded_layer(layers[i], *bn), A, next, pool);
       ++i;
     } else {
-      infer(layers[i], A, next);
+      infer(layers[i], A, next, pool);
     }
     A.swap(next);
   }

@@ -52,7 +52,11 @@ class Network {
   // Const and keeps no state, so many threads may predict at once. Batch norm uses its running
   // statistics, folded into the layer before it (fold_batch_norm below): by fold_for_prediction's
   // layers when they are there, else at each call.
-  Matrix predict_proba(const Matrix& pixels) const;
+  // With a `pool`, its threads share each convolution (conv2d_layer.hpp: for one drawing, its
+  // output positions), the same bits as without: for a caller who wants one drawing's answer
+  // sooner, not for a server answering many at once (a pool runs one job at a time, so callers
+  // sharing one take turns).
+  Matrix predict_proba(const Matrix& pixels, WorkerPool* pool = nullptr) const;
   // The most probable class of each image.
   std::vector<int> predict(const Matrix& pixels) const;
 

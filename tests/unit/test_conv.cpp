@@ -245,6 +245,35 @@ TEST(Conv2d, InferIsTheTrainingForward) {
   EXPECT_EQ(A, conv.forward(X));
 }
 
+TEST(Conv2d, InferOnAPoolIsTheSameBitsForOneDrawingOrMany) {
+  // One drawing: its output positions cut between the threads in whole panels of the product;
+  // several: the samples. 24 × 24 outputs (576 positions, 18 panels of 32 with AVX-512), 10 × 10
+  // (100: three whole panels and a part) and 7 × 7 (49), valid and same padding, stride 1 and 2.
+  WorkerPool pool(2);
+  int compared = 0;
+  for (const auto& [side, kernel, stride, padding] : {std::tuple{28, 5, 1, Padding::valid}, std::tuple{12, 3, 1, Padding::valid},
+                                                      std::tuple{13, 3, 2, Padding::same}}) {
+    Conv2dLayer conv = random_conv({3, side, side}, 5, kernel, stride, padding, Activation::relu, 8);
+    for (const int batch : {1, 2, 3}) {
+      const Matrix X = random_matrix(batch, conv.in(), 9 + batch);
+      Matrix alone, shared;
+      conv.infer(X, alone);
+      conv.infer(X, shared, &pool);
+      EXPECT_EQ(shared, alone) << side << "², k " << kernel << ", stride " << stride << ", batch " << batch;
+      EXPECT_GT((alone.array() > 0).count(), 0);
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 9);
+  // And a whole prediction of one drawing with the built-in model's architecture, folded and
+  // laid out for inference as a loaded model is (pooling and dense layers run on the caller's thread).
+  Network network(parse_layer_specs("conv5x5x32,bn,pool2,conv5x5x64,bn,pool2,fc256,11"), {1, 28, 28}, Activation::relu, 1.0f / 255);
+  network.initialize(Init::he, 13);
+  network.fold_for_prediction();
+  const Matrix pixels = random_matrix(1, 784, 12).cwiseAbs() * 255.0f;
+  EXPECT_EQ(network.predict_proba(pixels, &pool), network.predict_proba(pixels));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Finite differences. Each layer's output A is scored with a fixed random R, L = Σ R ⊙ A, so
 // dA = R; every analytic gradient is compared with (L(θ + ε) − L(θ − ε)) / 2ε.
