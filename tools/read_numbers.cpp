@@ -8,6 +8,7 @@
 //   read_numbers --count 2000 --seed 1                 # measure the built-in model
 //   read_numbers --count 50 --out numbers/             # also write the images, <number>_<index>.png
 //   read_numbers --glyphs folders/fonts --count 1000   # numbers of handwriting-font digits
+//   read_numbers --glyphs folders/fonts --one-hand     # … each number in one font and weight
 //   read_numbers --errors wrong/                       # write the numbers read wrong, boxes drawn
 //   read_numbers --show-splits                         # each digit read as two: the pieces and the whole
 //
@@ -23,6 +24,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -93,16 +95,25 @@ Glyph glyph_of(const GrayImage& image) {
 struct Glyphs {
   std::vector<Glyph> glyphs;
   std::vector<int> labels;
+  // For a folder: the glyphs of each hand, the file name between the label and the last '_'
+  // (make_digit_folders' "breip_thin" for a font and weight, "strokes_thick" for a pen); MNIST's
+  // test digits carry no writer, so each is its own.
+  std::vector<std::vector<std::size_t>> hands;
+  std::vector<std::size_t> hand_of;  // each glyph's hand
 };
 
 Glyphs glyphs_from(const Dataset& test) {
   Glyphs out;
-  for (std::size_t i = 0; i < test.size(); ++i) out.glyphs.push_back(crop(test, i)), out.labels.push_back(test.labels[i]);
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    out.glyphs.push_back(crop(test, i)), out.labels.push_back(test.labels[i]);
+    out.hand_of.push_back(i), out.hands.push_back({i});
+  }
   return out;
 }
 
 Glyphs glyphs_from(const fs::path& dir) {
   Glyphs out;
+  std::map<std::string, std::size_t> hand_index;
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir))
     if (entry.is_regular_file()) files.push_back(entry.path());
@@ -112,6 +123,10 @@ Glyphs glyphs_from(const fs::path& dir) {
     if (name.size() < 3 || name[0] < '0' || name[0] > '9' || name[1] != '_') continue;  // none_ files and others: not digits
     out.glyphs.push_back(glyph_of(read_image(file)));
     out.labels.push_back(name[0] - '0');
+    const std::string hand = name.substr(2, name.rfind('_') - 2);
+    if (!hand_index.contains(hand)) hand_index[hand] = out.hands.size(), out.hands.emplace_back();
+    out.hand_of.push_back(hand_index[hand]);
+    out.hands[hand_index[hand]].push_back(out.glyphs.size() - 1);
   }
   if (out.glyphs.empty()) throw Error(dir.string() + ": no labelled digit images (<digit>_name.png)");
   return out;
@@ -129,7 +144,8 @@ float sample(const Glyph& g, double u, double v) {
   return static_cast<float>((1 - fy) * ((1 - fx) * at(x, y) + fx * at(x + 1, y)) + fy * ((1 - fx) * at(x, y + 1) + fx * at(x + 1, y + 1)));
 }
 
-Number make_number(const Glyphs& source, std::mt19937_64& rng) {
+// one_hand: every digit after the first is drawn from the first one's hand (Glyphs::hands).
+Number make_number(const Glyphs& source, bool one_hand, std::mt19937_64& rng) {
   std::uniform_int_distribution<int> length_of(2, 6);
   std::uniform_int_distribution<std::size_t> pick(0, source.glyphs.size() - 1);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -138,10 +154,16 @@ Number make_number(const Glyphs& source, std::mt19937_64& rng) {
   const double slope = (unit(rng) - 0.5) * 0.16;          // up to ±4.6° of baseline slope
   const bool dark_on_light = unit(rng) < 0.5;
   std::vector<Glyph> glyphs;
+  std::vector<std::size_t> glyphs_picked;
   std::vector<double> sizes, gaps;
   Number number;
   for (int k = 0; k < length; ++k) {
-    const std::size_t i = pick(rng);
+    std::size_t i = pick(rng);
+    if (one_hand && k > 0) {
+      const std::vector<std::size_t>& hand = source.hands[source.hand_of[glyphs_picked.front()]];
+      i = hand[std::uniform_int_distribution<std::size_t>(0, hand.size() - 1)(rng)];
+    }
+    glyphs_picked.push_back(i);
     glyphs.push_back(source.glyphs[i]);
     number.text += static_cast<char>('0' + source.labels[i]);
     sizes.push_back(scale * (0.85 + 0.3 * unit(rng)));  // sizes vary by up to ±15% within a number
@@ -320,12 +342,13 @@ int main(int argc, char** argv) {
   int count = 1000;
   std::uint64_t seed = 1;
   std::string model_path, out, errors, data = "data/mnist", glyph_dir;
-  bool show = false, show_split = false;
+  bool show = false, show_split = false, one_hand = false;
   app.add_option("--count", count, "Numbers to make")->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "Seed of the numbers");
   app.add_option("--model", model_path, "Model file (default: the built-in model)");
   app.add_option("--data", data, "MNIST folder (its t10k files are used)");
   app.add_option("--glyphs", glyph_dir, "Take the digits from this folder of labelled images (<digit>_name.png) instead of MNIST test");
+  app.add_flag("--one-hand", one_hand, "With --glyphs: each number's digits from one hand (the file name between the label and the last '_': a font and weight, a pen)")->needs("--glyphs");
   app.add_option("--out", out, "Also write each image as <number>_<index>.png in this folder");
   app.add_flag("--show-errors", show, "Print each number read wrong");
   app.add_flag("--show-splits", show_split, "Print each digit read as two or more: the pieces' readings and the joined pieces' reading");
@@ -344,7 +367,7 @@ int main(int argc, char** argv) {
     double six_seconds = 0;
     int sixes = 0;
     for (int i = 0; i < count; ++i) {
-      const Number number = make_number(source, rng);
+      const Number number = make_number(source, one_hand, rng);
       const std::clock_t start = std::clock();
       const NumberReading reading = read_number(model.network, number.image);
       const double seconds = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
