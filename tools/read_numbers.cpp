@@ -96,18 +96,15 @@ struct Glyphs {
   std::vector<Glyph> glyphs;
   std::vector<int> labels;
   // For a folder: the glyphs of each hand, the file name between the label and the last '_'
-  // (make_digit_folders' "breip_thin" for a font and weight, "strokes_thick" for a pen); MNIST's
-  // test digits carry no writer, so each is its own.
+  // (make_digit_folders' "breip_thin" for a font and weight, "strokes_thick" for a pen). Empty for
+  // MNIST's test digits, which carry no writer (--one-hand needs --glyphs).
   std::vector<std::vector<std::size_t>> hands;
   std::vector<std::size_t> hand_of;  // each glyph's hand
 };
 
 Glyphs glyphs_from(const Dataset& test) {
   Glyphs out;
-  for (std::size_t i = 0; i < test.size(); ++i) {
-    out.glyphs.push_back(crop(test, i)), out.labels.push_back(test.labels[i]);
-    out.hand_of.push_back(i), out.hands.push_back({i});
-  }
+  for (std::size_t i = 0; i < test.size(); ++i) out.glyphs.push_back(crop(test, i)), out.labels.push_back(test.labels[i]);
   return out;
 }
 
@@ -154,16 +151,16 @@ Number make_number(const Glyphs& source, bool one_hand, std::mt19937_64& rng) {
   const double slope = (unit(rng) - 0.5) * 0.16;          // up to ±4.6° of baseline slope
   const bool dark_on_light = unit(rng) < 0.5;
   std::vector<Glyph> glyphs;
-  std::vector<std::size_t> glyphs_picked;
   std::vector<double> sizes, gaps;
   Number number;
+  std::size_t first = 0;  // the first digit's glyph, whose hand the others share with one_hand
   for (int k = 0; k < length; ++k) {
-    std::size_t i = pick(rng);
+    std::size_t i = pick(rng);  // drawn for every digit, one hand or not (the documented numbers are these draws)
+    if (k == 0) first = i;
     if (one_hand && k > 0) {
-      const std::vector<std::size_t>& hand = source.hands[source.hand_of[glyphs_picked.front()]];
+      const std::vector<std::size_t>& hand = source.hands[source.hand_of[first]];
       i = hand[std::uniform_int_distribution<std::size_t>(0, hand.size() - 1)(rng)];
     }
-    glyphs_picked.push_back(i);
     glyphs.push_back(source.glyphs[i]);
     number.text += static_cast<char>('0' + source.labels[i]);
     sizes.push_back(scale * (0.85 + 0.3 * unit(rng)));  // sizes vary by up to ±15% within a number
