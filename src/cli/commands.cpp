@@ -136,7 +136,7 @@ void record_results(Metadata& metadata, const TrainTestData& data, const std::ve
   metadata["created"] = utc_timestamp();
   for (const auto& [file, digest] : data.sha256) metadata["dataset.sha256." + file] = digest;
   if (!reports.empty()) {
-    metadata["accuracy.test"] = percent(reports.back().test_accuracy);
+    if (reports.back().test_accuracy >= 0) metadata["accuracy.test"] = percent(reports.back().test_accuracy);
     if (reports.back().train_accuracy >= 0) metadata["accuracy.train"] = percent(reports.back().train_accuracy);
     double seconds = 0;
     for (const EpochReport& r : reports) seconds += r.seconds;
@@ -258,6 +258,7 @@ int run_train_impl(const TrainOptions& options) {
   if (recipe.weight_averaging > 0 && (!options.checkpoint.empty() || !options.resume.empty()))
     throw UsageError("--ema cannot be combined with --checkpoint or --resume: a checkpoint does not hold the averaged weights");
   if (options.validation) recipe.validation = *options.validation;
+  if (options.test_each_epoch) recipe.measure_test_each_epoch = true;
   if (options.patience) recipe.patience = *options.patience;
   if (recipe.patience > 0 && recipe.validation == 0) throw UsageError("--patience needs a validation set (--validation N)");
   if (options.calibrate && options.no_calibrate) throw UsageError("--calibrate and --no-calibrate contradict each other");
@@ -335,9 +336,11 @@ int run_train_impl(const TrainOptions& options) {
     const auto best = std::max_element(reports.begin(), reports.end(), [](const EpochReport& a, const EpochReport& b) { return a.validation_accuracy < b.validation_accuracy; });
     metadata["training.best_epoch"] = std::to_string(best->epoch);
     metadata["accuracy.validation"] = percent(best->validation_accuracy);
-    metadata["accuracy.test"] = percent(evaluate(network, data.test).accuracy());  // of the weights kept
     std::printf("kept the weights of epoch %d (validation %s%%)\n", best->epoch, percent(best->validation_accuracy).c_str());
   }
+  // The final figure, of the weights kept, unless the last epoch's reading of the test set is it.
+  if (!reports.empty() && (recipe.validation > 0 || reports.back().test_accuracy < 0))
+    metadata["accuracy.test"] = percent(evaluate(network, data.test, recipe.threads).accuracy());
   if (recipe.calibrate) {
     metadata["training.temperature"] = number_text(state.temperature);
     std::printf("calibrated: the logits divided by T = %.4g, the temperature of least loss on the validation images\n", state.temperature);

@@ -22,6 +22,7 @@ struct TrainOptions {
   std::optional<std::string> report;  // write the HTML report here (src/report)
   std::vector<std::string> images;  // folders of <label>_anything.png (and none_… for an 11-class network) added to the training images
   bool calibrate = false, no_calibrate = false;  // temperature scaling after training on, or off (the preset's otherwise)
+  bool test_each_epoch = false;  // read the test set after every epoch, though the preset reads it once
   int threads = 0;
 };
 

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--augment", train.augment, "Distort training images: none, default, or e.g. shift=2,rotate=10,scale=0.1,shear=0.1,elastic=34:4,thickness=0.3");
   train_cmd->add_option("--images", train.images, "Also train on these folders of labelled images (<label>_anything.png, and none_anything.png as \"not a digit\" when the last layer has 11 outputs), preprocessed like the app's drawings; never in the validation set (repeat the flag or list several)");
   train_cmd->add_option("--validation", train.validation, "Set aside this many training images; keep the weights of the best validation epoch");
+  train_cmd->add_flag("--test-each-epoch", train.test_each_epoch, "Read the test set after every epoch, for its learning curve (the presets that keep their best validation epoch read it once, at the end)");
   train_cmd->add_option("--patience", train.patience, "Stop after this many epochs without a better validation accuracy")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--checkpoint", train.checkpoint, "Save weights and optimizer state here after every epoch");
   train_cmd->add_option("--resume", train.resume, "Continue from a checkpoint, up to --epochs");

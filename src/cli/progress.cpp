@@ -33,6 +33,7 @@ void TrainingDisplay::epoch(const EpochReport& r) {
   if (live_) std::fprintf(stderr, "\r\033[K");
   std::printf("epoch %3d  loss %.4f", r.epoch, r.loss);
   if (r.train_accuracy >= 0) std::printf("  train %.2f%%", 100 * r.train_accuracy);
+  if (r.validation_accuracy >= 0) std::printf("  validation %.2f%%", 100 * r.validation_accuracy);
   if (r.test_accuracy >= 0) std::printf("  test %.2f%%", 100 * r.test_accuracy);
   std::printf("  %.2fs  %.0f samples/s\n", r.seconds, r.samples_per_second);
   std::fflush(stdout);

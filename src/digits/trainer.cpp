@@ -141,7 +141,7 @@ std::vector<EpochReport> fit(Network& network, const Dataset& train_and_validati
   auto measure = [&](Network snapshot, EpochReport report) {
     if (recipe.measure_train_accuracy) report.train_accuracy = evaluate(snapshot, train, evaluation_threads).accuracy();
     if (recipe.validation > 0) report.validation_accuracy = evaluate(snapshot, validation, evaluation_threads).accuracy();
-    if (test) report.test_accuracy = evaluate(snapshot, *test, evaluation_threads).accuracy();
+    if (test && recipe.measure_test_each_epoch) report.test_accuracy = evaluate(snapshot, *test, evaluation_threads).accuracy();
     return Measured{report, std::move(snapshot)};
   };
   std::vector<EpochReport> reports;

@@ -41,6 +41,10 @@ struct TrainingRecipe {
   int patience = 0;
   std::uint64_t seed = 1;       // the shuffles', augmentations' and dropout masks' seed (the weights have their own)
   bool measure_train_accuracy = true;  // a forward pass over the whole training set each epoch
+  // A forward pass over the test set each epoch, for its learning curve. The recipes that choose
+  // their epoch on a validation set leave it off: the test set is then read once, for the final
+  // figure (the caller's), and an epoch of the `cnn` preset trains with its 10,000 readings saved.
+  bool measure_test_each_epoch = true;
   // Threads: 1 does everything on the calling thread; with 2 or more (0 = one per core), each
   // epoch's evaluation runs on other threads, on a copy of the weights, while the next epoch trains,
   // and the next batch is augmented while the current one trains. The weights are the same either
@@ -83,7 +87,8 @@ struct TrainingObserver {
 
 // Trains the network from its current weights: from epoch state.epochs_done + 1 to recipe.epochs
 // over `train`, reshuffled every epoch, in mini-batches of recipe.batch (the last one smaller if it
-// does not divide). Evaluates on `test` after every epoch when given. Returns one report per epoch.
+// does not divide). Evaluates on `test` after every epoch when given, unless
+// !recipe.measure_test_each_epoch. Returns one report per epoch.
 // `extra` images, when given, join the training images after the validation set has been carved
 // from `train`, so the validation set is the same with or without them and never holds them.
 std::vector<EpochReport> fit(Network& network, const Dataset& train, const Dataset* test, const TrainingRecipe& recipe,

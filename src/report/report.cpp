@@ -258,9 +258,14 @@ std::string training_section(const ReportContents& c) {
           "averaged over the epoch's training images. A blind guess among ten digits scores 2.30 (−log 0.1); a network sure and right "
           "about every image scores 0. Training is the work of pushing this line down.</figcaption></figure>";
   html += "<figure>" + line_chart_svg(accuracy_chart) +
-          "<figcaption><b>How many images it reads right</b>, measured after each epoch: on the training images it learns from";
-  if (measured(validation)) html += ", on validation images set aside from them to choose the best epoch,";
-  html += " and on the test images it never learns from. A widening gap between training and test means the network is memorising its "
+          "<figcaption><b>How many images it reads right</b>, measured after each epoch";
+  std::vector<std::string> sets;
+  if (measured(train)) sets.push_back("the training images it learns from");
+  if (measured(validation)) sets.push_back("validation images set aside from them to choose the best epoch");
+  if (measured(test)) sets.push_back("the test images it never learns from");
+  for (std::size_t i = 0; i < sets.size(); ++i) html += (i == 0 ? ": on " : i + 1 == sets.size() ? " and on " : ", on ") + sets[i];
+  if (!measured(test)) html += " (the test images, which it never learns from, were read once, at the end, for the final figure)";
+  html += ". A widening gap between the images it learns from and those it does not means the network is memorising its "
           "training images rather than learning what digits look like (overfitting). The axis is zoomed to the values.</figcaption></figure></div>";
   return html + "</section>";
 }

@@ -93,6 +93,25 @@ TEST(Training, OneThreadAndManyGiveTheSameWeightsAndReports) {
   }
 }
 
+// A recipe that chooses its epoch on a validation set reads the test set once, at the end, not after
+// every epoch (TrainingRecipe::measure_test_each_epoch); the weights do not depend on it.
+TEST(Training, TheTestSetCanBeLeftUnreadUntilTheEnd) {
+  const Dataset train = blocks_dataset(500, 1), test = blocks_dataset(100, 2);
+  Network a = small_network(3), b = small_network(3);
+  TrainingRecipe each = quick_recipe(), once = quick_recipe();
+  each.validation = once.validation = 100;
+  once.measure_test_each_epoch = false;
+  const auto reports_each = fit(a, train, &test, each);
+  const auto reports_once = fit(b, train, &test, once);
+  EXPECT_TRUE(same_weights(a, b));
+  ASSERT_EQ(reports_once.size(), reports_each.size());
+  for (std::size_t i = 0; i < reports_once.size(); ++i) {
+    EXPECT_GE(reports_each[i].test_accuracy, 0);
+    EXPECT_EQ(reports_once[i].test_accuracy, -1);
+    EXPECT_EQ(reports_once[i].validation_accuracy, reports_each[i].validation_accuracy);
+  }
+}
+
 // A dense layer large enough to split its products (DenseLayer::kSplitWork) cuts them into shares
 // fixed by the sizes alone, so one thread or several train the same weights, bit for bit, as
 // ConvTraining.WeightsDoNotDependOnTheNumberOfThreads checks for convolutions. Batch 130 makes
