@@ -718,6 +718,35 @@ TEST_F(Cli, TrainAddsAFolderOfLabelledImagesToTheTrainingSet) {
   EXPECT_FALSE(fs::exists(dir / "n.safetensors"));
 }
 
+// The presets that keep their best validation epoch read the test set once, at the end, for the
+// final figure; --test-each-epoch reads it after every epoch again. Either way the file records it.
+TEST_F(Cli, TrainReadsTheTestSetOnceUnlessAskedForItsCurve) {
+  write_drawn_mnist(dir / "data");
+  const std::vector<std::string> small = {"train", "--preset", "best", "--layers", "784,16,10", "--epochs", "2", "--batch", "8", "--augment", "none",
+                                          "--data", "data", "--threads", "1"};
+  auto train = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = small;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return digits(args);
+  };
+  Outcome run = train({"--validation", "10", "--out", "once.safetensors"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_CONTAINS(run.out, "epoch   2  loss");
+  EXPECT_CONTAINS(run.out, "validation");
+  EXPECT_EQ(run.out.find("  test "), std::string::npos) << run.out;  // no epoch line reads the test set
+  EXPECT_TRUE(load_model(dir / "once.safetensors").metadata.contains("accuracy.test"));
+
+  run = train({"--validation", "0", "--out", "none.safetensors"});  // nothing to choose on: the last epoch's weights, read once
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out.find("  test "), std::string::npos) << run.out;
+  EXPECT_TRUE(load_model(dir / "none.safetensors").metadata.contains("accuracy.test"));
+
+  run = train({"--validation", "10", "--test-each-epoch", "--out", "curve.safetensors"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_NE(run.out.find("  test "), std::string::npos) << run.out;
+  EXPECT_EQ(load_model(dir / "curve.safetensors").metadata.at("accuracy.test"), load_model(dir / "once.safetensors").metadata.at("accuracy.test"));
+}
+
 // A model file is handed to others: it records the data by its SHA-256s, never where it lay here.
 TEST_F(Cli, ModelFilesRecordNoPathOfThisMachine) {
   write_drawn_mnist(dir / "data");
