@@ -43,7 +43,8 @@ struct TrainingRecipe {
   bool measure_train_accuracy = true;  // a forward pass over the whole training set each epoch
   // A forward pass over the test set each epoch, for its learning curve. The recipes that choose
   // their epoch on a validation set leave it off: the test set is then read once, for the final
-  // figure (the caller's), and an epoch of the `cnn` preset trains with its 10,000 readings saved.
+  // figure (the caller's), and the `cnn` preset's epochs no longer share the cores with 10,000
+  // readings each.
   bool measure_test_each_epoch = true;
   // Threads: 1 does everything on the calling thread; with 2 or more (0 = one per core), each
   // epoch's evaluation runs on other threads, on a copy of the weights, while the next epoch trains,
